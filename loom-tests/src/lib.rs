@@ -1,0 +1,1 @@
+//! Loom models of rtm live in `tests/`; this library is empty.

@@ -1,0 +1,44 @@
+//! [`TrackedCell`]: an `UnsafeCell` whose accesses loom can see.
+//!
+//! Loom does not notice that memory was freed. Every epoch-managed node therefore carries a
+//! zero-sized `alive: TrackedCell<()>`: the one helper that turns a `Shared` into a
+//! reference calls [`TrackedCell::touch`] (a tracked read), and the node's `Drop` calls
+//! [`TrackedCell::retire`] (a tracked write). A free that races a read is then a loom
+//! causality violation instead of a silent pass. In normal builds both are no-ops.
+
+#[cfg(loom)]
+pub(crate) struct TrackedCell<T>(loom::cell::UnsafeCell<T>);
+#[cfg(not(loom))]
+pub(crate) struct TrackedCell<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: the cell is only ever accessed through `touch` (a read of `()` contents that
+// never produces a reference outliving the call) and `retire` (called from `Drop`, which
+// has exclusive access). No value of `T` is shared mutably between threads.
+unsafe impl<T: Send> Sync for TrackedCell<T> {}
+
+impl<T> TrackedCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(loom)]
+        {
+            Self(loom::cell::UnsafeCell::new(value))
+        }
+        #[cfg(not(loom))]
+        {
+            Self(core::cell::UnsafeCell::new(value))
+        }
+    }
+
+    /// A tracked read: "the node is being used now".
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        #[cfg(loom)]
+        self.0.with(|_| ());
+    }
+
+    /// A tracked write: "the node is being destroyed now". Called from `Drop` only.
+    #[inline(always)]
+    pub(crate) fn retire(&mut self) {
+        #[cfg(loom)]
+        self.0.with_mut(|_| ());
+    }
+}

@@ -1,0 +1,172 @@
+//! Unit tests of the trie against a brute-force model.
+
+use super::*;
+use crate::prefix::NetAddress;
+use std::collections::BTreeMap;
+
+struct Val(NetAddress);
+impl Linked for Val {
+    fn touch(&self) {}
+}
+
+fn p(s: &str) -> NetAddress {
+    s.parse().unwrap()
+}
+
+/// A trie plus ownership of its values (boxed, freed at the end of the test).
+struct Fixture {
+    trie: Trie<Val>,
+    owned: Vec<*mut Val>,
+}
+
+impl Fixture {
+    fn new(max: u8) -> Self {
+        Self { trie: Trie::new(max), owned: Vec::new() }
+    }
+    fn insert(&mut self, a: NetAddress) -> bool {
+        let v = Box::into_raw(Box::new(Val(a)));
+        self.owned.push(v);
+        let g = epoch::pin();
+        self.trie.insert(&a, v, &g).is_ok()
+    }
+    fn remove(&mut self, a: NetAddress) -> bool {
+        let g = epoch::pin();
+        let Some(v) = self.trie.get(&a, &g) else { return false };
+        self.trie.remove(&a, v as *const Val, &g)
+    }
+    fn lookup(&self, a: &NetAddress) -> Option<NetAddress> {
+        let g = epoch::pin();
+        self.trie.lookup(a.bytes(), &g).map(|v| v.0)
+    }
+    fn all(&self) -> Vec<NetAddress> {
+        let g = epoch::pin();
+        let mut out = Vec::new();
+        self.trie.for_each(&g, &mut |v| out.push(v.0));
+        out
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        crate::sync::drain_deferred_garbage();
+        for v in self.owned.drain(..) {
+            // SAFETY: test-owned boxes; the trie never frees values.
+            unsafe { drop(Box::from_raw(v)) };
+        }
+    }
+}
+
+#[test]
+fn locate_positions() {
+    assert_eq!(locate(&p("0.0.0.0/0")), (0, 1));
+    assert_eq!(locate(&p("128.0.0.0/1")), (0, 3));
+    assert_eq!(locate(&p("10.0.0.0/8")), (0, 256 + 10));
+    assert_eq!(locate(&p("10.128.0.0/9")), (1, 3));
+    assert_eq!(locate(&p("10.1.2.0/24")), (2, 256 + 2));
+    assert_eq!(locate(&p("10.1.2.3/32")), (3, 256 + 3));
+}
+
+#[test]
+fn insert_get_lookup_remove() {
+    let mut f = Fixture::new(32);
+    for s in ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.1.2.3/32"] {
+        assert!(f.insert(p(s)), "{s}");
+    }
+    assert!(!f.insert(p("10.1.0.0/16")), "duplicate insert returns the existing value");
+    assert_eq!(f.lookup(&p("10.1.2.3")), Some(p("10.1.2.3/32")));
+    assert_eq!(f.lookup(&p("10.1.2.200")), Some(p("10.1.2.128/25")));
+    assert_eq!(f.lookup(&p("10.1.2.4")), Some(p("10.1.2.0/24")));
+    assert_eq!(f.lookup(&p("10.1.3.4")), Some(p("10.1.0.0/16")));
+    assert_eq!(f.lookup(&p("10.2.3.4")), Some(p("10.0.0.0/8")));
+    assert_eq!(f.lookup(&p("11.2.3.4")), Some(p("0.0.0.0/0")));
+    {
+        let g = epoch::pin();
+        let m: Vec<_> = f.trie.matches(p("10.1.2.3").bytes(), 24, &g).iter().map(|v| v.0).collect();
+        assert_eq!(m, vec![p("10.1.2.0/24"), p("10.1.0.0/16"), p("10.0.0.0/8"), p("0.0.0.0/0")]);
+    }
+    assert!(f.remove(p("10.1.2.3/32")));
+    assert!(!f.remove(p("10.1.2.3/32")));
+    assert_eq!(f.lookup(&p("10.1.2.3")), Some(p("10.1.2.0/24")));
+    assert!(f.remove(p("0.0.0.0/0")));
+    assert_eq!(f.lookup(&p("11.2.3.4")), None);
+}
+
+#[test]
+fn emptied_nodes_are_pruned() {
+    let mut f = Fixture::new(32);
+    assert!(f.insert(p("10.1.2.3/32")));
+    {
+        let g = epoch::pin();
+        assert_eq!(f.trie.node_stats(&g).0, 4);
+    }
+    assert!(f.remove(p("10.1.2.3/32")));
+    {
+        let g = epoch::pin();
+        assert_eq!(f.trie.node_stats(&g).0, 1, "all levels below the root are unlinked");
+    }
+    assert!(f.insert(p("10.1.2.3/32")), "re-insert after pruning");
+    assert_eq!(f.lookup(&p("10.1.2.3")), Some(p("10.1.2.3/32")));
+}
+
+#[test]
+fn enumeration_order() {
+    let mut f = Fixture::new(32);
+    let mut v: Vec<NetAddress> = ["10.1.0.0/16", "10.0.0.0/8", "0.0.0.0/0", "10.0.0.0/16", "9.0.0.0/8", "10.0.0.0/9", "10.128.0.0/9", "10.1.2.0/24", "10.1.0.0/24", "10.1.0.0/17"]
+        .iter().map(|s| p(s)).collect();
+    for a in &v {
+        assert!(f.insert(*a));
+    }
+    v.sort();
+    assert_eq!(f.all(), v);
+}
+
+/// A small deterministic generator (xorshift) so the test needs no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn model_lpm(m: &BTreeMap<NetAddress, ()>, a: &NetAddress) -> Option<NetAddress> {
+    (0..=a.len()).rev().map(|l| a.truncate(l)).find(|q| m.contains_key(q))
+}
+
+#[test]
+fn random_against_model_v4_and_v6() {
+    for (fam_max, v6) in [(32u8, false), (128u8, true)] {
+        let mut f = Fixture::new(fam_max);
+        let mut m = BTreeMap::new();
+        let mut r = Rng(0x9e3779b97f4a7c15);
+        for i in 0..4000 {
+            let mut b = [0u8; 16];
+            // Few distinct high bytes, so prefixes nest and nodes are shared and pruned.
+            b[0] = (r.next() % 4) as u8 * 64;
+            for x in b.iter_mut().skip(1) {
+                *x = (r.next() % 3) as u8;
+            }
+            let len = (r.next() % (fam_max as u64 + 1)) as u8;
+            let fam = if v6 { crate::AddressFamily::Ipv6 } else { crate::AddressFamily::Ipv4 };
+            let a = NetAddress::new(fam, &b, len).unwrap();
+            if r.next() % 3 == 0 {
+                assert_eq!(f.remove(a), m.remove(&a).is_some(), "remove {a} at {i}");
+            } else {
+                assert_eq!(f.insert(a), m.insert(a, ()).is_none(), "insert {a} at {i}");
+            }
+            let mut q = b;
+            q[0] = (r.next() % 4) as u8 * 64;
+            let host = NetAddress::new(fam, &q, fam_max).unwrap();
+            assert_eq!(f.lookup(&host), model_lpm(&m, &host), "lookup {host} at {i}");
+        }
+        assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>());
+        // Remove everything: only the root is left.
+        for a in m.keys() {
+            assert!(f.remove(*a));
+        }
+        let g = epoch::pin();
+        assert_eq!(f.trie.node_stats(&g).0, 1);
+    }
+}
