@@ -1,9 +1,28 @@
 //! rtm
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod dest;
+mod entity;
 mod error;
 mod prefix;
+mod query;
+mod route;
 mod sync;
-#[allow(dead_code)]
+mod table;
 mod trie;
+mod update;
+mod view;
+
+pub use dest::DestRef;
+pub use entity::{EntityId, EntityInfo, EntityRef};
 pub use error::{Error, Result};
 pub use prefix::{AddressFamily, NetAddress};
+pub use query::{Best, Guard, RouteMatch};
+pub use route::{
+    flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, RouteRef, RouteState,
+};
+pub use sync::drain_deferred_garbage;
+pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
+pub use view::{ViewId, ViewSet};

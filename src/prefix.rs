@@ -95,7 +95,11 @@ impl NetAddress {
             b[4..].fill(0);
         }
         mask(&mut b, len);
-        Ok(Self { family, len, bytes: b })
+        Ok(Self {
+            family,
+            len,
+            bytes: b,
+        })
     }
 
     /// An IPv4 prefix. Host bits are cleared.
@@ -155,9 +159,12 @@ impl NetAddress {
     /// The address part as an `IpAddr`.
     pub fn addr(&self) -> IpAddr {
         match self.family {
-            AddressFamily::Ipv4 => {
-                IpAddr::V4(Ipv4Addr::new(self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]))
-            }
+            AddressFamily::Ipv4 => IpAddr::V4(Ipv4Addr::new(
+                self.bytes[0],
+                self.bytes[1],
+                self.bytes[2],
+                self.bytes[3],
+            )),
             AddressFamily::Ipv6 => IpAddr::V6(Ipv6Addr::from(self.bytes)),
         }
     }
@@ -178,12 +185,11 @@ impl NetAddress {
         let len = len.min(self.len);
         let mut b = self.bytes;
         mask(&mut b, len);
-        NetAddress { family: self.family, len, bytes: b }
-    }
-
-    /// The bit at position `i` (0 = most significant).
-    pub(crate) fn bit(&self, i: u8) -> bool {
-        (self.bytes[(i / 8) as usize] >> (7 - i % 8)) & 1 == 1
+        NetAddress {
+            family: self.family,
+            len,
+            bytes: b,
+        }
     }
 }
 
@@ -225,7 +231,10 @@ impl FromStr for NetAddress {
                     return Err(Error::InvalidParameter);
                 }
                 let len: u16 = l.parse().map_err(|_| Error::InvalidParameter)?;
-                (a, Some(u8::try_from(len).map_err(|_| Error::InvalidParameter)?))
+                (
+                    a,
+                    Some(u8::try_from(len).map_err(|_| Error::InvalidParameter)?),
+                )
             }
             None => (s, None),
         };
@@ -263,12 +272,12 @@ impl From<NetAddress> for ipnet::IpNet {
     fn from(a: NetAddress) -> Self {
         // The length invariant makes both constructors infallible.
         match a.addr() {
-            IpAddr::V4(v4) => ipnet::IpNet::V4(
-                ipnet::Ipv4Net::new(v4, a.len).unwrap_or_else(|_| unreachable!()),
-            ),
-            IpAddr::V6(v6) => ipnet::IpNet::V6(
-                ipnet::Ipv6Net::new(v6, a.len).unwrap_or_else(|_| unreachable!()),
-            ),
+            IpAddr::V4(v4) => {
+                ipnet::IpNet::V4(ipnet::Ipv4Net::new(v4, a.len).unwrap_or_else(|_| unreachable!()))
+            }
+            IpAddr::V6(v6) => {
+                ipnet::IpNet::V6(ipnet::Ipv6Net::new(v6, a.len).unwrap_or_else(|_| unreachable!()))
+            }
         }
     }
 }
@@ -307,12 +316,30 @@ mod tests {
     #[test]
     fn invalid_input_is_an_error() {
         for s in [
-            "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0/8",
-            "x/8", "", "/8", "10.0.0.0/8/8", "10.0.0.0/ 8", "10.0.0.0/0x8", "1.2.3.4/1000",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "10.0.0/8",
+            "x/8",
+            "",
+            "/8",
+            "10.0.0.0/8/8",
+            "10.0.0.0/ 8",
+            "10.0.0.0/0x8",
+            "1.2.3.4/1000",
         ] {
-            assert_eq!(s.parse::<NetAddress>(), Err(Error::InvalidParameter), "{s:?}");
+            assert_eq!(
+                s.parse::<NetAddress>(),
+                Err(Error::InvalidParameter),
+                "{s:?}"
+            );
         }
-        assert_eq!(NetAddress::v4(Ipv4Addr::LOCALHOST, 33), Err(Error::InvalidParameter));
+        assert_eq!(
+            NetAddress::v4(Ipv4Addr::LOCALHOST, 33),
+            Err(Error::InvalidParameter)
+        );
         assert_eq!(
             NetAddress::new(AddressFamily::Ipv6, &[0; 16], 129),
             Err(Error::InvalidParameter)
@@ -321,8 +348,12 @@ mod tests {
 
     #[test]
     fn ipv4_ignores_trailing_bytes() {
-        let a = NetAddress::new(AddressFamily::Ipv4, &[10, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9], 8)
-            .unwrap();
+        let a = NetAddress::new(
+            AddressFamily::Ipv4,
+            &[10, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9],
+            8,
+        )
+        .unwrap();
         assert_eq!(a, p("10.0.0.0/8"));
     }
 
@@ -342,12 +373,21 @@ mod tests {
     fn ordering_is_address_then_length() {
         let mut v = vec![p("10.0.0.0/16"), p("10.0.0.0/8"), p("9.0.0.0/8"), p("::/0")];
         v.sort();
-        assert_eq!(v, vec![p("9.0.0.0/8"), p("10.0.0.0/8"), p("10.0.0.0/16"), p("::/0")]);
+        assert_eq!(
+            v,
+            vec![p("9.0.0.0/8"), p("10.0.0.0/8"), p("10.0.0.0/16"), p("::/0")]
+        );
     }
 
     #[test]
     fn ipnet_round_trip() {
-        for s in ["10.0.0.0/8", "0.0.0.0/0", "1.2.3.4/32", "2001:db8::/48", "::/0"] {
+        for s in [
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "1.2.3.4/32",
+            "2001:db8::/48",
+            "::/0",
+        ] {
             let n: ipnet::IpNet = s.parse().unwrap();
             let a = NetAddress::from(n);
             assert_eq!(a, p(s));
@@ -361,13 +401,5 @@ mod tests {
         assert_eq!(AddressFamily::from_af(23), Ok(AddressFamily::Ipv6));
         assert_eq!(AddressFamily::from_af(7), Err(Error::InvalidParameter));
         assert_eq!(AddressFamily::Ipv6.to_af(), 23);
-    }
-
-    #[test]
-    fn bits() {
-        let a = p("128.0.0.1");
-        assert!(a.bit(0));
-        assert!(!a.bit(1));
-        assert!(a.bit(31));
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! | name | normal build | `cfg(loom)` |
 //! |---|---|---|
-//! | atomics, `fence`, `Arc`, `Mutex` | `std::sync` | `loom::sync` |
+//! | atomics, `fence`, `Arc` | `std::sync` | `loom::sync` |
 //! | `epoch` | `crossbeam_epoch` | `crossbeam_epoch` compiled in its own loom mode |
 //! | [`TrackedCell`] | `UnsafeCell` | `loom::cell::UnsafeCell` (liveness of epoch nodes) |
 //! | [`RouteCell`] | `arc_swap::ArcSwap` | a loom model of arc-swap's documented contract |
@@ -31,13 +31,13 @@ pub(crate) use route_cell::{RouteCell, RouteGuard};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard,
+    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    Arc,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard,
+    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    Arc,
 };
 
 /// The epoch-based reclamation crate (its loom mode under `cfg(loom)`).
@@ -56,17 +56,98 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
-/// Locks a mutex, treating poisoning as recoverable: every critical section in the crate
-/// leaves the protected data consistent before anything that can panic, so a poisoned
-/// lock still holds valid data and nothing panics across the API.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    #[cfg(loom)]
-    {
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// A counter that many threads add to: sharded over cache lines so that writers on
+/// different threads do not contend; `sum` is exact once the adders are done.
+pub(crate) struct Counter {
     #[cfg(not(loom))]
-    {
-        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shards: [CachePadded<std::sync::atomic::AtomicIsize>; 16],
+    #[cfg(loom)]
+    total: loom::sync::atomic::AtomicIsize,
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        // Relaxed: only spreads threads over shards; any value is correct.
+        NEXT.fetch_add(1, Ordering::Relaxed) % 16
+    };
+}
+
+impl Counter {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const Z: CachePadded<std::sync::atomic::AtomicIsize> =
+            CachePadded::new(std::sync::atomic::AtomicIsize::new(0));
+        Self { shards: [Z; 16] }
+    }
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            total: loom::sync::atomic::AtomicIsize::new(0),
+        }
+    }
+
+    /// Adds `n`. Relaxed: the counter is a statistic; it orders nothing.
+    #[inline]
+    pub(crate) fn add(&self, n: isize) {
+        #[cfg(not(loom))]
+        {
+            let i = SHARD.try_with(|s| *s).unwrap_or(0);
+            self.shards[i].fetch_add(n, Ordering::Relaxed);
+        }
+        #[cfg(loom)]
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum of all shards.
+    pub(crate) fn sum(&self) -> isize {
+        #[cfg(not(loom))]
+        {
+            self.shards.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+        }
+        #[cfg(loom)]
+        {
+            self.total.load(Ordering::Relaxed)
+        }
+    }
+}
+
+/// Process-wide count of allocated destination objects (including ones awaiting epoch
+/// reclamation). Not maintained under loom (loom checks leaks itself).
+pub(crate) static LIVE_DESTS: LiveCount = LiveCount::new();
+/// Process-wide count of allocated route objects.
+pub(crate) static LIVE_ROUTES: LiveCount = LiveCount::new();
+
+/// A process-wide [`Counter`] usable in a `static` (a no-op under loom, whose atomics
+/// cannot live in statics across model iterations).
+pub(crate) struct LiveCount {
+    #[cfg(not(loom))]
+    c: Counter,
+}
+
+impl LiveCount {
+    const fn new() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            c: Counter::new(),
+        }
+    }
+    #[inline]
+    pub(crate) fn add(&self, _n: isize) {
+        #[cfg(not(loom))]
+        self.c.add(_n);
+    }
+    pub(crate) fn sum(&self) -> isize {
+        #[cfg(not(loom))]
+        {
+            self.c.sum()
+        }
+        #[cfg(loom)]
+        {
+            0
+        }
     }
 }
 

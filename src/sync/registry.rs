@@ -53,17 +53,6 @@ impl<K: Eq + Hash + Clone, V: Clone> Registry<K, V> {
         }
     }
 
-    pub(crate) fn get(&self, key: &K) -> Option<V> {
-        #[cfg(not(loom))]
-        {
-            self.map.get(key).map(|v| v.clone())
-        }
-        #[cfg(loom)]
-        {
-            self.map.lock().unwrap().get(key).cloned()
-        }
-    }
-
     /// Removes `key` if `pred(value)` holds.
     pub(crate) fn remove_if(&self, key: &K, pred: impl FnOnce(&V) -> bool) -> Option<V> {
         #[cfg(not(loom))]
@@ -93,20 +82,4 @@ impl<K: Eq + Hash + Clone, V: Clone> Registry<K, V> {
             self.map.lock().unwrap().values().cloned().collect()
         }
     }
-
-    /// Removes every entry and returns the values.
-    pub(crate) fn drain(&self) -> Vec<V> {
-        #[cfg(not(loom))]
-        {
-            let keys: Vec<K> = self.map.iter().map(|e| e.key().clone()).collect();
-            keys.iter()
-                .filter_map(|k| self.map.remove(k).map(|(_, v)| v))
-                .collect()
-        }
-        #[cfg(loom)]
-        {
-            self.map.lock().unwrap().drain().map(|(_, v)| v).collect()
-        }
-    }
 }
-

@@ -72,7 +72,10 @@ mod imp {
     impl<T> RouteCell<T> {
         pub(crate) fn new(value: Arc<T>) -> Self {
             let ptr = AtomicPtr::new(Arc::as_ptr(&value) as *mut T);
-            Self { ptr, keep: Mutex::new(vec![value]) }
+            Self {
+                ptr,
+                keep: Mutex::new(vec![value]),
+            }
         }
 
         pub(crate) fn load(&self) -> RouteGuard<T> {

@@ -1,0 +1,382 @@
+//! Destinations: a prefix, its arc-swapped route-list snapshot, and a reference count.
+//!
+//! # Route lists
+//! [`RouteList`] is an immutable snapshot: the routes sorted best-first (see
+//! `route::selection_order`), a generation number, the next creation sequence, and a `dead`
+//! flag. A writer changes a destination by building a new snapshot and compare-and-swapping
+//! it in ([`Dest::modify`]); a failed CAS rebuilds from the newer snapshot, so two racing
+//! writers never lose an update. Readers load a snapshot without blocking and always see a
+//! whole one. The best route of a view is the first entry that belongs to it.
+//!
+//! # Death
+//! A destination leaves the table when its last route is deleted: the deleting writer
+//! swaps in a *dead* snapshot (in the same CAS that removes the route) and then unlinks the
+//! destination from the trie. A dead snapshot is final. A writer that finds a dead
+//! destination still linked helps unlink it and retries, creating a fresh destination; so
+//! removal racing an add to the same prefix never loses the add.
+//!
+//! # References
+//! `refs` counts: one for the trie link (held from insertion until unlink), one per route
+//! object on it, one per [`DestRef`]. Taking a reference from a pointer found in the trie
+//! uses [`Dest::try_ref`], which never increments from zero (a destination at zero is
+//! already retired). The last release retires the destination with `defer_destroy`,
+//! because lock-free readers may still hold its pointer from an old trie node.
+
+use crate::prefix::NetAddress;
+use crate::route::{selection_order, Route, RouteInfo, RouteRef};
+use crate::sync::epoch;
+use crate::sync::{fence, Arc, AtomicUsize, Ordering, RouteCell, TrackedCell};
+use crate::trie::Linked;
+use crate::view::{ViewId, ViewSet};
+use core::fmt;
+use core::ptr::NonNull;
+
+/// One route in a snapshot: its identity and the version this snapshot holds.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) route: Arc<Route>,
+    pub(crate) info: Arc<RouteInfo>,
+}
+
+/// An immutable route-list snapshot. See the module docs.
+pub(crate) struct RouteList {
+    pub(crate) gen: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) dead: bool,
+    pub(crate) entries: Box<[Entry]>,
+}
+
+impl RouteList {
+    pub(crate) fn new(gen: u64, next_seq: u64, mut entries: Vec<Entry>) -> Self {
+        entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
+        Self {
+            gen,
+            next_seq,
+            dead: false,
+            entries: entries.into_boxed_slice(),
+        }
+    }
+
+    pub(crate) fn dead(gen: u64) -> Self {
+        Self {
+            gen,
+            next_seq: 0,
+            dead: true,
+            entries: Box::new([]),
+        }
+    }
+
+    /// The best route of view `v`: the first entry belonging to it.
+    #[inline]
+    pub(crate) fn best(&self, v: ViewId) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.info.views.contains(v))
+    }
+
+    /// Index of the best route of view `v`.
+    #[inline]
+    pub(crate) fn best_index(&self, v: ViewId) -> Option<usize> {
+        self.entries.iter().position(|e| e.info.views.contains(v))
+    }
+
+    /// The union of the routes' views.
+    pub(crate) fn views(&self) -> ViewSet {
+        self.entries
+            .iter()
+            .fold(ViewSet::ANY, |acc, e| acc | e.info.views)
+    }
+
+    /// Whether some route belongs to one of `views` (any route at all for `ViewSet::ANY`).
+    pub(crate) fn has_route_in(&self, views: ViewSet) -> bool {
+        if views.is_empty() {
+            !self.entries.is_empty()
+        } else {
+            self.entries.iter().any(|e| e.info.views.intersects(views))
+        }
+    }
+
+    pub(crate) fn position(&self, r: &Arc<Route>) -> Option<usize> {
+        self.entries.iter().position(|e| Arc::ptr_eq(&e.route, r))
+    }
+}
+
+/// A destination. See the module docs.
+pub(crate) struct Dest {
+    alive: TrackedCell<()>,
+    pub(crate) prefix: NetAddress,
+    refs: AtomicUsize,
+    pub(crate) routes: RouteCell<RouteList>,
+}
+
+impl Linked for Dest {
+    #[inline(always)]
+    fn touch(&self) {
+        self.alive.touch();
+    }
+}
+
+impl Drop for Dest {
+    fn drop(&mut self) {
+        self.alive.retire();
+        crate::sync::LIVE_DESTS.add(-1);
+    }
+}
+
+impl Dest {
+    /// A new, unlinked destination with an empty snapshot and one reference, which the
+    /// returned pointer holds (it becomes the trie link once inserted).
+    pub(crate) fn new(prefix: NetAddress) -> DestPtr {
+        crate::sync::LIVE_DESTS.add(1);
+        let d = Box::new(Dest {
+            alive: TrackedCell::new(()),
+            prefix,
+            refs: AtomicUsize::new(1),
+            routes: RouteCell::new(Arc::new(RouteList::new(0, 0, Vec::new()))),
+        });
+        DestPtr(NonNull::from(Box::leak(d)))
+    }
+
+    /// Takes a reference unless the count is already zero (the destination is retired).
+    /// Only call with a pointer that is valid now (found under a pin).
+    pub(crate) fn try_ref(&self) -> Option<DestPtr> {
+        #[cfg(rtm_mutant = "unchecked_inc")]
+        {
+            self.refs.fetch_add(1, Ordering::Relaxed);
+            return Some(DestPtr(NonNull::from(self)));
+        }
+        #[cfg(not(rtm_mutant = "unchecked_inc"))]
+        {
+            // Relaxed is enough for the increment: the caller already reaches the
+            // destination through a pointer loaded with Acquire (trie) and keeps it alive
+            // by its pin until the count is raised; the count protects nothing published
+            // by the previous holder. Never from zero: zero means retired.
+            let mut n = self.refs.load(Ordering::Relaxed);
+            loop {
+                if n == 0 {
+                    return None;
+                }
+                match self.refs.compare_exchange_weak(
+                    n,
+                    n + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(DestPtr(NonNull::from(self))),
+                    Err(m) => n = m,
+                }
+            }
+        }
+    }
+
+    /// Replaces the snapshot by `f(current)` with a CAS loop. `f` returns the new snapshot
+    /// and a result, or an error which is returned as is (nothing changed). Returns the
+    /// snapshot replaced, the one installed, and `f`'s result.
+    pub(crate) fn modify<R, E>(
+        &self,
+        mut f: impl FnMut(&RouteList) -> Result<(RouteList, R), E>,
+    ) -> Result<(Arc<RouteList>, Arc<RouteList>, R), E> {
+        loop {
+            let cur = self.routes.load_full();
+            let (next, r) = f(&cur)?;
+            let next = Arc::new(next);
+            #[cfg(rtm_mutant = "lost_update")]
+            {
+                self.routes.store(next.clone());
+                return Ok((cur, next, r));
+            }
+            #[cfg(not(rtm_mutant = "lost_update"))]
+            {
+                // The cell's swap is SeqCst (release side) and its loads Acquire: a reader
+                // that sees `next` sees every entry built into it.
+                if self.routes.compare_and_swap(&cur, next.clone()) {
+                    return Ok((cur, next, r));
+                }
+            }
+            crate::sync::spin_hint();
+        }
+    }
+}
+
+/// An owned, counted reference to a [`Dest`] (the engine-internal form of a handle).
+pub(crate) struct DestPtr(NonNull<Dest>);
+
+// SAFETY: the pointee is `Sync` (atomics, arc-swap, immutable fields) and the count keeps
+// it alive wherever the pointer travels.
+unsafe impl Send for DestPtr {}
+// SAFETY: as above; `&DestPtr` only gives `&Dest`.
+unsafe impl Sync for DestPtr {}
+
+impl DestPtr {
+    pub(crate) fn as_ptr(&self) -> *const Dest {
+        self.0.as_ptr()
+    }
+
+    /// Gives up this reference without releasing it (the trie now holds it).
+    pub(crate) fn into_link(self) -> *const Dest {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Re-owns the trie's link reference after a successful unlink.
+    ///
+    /// # Safety
+    /// `p` must be a link reference the caller just unlinked (so it owns it).
+    pub(crate) unsafe fn from_link(p: *const Dest) -> DestPtr {
+        // SAFETY: link pointers are non-null destinations (forwarded contract).
+        DestPtr(unsafe { NonNull::new_unchecked(p as *mut Dest) })
+    }
+}
+
+impl core::ops::Deref for DestPtr {
+    type Target = Dest;
+    #[inline]
+    fn deref(&self) -> &Dest {
+        // SAFETY: this pointer holds a reference, so the count is >= 1 and the destination
+        // has not been retired.
+        let d = unsafe { self.0.as_ref() };
+        d.alive.touch();
+        d
+    }
+}
+
+impl Clone for DestPtr {
+    fn clone(&self) -> Self {
+        // Relaxed: we already hold a reference (count >= 1), as in `Arc::clone`.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        DestPtr(self.0)
+    }
+}
+
+impl Drop for DestPtr {
+    fn drop(&mut self) {
+        // Release orders this holder's uses of the destination before the decrement; the
+        // last releaser's Acquire fence pairs with every other releaser's Release, so the
+        // destruction happens after all of their uses.
+        #[cfg(not(rtm_mutant = "relaxed_release"))]
+        let prev = self.refs.fetch_sub(1, Ordering::Release);
+        #[cfg(rtm_mutant = "relaxed_release")]
+        let prev = self.refs.fetch_sub(1, Ordering::Relaxed);
+        if prev != 1 {
+            return;
+        }
+        #[cfg(not(rtm_mutant = "relaxed_release"))]
+        fence(Ordering::Acquire);
+        #[cfg(rtm_mutant = "leak_node")]
+        return;
+        #[allow(unreachable_code)]
+        {
+            let p = self.0.as_ptr();
+            #[cfg(not(rtm_mutant = "free_immediately"))]
+            {
+                let g = epoch::pin();
+                // SAFETY: the count reached zero, so no handle, route or trie link refers to
+                // the destination any more and `try_ref` can no longer succeed; lock-free
+                // readers that found it in an old trie node are pinned, and the deferred
+                // free waits for them. `p` came from `Box::leak` in `Dest::new`.
+                unsafe { g.defer_unchecked(move || drop(Box::from_raw(p))) };
+            }
+            #[cfg(rtm_mutant = "free_immediately")]
+            // SAFETY: deliberately unsound (mutation check).
+            unsafe {
+                drop(Box::from_raw(p))
+            };
+        }
+    }
+}
+
+/// A reference-counted pin of a destination (RTMv2 destination handle). `Clone` adds a
+/// reference, `Drop` releases it. A destination that left the table (its last route was
+/// deleted) stays readable through its handles and shows no routes.
+#[derive(Clone)]
+#[must_use = "dropping a DestRef releases the destination handle"]
+pub struct DestRef {
+    pub(crate) dest: DestPtr,
+}
+
+impl DestRef {
+    /// The prefix.
+    pub fn prefix(&self) -> NetAddress {
+        self.dest.prefix
+    }
+
+    /// Whether the destination has left the table.
+    pub fn is_deleted(&self) -> bool {
+        self.dest.routes.load().dead
+    }
+
+    /// A consistent snapshot of the routes, best first.
+    pub fn routes(&self) -> Vec<RouteRef> {
+        self.dest
+            .routes
+            .load()
+            .entries
+            .iter()
+            .map(|e| RouteRef {
+                route: e.route.clone(),
+            })
+            .collect()
+    }
+
+    /// The snapshot's routes and the versions the snapshot holds, best first.
+    pub fn route_infos(&self) -> Vec<(RouteRef, Arc<RouteInfo>)> {
+        self.dest
+            .routes
+            .load()
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    RouteRef {
+                        route: e.route.clone(),
+                    },
+                    e.info.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The best route of view `v`, if any.
+    pub fn best(&self, v: ViewId) -> Option<RouteRef> {
+        self.dest.routes.load().best(v).map(|e| RouteRef {
+            route: e.route.clone(),
+        })
+    }
+
+    /// The best route of view `v` among routes whose owner's protocol id is `protocol`.
+    pub fn best_of_protocol(&self, v: ViewId, protocol: u32) -> Option<RouteRef> {
+        self.dest
+            .routes
+            .load()
+            .entries
+            .iter()
+            .find(|e| e.info.views.contains(v) && e.info.owner.protocol == protocol)
+            .map(|e| RouteRef {
+                route: e.route.clone(),
+            })
+    }
+
+    /// The views the destination has routes in.
+    pub fn views(&self) -> ViewSet {
+        self.dest.routes.load().views()
+    }
+
+    /// Number of routes (in any view).
+    pub fn route_count(&self) -> usize {
+        self.dest.routes.load().entries.len()
+    }
+
+    /// Whether two handles name the same destination object.
+    pub fn ptr_eq(&self, other: &DestRef) -> bool {
+        self.dest.as_ptr() == other.dest.as_ptr()
+    }
+}
+
+impl fmt::Debug for DestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DestRef")
+            .field("prefix", &self.prefix())
+            .field("routes", &self.route_count())
+            .field("deleted", &self.is_deleted())
+            .finish()
+    }
+}

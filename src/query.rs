@@ -1,0 +1,272 @@
+//! Queries: the lock-free fast path ([`Table::lookup`]) and the handle-returning RTMv2
+//! queries (exact, most specific, less specific, exact route).
+//!
+//! # What a query observes under concurrent change
+//! * The trie walk sees each node as of one instant (nodes are immutable, swapped by CAS);
+//!   a destination linked or unlinked meanwhile may or may not be found.
+//! * A destination's routes are read from one snapshot: a query never sees half an update.
+//! * A destination found in the trie may die (its last route deleted) after it was found:
+//!   the fast path then reports what the snapshot it loaded says (possibly the route that
+//!   was just withdrawn — it was valid when the lookup started), and falls back to shorter
+//!   prefixes if that snapshot has no route in the view.
+//! * Handle-returning queries take a reference with a try-increment that fails on a
+//!   retired destination; such a candidate is skipped as if it had not been found.
+
+use crate::dest::{Dest, DestRef, RouteList};
+use crate::entity::EntityId;
+use crate::error::{Error, Result};
+use crate::prefix::NetAddress;
+use crate::route::{NextHop, RouteInfo, RouteRef};
+use crate::sync::{epoch, RouteGuard};
+use crate::table::Table;
+use crate::view::{ViewId, ViewSet};
+use std::net::IpAddr;
+
+/// A pinned epoch: the scope of fast-path lookups. Pin once, look up many addresses, drop
+/// it soon (a guard held for long delays memory reclamation for every thread). Not `Send`.
+#[must_use]
+pub struct Guard {
+    g: epoch::Guard,
+}
+
+impl Table {
+    /// Pins the epoch for a batch of fast-path lookups.
+    #[inline]
+    pub fn pin(&self) -> Guard {
+        Guard { g: epoch::pin() }
+    }
+
+    /// Longest-prefix match in the unicast view: the best unicast route of the most
+    /// specific destination covering `addr` that has one. Lock-free, no reference-count
+    /// traffic: the result borrows the destination (tied to the guard) and holds the route
+    /// list snapshot it read.
+    ///
+    /// `addr` is normally a host address; a shorter `addr` only matches prefixes at most
+    /// that long. An address of the other family finds nothing.
+    #[inline]
+    pub fn lookup<'a>(&'a self, addr: &NetAddress, guard: &'a Guard) -> Option<Best<'a>> {
+        self.lookup_in(addr, ViewId::UNICAST, guard)
+    }
+
+    /// [`lookup`](Self::lookup) of an `IpAddr`.
+    #[inline]
+    pub fn lookup_ip<'a>(&'a self, addr: IpAddr, guard: &'a Guard) -> Option<Best<'a>> {
+        self.lookup_in(&NetAddress::host(addr), ViewId::UNICAST, guard)
+    }
+
+    /// [`lookup`](Self::lookup) in view `view`.
+    #[inline]
+    pub fn lookup_in<'a>(
+        &'a self,
+        addr: &NetAddress,
+        view: ViewId,
+        guard: &'a Guard,
+    ) -> Option<Best<'a>> {
+        let t = &self.inner;
+        if addr.family() != t.family {
+            return None;
+        }
+        if addr.len() == t.family.max_len() {
+            if let Some(dest) = t.trie.lookup(addr.bytes(), &guard.g) {
+                let list = dest.routes.load();
+                if let Some(idx) = list.best_index(view) {
+                    return Some(Best { dest, list, idx });
+                }
+            }
+        }
+        // Slow path: the longest match has no route in this view (mixed views, or it died
+        // under us); try every covering prefix, longest first.
+        for dest in t.trie.matches(addr.bytes(), addr.len(), &guard.g) {
+            let list = dest.routes.load();
+            if let Some(idx) = list.best_index(view) {
+                return Some(Best { dest, list, idx });
+            }
+        }
+        None
+    }
+
+    fn check_views(&self, views: ViewSet) -> Result<()> {
+        if views.is_empty() || self.inner.profile.views_supported.is_superset(views) {
+            Ok(())
+        } else {
+            Err(Error::NotSupported)
+        }
+    }
+
+    fn check_family(&self, a: &NetAddress) -> Result<()> {
+        if a.family() == self.inner.family {
+            Ok(())
+        } else {
+            Err(Error::InvalidParameter)
+        }
+    }
+
+    /// The first candidate (longest first) that has a route in `views` and can still be
+    /// referenced.
+    fn first_in<'g>(cands: impl IntoIterator<Item = &'g Dest>, views: ViewSet) -> Result<DestRef> {
+        for d in cands {
+            if d.routes.load().has_route_in(views) {
+                if let Some(dest) = d.try_ref() {
+                    return Ok(DestRef { dest });
+                }
+            }
+        }
+        Err(Error::NotFound)
+    }
+
+    /// The destination of exactly `prefix` (`RtmGetExactMatchDestination`). With a
+    /// non-empty `views`, a destination without a route in those views is not found.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::InvalidParameter`] for the wrong family;
+    /// [`Error::NotSupported`] for unsupported views.
+    pub fn get(&self, prefix: &NetAddress, views: ViewSet) -> Result<DestRef> {
+        self.check_family(prefix)?;
+        self.check_views(views)?;
+        let g = epoch::pin();
+        Self::first_in(self.inner.trie.get(prefix, &g), views)
+    }
+
+    /// Longest-prefix match returning a handle (`RtmGetMostSpecificDestination`): the most
+    /// specific destination covering `addr`, at most `addr.len()` long, with a route in
+    /// `views` (any route for [`ViewSet::ANY`]).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn most_specific(&self, addr: &NetAddress, views: ViewSet) -> Result<DestRef> {
+        self.check_family(addr)?;
+        self.check_views(views)?;
+        let g = epoch::pin();
+        if addr.len() == self.inner.family.max_len() {
+            if let Some(d) = self.inner.trie.lookup(addr.bytes(), &g) {
+                if let Ok(r) = Self::first_in(Some(d), views) {
+                    return Ok(r);
+                }
+            }
+        }
+        Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views)
+    }
+
+    /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
+    /// with a route in `views`. Repeat to walk up to the default route; after it,
+    /// [`Error::NotFound`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn less_specific(&self, dest: &DestRef, views: ViewSet) -> Result<DestRef> {
+        let p = dest.prefix();
+        self.check_family(&p)?;
+        self.check_views(views)?;
+        if p.len() == 0 {
+            return Err(Error::NotFound);
+        }
+        let g = epoch::pin();
+        Self::first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views)
+    }
+
+    /// The first route on exactly `prefix`, best first, that belongs to `views` and meets
+    /// `criteria` (`RtmGetExactMatchRoute`).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn get_route(
+        &self,
+        prefix: &NetAddress,
+        criteria: &RouteMatch,
+        views: ViewSet,
+    ) -> Result<RouteRef> {
+        self.check_family(prefix)?;
+        self.check_views(views)?;
+        let g = epoch::pin();
+        let d = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
+        let list = d.routes.load();
+        list.entries
+            .iter()
+            .find(|e| {
+                (views.is_empty() || e.info.views.intersects(views)) && criteria.matches(&e.info)
+            })
+            .map(|e| RouteRef {
+                route: e.route.clone(),
+            })
+            .ok_or(Error::NotFound)
+    }
+}
+
+/// Criteria of [`Table::get_route`] (`RTM_MATCH_*`); `None` fields match anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// `RTM_MATCH_OWNER`: the owning entity.
+    pub owner: Option<EntityId>,
+    /// `RTM_MATCH_NEIGHBOUR`: the neighbour (`Some(None)` matches routes without one).
+    pub neighbour: Option<Option<NextHop>>,
+    /// `RTM_MATCH_PREF`: preference *and* metric.
+    pub preference: Option<(u32, u32)>,
+    /// `RTM_MATCH_NEXTHOP`: the route has this next hop among its next hops.
+    pub next_hop: Option<NextHop>,
+    /// `RTM_MATCH_INTERFACE`: the route has a next hop on this interface.
+    pub interface: Option<u32>,
+}
+
+impl RouteMatch {
+    /// Whether `info` meets every given criterion.
+    pub fn matches(&self, info: &RouteInfo) -> bool {
+        self.owner.is_none_or(|o| info.owner == o)
+            && self.neighbour.is_none_or(|n| info.neighbour == n)
+            && self
+                .preference
+                .is_none_or(|(p, m)| info.preference == p && info.metric == m)
+            && self.next_hop.is_none_or(|nh| info.next_hops.contains(&nh))
+            && self
+                .interface
+                .is_none_or(|i| info.next_hops.iter().any(|nh| nh.interface == i))
+    }
+}
+
+/// The result of a fast-path lookup: a borrowed destination and the best route of the
+/// requested view in the snapshot the lookup read.
+pub struct Best<'a> {
+    dest: &'a Dest,
+    list: RouteGuard<RouteList>,
+    idx: usize,
+}
+
+impl<'a> Best<'a> {
+    /// The matched destination's prefix.
+    #[inline]
+    pub fn prefix(&self) -> NetAddress {
+        self.dest.prefix
+    }
+
+    /// The best route's contents.
+    #[inline]
+    pub fn route(&self) -> &RouteInfo {
+        &self.list.entries[self.idx].info
+    }
+
+    /// The best route's next hops.
+    #[inline]
+    pub fn next_hops(&self) -> &[NextHop] {
+        &self.list.entries[self.idx].info.next_hops
+    }
+
+    /// A counted handle to the best route (this one costs a reference count).
+    pub fn to_ref(&self) -> RouteRef {
+        RouteRef {
+            route: self.list.entries[self.idx].route.clone(),
+        }
+    }
+
+    /// A counted handle to the destination, unless it was retired meanwhile.
+    pub fn dest(&self) -> Option<DestRef> {
+        self.dest.try_ref().map(|dest| DestRef { dest })
+    }
+}
+
+impl core::fmt::Debug for Best<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Best")
+            .field("prefix", &self.prefix())
+            .field("route", self.route())
+            .finish()
+    }
+}

@@ -1,0 +1,392 @@
+//! Routes: the caller-facing value types ([`RouteParams`], [`RouteInfo`], [`NextHop`],
+//! [`ChangeFlags`]) and the route identity object behind a [`RouteRef`].
+//!
+//! # Identity and versions
+//! A route's identity is the [`Route`] object, created when `(destination, owner,
+//! neighbour)` is first added and kept across updates; a [`RouteRef`] is a reference-counted
+//! pin of it (`Clone` = RtmReferenceHandles, `Drop` = RtmReleaseRoutes). Its contents are
+//! an immutable [`RouteInfo`] replaced as a whole. The authoritative copy lives in the
+//! destination's route-list snapshot; `Route::current` mirrors the newest version for
+//! readers holding only the handle. It is a *max register* keyed by the snapshot
+//! generation: writers publish with a CAS that only ever raises the generation, so two
+//! racing writers cannot leave an older version behind. After a writer returns, the
+//! handle shows its version (or a newer one).
+//!
+//! A deleted route stays readable through its handles (state [`RouteState::Deleted`],
+//! last contents) until the last handle is released.
+
+use crate::dest::DestPtr;
+use crate::entity::{Entity, EntityId};
+use crate::prefix::NetAddress;
+use crate::sync::{Arc, RouteCell};
+use crate::view::ViewSet;
+use core::cmp::Ordering as CmpOrdering;
+use core::fmt;
+
+/// A next hop: a neighbour address and the outgoing interface (`RTM_NEXTHOP_INFO`'s key,
+/// `(NextHopAddress, InterfaceIndex)`). Interface 0 means a remote next hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NextHop {
+    /// The next hop's address (normally a host address).
+    pub address: NetAddress,
+    /// Outgoing interface index.
+    pub interface: u32,
+}
+
+impl NextHop {
+    /// A next hop through `interface`.
+    pub fn new(address: NetAddress, interface: u32) -> Self {
+        Self { address, interface }
+    }
+}
+
+/// Lifecycle of a route (`RTM_ROUTE_STATE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteState {
+    /// In the table (`RTM_ROUTE_STATE_CREATED` = 0).
+    Created,
+    /// Deleted; still readable through handles (`RTM_ROUTE_STATE_DELETED` = 2).
+    Deleted,
+}
+
+/// Route flags (`RTM_ROUTE_FLAGS_*`): data for forwarders; they do not affect selection.
+pub mod flags {
+    /// Martian destination (a forwarding flag).
+    pub const MARTIAN: u16 = 0x0001;
+    /// Silently drop (a forwarding flag).
+    pub const BLACKHOLE: u16 = 0x0002;
+    /// Discard (a forwarding flag).
+    pub const DISCARD: u16 = 0x0004;
+    /// Inactive (a forwarding flag).
+    pub const INACTIVE: u16 = 0x0008;
+    /// Directly reachable network.
+    pub const LOCAL: u16 = 0x0010;
+    /// Not directly reachable.
+    pub const REMOTE: u16 = 0x0020;
+    /// One of the router's own addresses.
+    pub const MYSELF: u16 = 0x0040;
+    /// The forwarding group: MARTIAN | BLACKHOLE | DISCARD | INACTIVE.
+    pub const FORWARDING: u16 = 0x000F;
+}
+
+/// What an add/update/delete did (`RTM_ROUTE_CHANGE_*` output flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ChangeFlags {
+    /// A new route was created (`RTM_ROUTE_CHANGE_NEW`); clear if an existing one changed.
+    pub new: bool,
+    /// The best route changed in some view, or this route is or was the best
+    /// (`RTM_ROUTE_CHANGE_BEST`).
+    pub best: bool,
+}
+
+impl ChangeFlags {
+    /// The RTMv2 bit value (`NEW` = 0x02, `BEST` = 0x0001_0000).
+    pub const fn bits(self) -> u32 {
+        (if self.new { 0x02 } else { 0 }) | (if self.best { 0x0001_0000 } else { 0 })
+    }
+}
+
+/// How `add_route` matches an existing route (`RTM_ROUTE_CHANGE_*` input flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AddMode {
+    /// Match `(destination, owner, neighbour)`: update it if present, else create.
+    #[default]
+    Normal,
+    /// `RTM_ROUTE_CHANGE_FIRST`: ignore the neighbour; update the caller's oldest route on
+    /// the destination if it has one.
+    First,
+    /// `RTM_ROUTE_CHANGE_NEW`: always create a new route.
+    New,
+}
+
+/// The owner-settable fields of a route: the input of `add_route` / `update_route`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteParams {
+    /// The peer that advertised the route (part of the route's identity), or `None`.
+    pub neighbour: Option<NextHop>,
+    /// Administrative preference: lower wins.
+    pub preference: u32,
+    /// Protocol metric: lower wins among equal preferences.
+    pub metric: u32,
+    /// Views the route belongs to: non-empty, within the instance's supported views.
+    pub views: ViewSet,
+    /// `RTM_ROUTE_FLAGS_*` (see [`flags`]).
+    pub flags: u16,
+    /// RTMv1 compatibility flags (`Flags1`).
+    pub flags1: u8,
+    /// Equal-cost next hops, at most the profile's `max_next_hops_in_route`.
+    pub next_hops: Vec<NextHop>,
+    /// Owner-private value; rtm never interprets it (`EntitySpecificInfo`).
+    pub entity_info: usize,
+}
+
+impl RouteParams {
+    /// A unicast route with this preference and metric, no next hops, no neighbour.
+    pub fn new(preference: u32, metric: u32) -> Self {
+        Self {
+            neighbour: None,
+            preference,
+            metric,
+            views: ViewSet::UNICAST,
+            flags: 0,
+            flags1: 0,
+            next_hops: Vec::new(),
+            entity_info: 0,
+        }
+    }
+    /// Adds a next hop.
+    pub fn next_hop(mut self, nh: NextHop) -> Self {
+        self.next_hops.push(nh);
+        self
+    }
+    /// Sets the neighbour.
+    pub fn neighbour(mut self, nh: NextHop) -> Self {
+        self.neighbour = Some(nh);
+        self
+    }
+    /// Sets the views.
+    pub fn views(mut self, v: ViewSet) -> Self {
+        self.views = v;
+        self
+    }
+    /// Sets the flags.
+    pub fn flags(mut self, f: u16) -> Self {
+        self.flags = f;
+        self
+    }
+}
+
+/// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// Generation of the destination snapshot that introduced this version.
+    pub(crate) gen: u64,
+    pub(crate) state: RouteState,
+    pub(crate) owner: EntityId,
+    pub(crate) neighbour: Option<NextHop>,
+    pub(crate) preference: u32,
+    pub(crate) metric: u32,
+    pub(crate) views: ViewSet,
+    pub(crate) flags: u16,
+    pub(crate) flags1: u8,
+    pub(crate) next_hops: Box<[NextHop]>,
+    pub(crate) entity_info: usize,
+}
+
+impl RouteInfo {
+    pub(crate) fn from_params(p: RouteParams, owner: EntityId, gen: u64) -> Self {
+        Self {
+            gen,
+            state: RouteState::Created,
+            owner,
+            neighbour: p.neighbour,
+            preference: p.preference,
+            metric: p.metric,
+            views: p.views,
+            flags: p.flags,
+            flags1: p.flags1,
+            next_hops: p.next_hops.into_boxed_slice(),
+            entity_info: p.entity_info,
+        }
+    }
+
+    pub(crate) fn deleted(&self, gen: u64) -> Self {
+        Self {
+            gen,
+            state: RouteState::Deleted,
+            ..self.clone()
+        }
+    }
+
+    /// Created or deleted.
+    pub fn state(&self) -> RouteState {
+        self.state
+    }
+    /// The owning entity.
+    pub fn owner(&self) -> EntityId {
+        self.owner
+    }
+    /// The neighbour that advertised it.
+    pub fn neighbour(&self) -> Option<&NextHop> {
+        self.neighbour.as_ref()
+    }
+    /// Administrative preference (lower wins).
+    pub fn preference(&self) -> u32 {
+        self.preference
+    }
+    /// Metric (lower wins among equal preferences).
+    pub fn metric(&self) -> u32 {
+        self.metric
+    }
+    /// Views the route belongs to.
+    pub fn views(&self) -> ViewSet {
+        self.views
+    }
+    /// `RTM_ROUTE_FLAGS_*`.
+    pub fn flags(&self) -> u16 {
+        self.flags
+    }
+    /// RTMv1 compatibility flags.
+    pub fn flags1(&self) -> u8 {
+        self.flags1
+    }
+    /// Equal-cost next hops.
+    pub fn next_hops(&self) -> &[NextHop] {
+        &self.next_hops
+    }
+    /// The owner-private value.
+    pub fn entity_info(&self) -> usize {
+        self.entity_info
+    }
+    /// The fields that `add_route` takes, as they are now.
+    pub fn to_params(&self) -> RouteParams {
+        RouteParams {
+            neighbour: self.neighbour,
+            preference: self.preference,
+            metric: self.metric,
+            views: self.views,
+            flags: self.flags,
+            flags1: self.flags1,
+            next_hops: self.next_hops.to_vec(),
+            entity_info: self.entity_info,
+        }
+    }
+}
+
+/// The route identity object. See the module docs.
+pub(crate) struct Route {
+    /// Its destination (a counted reference: a route handle keeps the destination
+    /// readable).
+    pub(crate) dest: DestPtr,
+    pub(crate) owner: Arc<Entity>,
+    /// Creation order on its destination: the last tie-breaker of route selection.
+    pub(crate) seq: u64,
+    pub(crate) current: RouteCell<RouteInfo>,
+}
+
+impl Route {
+    pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64, info: Arc<RouteInfo>) -> Self {
+        crate::sync::LIVE_ROUTES.add(1);
+        Self {
+            dest,
+            owner,
+            seq,
+            current: RouteCell::new(info),
+        }
+    }
+
+    /// Raises `current` to `info` unless it already holds a version at least as new.
+    pub(crate) fn publish(&self, info: &Arc<RouteInfo>) {
+        loop {
+            let cur = self.current.load_full();
+            if cur.gen >= info.gen {
+                return;
+            }
+            if self.current.compare_and_swap(&cur, info.clone()) {
+                return;
+            }
+            crate::sync::spin_hint();
+        }
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        crate::sync::LIVE_ROUTES.add(-1);
+    }
+}
+
+/// Route selection order: lower preference, then lower metric, then lower owner entity id
+/// (protocol id, then instance id), then neighbour (routes without one first, then by
+/// address and interface), then creation order on the destination. Total and
+/// deterministic: a tie never depends on timing.
+pub(crate) fn selection_order(a: (&Route, &RouteInfo), b: (&Route, &RouteInfo)) -> CmpOrdering {
+    (
+        a.1.preference,
+        a.1.metric,
+        a.1.owner,
+        a.1.neighbour,
+        a.0.seq,
+    )
+        .cmp(&(
+            b.1.preference,
+            b.1.metric,
+            b.1.owner,
+            b.1.neighbour,
+            b.0.seq,
+        ))
+}
+
+/// A reference-counted pin of a route (RTMv2 route handle). `Clone` adds a reference,
+/// `Drop` releases it. Reads work after the route was deleted (state `Deleted`).
+#[derive(Clone)]
+#[must_use = "dropping a RouteRef releases the route handle"]
+pub struct RouteRef {
+    pub(crate) route: Arc<Route>,
+}
+
+impl RouteRef {
+    /// The route's newest contents (see the module docs for what concurrent readers see).
+    pub fn info(&self) -> Arc<RouteInfo> {
+        self.route.current.load_full()
+    }
+
+    /// The destination prefix.
+    pub fn prefix(&self) -> NetAddress {
+        self.route.dest.prefix
+    }
+
+    /// The owning entity's id.
+    pub fn owner(&self) -> EntityId {
+        self.route.owner.id
+    }
+
+    /// Created or deleted.
+    pub fn state(&self) -> RouteState {
+        self.info().state
+    }
+
+    /// A handle to the route's destination (which may have left the table).
+    pub fn dest(&self) -> crate::dest::DestRef {
+        crate::dest::DestRef {
+            dest: self.route.dest.clone(),
+        }
+    }
+
+    /// The views in which this route is currently its destination's best route
+    /// (RtmIsBestRoute); empty if it is deleted.
+    pub fn best_in_views(&self) -> ViewSet {
+        let list = self.route.dest.routes.load();
+        let mut out = ViewSet::ANY;
+        for v in list.views().iter() {
+            if let Some(e) = list.best(v) {
+                if Arc::ptr_eq(&e.route, &self.route) {
+                    out = out.with(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether two handles name the same route.
+    pub fn ptr_eq(&self, other: &RouteRef) -> bool {
+        Arc::ptr_eq(&self.route, &other.route)
+    }
+
+    pub(crate) fn is_owned_by(&self, e: &Arc<Entity>) -> bool {
+        Arc::ptr_eq(&self.route.owner, e)
+    }
+}
+
+impl fmt::Debug for RouteRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.info();
+        f.debug_struct("RouteRef")
+            .field("prefix", &self.prefix())
+            .field("owner", &i.owner)
+            .field("state", &i.state)
+            .field("preference", &i.preference)
+            .field("metric", &i.metric)
+            .finish()
+    }
+}

@@ -1,0 +1,324 @@
+//! The RTM instance ([`Rtm`]), its per-family tables ([`Table`]) and the registration
+//! profile ([`RegnProfile`]).
+//!
+//! An `Rtm` is one RTMv2 instance: an instance id, the profile limits every registration
+//! gets, and one table per address family (IPv4, IPv6). A table owns the destination trie
+//! and the entity registry. Handles outlive what they need: an [`EntityRef`] keeps its
+//! table alive; [`DestRef`]/[`RouteRef`] keep only their objects alive (readable after the
+//! table is gone, with no routes / state `Deleted`).
+
+use crate::dest::{Dest, DestPtr, DestRef, RouteList};
+use crate::entity::{Entity, EntityId, EntityRef};
+use crate::error::{Error, Result};
+use crate::prefix::AddressFamily;
+use crate::sync::{epoch, Arc, Counter, Registry};
+use crate::trie::Trie;
+use crate::view::ViewSet;
+
+/// Limits every registration gets (`RTM_REGN_PROFILE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RegnProfile {
+    /// Most equal-cost next hops a route may carry.
+    pub max_next_hops_in_route: u32,
+    /// Most handles one enumeration or change-queue call returns.
+    pub max_handles_in_enum: u32,
+    /// The views this instance supports.
+    pub views_supported: ViewSet,
+    /// Number of supported views (popcount of `views_supported`).
+    pub number_of_views: u32,
+}
+
+/// Builder of an [`Rtm`] instance. Defaults: instance 0, 16 next hops per route, 256
+/// handles per enumeration call, unicast and multicast views.
+#[derive(Clone, Debug)]
+pub struct RtmBuilder {
+    instance_id: u16,
+    max_next_hops: u32,
+    max_handles: u32,
+    views: ViewSet,
+}
+
+/// Upper bound accepted for `max_next_hops_in_route` (keeps per-route allocations sane).
+pub const MAX_NEXT_HOPS_LIMIT: u32 = 1024;
+/// Upper bound accepted for `max_handles_in_enum`.
+pub const MAX_HANDLES_LIMIT: u32 = 1 << 20;
+
+impl RtmBuilder {
+    /// The RTM instance id (default 0).
+    pub fn instance_id(mut self, id: u16) -> Self {
+        self.instance_id = id;
+        self
+    }
+    /// Most next hops per route, `1..=1024` (default 16).
+    pub fn max_next_hops_in_route(mut self, n: u32) -> Self {
+        self.max_next_hops = n;
+        self
+    }
+    /// Most handles per enumeration call, `1..=2^20` (default 256).
+    pub fn max_handles_in_enum(mut self, n: u32) -> Self {
+        self.max_handles = n;
+        self
+    }
+    /// Supported views: any non-empty set of the 32 view ids (default unicast|multicast).
+    pub fn views(mut self, v: ViewSet) -> Self {
+        self.views = v;
+        self
+    }
+
+    /// Builds the instance.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if a limit is out of range or the view set is empty.
+    pub fn build(self) -> Result<Rtm> {
+        if !(1..=MAX_NEXT_HOPS_LIMIT).contains(&self.max_next_hops)
+            || !(1..=MAX_HANDLES_LIMIT).contains(&self.max_handles)
+            || self.views.is_empty()
+        {
+            return Err(Error::InvalidParameter);
+        }
+        let profile = RegnProfile {
+            max_next_hops_in_route: self.max_next_hops,
+            max_handles_in_enum: self.max_handles,
+            views_supported: self.views,
+            number_of_views: self.views.len(),
+        };
+        let table = |family| Table {
+            inner: Arc::new(TableInner {
+                instance_id: self.instance_id,
+                family,
+                profile,
+                trie: Trie::new(family.max_len()),
+                entities: Registry::new(),
+                dest_count: Counter::new(),
+                route_count: Counter::new(),
+            }),
+        };
+        Ok(Rtm {
+            inner: Arc::new(Instance {
+                id: self.instance_id,
+                profile,
+                tables: [table(AddressFamily::Ipv4), table(AddressFamily::Ipv6)],
+            }),
+        })
+    }
+}
+
+struct Instance {
+    id: u16,
+    profile: RegnProfile,
+    tables: [Table; 2],
+}
+
+/// One RTMv2 instance: a table per address family plus its registration profile. Cheap
+/// to clone (shared).
+#[derive(Clone)]
+pub struct Rtm {
+    inner: Arc<Instance>,
+}
+
+impl Default for Rtm {
+    fn default() -> Self {
+        Rtm::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("defaults are valid"))
+    }
+}
+
+impl Rtm {
+    /// A builder with the default profile.
+    pub fn builder() -> RtmBuilder {
+        RtmBuilder {
+            instance_id: 0,
+            max_next_hops: 16,
+            max_handles: 256,
+            views: ViewSet::UNICAST | ViewSet::MULTICAST,
+        }
+    }
+
+    /// An instance with the default profile.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The instance id.
+    pub fn instance_id(&self) -> u16 {
+        self.inner.id
+    }
+
+    /// The registration profile.
+    pub fn profile(&self) -> RegnProfile {
+        self.inner.profile
+    }
+
+    /// The table of `family`.
+    pub fn table(&self, family: AddressFamily) -> &Table {
+        &self.inner.tables[family.index()]
+    }
+
+    /// Registers an entity (`RtmRegisterEntity`) with the table of `family`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `id` is registered with that table.
+    pub fn register(&self, family: AddressFamily, id: EntityId) -> Result<EntityRef> {
+        self.table(family).register(id)
+    }
+}
+
+/// The shared state of one table.
+pub(crate) struct TableInner {
+    pub(crate) instance_id: u16,
+    pub(crate) family: AddressFamily,
+    pub(crate) profile: RegnProfile,
+    pub(crate) trie: Trie<Dest>,
+    pub(crate) entities: Registry<EntityId, Arc<Entity>>,
+    pub(crate) dest_count: Counter,
+    pub(crate) route_count: Counter,
+}
+
+impl TableInner {
+    /// Unlinks a dead destination from the trie if it is still linked, releasing the
+    /// trie's reference. Any thread may call it; exactly one unlink succeeds.
+    pub(crate) fn unlink(&self, dest: &Dest) {
+        let g = epoch::pin();
+        if self.trie.remove(&dest.prefix, dest, &g) {
+            self.dest_count.add(-1);
+            // SAFETY: our `remove` unlinked it, so we own the link reference.
+            drop(unsafe { DestPtr::from_link(dest) });
+        }
+    }
+}
+
+impl Drop for TableInner {
+    fn drop(&mut self) {
+        // No EntityRef is left (each holds the table), so no writer is active. Detach every
+        // linked destination: mark its routes deleted, install a dead snapshot (breaking the
+        // dest -> route -> dest cycle), and release the trie's link reference.
+        let g = epoch::pin();
+        let mut linked: Vec<*const Dest> = Vec::new();
+        self.trie.for_each(&g, &mut |d| linked.push(d));
+        for p in linked {
+            // SAFETY: linked destinations hold the link reference, so they are alive.
+            let d = unsafe { &*p };
+            let old = d.routes.load_full();
+            let gen = old.gen + 1;
+            for e in old.entries.iter() {
+                e.route.publish(&Arc::new(e.info.deleted(gen)));
+            }
+            d.routes.store(Arc::new(RouteList::dead(gen)));
+            // SAFETY: the trie is being dropped; its link reference is ours to release.
+            drop(unsafe { DestPtr::from_link(p) });
+        }
+    }
+}
+
+/// One routing table (an address family of an instance). Cheap to clone (shared).
+///
+/// Queries are lock-free and never block; see the crate docs for what they observe
+/// under concurrent updates.
+#[derive(Clone)]
+pub struct Table {
+    pub(crate) inner: Arc<TableInner>,
+}
+
+impl Table {
+    /// The address family.
+    pub fn family(&self) -> AddressFamily {
+        self.inner.family
+    }
+
+    /// The registration profile.
+    pub fn profile(&self) -> RegnProfile {
+        self.inner.profile
+    }
+
+    /// Registers an entity with this table (`RtmRegisterEntity`).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `id` is registered here.
+    pub fn register(&self, id: EntityId) -> Result<EntityRef> {
+        match self
+            .inner
+            .entities
+            .try_insert_with(id, || Arc::new(Entity::new(id)))
+        {
+            Ok(entity) => Ok(EntityRef {
+                entity,
+                table: self.inner.clone(),
+            }),
+            Err(_) => Err(Error::AlreadyExists),
+        }
+    }
+
+    /// Handles to every registered entity, ordered by id (`RtmGetRegisteredEntities`).
+    pub fn entities(&self) -> Vec<EntityRef> {
+        let mut v: Vec<EntityRef> = self
+            .inner
+            .entities
+            .values()
+            .into_iter()
+            .filter(|e| e.is_registered())
+            .map(|entity| EntityRef {
+                entity,
+                table: self.inner.clone(),
+            })
+            .collect();
+        v.sort_by_key(|e| e.id());
+        v
+    }
+
+    /// Number of destinations in the table (exact when no writer is active).
+    pub fn len(&self) -> usize {
+        self.inner.dest_count.sum().max(0) as usize
+    }
+
+    /// Whether the table has no destinations.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of routes in the table (exact when no writer is active).
+    pub fn route_count(&self) -> usize {
+        self.inner.route_count.sum().max(0) as usize
+    }
+
+    /// Handles to every destination, in enumeration order (address, then length).
+    /// A cursor over the live table, not a snapshot: destinations added or removed
+    /// meanwhile may or may not appear.
+    pub fn dests(&self) -> Vec<DestRef> {
+        let g = epoch::pin();
+        let mut out = Vec::new();
+        self.inner.trie.for_each(&g, &mut |d| {
+            if let Some(dest) = d.try_ref() {
+                if !dest.routes.load().dead {
+                    out.push(DestRef { dest });
+                }
+            }
+        });
+        out
+    }
+
+    /// Trie nodes and their bytes, for memory figures.
+    pub fn node_stats(&self) -> (usize, usize) {
+        let g = epoch::pin();
+        self.inner.trie.node_stats(&g)
+    }
+}
+
+/// Process-wide numbers of allocated destination and route objects, including those
+/// awaiting epoch reclamation (call [`drain_deferred_garbage`](crate::drain_deferred_garbage)
+/// first for exact figures). For leak checks and memory figures; always 0 under loom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveObjects {
+    /// Destination objects.
+    pub dests: isize,
+    /// Route objects.
+    pub routes: isize,
+}
+
+/// See [`LiveObjects`].
+pub fn live_objects() -> LiveObjects {
+    LiveObjects {
+        dests: crate::sync::LIVE_DESTS.sum(),
+        routes: crate::sync::LIVE_ROUTES.sum(),
+    }
+}

@@ -1,0 +1,313 @@
+//! Route updates: add (find-or-create by identity), update through a handle, delete, and
+//! the withdraw-everything of entity deregistration.
+//!
+//! Every change is one [`Dest::modify`] compare-and-swap of the destination's route-list
+//! snapshot. Adding to a prefix without a live destination creates the destination with
+//! its first route already in its snapshot and links it with one trie CAS; if another
+//! writer linked a destination first, the new one is discarded (it was never visible) and
+//! the add retries against the winner. Deleting the last route swaps in a dead snapshot
+//! and unlinks the destination (see `dest.rs`, "Death").
+
+use crate::dest::{Dest, Entry, RouteList};
+use crate::entity::{Entity, EntityRef};
+use crate::error::{Error, Result};
+use crate::prefix::NetAddress;
+use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef};
+use crate::sync::{epoch, fence, Arc, Ordering};
+use crate::table::TableInner;
+use crate::view::ViewSet;
+
+/// Why one attempt on a destination failed.
+enum Fail {
+    /// The destination is dead: unlink it and retry with a fresh one.
+    Dead,
+    Err(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Err(e)
+    }
+}
+
+/// `RTM_ROUTE_CHANGE_BEST`: some view's best route changed, or `route` is or was best.
+fn best_changed(old: &RouteList, new: &RouteList, route: &Arc<Route>, views: ViewSet) -> bool {
+    let me = Arc::as_ptr(route);
+    views.iter().any(|v| {
+        let o = old.best(v).map(|e| Arc::as_ptr(&e.route));
+        let n = new.best(v).map(|e| Arc::as_ptr(&e.route));
+        o != n || o == Some(me) || n == Some(me)
+    })
+}
+
+impl EntityRef {
+    fn validate(&self, prefix: Option<&NetAddress>, p: &RouteParams) -> Result<()> {
+        self.check()?;
+        let t = &self.table;
+        if prefix.is_some_and(|a| a.family() != t.family) || p.views.is_empty() {
+            return Err(Error::InvalidParameter);
+        }
+        if p.next_hops.len() > t.profile.max_next_hops_in_route as usize {
+            return Err(Error::InvalidParameter);
+        }
+        if !t.profile.views_supported.is_superset(p.views) {
+            return Err(Error::NotSupported);
+        }
+        Ok(())
+    }
+
+    /// Adds a route to `prefix` owned by this entity, or updates the entity's route there
+    /// with the same neighbour (`RtmAddRouteToDest`). Creates the destination if needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`] after deregistration; [`Error::InvalidParameter`] for a
+    /// prefix of the other family, an empty view set or too many next hops;
+    /// [`Error::NotSupported`] for views the instance does not support.
+    pub fn add_route(
+        &self,
+        prefix: &NetAddress,
+        params: RouteParams,
+    ) -> Result<(RouteRef, ChangeFlags)> {
+        self.add_route_with(prefix, params, AddMode::Normal)
+    }
+
+    /// [`add_route`](Self::add_route) with an explicit matching mode ([`AddMode`]).
+    ///
+    /// # Errors
+    /// As [`add_route`](Self::add_route).
+    pub fn add_route_with(
+        &self,
+        prefix: &NetAddress,
+        params: RouteParams,
+        mode: AddMode,
+    ) -> Result<(RouteRef, ChangeFlags)> {
+        self.validate(Some(prefix), &params)?;
+        let t = &*self.table;
+        let g = epoch::pin();
+        // A route object created by a failed attempt, reused if its sequence still fits.
+        let mut spare: Option<Arc<Route>> = None;
+        let (route, flags) = loop {
+            let Some(dest) = t.trie.get(prefix, &g) else {
+                if let Some(r) = self.create_dest(prefix, &params, &g) {
+                    break r;
+                }
+                continue;
+            };
+            match self.upsert(dest, &params, mode, &mut spare) {
+                Ok(r) => break r,
+                Err(Fail::Dead) => t.unlink(dest),
+                Err(Fail::Err(e)) => return Err(e),
+            }
+            crate::sync::spin_hint();
+        };
+        drop(g);
+        // Store-buffering with `deregister` (see entity.rs): our route is published; if the
+        // entity was deregistered meanwhile, its scan may have missed it, so withdraw it.
+        fence(Ordering::SeqCst);
+        if !self.entity.is_registered() {
+            let _ = remove_route(t, &route.route);
+        }
+        Ok((route, flags))
+    }
+
+    /// Creates a destination whose snapshot already holds the new route and links it.
+    /// `None` if another writer linked `prefix` first (retry).
+    fn create_dest(
+        &self,
+        prefix: &NetAddress,
+        params: &RouteParams,
+        g: &epoch::Guard,
+    ) -> Option<(RouteRef, ChangeFlags)> {
+        let t = &*self.table;
+        let dest = Dest::new(*prefix);
+        let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
+        let route = Arc::new(Route::new(
+            dest.clone(),
+            self.entity.clone(),
+            0,
+            info.clone(),
+        ));
+        dest.routes.store(Arc::new(RouteList::new(
+            1,
+            1,
+            vec![Entry {
+                route: route.clone(),
+                info,
+            }],
+        )));
+        match t.trie.insert(prefix, dest.as_ptr(), g) {
+            Ok(()) => {
+                let _link = dest.into_link();
+                t.dest_count.add(1);
+                t.route_count.add(1);
+                Some((
+                    RouteRef { route },
+                    ChangeFlags {
+                        new: true,
+                        best: true,
+                    },
+                ))
+            }
+            Err(_) => {
+                // Never visible: break the dest -> route -> dest cycle and let both go.
+                dest.routes.store(Arc::new(RouteList::dead(0)));
+                None
+            }
+        }
+    }
+
+    /// One find-or-create on a live destination (a CAS loop on its snapshot).
+    fn upsert(
+        &self,
+        dest: &Dest,
+        params: &RouteParams,
+        mode: AddMode,
+        spare: &mut Option<Arc<Route>>,
+    ) -> Result<(RouteRef, ChangeFlags), Fail> {
+        let t = &*self.table;
+        let me = &self.entity;
+        let (old, new, (route, info, created)) = dest.modify(|cur| {
+            if cur.dead {
+                return Err(Fail::Dead);
+            }
+            let gen = cur.gen + 1;
+            let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
+            let existing = match mode {
+                AddMode::Normal => cur
+                    .entries
+                    .iter()
+                    .position(|e| mine(&e) && e.info.neighbour == params.neighbour),
+                AddMode::First => cur
+                    .entries
+                    .iter()
+                    .filter(mine)
+                    .min_by_key(|e| e.route.seq)
+                    .and_then(|f| cur.position(&f.route)),
+                AddMode::New => None,
+            };
+            let info = Arc::new(RouteInfo::from_params(params.clone(), me.id, gen));
+            let mut entries = cur.entries.to_vec();
+            let mut next_seq = cur.next_seq;
+            let (route, created) = match existing {
+                Some(i) => {
+                    entries[i].info = info.clone();
+                    (entries[i].route.clone(), false)
+                }
+                None => {
+                    let r = match spare {
+                        Some(r) if r.seq == cur.next_seq => r.clone(),
+                        _ => {
+                            let dp = dest.try_ref().ok_or(Fail::Dead)?;
+                            let r =
+                                Arc::new(Route::new(dp, me.clone(), cur.next_seq, info.clone()));
+                            *spare = Some(r.clone());
+                            r
+                        }
+                    };
+                    next_seq += 1;
+                    entries.push(Entry {
+                        route: r.clone(),
+                        info: info.clone(),
+                    });
+                    (r, true)
+                }
+            };
+            Ok((
+                RouteList::new(gen, next_seq, entries),
+                (route, info, created),
+            ))
+        })?;
+        route.publish(&info);
+        if created {
+            t.route_count.add(1);
+        }
+        let best = best_changed(&old, &new, &route, t.profile.views_supported);
+        Ok((RouteRef { route }, ChangeFlags { new: created, best }))
+    }
+
+    /// Replaces the contents of one of this entity's routes, keeping its identity
+    /// (RTMv2's add with a route handle / `RtmUpdateAndUnlockRoute`).
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] if the route is another entity's; [`Error::NotFound`] if
+    /// it was deleted; otherwise as [`add_route`](Self::add_route).
+    pub fn update_route(&self, route: &RouteRef, params: RouteParams) -> Result<ChangeFlags> {
+        self.validate(None, &params)?;
+        if !route.is_owned_by(&self.entity) {
+            return Err(Error::AccessDenied);
+        }
+        let r = &route.route;
+        let (old, new, info) = r.dest.modify(|cur| {
+            let i = cur.position(r).ok_or(Error::NotFound)?;
+            let gen = cur.gen + 1;
+            let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, gen));
+            let mut entries = cur.entries.to_vec();
+            entries[i].info = info.clone();
+            Ok((RouteList::new(gen, cur.next_seq, entries), info))
+        })?;
+        r.publish(&info);
+        Ok(ChangeFlags {
+            new: false,
+            best: best_changed(&old, &new, r, self.table.profile.views_supported),
+        })
+    }
+
+    /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
+    /// readable (state `Deleted`) until dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`] after deregistration; [`Error::AccessDenied`] if the route
+    /// is another entity's; [`Error::NotFound`] if it was already deleted.
+    pub fn delete_route(&self, route: &RouteRef) -> Result<ChangeFlags> {
+        self.check()?;
+        if !route.is_owned_by(&self.entity) {
+            return Err(Error::AccessDenied);
+        }
+        remove_route(&self.table, &route.route)
+    }
+}
+
+/// Removes `route` from its destination; kills and unlinks the destination if it was the
+/// last route.
+pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeFlags> {
+    let dest = &route.dest;
+    let (old, new, removed) = dest.modify(|cur| {
+        let i = cur.position(route).ok_or(Error::NotFound)?;
+        let gen = cur.gen + 1;
+        let mut entries = cur.entries.to_vec();
+        let e = entries.remove(i);
+        let list = if entries.is_empty() {
+            RouteList::dead(gen)
+        } else {
+            RouteList::new(gen, cur.next_seq, entries)
+        };
+        Ok((list, e.info))
+    })?;
+    route.publish(&Arc::new(removed.deleted(new.gen)));
+    t.route_count.add(-1);
+    let best = best_changed(&old, &new, route, t.profile.views_supported);
+    if new.dead {
+        t.unlink(dest);
+    }
+    Ok(ChangeFlags { new: false, best })
+}
+
+impl TableInner {
+    /// Withdraws every route `entity` owns (deregistration).
+    pub(crate) fn withdraw_all(&self, entity: &Arc<Entity>) {
+        let mut victims = Vec::new();
+        {
+            let g = epoch::pin();
+            self.trie.for_each(&g, &mut |d| {
+                for e in d.routes.load().entries.iter() {
+                    if Arc::ptr_eq(&e.route.owner, entity) {
+                        victims.push(e.route.clone());
+                    }
+                }
+            });
+        }
+        for r in victims {
+            let _ = remove_route(self, &r);
+        }
+    }
+}
