@@ -124,7 +124,7 @@ impl Drop for Dest {
 impl Dest {
     /// A new, unlinked destination with an empty snapshot and one reference, which the
     /// returned pointer holds (it becomes the trie link once inserted).
-    pub(crate) fn new(prefix: NetAddress) -> DestPtr {
+    pub(crate) fn create(prefix: NetAddress) -> DestPtr {
         crate::sync::LIVE_DESTS.add(1);
         let d = Box::new(Dest {
             alive: TrackedCell::new(()),

@@ -89,7 +89,8 @@ impl ChangeFlags {
 /// How `add_route` matches an existing route (`RTM_ROUTE_CHANGE_*` input flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum AddMode {
-    /// Match `(destination, owner, neighbour)`: update it if present, else create.
+    /// Match `(destination, owner, neighbour)`: update it if present, else create. If
+    /// several routes match (after `New` or `First`), the oldest is updated.
     #[default]
     Normal,
     /// `RTM_ROUTE_CHANGE_FIRST`: ignore the neighbour; update the caller's oldest route on

@@ -119,7 +119,7 @@ impl EntityRef {
         g: &epoch::Guard,
     ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
-        let dest = Dest::new(*prefix);
+        let dest = Dest::create(*prefix);
         let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
         let route = Arc::new(Route::new(
             dest.clone(),
@@ -172,17 +172,19 @@ impl EntityRef {
             }
             let gen = cur.gen + 1;
             let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
+            // Among several matches (possible after `New` or `First`), the oldest.
+            let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
+                it.min_by_key(|e| e.route.seq)
+                    .and_then(|f| cur.position(&f.route))
+            };
             let existing = match mode {
-                AddMode::Normal => cur
-                    .entries
-                    .iter()
-                    .position(|e| mine(&e) && e.info.neighbour == params.neighbour),
-                AddMode::First => cur
-                    .entries
-                    .iter()
-                    .filter(mine)
-                    .min_by_key(|e| e.route.seq)
-                    .and_then(|f| cur.position(&f.route)),
+                AddMode::Normal => oldest(
+                    &mut cur
+                        .entries
+                        .iter()
+                        .filter(|e| mine(e) && e.info.neighbour == params.neighbour),
+                ),
+                AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                 AddMode::New => None,
             };
             let info = Arc::new(RouteInfo::from_params(params.clone(), me.id, gen));

@@ -108,7 +108,7 @@ unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
 
 /// Turns a child pointer read from a live `CNode` into a reference tied to the guard.
 #[inline(always)]
-fn inode_ref<'g>(p: usize, _g: &'g Guard) -> &'g INode {
+fn inode_ref(p: usize, _g: &Guard) -> &INode {
     // SAFETY: `p` was read from a `CNode` loaded under `_g`; an INode is retired only after
     // it was unlinked from every live CNode, and retired nodes are not freed while `_g` is
     // pinned. So `p` points to a live INode for `'g`.
@@ -119,7 +119,7 @@ fn inode_ref<'g>(p: usize, _g: &'g Guard) -> &'g INode {
 
 /// Turns a value pointer read from a live `CNode` into a reference tied to the guard.
 #[inline(always)]
-fn value_ref<'g, V: Linked>(p: usize, _g: &'g Guard) -> &'g V {
+fn value_ref<V: Linked>(p: usize, _g: &Guard) -> &V {
     // SAFETY: `p` was read from a `CNode` loaded under `_g`. The trie's contract with its
     // caller: a value is destroyed only epoch-deferred after it was unlinked, so it stays
     // valid while `_g` is pinned.
