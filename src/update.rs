@@ -197,7 +197,13 @@ impl EntityRef {
                 }
                 None => {
                     let r = match spare {
-                        Some(r) if r.seq == cur.next_seq => r.clone(),
+                        // Reusable only for the same destination: a spare built for a
+                        // destination that died belongs to that one.
+                        Some(r)
+                            if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) =>
+                        {
+                            r.clone()
+                        }
                         _ => {
                             let dp = dest.try_ref().ok_or(Fail::Dead)?;
                             let r =

@@ -95,7 +95,7 @@ pub const ENTITIES: usize = 3;
 
 pub fn entity_id(i: usize) -> EntityId {
     // Protocol ids deliberately out of slot order, so the tie-break is exercised.
-    EntityId::new([7, 3, 5][i], i as u32)
+    EntityId::new([7, 3, 5, 9, 2, 11, 4, 6][i], i as u32)
 }
 
 /// Decodes operations from bytes; every byte string is a valid program.
