@@ -1,4 +1,4 @@
-//! Destinations: a prefix, its arc-swapped route-list snapshot, and a reference count.
+//! Destinations: a prefix, its epoch-reclaimed route-list snapshot, and a reference count.
 //!
 //! # Route lists
 //! [`RouteList`] is an immutable snapshot: the routes sorted best-first (see
@@ -6,7 +6,10 @@
 //! flag. A writer changes a destination by building a new snapshot and compare-and-swapping
 //! it in ([`Dest::modify`]); a failed CAS rebuilds from the newer snapshot, so two racing
 //! writers never lose an update. Readers load a snapshot without blocking and always see a
-//! whole one. The best route of a view is the first entry that belongs to it.
+//! whole one. The best route of a view is the first entry that belongs to it. Snapshots are
+//! read under a pinned epoch guard and retired with `defer_destroy` when replaced (see
+//! `sync/epoch_cell.rs` and `docs/design.md` for why not arc-swap). A snapshot with one
+//! route keeps it inline: the common case costs no extra allocation and no extra miss.
 //!
 //! # Death
 //! A destination leaves the table when its last route is deleted: the deleting writer
@@ -24,8 +27,8 @@
 
 use crate::prefix::NetAddress;
 use crate::route::{selection_order, Route, RouteInfo, RouteRef};
-use crate::sync::epoch;
-use crate::sync::{fence, Arc, AtomicUsize, Ordering, RouteCell, TrackedCell};
+use crate::sync::epoch::{self, Guard};
+use crate::sync::{fence, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
 use crate::trie::Linked;
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
@@ -38,32 +41,59 @@ pub(crate) struct Entry {
     pub(crate) info: Arc<RouteInfo>,
 }
 
+/// A snapshot's routes: one inline (the common case), or a boxed slice.
+#[derive(Clone)]
+pub(crate) enum Entries {
+    One(Entry),
+    Many(Box<[Entry]>),
+}
+
+impl core::ops::Deref for Entries {
+    type Target = [Entry];
+    #[inline(always)]
+    fn deref(&self) -> &[Entry] {
+        match self {
+            Entries::One(e) => core::slice::from_ref(e),
+            Entries::Many(v) => v,
+        }
+    }
+}
+
 /// An immutable route-list snapshot. See the module docs.
 pub(crate) struct RouteList {
+    alive: TrackedCell<()>,
     pub(crate) gen: u64,
     pub(crate) next_seq: u64,
     pub(crate) dead: bool,
-    pub(crate) entries: Box<[Entry]>,
+    pub(crate) entries: Entries,
+}
+
+impl Touch for RouteList {
+    #[inline(always)]
+    fn touch(&self) {
+        self.alive.touch();
+    }
+}
+
+impl Drop for RouteList {
+    fn drop(&mut self) {
+        self.alive.retire();
+    }
 }
 
 impl RouteList {
     pub(crate) fn new(gen: u64, next_seq: u64, mut entries: Vec<Entry>) -> Self {
         entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
-        Self {
-            gen,
-            next_seq,
-            dead: false,
-            entries: entries.into_boxed_slice(),
-        }
+        let entries = match entries.len() {
+            1 => Entries::One(entries.pop().unwrap_or_else(|| unreachable!())),
+            _ => Entries::Many(entries.into_boxed_slice()),
+        };
+        Self { alive: TrackedCell::new(()), gen, next_seq, dead: false, entries }
     }
 
     pub(crate) fn dead(gen: u64) -> Self {
-        Self {
-            gen,
-            next_seq: 0,
-            dead: true,
-            entries: Box::new([]),
-        }
+        let entries = Entries::Many(Box::new([]));
+        Self { alive: TrackedCell::new(()), gen, next_seq: 0, dead: true, entries }
     }
 
     /// The best route of view `v`: the first entry belonging to it.
@@ -80,9 +110,7 @@ impl RouteList {
 
     /// The union of the routes' views.
     pub(crate) fn views(&self) -> ViewSet {
-        self.entries
-            .iter()
-            .fold(ViewSet::ANY, |acc, e| acc | e.info.views)
+        self.entries.iter().fold(ViewSet::ANY, |acc, e| acc | e.info.views)
     }
 
     /// Whether some route belongs to one of `views` (any route at all for `ViewSet::ANY`).
@@ -104,7 +132,7 @@ pub(crate) struct Dest {
     alive: TrackedCell<()>,
     pub(crate) prefix: NetAddress,
     refs: AtomicUsize,
-    pub(crate) routes: RouteCell<RouteList>,
+    pub(crate) routes: EpochCell<RouteList>,
 }
 
 impl Linked for Dest {
@@ -130,7 +158,7 @@ impl Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
-            routes: RouteCell::new(Arc::new(RouteList::new(0, 0, Vec::new()))),
+            routes: EpochCell::new(RouteList::new(0, 0, Vec::new())),
         });
         DestPtr(NonNull::from(Box::leak(d)))
     }
@@ -154,12 +182,7 @@ impl Dest {
                 if n == 0 {
                     return None;
                 }
-                match self.refs.compare_exchange_weak(
-                    n,
-                    n + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
+                match self.refs.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => return Some(DestPtr(NonNull::from(self))),
                     Err(m) => n = m,
                 }
@@ -167,28 +190,35 @@ impl Dest {
         }
     }
 
+    /// The current snapshot, valid while `g` is pinned.
+    #[inline(always)]
+    pub(crate) fn list<'g>(&self, g: &'g Guard) -> &'g RouteList {
+        self.routes.load(g)
+    }
+
     /// Replaces the snapshot by `f(current)` with a CAS loop. `f` returns the new snapshot
     /// and a result, or an error which is returned as is (nothing changed). Returns the
-    /// snapshot replaced, the one installed, and `f`'s result.
-    pub(crate) fn modify<R, E>(
+    /// snapshot replaced (retired, still readable under `g`), the one installed, and `f`'s
+    /// result.
+    pub(crate) fn modify<'g, R, E>(
         &self,
+        g: &'g Guard,
         mut f: impl FnMut(&RouteList) -> Result<(RouteList, R), E>,
-    ) -> Result<(Arc<RouteList>, Arc<RouteList>, R), E> {
+    ) -> Result<(&'g RouteList, &'g RouteList, R), E> {
         loop {
-            let cur = self.routes.load_full();
-            let (next, r) = f(&cur)?;
-            let next = Arc::new(next);
+            let cur = self.routes.load(g);
+            let (next, r) = f(cur)?;
             #[cfg(rtm_mutant = "lost_update")]
             {
-                self.routes.store(next.clone());
-                return Ok((cur, next, r));
+                let new = self.routes.swap(next, g);
+                return Ok((cur, new, r));
             }
             #[cfg(not(rtm_mutant = "lost_update"))]
             {
-                // The cell's swap is SeqCst (release side) and its loads Acquire: a reader
-                // that sees `next` sees every entry built into it.
-                if self.routes.compare_and_swap(&cur, next.clone()) {
-                    return Ok((cur, next, r));
+                // A failed CAS means another writer installed a newer snapshot: rebuild
+                // from it, so no update is lost.
+                if let Ok(new) = self.routes.compare_and_swap(cur, next, g) {
+                    return Ok((cur, new, r));
                 }
             }
             crate::sync::spin_hint();
@@ -301,68 +331,47 @@ impl DestRef {
 
     /// Whether the destination has left the table.
     pub fn is_deleted(&self) -> bool {
-        self.dest.routes.load().dead
+        self.dest.list(&epoch::pin()).dead
     }
 
     /// A consistent snapshot of the routes, best first.
     pub fn routes(&self) -> Vec<RouteRef> {
-        self.dest
-            .routes
-            .load()
-            .entries
-            .iter()
-            .map(|e| RouteRef {
-                route: e.route.clone(),
-            })
-            .collect()
+        self.dest.list(&epoch::pin()).entries.iter().map(|e| RouteRef { route: e.route.clone() }).collect()
     }
 
     /// The snapshot's routes and the versions the snapshot holds, best first.
     pub fn route_infos(&self) -> Vec<(RouteRef, Arc<RouteInfo>)> {
         self.dest
-            .routes
-            .load()
+            .list(&epoch::pin())
             .entries
             .iter()
-            .map(|e| {
-                (
-                    RouteRef {
-                        route: e.route.clone(),
-                    },
-                    e.info.clone(),
-                )
-            })
+            .map(|e| (RouteRef { route: e.route.clone() }, e.info.clone()))
             .collect()
     }
 
     /// The best route of view `v`, if any.
     pub fn best(&self, v: ViewId) -> Option<RouteRef> {
-        self.dest.routes.load().best(v).map(|e| RouteRef {
-            route: e.route.clone(),
-        })
+        self.dest.list(&epoch::pin()).best(v).map(|e| RouteRef { route: e.route.clone() })
     }
 
     /// The best route of view `v` among routes whose owner's protocol id is `protocol`.
     pub fn best_of_protocol(&self, v: ViewId, protocol: u32) -> Option<RouteRef> {
         self.dest
-            .routes
-            .load()
+            .list(&epoch::pin())
             .entries
             .iter()
             .find(|e| e.info.views.contains(v) && e.info.owner.protocol == protocol)
-            .map(|e| RouteRef {
-                route: e.route.clone(),
-            })
+            .map(|e| RouteRef { route: e.route.clone() })
     }
 
     /// The views the destination has routes in.
     pub fn views(&self) -> ViewSet {
-        self.dest.routes.load().views()
+        self.dest.list(&epoch::pin()).views()
     }
 
     /// Number of routes (in any view).
     pub fn route_count(&self) -> usize {
-        self.dest.routes.load().entries.len()
+        self.dest.list(&epoch::pin()).entries.len()
     }
 
     /// Whether two handles name the same destination object.

@@ -63,10 +63,7 @@ pub(crate) struct Entity {
 
 impl Entity {
     pub(crate) fn new(id: EntityId) -> Self {
-        Self {
-            id,
-            registered: AtomicBool::new(true),
-        }
+        Self { id, registered: AtomicBool::new(true) }
     }
 
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern
@@ -103,18 +100,12 @@ impl EntityRef {
     /// [`Error::InvalidHandle`] after deregistration.
     pub fn info(&self) -> Result<EntityInfo> {
         self.check()?;
-        Ok(EntityInfo {
-            instance_id: self.table.instance_id,
-            family: self.table.family,
-            id: self.entity.id,
-        })
+        Ok(EntityInfo { instance_id: self.table.instance_id, family: self.table.family, id: self.entity.id })
     }
 
     /// The table this entity is registered with.
     pub fn table(&self) -> crate::table::Table {
-        crate::table::Table {
-            inner: self.table.clone(),
-        }
+        crate::table::Table { inner: self.table.clone() }
     }
 
     pub(crate) fn check(&self) -> Result<()> {
@@ -138,9 +129,7 @@ impl EntityRef {
         }
         crate::sync::fence(Ordering::SeqCst);
         self.table.withdraw_all(&self.entity);
-        self.table
-            .entities
-            .remove_if(&self.entity.id, |e| Arc::ptr_eq(e, &self.entity));
+        self.table.entities.remove_if(&self.entity.id, |e| Arc::ptr_eq(e, &self.entity));
         Ok(())
     }
 

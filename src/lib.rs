@@ -6,6 +6,7 @@
 mod dest;
 mod entity;
 mod error;
+pub mod gen;
 mod prefix;
 mod query;
 mod route;
@@ -20,9 +21,7 @@ pub use entity::{EntityId, EntityInfo, EntityRef};
 pub use error::{Error, Result};
 pub use prefix::{AddressFamily, NetAddress};
 pub use query::{Best, Guard, RouteMatch};
-pub use route::{
-    flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, RouteRef, RouteState,
-};
+pub use route::{flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, RouteRef, RouteState};
 pub use sync::drain_deferred_garbage;
 pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
 pub use view::{ViewId, ViewSet};

@@ -95,11 +95,7 @@ impl NetAddress {
             b[4..].fill(0);
         }
         mask(&mut b, len);
-        Ok(Self {
-            family,
-            len,
-            bytes: b,
-        })
+        Ok(Self { family, len, bytes: b })
     }
 
     /// An IPv4 prefix. Host bits are cleared.
@@ -159,12 +155,9 @@ impl NetAddress {
     /// The address part as an `IpAddr`.
     pub fn addr(&self) -> IpAddr {
         match self.family {
-            AddressFamily::Ipv4 => IpAddr::V4(Ipv4Addr::new(
-                self.bytes[0],
-                self.bytes[1],
-                self.bytes[2],
-                self.bytes[3],
-            )),
+            AddressFamily::Ipv4 => {
+                IpAddr::V4(Ipv4Addr::new(self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]))
+            }
             AddressFamily::Ipv6 => IpAddr::V6(Ipv6Addr::from(self.bytes)),
         }
     }
@@ -185,11 +178,7 @@ impl NetAddress {
         let len = len.min(self.len);
         let mut b = self.bytes;
         mask(&mut b, len);
-        NetAddress {
-            family: self.family,
-            len,
-            bytes: b,
-        }
+        NetAddress { family: self.family, len, bytes: b }
     }
 }
 
@@ -231,10 +220,7 @@ impl FromStr for NetAddress {
                     return Err(Error::InvalidParameter);
                 }
                 let len: u16 = l.parse().map_err(|_| Error::InvalidParameter)?;
-                (
-                    a,
-                    Some(u8::try_from(len).map_err(|_| Error::InvalidParameter)?),
-                )
+                (a, Some(u8::try_from(len).map_err(|_| Error::InvalidParameter)?))
             }
             None => (s, None),
         };
@@ -330,30 +316,16 @@ mod tests {
             "10.0.0.0/0x8",
             "1.2.3.4/1000",
         ] {
-            assert_eq!(
-                s.parse::<NetAddress>(),
-                Err(Error::InvalidParameter),
-                "{s:?}"
-            );
+            assert_eq!(s.parse::<NetAddress>(), Err(Error::InvalidParameter), "{s:?}");
         }
-        assert_eq!(
-            NetAddress::v4(Ipv4Addr::LOCALHOST, 33),
-            Err(Error::InvalidParameter)
-        );
-        assert_eq!(
-            NetAddress::new(AddressFamily::Ipv6, &[0; 16], 129),
-            Err(Error::InvalidParameter)
-        );
+        assert_eq!(NetAddress::v4(Ipv4Addr::LOCALHOST, 33), Err(Error::InvalidParameter));
+        assert_eq!(NetAddress::new(AddressFamily::Ipv6, &[0; 16], 129), Err(Error::InvalidParameter));
     }
 
     #[test]
     fn ipv4_ignores_trailing_bytes() {
-        let a = NetAddress::new(
-            AddressFamily::Ipv4,
-            &[10, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9],
-            8,
-        )
-        .unwrap();
+        let a = NetAddress::new(AddressFamily::Ipv4, &[10, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9], 8)
+            .unwrap();
         assert_eq!(a, p("10.0.0.0/8"));
     }
 
@@ -373,21 +345,12 @@ mod tests {
     fn ordering_is_address_then_length() {
         let mut v = vec![p("10.0.0.0/16"), p("10.0.0.0/8"), p("9.0.0.0/8"), p("::/0")];
         v.sort();
-        assert_eq!(
-            v,
-            vec![p("9.0.0.0/8"), p("10.0.0.0/8"), p("10.0.0.0/16"), p("::/0")]
-        );
+        assert_eq!(v, vec![p("9.0.0.0/8"), p("10.0.0.0/8"), p("10.0.0.0/16"), p("::/0")]);
     }
 
     #[test]
     fn ipnet_round_trip() {
-        for s in [
-            "10.0.0.0/8",
-            "0.0.0.0/0",
-            "1.2.3.4/32",
-            "2001:db8::/48",
-            "::/0",
-        ] {
+        for s in ["10.0.0.0/8", "0.0.0.0/0", "1.2.3.4/32", "2001:db8::/48", "::/0"] {
             let n: ipnet::IpNet = s.parse().unwrap();
             let a = NetAddress::from(n);
             assert_eq!(a, p(s));

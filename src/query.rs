@@ -17,7 +17,7 @@ use crate::entity::EntityId;
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
-use crate::sync::{epoch, RouteGuard};
+use crate::sync::epoch;
 use crate::table::Table;
 use crate::view::{ViewId, ViewSet};
 use std::net::IpAddr;
@@ -56,19 +56,14 @@ impl Table {
 
     /// [`lookup`](Self::lookup) in view `view`.
     #[inline]
-    pub fn lookup_in<'a>(
-        &'a self,
-        addr: &NetAddress,
-        view: ViewId,
-        guard: &'a Guard,
-    ) -> Option<Best<'a>> {
+    pub fn lookup_in<'a>(&'a self, addr: &NetAddress, view: ViewId, guard: &'a Guard) -> Option<Best<'a>> {
         let t = &self.inner;
         if addr.family() != t.family {
             return None;
         }
         if addr.len() == t.family.max_len() {
             if let Some(dest) = t.trie.lookup(addr.bytes(), &guard.g) {
-                let list = dest.routes.load();
+                let list = dest.list(&guard.g);
                 if let Some(idx) = list.best_index(view) {
                     return Some(Best { dest, list, idx });
                 }
@@ -77,7 +72,7 @@ impl Table {
         // Slow path: the longest match has no route in this view (mixed views, or it died
         // under us); try every covering prefix, longest first.
         for dest in t.trie.matches(addr.bytes(), addr.len(), &guard.g) {
-            let list = dest.routes.load();
+            let list = dest.list(&guard.g);
             if let Some(idx) = list.best_index(view) {
                 return Some(Best { dest, list, idx });
             }
@@ -103,9 +98,13 @@ impl Table {
 
     /// The first candidate (longest first) that has a route in `views` and can still be
     /// referenced.
-    fn first_in<'g>(cands: impl IntoIterator<Item = &'g Dest>, views: ViewSet) -> Result<DestRef> {
+    fn first_in<'g>(
+        cands: impl IntoIterator<Item = &'g Dest>,
+        views: ViewSet,
+        g: &'g epoch::Guard,
+    ) -> Result<DestRef> {
         for d in cands {
-            if d.routes.load().has_route_in(views) {
+            if d.list(g).has_route_in(views) {
                 if let Some(dest) = d.try_ref() {
                     return Ok(DestRef { dest });
                 }
@@ -124,7 +123,7 @@ impl Table {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
-        Self::first_in(self.inner.trie.get(prefix, &g), views)
+        Self::first_in(self.inner.trie.get(prefix, &g), views, &g)
     }
 
     /// Longest-prefix match returning a handle (`RtmGetMostSpecificDestination`): the most
@@ -139,12 +138,12 @@ impl Table {
         let g = epoch::pin();
         if addr.len() == self.inner.family.max_len() {
             if let Some(d) = self.inner.trie.lookup(addr.bytes(), &g) {
-                if let Ok(r) = Self::first_in(Some(d), views) {
+                if let Ok(r) = Self::first_in(Some(d), views, &g) {
                     return Ok(r);
                 }
             }
         }
-        Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views)
+        Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
     }
 
     /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
@@ -161,7 +160,7 @@ impl Table {
             return Err(Error::NotFound);
         }
         let g = epoch::pin();
-        Self::first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views)
+        Self::first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views, &g)
     }
 
     /// The first route on exactly `prefix`, best first, that belongs to `views` and meets
@@ -169,25 +168,16 @@ impl Table {
     ///
     /// # Errors
     /// As [`get`](Self::get).
-    pub fn get_route(
-        &self,
-        prefix: &NetAddress,
-        criteria: &RouteMatch,
-        views: ViewSet,
-    ) -> Result<RouteRef> {
+    pub fn get_route(&self, prefix: &NetAddress, criteria: &RouteMatch, views: ViewSet) -> Result<RouteRef> {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
         let d = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
-        let list = d.routes.load();
+        let list = d.list(&g);
         list.entries
             .iter()
-            .find(|e| {
-                (views.is_empty() || e.info.views.intersects(views)) && criteria.matches(&e.info)
-            })
-            .map(|e| RouteRef {
-                route: e.route.clone(),
-            })
+            .find(|e| (views.is_empty() || e.info.views.intersects(views)) && criteria.matches(&e.info))
+            .map(|e| RouteRef { route: e.route.clone() })
             .ok_or(Error::NotFound)
     }
 }
@@ -212,13 +202,9 @@ impl RouteMatch {
     pub fn matches(&self, info: &RouteInfo) -> bool {
         self.owner.is_none_or(|o| info.owner == o)
             && self.neighbour.is_none_or(|n| info.neighbour == n)
-            && self
-                .preference
-                .is_none_or(|(p, m)| info.preference == p && info.metric == m)
+            && self.preference.is_none_or(|(p, m)| info.preference == p && info.metric == m)
             && self.next_hop.is_none_or(|nh| info.next_hops.contains(&nh))
-            && self
-                .interface
-                .is_none_or(|i| info.next_hops.iter().any(|nh| nh.interface == i))
+            && self.interface.is_none_or(|i| info.next_hops.iter().any(|nh| nh.interface == i))
     }
 }
 
@@ -226,7 +212,7 @@ impl RouteMatch {
 /// requested view in the snapshot the lookup read.
 pub struct Best<'a> {
     dest: &'a Dest,
-    list: RouteGuard<RouteList>,
+    list: &'a RouteList,
     idx: usize,
 }
 
@@ -251,9 +237,7 @@ impl<'a> Best<'a> {
 
     /// A counted handle to the best route (this one costs a reference count).
     pub fn to_ref(&self) -> RouteRef {
-        RouteRef {
-            route: self.list.entries[self.idx].route.clone(),
-        }
+        RouteRef { route: self.list.entries[self.idx].route.clone() }
     }
 
     /// A counted handle to the destination, unless it was retired meanwhile.
@@ -264,9 +248,6 @@ impl<'a> Best<'a> {
 
 impl core::fmt::Debug for Best<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Best")
-            .field("prefix", &self.prefix())
-            .field("route", self.route())
-            .finish()
+        f.debug_struct("Best").field("prefix", &self.prefix()).field("route", self.route()).finish()
     }
 }

@@ -192,11 +192,7 @@ impl RouteInfo {
     }
 
     pub(crate) fn deleted(&self, gen: u64) -> Self {
-        Self {
-            gen,
-            state: RouteState::Deleted,
-            ..self.clone()
-        }
+        Self { gen, state: RouteState::Deleted, ..self.clone() }
     }
 
     /// Created or deleted.
@@ -268,12 +264,7 @@ pub(crate) struct Route {
 impl Route {
     pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64, info: Arc<RouteInfo>) -> Self {
         crate::sync::LIVE_ROUTES.add(1);
-        Self {
-            dest,
-            owner,
-            seq,
-            current: RouteCell::new(info),
-        }
+        Self { dest, owner, seq, current: RouteCell::new(info) }
     }
 
     /// Raises `current` to `info` unless it already holds a version at least as new.
@@ -302,20 +293,13 @@ impl Drop for Route {
 /// address and interface), then creation order on the destination. Total and
 /// deterministic: a tie never depends on timing.
 pub(crate) fn selection_order(a: (&Route, &RouteInfo), b: (&Route, &RouteInfo)) -> CmpOrdering {
-    (
-        a.1.preference,
-        a.1.metric,
-        a.1.owner,
-        a.1.neighbour,
-        a.0.seq,
-    )
-        .cmp(&(
-            b.1.preference,
-            b.1.metric,
-            b.1.owner,
-            b.1.neighbour,
-            b.0.seq,
-        ))
+    (a.1.preference, a.1.metric, a.1.owner, a.1.neighbour, a.0.seq).cmp(&(
+        b.1.preference,
+        b.1.metric,
+        b.1.owner,
+        b.1.neighbour,
+        b.0.seq,
+    ))
 }
 
 /// A reference-counted pin of a route (RTMv2 route handle). `Clone` adds a reference,
@@ -349,15 +333,14 @@ impl RouteRef {
 
     /// A handle to the route's destination (which may have left the table).
     pub fn dest(&self) -> crate::dest::DestRef {
-        crate::dest::DestRef {
-            dest: self.route.dest.clone(),
-        }
+        crate::dest::DestRef { dest: self.route.dest.clone() }
     }
 
     /// The views in which this route is currently its destination's best route
     /// (RtmIsBestRoute); empty if it is deleted.
     pub fn best_in_views(&self) -> ViewSet {
-        let list = self.route.dest.routes.load();
+        let g = crate::sync::epoch::pin();
+        let list = self.route.dest.list(&g);
         let mut out = ViewSet::ANY;
         for v in list.views().iter() {
             if let Some(e) = list.best(v) {

@@ -11,7 +11,8 @@
 //! | atomics, `fence`, `Arc` | `std::sync` | `loom::sync` |
 //! | `epoch` | `crossbeam_epoch` | `crossbeam_epoch` compiled in its own loom mode |
 //! | [`TrackedCell`] | `UnsafeCell` | `loom::cell::UnsafeCell` (liveness of epoch nodes) |
-//! | [`RouteCell`] | `arc_swap::ArcSwap` | a loom model of arc-swap's documented contract |
+//! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
+//! | [`RouteCell`] | `arc_swap::ArcSwap` (a route's newest version) | a loom model of arc-swap's documented contract |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
 //!
 //! `.ci/run` greps `src/` for these names outside `src/sync*` and fails if it finds one.
@@ -22,12 +23,14 @@ compile_error!("build loom models with RUSTFLAGS=\"--cfg loom --cfg crossbeam_lo
 compile_error!("`--cfg crossbeam_loom` needs `--cfg loom` too");
 
 mod cell;
+mod epoch_cell;
 mod registry;
 mod route_cell;
 
 pub(crate) use cell::TrackedCell;
+pub(crate) use epoch_cell::{EpochCell, Touch};
 pub(crate) use registry::Registry;
-pub(crate) use route_cell::{RouteCell, RouteGuard};
+pub(crate) use route_cell::RouteCell;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
@@ -84,9 +87,7 @@ impl Counter {
     }
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
-        Self {
-            total: loom::sync::atomic::AtomicIsize::new(0),
-        }
+        Self { total: loom::sync::atomic::AtomicIsize::new(0) }
     }
 
     /// Adds `n`. Relaxed: the counter is a statistic; it orders nothing.

@@ -118,9 +118,7 @@ pub struct Rtm {
 
 impl Default for Rtm {
     fn default() -> Self {
-        Rtm::builder()
-            .build()
-            .unwrap_or_else(|_| unreachable!("defaults are valid"))
+        Rtm::builder().build().unwrap_or_else(|_| unreachable!("defaults are valid"))
     }
 }
 
@@ -199,12 +197,12 @@ impl Drop for TableInner {
         for p in linked {
             // SAFETY: linked destinations hold the link reference, so they are alive.
             let d = unsafe { &*p };
-            let old = d.routes.load_full();
+            let old = d.list(&g);
             let gen = old.gen + 1;
             for e in old.entries.iter() {
                 e.route.publish(&Arc::new(e.info.deleted(gen)));
             }
-            d.routes.store(Arc::new(RouteList::dead(gen)));
+            d.routes.swap(RouteList::dead(gen), &g);
             // SAFETY: the trie is being dropped; its link reference is ours to release.
             drop(unsafe { DestPtr::from_link(p) });
         }
@@ -236,15 +234,8 @@ impl Table {
     /// # Errors
     /// [`Error::AlreadyExists`] if `id` is registered here.
     pub fn register(&self, id: EntityId) -> Result<EntityRef> {
-        match self
-            .inner
-            .entities
-            .try_insert_with(id, || Arc::new(Entity::new(id)))
-        {
-            Ok(entity) => Ok(EntityRef {
-                entity,
-                table: self.inner.clone(),
-            }),
+        match self.inner.entities.try_insert_with(id, || Arc::new(Entity::new(id))) {
+            Ok(entity) => Ok(EntityRef { entity, table: self.inner.clone() }),
             Err(_) => Err(Error::AlreadyExists),
         }
     }
@@ -257,10 +248,7 @@ impl Table {
             .values()
             .into_iter()
             .filter(|e| e.is_registered())
-            .map(|entity| EntityRef {
-                entity,
-                table: self.inner.clone(),
-            })
+            .map(|entity| EntityRef { entity, table: self.inner.clone() })
             .collect();
         v.sort_by_key(|e| e.id());
         v
@@ -289,7 +277,7 @@ impl Table {
         let mut out = Vec::new();
         self.inner.trie.for_each(&g, &mut |d| {
             if let Some(dest) = d.try_ref() {
-                if !dest.routes.load().dead {
+                if !dest.list(&g).dead {
                     out.push(DestRef { dest });
                 }
             }
@@ -317,8 +305,5 @@ pub struct LiveObjects {
 
 /// See [`LiveObjects`].
 pub fn live_objects() -> LiveObjects {
-    LiveObjects {
-        dests: crate::sync::LIVE_DESTS.sum(),
-        routes: crate::sync::LIVE_ROUTES.sum(),
-    }
+    LiveObjects { dests: crate::sync::LIVE_DESTS.sum(), routes: crate::sync::LIVE_ROUTES.sum() }
 }

@@ -63,11 +63,7 @@ impl EntityRef {
     /// [`Error::InvalidHandle`] after deregistration; [`Error::InvalidParameter`] for a
     /// prefix of the other family, an empty view set or too many next hops;
     /// [`Error::NotSupported`] for views the instance does not support.
-    pub fn add_route(
-        &self,
-        prefix: &NetAddress,
-        params: RouteParams,
-    ) -> Result<(RouteRef, ChangeFlags)> {
+    pub fn add_route(&self, prefix: &NetAddress, params: RouteParams) -> Result<(RouteRef, ChangeFlags)> {
         self.add_route_with(prefix, params, AddMode::Normal)
     }
 
@@ -93,7 +89,7 @@ impl EntityRef {
                 }
                 continue;
             };
-            match self.upsert(dest, &params, mode, &mut spare) {
+            match self.upsert(&g, dest, &params, mode, &mut spare) {
                 Ok(r) => break r,
                 Err(Fail::Dead) => t.unlink(dest),
                 Err(Fail::Err(e)) => return Err(e),
@@ -121,36 +117,18 @@ impl EntityRef {
         let t = &*self.table;
         let dest = Dest::create(*prefix);
         let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
-        let route = Arc::new(Route::new(
-            dest.clone(),
-            self.entity.clone(),
-            0,
-            info.clone(),
-        ));
-        dest.routes.store(Arc::new(RouteList::new(
-            1,
-            1,
-            vec![Entry {
-                route: route.clone(),
-                info,
-            }],
-        )));
+        let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0, info.clone()));
+        dest.routes.swap(RouteList::new(1, 1, vec![Entry { route: route.clone(), info }]), g);
         match t.trie.insert(prefix, dest.as_ptr(), g) {
             Ok(()) => {
                 let _link = dest.into_link();
                 t.dest_count.add(1);
                 t.route_count.add(1);
-                Some((
-                    RouteRef { route },
-                    ChangeFlags {
-                        new: true,
-                        best: true,
-                    },
-                ))
+                Some((RouteRef { route }, ChangeFlags { new: true, best: true }))
             }
             Err(_) => {
                 // Never visible: break the dest -> route -> dest cycle and let both go.
-                dest.routes.store(Arc::new(RouteList::dead(0)));
+                dest.routes.swap(RouteList::dead(0), g);
                 None
             }
         }
@@ -159,6 +137,7 @@ impl EntityRef {
     /// One find-or-create on a live destination (a CAS loop on its snapshot).
     fn upsert(
         &self,
+        g: &epoch::Guard,
         dest: &Dest,
         params: &RouteParams,
         mode: AddMode,
@@ -166,7 +145,7 @@ impl EntityRef {
     ) -> Result<(RouteRef, ChangeFlags), Fail> {
         let t = &*self.table;
         let me = &self.entity;
-        let (old, new, (route, info, created)) = dest.modify(|cur| {
+        let (old, new, (route, info, created)) = dest.modify(g, |cur| {
             if cur.dead {
                 return Err(Fail::Dead);
             }
@@ -174,15 +153,11 @@ impl EntityRef {
             let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
             // Among several matches (possible after `New` or `First`), the oldest.
             let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
-                it.min_by_key(|e| e.route.seq)
-                    .and_then(|f| cur.position(&f.route))
+                it.min_by_key(|e| e.route.seq).and_then(|f| cur.position(&f.route))
             };
             let existing = match mode {
                 AddMode::Normal => oldest(
-                    &mut cur
-                        .entries
-                        .iter()
-                        .filter(|e| mine(e) && e.info.neighbour == params.neighbour),
+                    &mut cur.entries.iter().filter(|e| mine(e) && e.info.neighbour == params.neighbour),
                 ),
                 AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                 AddMode::New => None,
@@ -199,31 +174,20 @@ impl EntityRef {
                     let r = match spare {
                         // Reusable only for the same destination: a spare built for a
                         // destination that died belongs to that one.
-                        Some(r)
-                            if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) =>
-                        {
-                            r.clone()
-                        }
+                        Some(r) if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
                         _ => {
                             let dp = dest.try_ref().ok_or(Fail::Dead)?;
-                            let r =
-                                Arc::new(Route::new(dp, me.clone(), cur.next_seq, info.clone()));
+                            let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq, info.clone()));
                             *spare = Some(r.clone());
                             r
                         }
                     };
                     next_seq += 1;
-                    entries.push(Entry {
-                        route: r.clone(),
-                        info: info.clone(),
-                    });
+                    entries.push(Entry { route: r.clone(), info: info.clone() });
                     (r, true)
                 }
             };
-            Ok((
-                RouteList::new(gen, next_seq, entries),
-                (route, info, created),
-            ))
+            Ok((RouteList::new(gen, next_seq, entries), (route, info, created)))
         })?;
         route.publish(&info);
         if created {
@@ -245,7 +209,8 @@ impl EntityRef {
             return Err(Error::AccessDenied);
         }
         let r = &route.route;
-        let (old, new, info) = r.dest.modify(|cur| {
+        let g = epoch::pin();
+        let (old, new, info) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
             let gen = cur.gen + 1;
             let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, gen));
@@ -254,10 +219,7 @@ impl EntityRef {
             Ok((RouteList::new(gen, cur.next_seq, entries), info))
         })?;
         r.publish(&info);
-        Ok(ChangeFlags {
-            new: false,
-            best: best_changed(&old, &new, r, self.table.profile.views_supported),
-        })
+        Ok(ChangeFlags { new: false, best: best_changed(&old, &new, r, self.table.profile.views_supported) })
     }
 
     /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
@@ -279,7 +241,8 @@ impl EntityRef {
 /// last route.
 pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeFlags> {
     let dest = &route.dest;
-    let (old, new, removed) = dest.modify(|cur| {
+    let g = epoch::pin();
+    let (old, new, removed) = dest.modify(&g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
         let mut entries = cur.entries.to_vec();
@@ -307,7 +270,7 @@ impl TableInner {
         {
             let g = epoch::pin();
             self.trie.for_each(&g, &mut |d| {
-                for e in d.routes.load().entries.iter() {
+                for e in d.list(&g).entries.iter() {
                     if Arc::ptr_eq(&e.route.owner, entity) {
                         victims.push(e.route.clone());
                     }

@@ -83,9 +83,7 @@ impl ViewSet {
     }
     /// The views in ascending id order.
     pub fn iter(self) -> impl Iterator<Item = ViewId> {
-        (0..32u8)
-            .filter(move |i| self.0 & (1 << i) != 0)
-            .map(ViewId)
+        (0..32u8).filter(move |i| self.0 & (1 << i) != 0).map(ViewId)
     }
 }
 
@@ -112,10 +110,7 @@ mod tests {
         assert_eq!(s.bits(), 3);
         assert!(s.contains(ViewId::MULTICAST));
         assert!(!ViewSet::UNICAST.contains(ViewId::MULTICAST));
-        assert_eq!(
-            s.iter().collect::<Vec<_>>(),
-            vec![ViewId::UNICAST, ViewId::MULTICAST]
-        );
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![ViewId::UNICAST, ViewId::MULTICAST]);
         assert_eq!(ViewSet::ALL.len(), 32);
         assert!(ViewSet::ALL.is_superset(s));
         assert!(!ViewSet::UNICAST.is_superset(s));

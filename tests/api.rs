@@ -16,18 +16,9 @@ const OSPF: EntityId = EntityId::new(13, 1);
 
 #[test]
 fn builder_validates_limits() {
-    assert_eq!(
-        Rtm::builder().max_next_hops_in_route(0).build().err(),
-        Some(Error::InvalidParameter)
-    );
-    assert_eq!(
-        Rtm::builder().max_handles_in_enum(0).build().err(),
-        Some(Error::InvalidParameter)
-    );
-    assert_eq!(
-        Rtm::builder().views(ViewSet::ANY).build().err(),
-        Some(Error::InvalidParameter)
-    );
+    assert_eq!(Rtm::builder().max_next_hops_in_route(0).build().err(), Some(Error::InvalidParameter));
+    assert_eq!(Rtm::builder().max_handles_in_enum(0).build().err(), Some(Error::InvalidParameter));
+    assert_eq!(Rtm::builder().views(ViewSet::ANY).build().err(), Some(Error::InvalidParameter));
     let rtm = Rtm::builder()
         .instance_id(3)
         .max_next_hops_in_route(4)
@@ -61,12 +52,7 @@ fn entity_registration() {
     assert_eq!(ospf.deregister(), Err(Error::InvalidHandle));
     assert_eq!(ospf.info(), Err(Error::InvalidHandle));
     let clone = ospf.clone();
-    assert_eq!(
-        clone
-            .add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1))
-            .err(),
-        Some(Error::InvalidHandle)
-    );
+    assert_eq!(clone.add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1)).err(), Some(Error::InvalidHandle));
     assert_eq!(rtm.table(V4).entities().len(), 1);
     // The id can be registered again afterwards.
     let again = rtm.register(V4, OSPF).unwrap();
@@ -79,46 +65,26 @@ fn add_update_delete_and_identity() {
     let bgp = rtm.register(V4, BGP).unwrap();
     let t = rtm.table(V4);
     let n1 = nh("192.0.2.1", 1);
-    let (r1, f) = bgp
-        .add_route(
-            &p("10.0.0.0/8"),
-            RouteParams::new(20, 5).neighbour(n1).next_hop(n1),
-        )
-        .unwrap();
-    assert_eq!(
-        f,
-        ChangeFlags {
-            new: true,
-            best: true
-        }
-    );
+    let (r1, f) =
+        bgp.add_route(&p("10.0.0.0/8"), RouteParams::new(20, 5).neighbour(n1).next_hop(n1)).unwrap();
+    assert_eq!(f, ChangeFlags { new: true, best: true });
     assert_eq!(f.bits(), 0x0001_0002);
     // Same (dest, owner, neighbour): an update of the same route.
-    let (r1b, f) = bgp
-        .add_route(
-            &p("10.0.0.0/8"),
-            RouteParams::new(20, 7).neighbour(n1).next_hop(n1),
-        )
-        .unwrap();
+    let (r1b, f) =
+        bgp.add_route(&p("10.0.0.0/8"), RouteParams::new(20, 7).neighbour(n1).next_hop(n1)).unwrap();
     assert!(!f.new && f.best);
     assert!(r1.ptr_eq(&r1b));
     assert_eq!(r1.info().metric(), 7, "the old handle sees the new version");
     // Another neighbour: a second route.
     let n2 = nh("192.0.2.2", 2);
-    let (r2, f) = bgp
-        .add_route(
-            &p("10.0.0.0/8"),
-            RouteParams::new(20, 9).neighbour(n2).next_hop(n2),
-        )
-        .unwrap();
+    let (r2, f) =
+        bgp.add_route(&p("10.0.0.0/8"), RouteParams::new(20, 9).neighbour(n2).next_hop(n2)).unwrap();
     assert!(f.new && !f.best, "a worse route changes no best route");
     assert!(!r2.ptr_eq(&r1));
     assert_eq!(t.route_count(), 2);
     assert_eq!(t.len(), 1);
     // Update through the handle: r2 becomes best.
-    let f = bgp
-        .update_route(&r2, RouteParams::new(20, 1).neighbour(n2).next_hop(n2))
-        .unwrap();
+    let f = bgp.update_route(&r2, RouteParams::new(20, 1).neighbour(n2).next_hop(n2)).unwrap();
     assert!(f.best);
     assert_eq!(r2.best_in_views(), ViewSet::UNICAST);
     assert_eq!(r1.best_in_views(), ViewSet::ANY);
@@ -129,26 +95,18 @@ fn add_update_delete_and_identity() {
     assert_eq!(r2.info().metric(), 1);
     assert_eq!(r2.prefix(), p("10.0.0.0/8"));
     assert_eq!(bgp.delete_route(&r2), Err(Error::NotFound));
-    assert_eq!(
-        bgp.update_route(&r2, RouteParams::new(1, 1)),
-        Err(Error::NotFound)
-    );
+    assert_eq!(bgp.update_route(&r2, RouteParams::new(1, 1)), Err(Error::NotFound));
     assert_eq!(r1.best_in_views(), ViewSet::UNICAST);
     // Deleting the last route removes the destination from the table.
     let d = t.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap();
     bgp.delete_route(&r1).unwrap();
-    assert_eq!(
-        t.get(&p("10.0.0.0/8"), ViewSet::ANY).err(),
-        Some(Error::NotFound)
-    );
+    assert_eq!(t.get(&p("10.0.0.0/8"), ViewSet::ANY).err(), Some(Error::NotFound));
     assert!(d.is_deleted());
     assert_eq!(d.route_count(), 0);
     assert_eq!(d.prefix(), p("10.0.0.0/8"));
     assert_eq!((t.len(), t.route_count()), (0, 0));
     // A new add creates a fresh destination.
-    let (r3, f) = bgp
-        .add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1))
-        .unwrap();
+    let (r3, f) = bgp.add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
     assert!(f.new);
     assert!(!r3.dest().ptr_eq(&d));
 }
@@ -158,42 +116,20 @@ fn add_modes_first_and_new() {
     let rtm = Rtm::new();
     let e = rtm.register(V4, BGP).unwrap();
     let a = p("10.0.0.0/8");
-    let (r1, _) = e
-        .add_route(&a, RouteParams::new(5, 5).neighbour(nh("1.1.1.1", 1)))
-        .unwrap();
-    let (r2, f) = e
-        .add_route_with(
-            &a,
-            RouteParams::new(5, 5).neighbour(nh("1.1.1.1", 1)),
-            AddMode::New,
-        )
-        .unwrap();
-    assert!(
-        f.new && !r2.ptr_eq(&r1),
-        "NEW forces a second route with the same identity"
-    );
-    let (r3, f) = e
-        .add_route_with(
-            &a,
-            RouteParams::new(5, 1).neighbour(nh("2.2.2.2", 1)),
-            AddMode::First,
-        )
-        .unwrap();
-    assert!(
-        !f.new && r3.ptr_eq(&r1),
-        "FIRST updates the oldest route, ignoring the neighbour"
-    );
+    let (r1, _) = e.add_route(&a, RouteParams::new(5, 5).neighbour(nh("1.1.1.1", 1))).unwrap();
+    let (r2, f) =
+        e.add_route_with(&a, RouteParams::new(5, 5).neighbour(nh("1.1.1.1", 1)), AddMode::New).unwrap();
+    assert!(f.new && !r2.ptr_eq(&r1), "NEW forces a second route with the same identity");
+    let (r3, f) =
+        e.add_route_with(&a, RouteParams::new(5, 1).neighbour(nh("2.2.2.2", 1)), AddMode::First).unwrap();
+    assert!(!f.new && r3.ptr_eq(&r1), "FIRST updates the oldest route, ignoring the neighbour");
     assert_eq!(r1.info().neighbour(), Some(&nh("2.2.2.2", 1)));
     assert_eq!(rtm.table(V4).route_count(), 2);
 }
 
 #[test]
 fn invalid_input_changes_nothing() {
-    let rtm = Rtm::builder()
-        .max_next_hops_in_route(2)
-        .views(ViewSet::UNICAST)
-        .build()
-        .unwrap();
+    let rtm = Rtm::builder().max_next_hops_in_route(2).views(ViewSet::UNICAST).build().unwrap();
     let e = rtm.register(V4, BGP).unwrap();
     let t = rtm.table(V4);
     let a = p("10.0.0.0/8");
@@ -201,42 +137,24 @@ fn invalid_input_changes_nothing() {
         .next_hop(nh("1.1.1.1", 1))
         .next_hop(nh("1.1.1.2", 1))
         .next_hop(nh("1.1.1.3", 1));
+    assert_eq!(e.add_route(&a, too_many).err(), Some(Error::InvalidParameter));
     assert_eq!(
-        e.add_route(&a, too_many).err(),
+        e.add_route(&a, RouteParams::new(1, 1).views(ViewSet::ANY)).err(),
         Some(Error::InvalidParameter)
     );
     assert_eq!(
-        e.add_route(&a, RouteParams::new(1, 1).views(ViewSet::ANY))
-            .err(),
-        Some(Error::InvalidParameter)
-    );
-    assert_eq!(
-        e.add_route(&a, RouteParams::new(1, 1).views(ViewSet::MULTICAST))
-            .err(),
+        e.add_route(&a, RouteParams::new(1, 1).views(ViewSet::MULTICAST)).err(),
         Some(Error::NotSupported)
     );
-    assert_eq!(
-        e.add_route(&p("2001:db8::/32"), RouteParams::new(1, 1))
-            .err(),
-        Some(Error::InvalidParameter)
-    );
+    assert_eq!(e.add_route(&p("2001:db8::/32"), RouteParams::new(1, 1)).err(), Some(Error::InvalidParameter));
     assert_eq!((t.len(), t.route_count()), (0, 0));
-    assert_eq!(
-        t.get(&p("2001:db8::/32"), ViewSet::ANY).err(),
-        Some(Error::InvalidParameter)
-    );
-    assert_eq!(
-        t.get(&a, ViewSet::MULTICAST).err(),
-        Some(Error::NotSupported)
-    );
+    assert_eq!(t.get(&p("2001:db8::/32"), ViewSet::ANY).err(), Some(Error::InvalidParameter));
+    assert_eq!(t.get(&a, ViewSet::MULTICAST).err(), Some(Error::NotSupported));
     let (r, _) = e.add_route(&a, RouteParams::new(1, 1)).unwrap();
     // Someone else's route.
     let other = rtm.register(V4, OSPF).unwrap();
     assert_eq!(other.delete_route(&r), Err(Error::AccessDenied));
-    assert_eq!(
-        other.update_route(&r, RouteParams::new(1, 1)),
-        Err(Error::AccessDenied)
-    );
+    assert_eq!(other.update_route(&r, RouteParams::new(1, 1)), Err(Error::AccessDenied));
     assert_eq!(r.state(), RouteState::Created);
 }
 
@@ -248,48 +166,27 @@ fn best_route_per_view_and_tie_break() {
     let t = rtm.table(V4);
     let a = p("10.0.0.0/8");
     let both = ViewSet::UNICAST | ViewSet::MULTICAST;
-    let (rb, _) = bgp
-        .add_route(&a, RouteParams::new(20, 1).views(both))
-        .unwrap();
-    let (ro, f) = ospf
-        .add_route(&a, RouteParams::new(110, 1).views(ViewSet::UNICAST))
-        .unwrap();
+    let (rb, _) = bgp.add_route(&a, RouteParams::new(20, 1).views(both)).unwrap();
+    let (ro, f) = ospf.add_route(&a, RouteParams::new(110, 1).views(ViewSet::UNICAST)).unwrap();
     assert!(!f.best);
     let d = t.get(&a, ViewSet::ANY).unwrap();
     assert!(d.best(ViewId::UNICAST).unwrap().ptr_eq(&rb));
     // Lower preference wins whatever the metric.
-    let f = ospf
-        .update_route(&ro, RouteParams::new(10, 1000).views(ViewSet::UNICAST))
-        .unwrap();
+    let f = ospf.update_route(&ro, RouteParams::new(10, 1000).views(ViewSet::UNICAST)).unwrap();
     assert!(f.best);
     assert!(d.best(ViewId::UNICAST).unwrap().ptr_eq(&ro));
-    assert!(
-        d.best(ViewId::MULTICAST).unwrap().ptr_eq(&rb),
-        "best is per view"
-    );
+    assert!(d.best(ViewId::MULTICAST).unwrap().ptr_eq(&rb), "best is per view");
     assert_eq!(d.views(), both);
-    assert!(d
-        .best_of_protocol(ViewId::UNICAST, BGP.protocol)
-        .unwrap()
-        .ptr_eq(&rb));
+    assert!(d.best_of_protocol(ViewId::UNICAST, BGP.protocol).unwrap().ptr_eq(&rb));
     // Equal preference and metric: the lower entity id (OSPF 13 < BGP 14) wins.
-    ospf.update_route(&ro, RouteParams::new(20, 1).views(both))
-        .unwrap();
+    ospf.update_route(&ro, RouteParams::new(20, 1).views(both)).unwrap();
     assert!(d.best(ViewId::UNICAST).unwrap().ptr_eq(&ro));
     assert!(d.best(ViewId::MULTICAST).unwrap().ptr_eq(&ro));
     // Same owner, no neighbour vs a neighbour: the route without one first; then creation order.
-    let (n1, _) = bgp
-        .add_route(
-            &p("11.0.0.0/8"),
-            RouteParams::new(1, 1).neighbour(nh("1.1.1.1", 1)),
-        )
-        .unwrap();
-    let (n0, _) = bgp
-        .add_route(&p("11.0.0.0/8"), RouteParams::new(1, 1))
-        .unwrap();
-    let (n2, _) = bgp
-        .add_route_with(&p("11.0.0.0/8"), RouteParams::new(1, 1), AddMode::New)
-        .unwrap();
+    let (n1, _) =
+        bgp.add_route(&p("11.0.0.0/8"), RouteParams::new(1, 1).neighbour(nh("1.1.1.1", 1))).unwrap();
+    let (n0, _) = bgp.add_route(&p("11.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
+    let (n2, _) = bgp.add_route_with(&p("11.0.0.0/8"), RouteParams::new(1, 1), AddMode::New).unwrap();
     let order: Vec<_> = t.get(&p("11.0.0.0/8"), ViewSet::ANY).unwrap().routes();
     assert!(order[0].ptr_eq(&n0) && order[1].ptr_eq(&n2) && order[2].ptr_eq(&n1));
 }
@@ -305,37 +202,18 @@ fn queries_exact_most_less_specific() {
         ("10.1.0.0/16", ViewSet::MULTICAST),
         ("10.1.2.0/24", ViewSet::UNICAST),
     ] {
-        let _ = e
-            .add_route(&p(s), RouteParams::new(1, 1).views(views))
-            .unwrap();
+        let _ = e.add_route(&p(s), RouteParams::new(1, 1).views(views)).unwrap();
     }
     assert_eq!(t.len(), 4);
-    assert_eq!(
-        t.get(&p("10.1.0.0/16"), ViewSet::ANY).unwrap().prefix(),
-        p("10.1.0.0/16")
-    );
-    assert_eq!(
-        t.get(&p("10.1.0.0/16"), ViewSet::UNICAST).err(),
-        Some(Error::NotFound)
-    );
-    assert_eq!(
-        t.get(&p("10.2.0.0/16"), ViewSet::ANY).err(),
-        Some(Error::NotFound)
-    );
+    assert_eq!(t.get(&p("10.1.0.0/16"), ViewSet::ANY).unwrap().prefix(), p("10.1.0.0/16"));
+    assert_eq!(t.get(&p("10.1.0.0/16"), ViewSet::UNICAST).err(), Some(Error::NotFound));
+    assert_eq!(t.get(&p("10.2.0.0/16"), ViewSet::ANY).err(), Some(Error::NotFound));
     let ms = |a: &str, v| t.most_specific(&p(a), v).map(|d| d.prefix());
     assert_eq!(ms("10.1.2.3", ViewSet::UNICAST), Ok(p("10.1.2.0/24")));
-    assert_eq!(
-        ms("10.1.3.3", ViewSet::UNICAST),
-        Ok(p("10.0.0.0/8")),
-        "skips the multicast-only /16"
-    );
+    assert_eq!(ms("10.1.3.3", ViewSet::UNICAST), Ok(p("10.0.0.0/8")), "skips the multicast-only /16");
     assert_eq!(ms("10.1.3.3", ViewSet::MULTICAST), Ok(p("10.1.0.0/16")));
     assert_eq!(ms("10.1.3.3", ViewSet::ANY), Ok(p("10.1.0.0/16")));
-    assert_eq!(
-        ms("10.1.2.0/20", ViewSet::ANY),
-        Ok(p("10.1.0.0/16")),
-        "bounded by the address length"
-    );
+    assert_eq!(ms("10.1.2.0/20", ViewSet::ANY), Ok(p("10.1.0.0/16")), "bounded by the address length");
     assert_eq!(ms("11.0.0.1", ViewSet::MULTICAST), Err(Error::NotFound));
     // Walk up from the /24 to the default route, then NotFound.
     let mut d = t.get(&p("10.1.2.0/24"), ViewSet::ANY).unwrap();
@@ -344,26 +222,12 @@ fn queries_exact_most_less_specific() {
         walk.push(up.prefix());
         d = up;
     }
-    assert_eq!(
-        walk,
-        vec![p("10.1.0.0/16"), p("10.0.0.0/8"), p("0.0.0.0/0")]
-    );
+    assert_eq!(walk, vec![p("10.1.0.0/16"), p("10.0.0.0/8"), p("0.0.0.0/0")]);
     let d = t.get(&p("10.1.2.0/24"), ViewSet::ANY).unwrap();
-    assert_eq!(
-        t.less_specific(&d, ViewSet::UNICAST).unwrap().prefix(),
-        p("10.0.0.0/8")
-    );
+    assert_eq!(t.less_specific(&d, ViewSet::UNICAST).unwrap().prefix(), p("10.0.0.0/8"));
     // In-order enumeration.
     let all: Vec<_> = t.dests().iter().map(|d| d.prefix()).collect();
-    assert_eq!(
-        all,
-        vec![
-            p("0.0.0.0/0"),
-            p("10.0.0.0/8"),
-            p("10.1.0.0/16"),
-            p("10.1.2.0/24")
-        ]
-    );
+    assert_eq!(all, vec![p("0.0.0.0/0"), p("10.0.0.0/8"), p("10.1.0.0/16"), p("10.1.2.0/24")]);
 }
 
 #[test]
@@ -374,67 +238,23 @@ fn exact_match_route_criteria() {
     let t = rtm.table(V4);
     let a = p("10.0.0.0/8");
     let (rb, _) = bgp
-        .add_route(
-            &a,
-            RouteParams::new(20, 3)
-                .neighbour(nh("1.1.1.1", 1))
-                .next_hop(nh("1.1.1.1", 1)),
-        )
+        .add_route(&a, RouteParams::new(20, 3).neighbour(nh("1.1.1.1", 1)).next_hop(nh("1.1.1.1", 1)))
         .unwrap();
-    let (ro, _) = ospf
-        .add_route(&a, RouteParams::new(110, 2).next_hop(nh("2.2.2.2", 7)))
-        .unwrap();
+    let (ro, _) = ospf.add_route(&a, RouteParams::new(110, 2).next_hop(nh("2.2.2.2", 7))).unwrap();
     let q = |m: RouteMatch| t.get_route(&a, &m, ViewSet::ANY);
-    assert!(
-        q(RouteMatch::default()).unwrap().ptr_eq(&rb),
-        "no criteria: the best"
-    );
-    assert!(q(RouteMatch {
-        owner: Some(OSPF),
-        ..Default::default()
-    })
-    .unwrap()
-    .ptr_eq(&ro));
-    assert!(q(RouteMatch {
-        neighbour: Some(None),
-        ..Default::default()
-    })
-    .unwrap()
-    .ptr_eq(&ro));
-    assert!(q(RouteMatch {
-        preference: Some((20, 3)),
-        ..Default::default()
-    })
-    .unwrap()
-    .ptr_eq(&rb));
+    assert!(q(RouteMatch::default()).unwrap().ptr_eq(&rb), "no criteria: the best");
+    assert!(q(RouteMatch { owner: Some(OSPF), ..Default::default() }).unwrap().ptr_eq(&ro));
+    assert!(q(RouteMatch { neighbour: Some(None), ..Default::default() }).unwrap().ptr_eq(&ro));
+    assert!(q(RouteMatch { preference: Some((20, 3)), ..Default::default() }).unwrap().ptr_eq(&rb));
     assert_eq!(
-        q(RouteMatch {
-            preference: Some((20, 4)),
-            ..Default::default()
-        })
-        .err(),
+        q(RouteMatch { preference: Some((20, 4)), ..Default::default() }).err(),
         Some(Error::NotFound)
     );
-    assert!(q(RouteMatch {
-        interface: Some(7),
-        ..Default::default()
-    })
-    .unwrap()
-    .ptr_eq(&ro));
-    assert!(q(RouteMatch {
-        next_hop: Some(nh("1.1.1.1", 1)),
-        ..Default::default()
-    })
-    .unwrap()
-    .ptr_eq(&rb));
+    assert!(q(RouteMatch { interface: Some(7), ..Default::default() }).unwrap().ptr_eq(&ro));
+    assert!(q(RouteMatch { next_hop: Some(nh("1.1.1.1", 1)), ..Default::default() }).unwrap().ptr_eq(&rb));
+    assert_eq!(t.get_route(&a, &RouteMatch::default(), ViewSet::MULTICAST).err(), Some(Error::NotFound));
     assert_eq!(
-        t.get_route(&a, &RouteMatch::default(), ViewSet::MULTICAST)
-            .err(),
-        Some(Error::NotFound)
-    );
-    assert_eq!(
-        t.get_route(&p("10.0.0.0/9"), &RouteMatch::default(), ViewSet::ANY)
-            .err(),
+        t.get_route(&p("10.0.0.0/9"), &RouteMatch::default(), ViewSet::ANY).err(),
         Some(Error::NotFound)
     );
 }
@@ -445,22 +265,11 @@ fn fast_path_lookup() {
     let e = rtm.register(V4, BGP).unwrap();
     let t = rtm.table(V4);
     let hop = nh("192.0.2.9", 3);
-    let _ = e
-        .add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1).next_hop(hop))
-        .unwrap();
-    let _ = e
-        .add_route(
-            &p("10.1.0.0/16"),
-            RouteParams::new(1, 1).views(ViewSet::MULTICAST),
-        )
-        .unwrap();
+    let _ = e.add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1).next_hop(hop)).unwrap();
+    let _ = e.add_route(&p("10.1.0.0/16"), RouteParams::new(1, 1).views(ViewSet::MULTICAST)).unwrap();
     let g = t.pin();
     let b = t.lookup(&p("10.1.2.3"), &g).unwrap();
-    assert_eq!(
-        b.prefix(),
-        p("10.0.0.0/8"),
-        "falls back past a destination with no unicast route"
-    );
+    assert_eq!(b.prefix(), p("10.0.0.0/8"), "falls back past a destination with no unicast route");
     assert_eq!(b.next_hops(), &[hop]);
     assert_eq!(b.route().owner(), BGP);
     let b = t.lookup_in(&p("10.1.2.3"), ViewId::MULTICAST, &g).unwrap();
@@ -475,9 +284,7 @@ fn fast_path_lookup() {
 fn handles_keep_objects_readable() {
     let rtm = Rtm::new();
     let e = rtm.register(V4, BGP).unwrap();
-    let (r, _) = e
-        .add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1))
-        .unwrap();
+    let (r, _) = e.add_route(&p("10.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
     let d = r.dest();
     let r2 = r.clone();
     e.deregister().unwrap();
@@ -509,10 +316,7 @@ fn deregister_withdraws_only_own_routes() {
     assert_eq!((t.len(), t.route_count()), (100, 150));
     bgp.deregister().unwrap();
     assert_eq!((t.len(), t.route_count()), (50, 50));
-    assert!(t
-        .dests()
-        .iter()
-        .all(|d| d.routes().iter().all(|r| r.owner() == OSPF)));
+    assert!(t.dests().iter().all(|d| d.routes().iter().all(|r| r.owner() == OSPF)));
 }
 
 #[test]
@@ -520,13 +324,7 @@ fn ipv6_table() {
     let rtm = Rtm::new();
     let e = rtm.register(AddressFamily::Ipv6, BGP).unwrap();
     let t = rtm.table(AddressFamily::Ipv6);
-    for s in [
-        "::/0",
-        "2001:db8::/32",
-        "2001:db8:1::/48",
-        "2001:db8:1:2::/64",
-        "2001:db8:1:2::1/128",
-    ] {
+    for s in ["::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64", "2001:db8:1:2::1/128"] {
         let _ = e.add_route(&p(s), RouteParams::new(1, 1)).unwrap();
     }
     let g = t.pin();

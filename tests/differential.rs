@@ -7,10 +7,11 @@ mod common;
 use proptest::prelude::*;
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) { 4 } else { 512 })
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(if cfg!(miri) {
+        4
+    } else {
+        512
+    })
 }
 
 proptest! {
@@ -63,8 +64,5 @@ fn every_op_kind_runs() {
         r.apply(op);
     }
     r.check_all();
-    assert!(
-        r.model.dests.is_empty(),
-        "deregistering every entity empties the table"
-    );
+    assert!(r.model.dests.is_empty(), "deregistering every entity empties the table");
 }

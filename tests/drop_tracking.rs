@@ -9,12 +9,8 @@ fn everything_is_freed_after_last_release() {
     drain_deferred_garbage();
     let base = live_objects();
     let rtm = Rtm::new();
-    let e = rtm
-        .register(AddressFamily::Ipv4, EntityId::new(1, 1))
-        .unwrap();
-    let f = rtm
-        .register(AddressFamily::Ipv4, EntityId::new(2, 1))
-        .unwrap();
+    let e = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+    let f = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
     let mut keep_routes = vec![];
     let mut keep_dests = vec![];
     for i in 0..3000u32 {
@@ -29,9 +25,7 @@ fn everything_is_freed_after_last_release() {
         }
         if i % 7 == 0 {
             // A deleted route whose handle is dropped at once.
-            let (r, _) = e
-                .add_route_with(&a, RouteParams::new(9, 9), AddMode::New)
-                .unwrap();
+            let (r, _) = e.add_route_with(&a, RouteParams::new(9, 9), AddMode::New).unwrap();
             e.delete_route(&r).unwrap();
         }
     }
@@ -41,24 +35,12 @@ fn everything_is_freed_after_last_release() {
     assert_eq!(mid.routes - base.routes, 4000);
     f.deregister().unwrap();
     drain_deferred_garbage();
-    assert_eq!(
-        live_objects().routes - base.routes,
-        3000,
-        "deregistered routes are freed"
-    );
+    assert_eq!(live_objects().routes - base.routes, 3000, "deregistered routes are freed");
     drop((rtm, e, f));
     drain_deferred_garbage();
     let held = live_objects();
-    assert_eq!(
-        held.routes - base.routes,
-        30,
-        "only the routes still held by handles"
-    );
-    assert_eq!(
-        held.dests - base.dests,
-        30,
-        "only the destinations they or handles hold"
-    );
+    assert_eq!(held.routes - base.routes, 30, "only the routes still held by handles");
+    assert_eq!(held.dests - base.dests, 30, "only the destinations they or handles hold");
     assert!(keep_routes.iter().all(|r| r.state() == RouteState::Deleted));
     drop(keep_routes);
     drop(keep_dests);

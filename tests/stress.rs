@@ -17,10 +17,11 @@ use std::sync::Arc;
 const THREADS: usize = 4;
 
 fn iters() -> usize {
-    std::env::var("STRESS_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) { 300 } else { 200_000 })
+    std::env::var("STRESS_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(if cfg!(miri) {
+        300
+    } else {
+        200_000
+    })
 }
 
 struct Rng(u64);
@@ -89,8 +90,7 @@ fn concurrent_mixed_operations_match_the_model() {
                             } else {
                                 ViewSet::UNICAST | ViewSet::MULTICAST
                             };
-                            let p = RouteParams::new((x >> 8) as u32 % 4, (x >> 16) as u32 % 4)
-                                .views(views);
+                            let p = RouteParams::new((x >> 8) as u32 % 4, (x >> 16) as u32 % 4).views(views);
                             let (h, f) = e.add_route(&a, p.clone()).unwrap();
                             match mine.get(&a) {
                                 Some((old, _)) => {
@@ -141,17 +141,12 @@ fn concurrent_mixed_operations_match_the_model() {
     let mut model = common::Model::default();
     for (t, (_, mine)) in results.iter().enumerate() {
         for (a, (_, p)) in mine {
-            model
-                .dests
-                .entry(*a)
-                .or_default()
-                .routes
-                .push(common::MRoute {
-                    id: 0,
-                    owner: t,
-                    seq: 0,
-                    p: p.clone(),
-                });
+            model.dests.entry(*a).or_default().routes.push(common::MRoute {
+                id: 0,
+                owner: t,
+                seq: 0,
+                p: p.clone(),
+            });
         }
     }
     common::check_table(&table, &model, common::entity_id);

@@ -1,1 +1,80 @@
-//! Shared helpers for the rtm benches.
+//! Shared helpers for the rtm benches: the data set (the real full table from
+//! `../shared/data` when present, else rtm's deterministic generator) and table loading.
+
+use rtm::{gen, AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+/// Where the shared data sets live: `$RTM_DATA_DIR`, else `../shared/data` beside the
+/// repository.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("RTM_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")))
+}
+
+/// Reads a prefix list (one CIDR per line, gzip or plain).
+pub fn read_prefix_list(path: &std::path::Path) -> std::io::Result<Vec<NetAddress>> {
+    let f = std::fs::File::open(path)?;
+    let r: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::new(flate2::read::GzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    };
+    let mut out = Vec::new();
+    for line in r.lines() {
+        let line = line?;
+        let s = line.trim();
+        if s.is_empty() || s.starts_with('#') {
+            continue;
+        }
+        match s.parse() {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{s:?}: {e}")))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The data set: `(name, ipv4 prefixes, ipv6 prefixes)`. The real 2023 full table if
+/// present, else a generated one of the same size (announced on stderr either way).
+pub fn full_table() -> (&'static str, Vec<NetAddress>, Vec<NetAddress>) {
+    let path = data_dir().join("fulltable-2023-v4v6.prefixes.txt.gz");
+    match read_prefix_list(&path) {
+        Ok(all) => {
+            let (v4, v6) = all.into_iter().partition(|p| p.family() == AddressFamily::Ipv4);
+            eprintln!("data: real full table {}", path.display());
+            ("real", v4, v6)
+        }
+        Err(e) => {
+            eprintln!("data: {} unavailable ({e}); using the generated table", path.display());
+            ("generated", gen::ipv4_table(901_899, 1), gen::ipv6_table(160_147, 1))
+        }
+    }
+}
+
+/// An instance with `prefixes` loaded as routes of one entity, each with one next hop.
+pub fn load_rtm(prefixes: &[NetAddress]) -> Rtm {
+    let rtm = Rtm::new();
+    let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
+    let e = rtm.register(fam, EntityId::new(14, 1)).expect("fresh instance");
+    for (i, p) in prefixes.iter().enumerate() {
+        let nh = NextHop::new(*p, (i % 64) as u32 + 1);
+        let _ = e.add_route(p, RouteParams::new(20, 0).next_hop(nh)).expect("valid route");
+    }
+    rtm
+}
+
+/// `n` in-table host addresses (inside randomly chosen table prefixes) and `n` uniformly
+/// random addresses of the family.
+pub fn queries(prefixes: &[NetAddress], n: usize, seed: u64) -> (Vec<NetAddress>, Vec<NetAddress>) {
+    let mut r = gen::SplitMix64::new(seed);
+    let inside =
+        (0..n).map(|_| gen::host_in(&prefixes[r.below(prefixes.len() as u64) as usize], &mut r)).collect();
+    let fam = prefixes[0].family();
+    let any = NetAddress::new(fam, &[0; 16], 0).expect("/0 is valid");
+    let random = (0..n).map(|_| gen::host_in(&any, &mut r)).collect();
+    (inside, random)
+}

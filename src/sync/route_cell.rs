@@ -4,9 +4,8 @@
 //! cannot see arc-swap's internal synchronisation (it reports false causality violations),
 //! so under `cfg(loom)` the cell is a small model of arc-swap's *documented* contract:
 //!
-//! * `store`/`swap` are a `SeqCst` swap of the pointer; `compare_and_swap` is a
-//!   `compare_exchange(SeqCst, Acquire)`;
-//! * `load` is an `Acquire` load that returns an owning guard;
+//! * `compare_and_swap` is a `compare_exchange(SeqCst, Acquire)`;
+//! * `load_full` is an `Acquire` load that returns an owned `Arc`;
 //! * every value ever published stays alive in `keep` until the cell drops (a conservative
 //!   lifetime: a reader can never observe a freed value, and loom's leak checker still
 //!   verifies that all of them are dropped with the cell).
@@ -19,9 +18,6 @@
 mod imp {
     use std::sync::Arc;
 
-    /// A guard that keeps one loaded value alive; derefs to `Arc<T>`.
-    pub(crate) type RouteGuard<T> = arc_swap::Guard<Arc<T>>;
-
     /// See the module docs.
     pub(crate) struct RouteCell<T>(arc_swap::ArcSwap<T>);
 
@@ -30,20 +26,10 @@ mod imp {
             Self(arc_swap::ArcSwap::new(value))
         }
 
-        /// Loads the current value. arc-swap's load is `Acquire` (pairs with the `SeqCst`
-        /// swap in `store`/`compare_and_swap`), so everything written into the value
-        /// before it was published is visible.
-        #[inline]
-        pub(crate) fn load(&self) -> RouteGuard<T> {
-            self.0.load()
-        }
-
+        /// The current value. arc-swap's load is `Acquire` (pairs with the `SeqCst`
+        /// swap inside `compare_and_swap`).
         pub(crate) fn load_full(&self) -> Arc<T> {
             self.0.load_full()
-        }
-
-        pub(crate) fn store(&self, value: Arc<T>) {
-            self.0.store(value)
         }
 
         /// Replaces the value with `new` if it is still `current` (pointer identity).
@@ -60,9 +46,6 @@ mod imp {
     use loom::sync::atomic::{AtomicPtr, Ordering};
     use loom::sync::{Arc, Mutex};
 
-    /// Under loom the guard is an owned `Arc` (the model keeps every value alive anyway).
-    pub(crate) type RouteGuard<T> = Arc<T>;
-
     /// See the module docs.
     pub(crate) struct RouteCell<T> {
         ptr: AtomicPtr<T>,
@@ -72,13 +55,10 @@ mod imp {
     impl<T> RouteCell<T> {
         pub(crate) fn new(value: Arc<T>) -> Self {
             let ptr = AtomicPtr::new(Arc::as_ptr(&value) as *mut T);
-            Self {
-                ptr,
-                keep: Mutex::new(vec![value]),
-            }
+            Self { ptr, keep: Mutex::new(vec![value]) }
         }
 
-        pub(crate) fn load(&self) -> RouteGuard<T> {
+        pub(crate) fn load_full(&self) -> Arc<T> {
             let p = self.ptr.load(Ordering::Acquire);
             // SAFETY: every pointer ever stored in `ptr` came from an `Arc` that `keep`
             // holds until the cell drops, and the cell outlives `&self`; so `p` points to a
@@ -89,30 +69,15 @@ mod imp {
             }
         }
 
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.load()
-        }
-
-        pub(crate) fn store(&self, value: Arc<T>) {
-            let p = Arc::as_ptr(&value) as *mut T;
-            self.keep.lock().unwrap().push(value);
-            self.ptr.swap(p, Ordering::SeqCst);
-        }
-
         pub(crate) fn compare_and_swap(&self, current: &Arc<T>, new: Arc<T>) -> bool {
             let p = Arc::as_ptr(&new) as *mut T;
             // Keep `new` alive before it can become visible.
             self.keep.lock().unwrap().push(new);
             self.ptr
-                .compare_exchange(
-                    Arc::as_ptr(current) as *mut T,
-                    p,
-                    Ordering::SeqCst,
-                    Ordering::Acquire,
-                )
+                .compare_exchange(Arc::as_ptr(current) as *mut T, p, Ordering::SeqCst, Ordering::Acquire)
                 .is_ok()
         }
     }
 }
 
-pub(crate) use imp::{RouteCell, RouteGuard};
+pub(crate) use imp::RouteCell;

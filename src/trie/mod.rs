@@ -63,10 +63,7 @@ struct INode {
 
 impl INode {
     fn new(c: CNode) -> Self {
-        Self {
-            alive: TrackedCell::new(()),
-            main: Atomic::new(c),
-        }
+        Self { alive: TrackedCell::new(()), main: Atomic::new(c) }
     }
 }
 
@@ -148,10 +145,7 @@ struct Path<'g> {
 
 impl<'g> Path<'g> {
     fn new() -> Self {
-        Self {
-            items: [(None, 0); 16],
-            len: 0,
-        }
+        Self { items: [(None, 0); 16], len: 0 }
     }
     fn push(&mut self, n: &'g INode, slot: u8) {
         self.items[self.len] = (Some(n), slot);
@@ -190,11 +184,7 @@ enum Step<T> {
 impl<V: Linked> Trie<V> {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        Self {
-            root: INode::new(CNode::empty()),
-            max_len,
-            _values: PhantomData,
-        }
+        Self { root: INode::new(CNode::empty()), max_len, _values: PhantomData }
     }
 
     /// Loads an INode's current contents.
@@ -243,11 +233,7 @@ impl<V: Linked> Trie<V> {
                 if 8 * d + rel as usize > len as usize {
                     break;
                 }
-                let bits = if rel == 0 {
-                    0
-                } else {
-                    (key[d] >> (8 - rel)) as u16
-                };
+                let bits = if rel == 0 { 0 } else { (key[d] >> (8 - rel)) as u16 };
                 let v = c.get((1u16 << rel) | bits);
                 if v != 0 {
                     out.push(value_ref(v, g));
@@ -286,12 +272,7 @@ impl<V: Linked> Trie<V> {
 
     /// Links `value` under `p` unless a value is linked there already, which is returned as
     /// `Err`. On `Ok` the trie holds the pointer until `remove` unlinks it.
-    pub(crate) fn insert<'g>(
-        &'g self,
-        p: &NetAddress,
-        value: *const V,
-        g: &'g Guard,
-    ) -> Result<(), &'g V> {
+    pub(crate) fn insert<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Result<(), &'g V> {
         loop {
             if let Step::Done(r) = self.insert_once(p, value, g) {
                 return r;
@@ -300,12 +281,7 @@ impl<V: Linked> Trie<V> {
         }
     }
 
-    fn insert_once<'g>(
-        &'g self,
-        p: &NetAddress,
-        value: *const V,
-        g: &'g Guard,
-    ) -> Step<Result<(), &'g V>> {
+    fn insert_once<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Step<Result<(), &'g V>> {
         let (depth, hk) = locate(p);
         let mut path = Path::new();
         let mut node = &self.root;
@@ -324,10 +300,7 @@ impl<V: Linked> Trie<V> {
             let child = Owned::new(INode::new(CNode::empty())).into_shared(g);
             let new_c = Owned::new(c.with_child(slot, child.as_raw() as usize));
             // Release publishes the new CNode and the new child; pairs with `LOAD`.
-            match node
-                .main
-                .compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g)
-            {
+            match node.main.compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g) {
                 Ok(_) => {
                     // SAFETY: our CAS replaced `cs`; it is unreachable for new readers.
                     unsafe { retire(g, cs) };
@@ -356,10 +329,7 @@ impl<V: Linked> Trie<V> {
         let new_c = Owned::new(c.with_prefix(hk, value as usize));
         // Release publishes the value pointer (and, through the caller's Release/Acquire
         // pairing, the value's contents); pairs with `LOAD`.
-        match node
-            .main
-            .compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g)
-        {
+        match node.main.compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g) {
             Ok(_) => {
                 // SAFETY: our CAS replaced `cs`.
                 unsafe { retire(g, cs) };
@@ -391,13 +361,7 @@ impl<V: Linked> Trie<V> {
             }
             let new_c = c.without_prefix(hk, depth > 0);
             let tomb = new_c.tomb;
-            match node.main.compare_exchange(
-                cs,
-                Owned::new(new_c),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-                g,
-            ) {
+            match node.main.compare_exchange(cs, Owned::new(new_c), Ordering::AcqRel, Ordering::Acquire, g) {
                 Ok(_) => {
                     // SAFETY: our CAS replaced `cs`.
                     unsafe { retire(g, cs) };
@@ -462,11 +426,8 @@ impl<V: Linked> Trie<V> {
     fn walk<'g>(&'g self, n: &'g INode, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
         let (_, c) = self.cnode(n, g);
         // Internal prefixes by start slot then length, each slot's child after them.
-        let mut pre: Vec<(u8, u8, usize)> = c
-            .prefixes()
-            .iter()
-            .map(|&(hk, v)| (node::hk_start(hk), node::hk_len(hk), v))
-            .collect();
+        let mut pre: Vec<(u8, u8, usize)> =
+            c.prefixes().iter().map(|&(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
         pre.sort_unstable();
         let mut children = c.children().peekable();
         let mut pi = 0;

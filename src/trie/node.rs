@@ -54,11 +54,7 @@ impl Bits256 {
     fn rank_incl(&self, slot: u8) -> usize {
         let w = (slot >> 6) as usize;
         let bit = slot & 63;
-        let m = if bit == 63 {
-            u64::MAX
-        } else {
-            (2u64 << bit) - 1
-        };
+        let m = if bit == 63 { u64::MAX } else { (2u64 << bit) - 1 };
         self.base[w] as usize + (self.words[w] & m).count_ones() as usize
     }
 
@@ -110,11 +106,7 @@ impl CNode {
 
     /// Builds a node from its internal prefixes (sorted by heap key, values non-zero) and
     /// its children (sorted by slot, pointers non-zero).
-    pub(super) fn build(
-        prefixes: &[(HeapKey, usize)],
-        children: &[(u8, usize)],
-        tomb: bool,
-    ) -> Self {
+    pub(super) fn build(prefixes: &[(HeapKey, usize)], children: &[(u8, usize)], tomb: bool) -> Self {
         debug_assert!(prefixes.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
         let mut cw = [0u64; 4];
@@ -220,12 +212,7 @@ impl CNode {
 
     /// A copy without `hk`; tombed if it ends up empty and `may_tomb`.
     pub(super) fn without_prefix(&self, hk: HeapKey, may_tomb: bool) -> Self {
-        let p: Vec<_> = self
-            .prefixes
-            .iter()
-            .copied()
-            .filter(|&(k, _)| k != hk)
-            .collect();
+        let p: Vec<_> = self.prefixes.iter().copied().filter(|&(k, _)| k != hk).collect();
         let c = self.child_vec();
         let tomb = may_tomb && p.is_empty() && c.is_empty();
         Self::build(&p, &c, tomb)
@@ -287,11 +274,7 @@ mod tests {
 
     #[test]
     fn children_rank() {
-        let n = CNode::build(
-            &[((1 << 8) | 5, 9)],
-            &[(0, 10), (63, 11), (64, 12), (255, 13)],
-            false,
-        );
+        let n = CNode::build(&[((1 << 8) | 5, 9)], &[(0, 10), (63, 11), (64, 12), (255, 13)], false);
         assert_eq!(n.child(0), 10);
         assert_eq!(n.child(63), 11);
         assert_eq!(n.child(64), 12);
@@ -301,10 +284,7 @@ mod tests {
         assert_eq!(n.leaf(4), 0);
         assert_eq!(n.leaf(6), 0);
         let m = n.without_child(63, true).with_child(7, 14);
-        assert_eq!(
-            m.children().collect::<Vec<_>>(),
-            vec![(0, 10), (7, 14), (64, 12), (255, 13)]
-        );
+        assert_eq!(m.children().collect::<Vec<_>>(), vec![(0, 10), (7, 14), (64, 12), (255, 13)]);
         assert!(!m.tomb);
     }
 

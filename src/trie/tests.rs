@@ -21,10 +21,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(max: u8) -> Self {
-        Self {
-            trie: Trie::new(max),
-            owned: Vec::new(),
-        }
+        Self { trie: Trie::new(max), owned: Vec::new() }
     }
     fn insert(&mut self, a: NetAddress) -> bool {
         let v = Box::into_raw(Box::new(Val(a)));
@@ -74,20 +71,10 @@ fn locate_positions() {
 #[test]
 fn insert_get_lookup_remove() {
     let mut f = Fixture::new(32);
-    for s in [
-        "0.0.0.0/0",
-        "10.0.0.0/8",
-        "10.1.0.0/16",
-        "10.1.2.0/24",
-        "10.1.2.128/25",
-        "10.1.2.3/32",
-    ] {
+    for s in ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.1.2.3/32"] {
         assert!(f.insert(p(s)), "{s}");
     }
-    assert!(
-        !f.insert(p("10.1.0.0/16")),
-        "duplicate insert returns the existing value"
-    );
+    assert!(!f.insert(p("10.1.0.0/16")), "duplicate insert returns the existing value");
     assert_eq!(f.lookup(&p("10.1.2.3")), Some(p("10.1.2.3/32")));
     assert_eq!(f.lookup(&p("10.1.2.200")), Some(p("10.1.2.128/25")));
     assert_eq!(f.lookup(&p("10.1.2.4")), Some(p("10.1.2.0/24")));
@@ -96,21 +83,8 @@ fn insert_get_lookup_remove() {
     assert_eq!(f.lookup(&p("11.2.3.4")), Some(p("0.0.0.0/0")));
     {
         let g = epoch::pin();
-        let m: Vec<_> = f
-            .trie
-            .matches(p("10.1.2.3").bytes(), 24, &g)
-            .iter()
-            .map(|v| v.0)
-            .collect();
-        assert_eq!(
-            m,
-            vec![
-                p("10.1.2.0/24"),
-                p("10.1.0.0/16"),
-                p("10.0.0.0/8"),
-                p("0.0.0.0/0")
-            ]
-        );
+        let m: Vec<_> = f.trie.matches(p("10.1.2.3").bytes(), 24, &g).iter().map(|v| v.0).collect();
+        assert_eq!(m, vec![p("10.1.2.0/24"), p("10.1.0.0/16"), p("10.0.0.0/8"), p("0.0.0.0/0")]);
     }
     assert!(f.remove(p("10.1.2.3/32")));
     assert!(!f.remove(p("10.1.2.3/32")));
@@ -130,11 +104,7 @@ fn emptied_nodes_are_pruned() {
     assert!(f.remove(p("10.1.2.3/32")));
     {
         let g = epoch::pin();
-        assert_eq!(
-            f.trie.node_stats(&g).0,
-            1,
-            "all levels below the root are unlinked"
-        );
+        assert_eq!(f.trie.node_stats(&g).0, 1, "all levels below the root are unlinked");
     }
     assert!(f.insert(p("10.1.2.3/32")), "re-insert after pruning");
     assert_eq!(f.lookup(&p("10.1.2.3")), Some(p("10.1.2.3/32")));
@@ -177,10 +147,7 @@ impl Rng {
 }
 
 fn model_lpm(m: &BTreeMap<NetAddress, ()>, a: &NetAddress) -> Option<NetAddress> {
-    (0..=a.len())
-        .rev()
-        .map(|l| a.truncate(l))
-        .find(|q| m.contains_key(q))
+    (0..=a.len()).rev().map(|l| a.truncate(l)).find(|q| m.contains_key(q))
 }
 
 #[test]
@@ -197,11 +164,7 @@ fn random_against_model_v4_and_v6() {
                 *x = (r.next() % 3) as u8;
             }
             let len = (r.next() % (fam_max as u64 + 1)) as u8;
-            let fam = if v6 {
-                crate::AddressFamily::Ipv6
-            } else {
-                crate::AddressFamily::Ipv4
-            };
+            let fam = if v6 { crate::AddressFamily::Ipv6 } else { crate::AddressFamily::Ipv4 };
             let a = NetAddress::new(fam, &b, len).unwrap();
             if r.next() % 3 == 0 {
                 assert_eq!(f.remove(a), m.remove(&a).is_some(), "remove {a} at {i}");
@@ -211,11 +174,7 @@ fn random_against_model_v4_and_v6() {
             let mut q = b;
             q[0] = (r.next() % 4) as u8 * 64;
             let host = NetAddress::new(fam, &q, fam_max).unwrap();
-            assert_eq!(
-                f.lookup(&host),
-                model_lpm(&m, &host),
-                "lookup {host} at {i}"
-            );
+            assert_eq!(f.lookup(&host), model_lpm(&m, &host), "lookup {host} at {i}");
         }
         assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>());
         // Remove everything: only the root is left.

@@ -11,11 +11,7 @@ pub const SUPPORTED: ViewSet = ViewSet::from_bits(0b11);
 pub const MAX_NH: u32 = 2;
 
 pub fn rtm() -> Rtm {
-    Rtm::builder()
-        .max_next_hops_in_route(MAX_NH)
-        .views(SUPPORTED)
-        .build()
-        .unwrap()
+    Rtm::builder().max_next_hops_in_route(MAX_NH).views(SUPPORTED).build().unwrap()
 }
 
 /// Decodes a small IPv4 prefix space in which prefixes nest and collide often.
@@ -42,10 +38,7 @@ fn query_views(b: u8) -> ViewSet {
 fn neighbour(b: u8) -> Option<NextHop> {
     match b % 3 {
         0 => None,
-        n => Some(NextHop::new(
-            NetAddress::v4([192, 0, 2, n].into(), 32).unwrap(),
-            n as u32,
-        )),
+        n => Some(NextHop::new(NetAddress::v4([192, 0, 2, n].into(), 32).unwrap(), n as u32)),
     }
 }
 
@@ -53,10 +46,7 @@ fn params(b: &[u8]) -> RouteParams {
     let mut p = RouteParams::new((b[0] % 4) as u32, (b[1] % 4) as u32).views(views(b[2]));
     p.neighbour = neighbour(b[3]);
     for i in 0..(b[4] % 4) {
-        p.next_hops.push(NextHop::new(
-            NetAddress::v4([198, 51, 100, i].into(), 32).unwrap(),
-            i as u32 + 1,
-        ));
+        p.next_hops.push(NextHop::new(NetAddress::v4([198, 51, 100, i].into(), 32).unwrap(), i as u32 + 1));
     }
     p.flags = (b[5] % 4) as u16;
     p
@@ -67,21 +57,9 @@ fn params(b: &[u8]) -> RouteParams {
 pub enum Op {
     Register(usize),
     Deregister(usize),
-    Add {
-        entity: usize,
-        prefix: NetAddress,
-        params: RouteParams,
-        mode: AddMode,
-    },
-    Update {
-        slot: usize,
-        entity: usize,
-        params: RouteParams,
-    },
-    Delete {
-        slot: usize,
-        entity: usize,
-    },
+    Add { entity: usize, prefix: NetAddress, params: RouteParams, mode: AddMode },
+    Update { slot: usize, entity: usize, params: RouteParams },
+    Delete { slot: usize, entity: usize },
     CloneHandle(usize),
     DropHandle(usize),
     Get(NetAddress, ViewSet),
@@ -117,35 +95,14 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     _ => AddMode::Normal,
                 },
             },
-            6 => Op::Update {
-                slot: c[2] as usize,
-                entity: e,
-                params: params(&c[6..12]),
-            },
-            7 => Op::Delete {
-                slot: c[2] as usize,
-                entity: e,
-            },
+            6 => Op::Update { slot: c[2] as usize, entity: e, params: params(&c[6..12]) },
+            7 => Op::Delete { slot: c[2] as usize, entity: e },
             8 => Op::CloneHandle(c[2] as usize),
             9 => Op::DropHandle(c[2] as usize),
             10 => Op::Get(prefix(&pb), query_views(c[7])),
-            11 => Op::MostSpecific(
-                if c[8] % 2 == 0 {
-                    host(&pb)
-                } else {
-                    prefix(&pb)
-                },
-                query_views(c[7]),
-            ),
+            11 => Op::MostSpecific(if c[8] % 2 == 0 { host(&pb) } else { prefix(&pb) }, query_views(c[7])),
             12 => Op::LessSpecific(prefix(&pb), query_views(c[7])),
-            13 | 14 => Op::Lookup(
-                host(&pb),
-                if c[7] % 2 == 0 {
-                    ViewId::UNICAST
-                } else {
-                    ViewId::MULTICAST
-                },
-            ),
+            13 | 14 => Op::Lookup(host(&pb), if c[7] % 2 == 0 { ViewId::UNICAST } else { ViewId::MULTICAST }),
             _ => Op::GetRoute(
                 prefix(&pb),
                 RouteMatch {
@@ -172,13 +129,7 @@ pub struct MRoute {
 
 impl MRoute {
     fn key(&self) -> (u32, u32, EntityId, Option<NextHop>, u64) {
-        (
-            self.p.preference,
-            self.p.metric,
-            entity_id(self.owner),
-            self.p.neighbour,
-            self.seq,
-        )
+        (self.p.preference, self.p.metric, entity_id(self.owner), self.p.neighbour, self.seq)
     }
 }
 
@@ -221,18 +172,12 @@ pub struct Model {
 impl Model {
     fn best_ids(&self, a: &NetAddress) -> Vec<Option<u64>> {
         let d = self.dests.get(a);
-        SUPPORTED
-            .iter()
-            .map(|v| d.and_then(|d| d.best(v)).map(|r| r.id))
-            .collect()
+        SUPPORTED.iter().map(|v| d.and_then(|d| d.best(v)).map(|r| r.id)).collect()
     }
 
     fn flags(&self, a: &NetAddress, before: &[Option<u64>], id: u64, new: bool) -> ChangeFlags {
         let after = self.best_ids(a);
-        let best = before
-            .iter()
-            .zip(&after)
-            .any(|(o, n)| o != n || *o == Some(id) || *n == Some(id));
+        let best = before.iter().zip(&after).any(|(o, n)| o != n || *o == Some(id) || *n == Some(id));
         ChangeFlags { new, best }
     }
 
@@ -283,12 +228,7 @@ impl Model {
             }
             None => {
                 self.next_id += 1;
-                d.routes.push(MRoute {
-                    id: self.next_id,
-                    owner: e,
-                    seq: d.next_seq,
-                    p: p.clone(),
-                });
+                d.routes.push(MRoute { id: self.next_id, owner: e, seq: d.next_seq, p: p.clone() });
                 d.next_seq += 1;
                 (self.next_id, true)
             }
@@ -306,13 +246,7 @@ impl Model {
         Some((*a, i))
     }
 
-    pub fn update(
-        &mut self,
-        e: usize,
-        id: u64,
-        owner: (usize, u64),
-        p: RouteParams,
-    ) -> Result<ChangeFlags> {
+    pub fn update(&mut self, e: usize, id: u64, owner: (usize, u64), p: RouteParams) -> Result<ChangeFlags> {
         self.check_params(e, &p)?;
         if owner != (e, self.gen[e]) {
             return Err(Error::AccessDenied);
@@ -367,9 +301,7 @@ impl Model {
     /// Candidates covering `a` with length <= a.len(), longest first.
     fn covering(&self, a: &NetAddress, max: u8) -> impl Iterator<Item = (&NetAddress, &MDest)> {
         let a = *a;
-        (0..=max)
-            .rev()
-            .filter_map(move |l| self.dests.get_key_value(&a.truncate(l)))
+        (0..=max).rev().filter_map(move |l| self.dests.get_key_value(&a.truncate(l)))
     }
 }
 
@@ -393,12 +325,7 @@ fn fmt_err<T>(r: &Result<T>) -> Option<Error> {
 
 impl Runner {
     pub fn new() -> Self {
-        Self {
-            rtm: rtm(),
-            entities: [None, None, None],
-            model: Model::default(),
-            slots: Vec::new(),
-        }
+        Self { rtm: rtm(), entities: [None, None, None], model: Model::default(), slots: Vec::new() }
     }
 
     fn table(&self) -> &Table {
@@ -419,11 +346,7 @@ impl Runner {
         match op {
             Op::Register(e) => {
                 let got = self.table().register(entity_id(*e));
-                let want = if self.model.registered[*e] {
-                    Err(Error::AlreadyExists)
-                } else {
-                    Ok(())
-                };
+                let want = if self.model.registered[*e] { Err(Error::AlreadyExists) } else { Ok(()) };
                 assert_eq!(fmt_err(&got), fmt_err(&want), "{op:?}");
                 if let Ok(h) = got {
                     self.model.registered[*e] = true;
@@ -436,12 +359,7 @@ impl Runner {
                 let got = h.deregister();
                 assert_eq!(got, self.model.deregister(*e), "{op:?}");
             }
-            Op::Add {
-                entity,
-                prefix,
-                params,
-                mode,
-            } => {
+            Op::Add { entity, prefix, params, mode } => {
                 let Some(h) = self.entity(*entity) else {
                     return;
                 };
@@ -466,21 +384,12 @@ impl Runner {
                     (g, w) => assert_eq!(fmt_err(&g), fmt_err(&w), "{op:?}"),
                 }
             }
-            Op::Update {
-                slot,
-                entity,
-                params,
-            } => {
+            Op::Update { slot, entity, params } => {
                 let (Some(i), Some(h)) = (self.slot(*slot), self.entity(*entity)) else {
                     return;
                 };
                 let got = h.update_route(&self.slots[i].r, params.clone());
-                let want = self.model.update(
-                    *entity,
-                    self.slots[i].id,
-                    self.slots[i].owner,
-                    params.clone(),
-                );
+                let want = self.model.update(*entity, self.slots[i].id, self.slots[i].owner, params.clone());
                 assert_eq!(got, want, "{op:?}");
             }
             Op::Delete { slot, entity } => {
@@ -488,9 +397,7 @@ impl Runner {
                     return;
                 };
                 let got = h.delete_route(&self.slots[i].r);
-                let want = self
-                    .model
-                    .delete(*entity, self.slots[i].id, self.slots[i].owner);
+                let want = self.model.delete(*entity, self.slots[i].id, self.slots[i].owner);
                 assert_eq!(got, want, "{op:?}");
             }
             Op::CloneHandle(s) => {
@@ -513,12 +420,7 @@ impl Runner {
             Op::Get(a, v) => {
                 let got = self.table().get(a, *v).map(|d| d.prefix());
                 let want = self.check_qv(*v).and_then(|_| {
-                    self.model
-                        .dests
-                        .get(a)
-                        .filter(|d| d.has_in(*v))
-                        .map(|_| *a)
-                        .ok_or(Error::NotFound)
+                    self.model.dests.get(a).filter(|d| d.has_in(*v)).map(|_| *a).ok_or(Error::NotFound)
                 });
                 assert_eq!(got, want, "{op:?}");
             }
@@ -553,21 +455,13 @@ impl Runner {
             }
             Op::Lookup(a, v) => {
                 let g = self.table().pin();
-                let got = self
-                    .table()
-                    .lookup_in(a, *v, &g)
-                    .map(|b| (b.prefix(), b.route().to_params()));
-                let want = self
-                    .model
-                    .covering(a, 32)
-                    .find_map(|(p, d)| d.best(*v).map(|r| (*p, r.p.clone())));
+                let got = self.table().lookup_in(a, *v, &g).map(|b| (b.prefix(), b.route().to_params()));
+                let want =
+                    self.model.covering(a, 32).find_map(|(p, d)| d.best(*v).map(|r| (*p, r.p.clone())));
                 assert_eq!(got, want, "{op:?}");
             }
             Op::GetRoute(a, m) => {
-                let got = self
-                    .table()
-                    .get_route(a, m, ViewSet::ANY)
-                    .map(|r| r.info().to_params());
+                let got = self.table().get_route(a, m, ViewSet::ANY).map(|r| r.info().to_params());
                 let want = self
                     .model
                     .dests
@@ -576,8 +470,7 @@ impl Runner {
                         d.sorted().into_iter().find(|r| {
                             m.owner.is_none_or(|o| entity_id(r.owner) == o)
                                 && m.neighbour.is_none_or(|n| r.p.neighbour == n)
-                                && m.preference
-                                    .is_none_or(|(p, x)| r.p.preference == p && r.p.metric == x)
+                                && m.preference.is_none_or(|(p, x)| r.p.preference == p && r.p.metric == x)
                         })
                     })
                     .map(|r| r.p.clone())
@@ -619,35 +512,16 @@ pub fn check_table(t: &Table, m: &Model, id: impl Fn(usize) -> EntityId) {
     let got: Vec<(NetAddress, Vec<(EntityId, RouteParams)>)> = t
         .dests()
         .iter()
-        .map(|d| {
-            (
-                d.prefix(),
-                d.route_infos()
-                    .iter()
-                    .map(|(_, i)| (i.owner(), i.to_params()))
-                    .collect(),
-            )
-        })
+        .map(|d| (d.prefix(), d.route_infos().iter().map(|(_, i)| (i.owner(), i.to_params())).collect()))
         .collect();
     let want: Vec<(NetAddress, Vec<(EntityId, RouteParams)>)> = m
         .dests
         .iter()
-        .map(|(a, d)| {
-            (
-                *a,
-                d.sorted()
-                    .iter()
-                    .map(|r| (id(r.owner), r.p.clone()))
-                    .collect(),
-            )
-        })
+        .map(|(a, d)| (*a, d.sorted().iter().map(|r| (id(r.owner), r.p.clone())).collect()))
         .collect();
     assert_eq!(got, want);
     assert_eq!(t.len(), m.dests.len());
-    assert_eq!(
-        t.route_count(),
-        m.dests.values().map(|d| d.routes.len()).sum::<usize>()
-    );
+    assert_eq!(t.route_count(), m.dests.values().map(|d| d.routes.len()).sum::<usize>());
 }
 
 /// Runs a whole program: decode, apply, compare at the end.
