@@ -40,6 +40,35 @@ impl NextHop {
     }
 }
 
+/// A route's next hops: up to one inline (the common case; no allocation, no extra cache
+/// miss on the forwarding path), else a boxed slice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NextHops {
+    Inline(Option<NextHop>),
+    Heap(Box<[NextHop]>),
+}
+
+impl From<Vec<NextHop>> for NextHops {
+    fn from(mut v: Vec<NextHop>) -> Self {
+        match v.len() {
+            0 => NextHops::Inline(None),
+            1 => NextHops::Inline(v.pop()),
+            _ => NextHops::Heap(v.into_boxed_slice()),
+        }
+    }
+}
+
+impl core::ops::Deref for NextHops {
+    type Target = [NextHop];
+    #[inline(always)]
+    fn deref(&self) -> &[NextHop] {
+        match self {
+            NextHops::Inline(o) => o.as_slice(),
+            NextHops::Heap(b) => b,
+        }
+    }
+}
+
 /// Lifecycle of a route (`RTM_ROUTE_STATE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RouteState {
@@ -170,7 +199,7 @@ pub struct RouteInfo {
     pub(crate) views: ViewSet,
     pub(crate) flags: u16,
     pub(crate) flags1: u8,
-    pub(crate) next_hops: Box<[NextHop]>,
+    pub(crate) next_hops: NextHops,
     pub(crate) entity_info: usize,
 }
 
@@ -186,7 +215,7 @@ impl RouteInfo {
             views: p.views,
             flags: p.flags,
             flags1: p.flags1,
-            next_hops: p.next_hops.into_boxed_slice(),
+            next_hops: NextHops::from(p.next_hops),
             entity_info: p.entity_info,
         }
     }
