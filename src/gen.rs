@@ -63,14 +63,15 @@ fn v6_len(r: &mut SplitMix64) -> u8 {
 /// `count` distinct IPv4 prefixes with a real table's length mix (see the module docs).
 pub fn ipv4_table(count: usize, seed: u64) -> Vec<NetAddress> {
     let mut r = SplitMix64::new(seed);
-    // Real tables cluster: draw from ~12k /12-ish allocation blocks in 1.0.0.0-223.255.255.255.
+    // Real tables cluster: draw from 24k /16 allocation blocks in 1.0.0.0-223.255.255.255
+    // (room for 6 M distinct /24s, so duplicates stay rare).
     let blocks: Vec<u32> =
-        (0..12_000).map(|_| (1 + r.below(223) as u32) << 24 | (r.below(1 << 12) as u32) << 12).collect();
+        (0..24_000).map(|_| (1 + r.below(223) as u32) << 24 | (r.below(256) as u32) << 16).collect();
     let mut seen = HashSet::with_capacity(count);
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
         let base = blocks[r.below(blocks.len() as u64) as usize];
-        let addr = base | (r.next() as u32 & 0xfff);
+        let addr = base | (r.next() as u32 & 0xffff);
         let a = NetAddress::v4(Ipv4Addr::from(addr), v4_len(&mut r)).unwrap_or_else(|_| unreachable!());
         if seen.insert(a) {
             out.push(a);
