@@ -193,7 +193,7 @@ impl EntityRef {
         if created {
             t.route_count.add(1);
         }
-        let best = best_changed(&old, &new, &route, t.profile.views_supported);
+        let best = best_changed(old, new, &route, t.profile.views_supported);
         Ok((RouteRef { route }, ChangeFlags { new: created, best }))
     }
 
@@ -219,7 +219,7 @@ impl EntityRef {
             Ok((RouteList::new(gen, cur.next_seq, entries), info))
         })?;
         r.publish(&info);
-        Ok(ChangeFlags { new: false, best: best_changed(&old, &new, r, self.table.profile.views_supported) })
+        Ok(ChangeFlags { new: false, best: best_changed(old, new, r, self.table.profile.views_supported) })
     }
 
     /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
@@ -256,7 +256,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
     })?;
     route.publish(&Arc::new(removed.deleted(new.gen)));
     t.route_count.add(-1);
-    let best = best_changed(&old, &new, route, t.profile.views_supported);
+    let best = best_changed(old, new, route, t.profile.views_supported);
     if new.dead {
         t.unlink(dest);
     }

@@ -76,7 +76,7 @@ fn concurrent_mixed_operations_match_the_model() {
             let e = table.register(common::entity_id(t)).unwrap();
             let table = table.clone();
             std::thread::spawn(move || {
-                let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x1234_5678);
+                let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
                 // This thread's routes: prefix -> (handle, params).
                 let mut mine: HashMap<NetAddress, (RouteRef, RouteParams)> = HashMap::new();
                 let mut old_handles: Vec<RouteRef> = Vec::new();
