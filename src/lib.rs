@@ -23,5 +23,8 @@ pub use prefix::{AddressFamily, NetAddress};
 pub use query::{Best, Guard, RouteMatch};
 pub use route::{flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, RouteRef, RouteState};
 pub use sync::drain_deferred_garbage;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::flush_epoch;
 pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
 pub use view::{ViewId, ViewSet};

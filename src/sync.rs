@@ -47,6 +47,7 @@ pub(crate) use std::sync::{
 pub(crate) use crossbeam_epoch as epoch;
 
 /// Cache-line padding for counters written by many threads.
+#[cfg(not(loom))]
 pub(crate) use crossbeam_utils::CachePadded;
 
 /// A pause inside a retry loop. Loom needs an explicit yield, or a spinning model thread
@@ -149,6 +150,16 @@ impl LiveCount {
         {
             0
         }
+    }
+}
+
+/// Loom-only: `rounds` epoch flushes (a loom model cannot afford
+/// [`drain_deferred_garbage`]'s 256).
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn flush_epoch(rounds: usize) {
+    for _ in 0..rounds {
+        epoch::pin().flush();
     }
 }
 
