@@ -81,12 +81,13 @@ impl<T: Touch> EpochCell<T> {
     }
 }
 
-/// Retires a value this thread just unlinked.
+/// Retires a node or value this thread just unlinked (`defer_destroy`; under the
+/// `free_immediately` mutant, an immediate free). Used by the cell and by the trie.
 ///
 /// # Safety
-/// `s` must be non-null, unlinked by the caller's own atomic operation, and unreachable
-/// for new readers.
-unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
+/// `s` must be non-null, unlinked by the caller's own atomic operation (so nobody else
+/// retires it), and unreachable for new readers.
+pub(crate) unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
     #[cfg(not(rtm_mutant = "free_immediately"))]
     // SAFETY: forwarded from the caller.
     unsafe {

@@ -37,7 +37,7 @@ mod node;
 
 use crate::prefix::NetAddress;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{Ordering, TrackedCell};
+use crate::sync::{retire, Ordering, TrackedCell};
 use core::marker::PhantomData;
 use node::{CNode, HeapKey};
 
@@ -81,25 +81,6 @@ impl Drop for INode {
                 drop(c.into_owned());
             }
         }
-    }
-}
-
-/// Retires a node that the caller has just unlinked by a successful CAS.
-///
-/// # Safety
-/// `s` must have been unlinked by the caller's own CAS (so nobody else retires it) and be
-/// unreachable from the trie from now on.
-unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
-    #[cfg(not(rtm_mutant = "free_immediately"))]
-    // SAFETY: forwarded from the caller: `s` is unlinked and retired exactly once.
-    unsafe {
-        g.defer_destroy(s)
-    };
-    #[cfg(rtm_mutant = "free_immediately")]
-    {
-        let _ = g;
-        // SAFETY: deliberately unsound (mutation check): frees while readers may hold it.
-        unsafe { drop(s.into_owned()) };
     }
 }
 
