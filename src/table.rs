@@ -176,9 +176,8 @@ pub(crate) struct TableInner {
 impl TableInner {
     /// Unlinks a dead destination from the trie if it is still linked, releasing the
     /// trie's reference. Any thread may call it; exactly one unlink succeeds.
-    pub(crate) fn unlink(&self, dest: &Dest) {
-        let g = epoch::pin();
-        if self.trie.remove(&dest.prefix, dest, &g) {
+    pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
+        if self.trie.remove(&dest.prefix, dest, g) {
             self.dest_count.add(-1);
             // SAFETY: our `remove` unlinked it, so we own the link reference.
             drop(unsafe { DestPtr::from_link(dest) });
@@ -276,8 +275,9 @@ impl Table {
         let g = epoch::pin();
         let mut out = Vec::new();
         self.inner.trie.for_each(&g, &mut |d| {
-            if let Some(dest) = d.try_ref() {
-                if !dest.list(&g).dead {
+            // Skip dead destinations before touching their reference count.
+            if !d.list(&g).dead {
+                if let Some(dest) = d.try_ref() {
                     out.push(DestRef { dest });
                 }
             }

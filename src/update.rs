@@ -91,7 +91,7 @@ impl EntityRef {
             };
             match self.upsert(&g, dest, &params, mode, &mut spare) {
                 Ok(r) => break r,
-                Err(Fail::Dead) => t.unlink(dest),
+                Err(Fail::Dead) => t.unlink(dest, &g),
                 Err(Fail::Err(e)) => return Err(e),
             }
             crate::sync::spin_hint();
@@ -258,7 +258,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
     t.route_count.add(-1);
     let best = best_changed(old, new, route, t.profile.views_supported);
     if new.dead {
-        t.unlink(dest);
+        t.unlink(dest, &g);
     }
     Ok(ChangeFlags { new: false, best })
 }
