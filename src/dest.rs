@@ -26,19 +26,47 @@
 //! because lock-free readers may still hold its pointer from an old trie node.
 
 use crate::prefix::NetAddress;
-use crate::route::{selection_order, Route, RouteInfo, RouteRef};
+use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{fence, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
+use crate::sync::{fence, prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
 use crate::trie::Linked;
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
 use core::ptr::NonNull;
 
-/// One route in a snapshot: its identity and the version this snapshot holds.
+/// One route in a snapshot: its identity, the version this snapshot holds, and a copy of
+/// that version's forwarding data (views and next hops), so the fast path reads the best
+/// route's next hops from the snapshot itself without dereferencing `info`.
 #[derive(Clone)]
 pub(crate) struct Entry {
+    views: ViewSet,
+    next_hops: NextHops,
     pub(crate) route: Arc<Route>,
-    pub(crate) info: Arc<RouteInfo>,
+    /// Private so that it cannot change without its forwarding copy: see `set_info`.
+    info: Arc<RouteInfo>,
+}
+
+impl Entry {
+    pub(crate) fn new(route: Arc<Route>, info: Arc<RouteInfo>) -> Self {
+        Self { views: info.views, next_hops: info.next_hops.clone(), route, info }
+    }
+
+    /// The version of the route this snapshot holds.
+    #[inline(always)]
+    pub(crate) fn info(&self) -> &Arc<RouteInfo> {
+        &self.info
+    }
+
+    /// The version's next hops, read from the snapshot's own copy.
+    #[inline(always)]
+    pub(crate) fn next_hops(&self) -> &[NextHop] {
+        &self.next_hops
+    }
+
+    /// Replaces the version (and its forwarding copy): the only way to change `info`.
+    pub(crate) fn set_info(&mut self, info: Arc<RouteInfo>) {
+        *self = Self::new(self.route.clone(), info);
+    }
 }
 
 /// A snapshot's routes: one inline (the common case), or a boxed slice.
@@ -96,21 +124,30 @@ impl RouteList {
         Self { alive: TrackedCell::new(()), gen, next_seq: 0, dead: true, entries }
     }
 
+    /// Prefetches the lines [`best_index`](Self::best_index) reads for a single-route
+    /// snapshot (the header and the inline entry).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        let p = (self as *const Self).cast::<u8>();
+        prefetch(p);
+        prefetch(p.wrapping_add(64));
+    }
+
     /// The best route of view `v`: the first entry belonging to it.
     #[inline]
     pub(crate) fn best(&self, v: ViewId) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.info.views.contains(v))
+        self.entries.iter().find(|e| e.views.contains(v))
     }
 
     /// Index of the best route of view `v`.
     #[inline]
     pub(crate) fn best_index(&self, v: ViewId) -> Option<usize> {
-        self.entries.iter().position(|e| e.info.views.contains(v))
+        self.entries.iter().position(|e| e.views.contains(v))
     }
 
     /// The union of the routes' views.
     pub(crate) fn views(&self) -> ViewSet {
-        self.entries.iter().fold(ViewSet::ANY, |acc, e| acc | e.info.views)
+        self.entries.iter().fold(ViewSet::ANY, |acc, e| acc | e.views)
     }
 
     /// Whether some route belongs to one of `views` (any route at all for `ViewSet::ANY`).
@@ -118,7 +155,7 @@ impl RouteList {
         if views.is_empty() {
             !self.entries.is_empty()
         } else {
-            self.entries.iter().any(|e| e.info.views.intersects(views))
+            self.entries.iter().any(|e| e.views.intersects(views))
         }
     }
 
@@ -360,7 +397,7 @@ impl DestRef {
             .list(&epoch::pin())
             .entries
             .iter()
-            .find(|e| e.info.views.contains(v) && e.info.owner.protocol == protocol)
+            .find(|e| e.views.contains(v) && e.info.owner.protocol == protocol)
             .map(|e| RouteRef { route: e.route.clone() })
     }
 

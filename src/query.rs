@@ -19,6 +19,7 @@ use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
 use crate::sync::epoch;
 use crate::table::Table;
+use crate::trie::BATCH;
 use crate::view::{ViewId, ViewSet};
 use std::net::IpAddr;
 
@@ -78,6 +79,52 @@ impl Table {
             }
         }
         None
+    }
+
+    /// [`lookup_in`](Self::lookup_in) of many addresses: calls `f(i, result)` for each
+    /// `addrs[i]`, in order. Same results as one `lookup_in` per address, but up to 16
+    /// walks advance in lock step with prefetching, so their cache misses overlap: on a
+    /// table larger than the CPU caches this is several times the throughput of a loop of
+    /// single lookups (the DPDK `lookup_bulk` idea). Lock-free, no reference counts.
+    pub fn lookup_batch<'a>(
+        &'a self,
+        addrs: &[NetAddress],
+        view: ViewId,
+        guard: &'a Guard,
+        mut f: impl FnMut(usize, Option<Best<'a>>),
+    ) {
+        let t = &self.inner;
+        let g = &guard.g;
+        let host_len = t.family.max_len();
+        for (c, chunk) in addrs.chunks(BATCH).enumerate() {
+            let mut keys = [[0u8; 16]; BATCH];
+            for (k, a) in keys.iter_mut().zip(chunk) {
+                *k = *a.bytes();
+            }
+            let mut found: [Option<&'a Dest>; BATCH] = [None; BATCH];
+            t.trie.lookup_batch(&keys[..chunk.len()], g, &mut found);
+            let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
+            for (l, d) in lists.iter_mut().zip(&found) {
+                *l = d.map(|d| {
+                    let list = d.list(g);
+                    list.prefetch();
+                    list
+                });
+            }
+            for (i, a) in chunk.iter().enumerate() {
+                let r = match found[i].zip(lists[i]) {
+                    _ if a.family() != t.family || a.len() != host_len => self.lookup_in(a, view, guard),
+                    None => None,
+                    Some((dest, list)) => match list.best_index(view) {
+                        Some(idx) => Some(Best { dest, list, idx }),
+                        // The longest match has no route in the view (or just died): the
+                        // single lookup's slow path tries the shorter matches.
+                        None => self.lookup_in(a, view, guard),
+                    },
+                };
+                f(c * BATCH + i, r);
+            }
+        }
     }
 
     fn check_views(&self, views: ViewSet) -> Result<()> {
@@ -176,7 +223,7 @@ impl Table {
         let list = d.list(&g);
         list.entries
             .iter()
-            .find(|e| (views.is_empty() || e.info.views.intersects(views)) && criteria.matches(&e.info))
+            .find(|e| (views.is_empty() || e.info().views.intersects(views)) && criteria.matches(e.info()))
             .map(|e| RouteRef { route: e.route.clone() })
             .ok_or(Error::NotFound)
     }
@@ -226,13 +273,13 @@ impl<'a> Best<'a> {
     /// The best route's contents.
     #[inline]
     pub fn route(&self) -> &RouteInfo {
-        &self.list.entries[self.idx].info
+        self.list.entries[self.idx].info()
     }
 
     /// The best route's next hops.
     #[inline]
     pub fn next_hops(&self) -> &[NextHop] {
-        &self.list.entries[self.idx].info.next_hops
+        self.list.entries[self.idx].next_hops()
     }
 
     /// A counted handle to the best route (this one costs a reference count).

@@ -41,11 +41,12 @@ impl NextHop {
 }
 
 /// A route's next hops: up to one inline (the common case; no allocation, no extra cache
-/// miss on the forwarding path), else a boxed slice.
+/// miss on the forwarding path), else a shared slice (so copying the set into every route
+/// list snapshot costs one reference count, not an allocation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NextHops {
     Inline(Option<NextHop>),
-    Heap(Box<[NextHop]>),
+    Heap(Arc<[NextHop]>),
 }
 
 impl From<Vec<NextHop>> for NextHops {
@@ -53,7 +54,7 @@ impl From<Vec<NextHop>> for NextHops {
         match v.len() {
             0 => NextHops::Inline(None),
             1 => NextHops::Inline(v.pop()),
-            _ => NextHops::Heap(v.into_boxed_slice()),
+            _ => NextHops::Heap(v.into()),
         }
     }
 }

@@ -171,3 +171,22 @@ pub fn drain_deferred_garbage() {
         epoch::pin().flush();
     }
 }
+
+/// Hints the CPU to start loading the cache line at `p` (a no-op where unsupported and
+/// under loom). Never faults, whatever `p` is: batched lookups use it to overlap the cache
+/// misses of independent lookups.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 target has; a prefetch is a
+        // hint that never faults or changes memory, whatever address it is given.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>())
+        };
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = p;
+}

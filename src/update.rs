@@ -118,7 +118,7 @@ impl EntityRef {
         let dest = Dest::create(*prefix);
         let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
         let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0, info.clone()));
-        dest.routes.swap(RouteList::new(1, 1, vec![Entry { route: route.clone(), info }]), g);
+        dest.routes.swap(RouteList::new(1, 1, vec![Entry::new(route.clone(), info)]), g);
         match t.trie.insert(prefix, dest.as_ptr(), g) {
             Ok(()) => {
                 let _link = dest.into_link();
@@ -157,7 +157,7 @@ impl EntityRef {
             };
             let existing = match mode {
                 AddMode::Normal => oldest(
-                    &mut cur.entries.iter().filter(|e| mine(e) && e.info.neighbour == params.neighbour),
+                    &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == params.neighbour),
                 ),
                 AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                 AddMode::New => None,
@@ -167,7 +167,7 @@ impl EntityRef {
             let mut next_seq = cur.next_seq;
             let (route, created) = match existing {
                 Some(i) => {
-                    entries[i].info = info.clone();
+                    entries[i].set_info(info.clone());
                     (entries[i].route.clone(), false)
                 }
                 None => {
@@ -183,7 +183,7 @@ impl EntityRef {
                         }
                     };
                     next_seq += 1;
-                    entries.push(Entry { route: r.clone(), info: info.clone() });
+                    entries.push(Entry::new(r.clone(), info.clone()));
                     (r, true)
                 }
             };
@@ -215,7 +215,7 @@ impl EntityRef {
             let gen = cur.gen + 1;
             let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, gen));
             let mut entries = cur.entries.to_vec();
-            entries[i].info = info.clone();
+            entries[i].set_info(info.clone());
             Ok((RouteList::new(gen, cur.next_seq, entries), info))
         })?;
         r.publish(&info);
@@ -252,7 +252,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
         } else {
             RouteList::new(gen, cur.next_seq, entries)
         };
-        Ok((list, e.info))
+        Ok((list, e.info().clone()))
     })?;
     route.publish(&Arc::new(removed.deleted(new.gen)));
     t.route_count.add(-1);

@@ -66,6 +66,17 @@ fn concurrent_mixed_operations_match_the_model() {
                         hits += 1;
                     }
                 }
+                // The batched walk under the same concurrent churn.
+                let batch: Vec<_> =
+                    (0..40).map(|_| common::host(&r.next().to_le_bytes()[..5].try_into().unwrap())).collect();
+                table.lookup_batch(&batch, ViewId::UNICAST, &g, |i, b| {
+                    if let Some(b) = b {
+                        assert!(b.prefix().contains(&batch[i]), "{} does not cover {}", b.prefix(), batch[i]);
+                        assert!(b.route().views().contains(ViewId::UNICAST));
+                        assert_eq!(b.next_hops(), b.route().next_hops(), "forwarding copy matches");
+                        hits += 1;
+                    }
+                });
             }
             hits
         })

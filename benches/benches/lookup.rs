@@ -77,6 +77,20 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
                 black_box(sum)
             })
         });
+        g.bench_with_input(BenchmarkId::new("rtm_batch", kind), qs, |b, qs| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                for chunk in qs.chunks(BATCH) {
+                    let guard = table.pin();
+                    table.lookup_batch(chunk, rtm::ViewId::UNICAST, &guard, |_, best| {
+                        if let Some(best) = best {
+                            sum += best.next_hops()[0].interface as u64;
+                        }
+                    });
+                }
+                black_box(sum)
+            })
+        });
         g.bench_with_input(BenchmarkId::new("rtm_handle", kind), qs, |b, qs| {
             b.iter(|| {
                 let mut n = 0u64;

@@ -35,9 +35,12 @@
 
 mod node;
 
+/// Most keys [`Trie::lookup_batch`] walks at once.
+pub(crate) const BATCH: usize = 32;
+
 use crate::prefix::NetAddress;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{retire, Ordering, TrackedCell};
+use crate::sync::{prefetch, retire, Ordering, TrackedCell};
 use core::marker::PhantomData;
 use node::{CNode, HeapKey};
 
@@ -172,12 +175,18 @@ impl<V: Linked> Trie<V> {
     #[inline(always)]
     fn cnode<'g>(&self, n: &INode, g: &'g Guard) -> (Shared<'g, CNode>, &'g CNode) {
         let s = n.main.load(LOAD, g);
+        (s, Self::cnode_ref(s))
+    }
+
+    /// Turns a pointer loaded from an `INode::main` under a guard into a reference.
+    #[inline(always)]
+    fn cnode_ref<'g>(s: Shared<'g, CNode>) -> &'g CNode {
         // SAFETY: `main` is never null (set at construction, only ever replaced by CAS with
         // a non-null node), and the loaded CNode is retired only after being replaced,
-        // then freed only after `g` unpins.
+        // then freed only after the guard `s` was loaded under unpins.
         let c = unsafe { s.deref() };
         c.alive.touch();
-        (s, c)
+        c
     }
 
     /// Longest-prefix match of a full-length key: the value linked under the longest
@@ -199,6 +208,61 @@ impl<V: Linked> Trie<V> {
             node = inode_ref(ch, g);
         }
         (best != 0).then(|| value_ref(best, g))
+    }
+
+    /// [`lookup`](Self::lookup) of up to [`BATCH`] keys at once: `out[i]` receives the
+    /// match of `keys[i]`. The walks advance in lock step, one dependent load per round,
+    /// prefetching what the next round reads, so the cache misses of independent lookups
+    /// overlap instead of queueing (the same results as `lookup`, at a fraction of the
+    /// latency per key on a table that does not fit in cache).
+    #[allow(clippy::needless_range_loop)] // `d` indexes every key's byte, in lock step
+    pub(crate) fn lookup_batch<'g>(&'g self, keys: &[[u8; 16]], g: &'g Guard, out: &mut [Option<&'g V>]) {
+        let n = keys.len().min(BATCH).min(out.len());
+        let mut nodes: [Option<&'g INode>; BATCH] = [Some(&self.root); BATCH];
+        let mut cs: [Option<&'g CNode>; BATCH] = [None; BATCH];
+        let mut best = [0usize; BATCH];
+        for d in 0..(self.max_len / 8) as usize {
+            // Round 1: each walk loads its node's contents pointer; prefetch the contents.
+            for i in 0..n {
+                cs[i] = nodes[i].map(|node| {
+                    let s = node.main.load(LOAD, g);
+                    prefetch(s.as_raw());
+                    Self::cnode_ref(s)
+                });
+            }
+            // Round 2: read the bitmaps; prefetch the leaf and child entries.
+            for i in 0..n {
+                if let Some(c) = cs[i] {
+                    c.prefetch(keys[i][d]);
+                }
+            }
+            // Round 3: read the leaf and the child; prefetch the child.
+            let mut more = false;
+            for i in 0..n {
+                nodes[i] = cs[i].and_then(|c| {
+                    let slot = keys[i][d];
+                    let l = c.leaf(slot);
+                    if l != 0 {
+                        best[i] = l;
+                    }
+                    let ch = c.child(slot);
+                    (ch != 0).then(|| {
+                        prefetch(ch as *const INode);
+                        more = true;
+                        inode_ref(ch, g)
+                    })
+                });
+            }
+            if !more {
+                break;
+            }
+        }
+        for i in 0..n {
+            out[i] = (best[i] != 0).then(|| {
+                prefetch(best[i] as *const V);
+                value_ref(best[i], g)
+            });
+        }
     }
 
     /// Every value whose prefix covers the first `len` bits of `key` and is at most `len`

@@ -16,7 +16,7 @@
 //! `usize`. The node owns neither: the trie frees children explicitly and the caller owns
 //! the values' link references.
 
-use crate::sync::TrackedCell;
+use crate::sync::{prefetch, TrackedCell};
 
 /// Bit set of 256 slots with per-word cumulative counts for O(1) rank.
 #[derive(Clone, Copy, Default)]
@@ -152,6 +152,19 @@ impl CNode {
         // Slot 0 always starts a run, so rank_incl >= 1.
         let i = self.children.len() + self.leaves.rank_incl(slot) - 1;
         self.ptrs[i]
+    }
+
+    /// Prefetches the cache lines [`leaf`](Self::leaf) and [`child`](Self::child) will read
+    /// for `slot`.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, slot: u8) {
+        if self.children.contains(slot) {
+            prefetch(self.ptrs.as_ptr().wrapping_add(self.children.rank(slot)));
+        }
+        if !self.leaves.is_empty() {
+            let i = self.children.len() + self.leaves.rank_incl(slot) - 1;
+            prefetch(self.ptrs.as_ptr().wrapping_add(i));
+        }
     }
 
     /// The child at `slot` (0 if none).

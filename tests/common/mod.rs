@@ -491,6 +491,7 @@ impl Runner {
     /// Compares the whole table with the model, and every held handle with its route.
     pub fn check_all(&self) {
         check_table(self.table(), &self.model, entity_id);
+        check_batch(self.table(), &self.model);
         for s in &self.slots {
             let (a, p, live) = &self.model.last[&s.id];
             let info = s.r.info();
@@ -522,6 +523,42 @@ pub fn check_table(t: &Table, m: &Model, id: impl Fn(usize) -> EntityId) {
     assert_eq!(got, want);
     assert_eq!(t.len(), m.dests.len());
     assert_eq!(t.route_count(), m.dests.values().map(|d| d.routes.len()).sum::<usize>());
+}
+
+/// `Table::lookup_batch` returns, for every address and in order, what `lookup_in` does:
+/// over hosts at both ends of every destination (several batches' worth, so the walks in
+/// one batch take different paths), the destinations' own (shorter) prefixes, and an
+/// address of the other family.
+pub fn check_batch(t: &Table, m: &Model) {
+    let mut addrs = Vec::new();
+    for a in m.dests.keys() {
+        let mut hi = *a.bytes();
+        for (i, b) in hi.iter_mut().enumerate().take(4) {
+            let fixed = a.len().saturating_sub(8 * i as u8).min(8);
+            *b |= 0xffu8.checked_shr(fixed as u32).unwrap_or(0);
+        }
+        addrs.push(NetAddress::new(AddressFamily::Ipv4, a.bytes(), 32).unwrap());
+        addrs.push(NetAddress::new(AddressFamily::Ipv4, &hi, 32).unwrap());
+        addrs.push(*a);
+    }
+    addrs.push("2001:db8::1/128".parse().unwrap());
+    addrs.push("0.0.0.0/32".parse().unwrap());
+    for v in [ViewId::UNICAST, ViewId::MULTICAST] {
+        let g = t.pin();
+        let mut seen = 0;
+        t.lookup_batch(&addrs, v, &g, |i, got| {
+            assert_eq!(i, seen, "results come once each, in order");
+            seen += 1;
+            let want = t.lookup_in(&addrs[i], v, &g);
+            assert_eq!(
+                got.map(|b| (b.prefix(), b.route().to_params())),
+                want.map(|b| (b.prefix(), b.route().to_params())),
+                "{:?} in view {v:?}",
+                addrs[i]
+            );
+        });
+        assert_eq!(seen, addrs.len());
+    }
 }
 
 /// Runs a whole program: decode, apply, compare at the end.
