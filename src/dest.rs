@@ -22,8 +22,11 @@
 //! `refs` counts: one for the trie link (held from insertion until unlink), one per route
 //! object on it, one per [`DestRef`]. Taking a reference from a pointer found in the trie
 //! uses [`Dest::try_ref`], which never increments from zero (a destination at zero is
-//! already retired). The last release retires the destination with `defer_destroy`,
-//! because lock-free readers may still hold its pointer from an old trie node.
+//! already retired). Lock-free readers hold *uncounted* pointers found in the trie; the
+//! trie's link reference covers them, because it is released epoch-deferred after the
+//! unlink (every reader that could have seen the link has unpinned by then). So the last
+//! release frees the destination at once: no destructor pins the epoch again, which keeps
+//! chains of deferred destructors (snapshot -> route -> destination) finite.
 
 use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
@@ -331,23 +334,17 @@ impl Drop for DestPtr {
         #[cfg(rtm_mutant = "leak_node")]
         return;
         #[allow(unreachable_code)]
-        {
-            let p = self.0.as_ptr();
-            #[cfg(not(rtm_mutant = "free_immediately"))]
-            {
-                let g = epoch::pin();
-                // SAFETY: the count reached zero, so no handle, route or trie link refers to
-                // the destination any more and `try_ref` can no longer succeed; lock-free
-                // readers that found it in an old trie node are pinned, and the deferred
-                // free waits for them. `p` came from `Box::leak` in `Dest::new`.
-                unsafe { g.defer_unchecked(move || drop(Box::from_raw(p))) };
-            }
-            #[cfg(rtm_mutant = "free_immediately")]
-            // SAFETY: deliberately unsound (mutation check).
-            unsafe {
-                drop(Box::from_raw(p))
-            };
-        }
+        // SAFETY: the count reached zero, so no handle, route or trie link refers to the
+        // destination and `try_ref` can no longer succeed. No lock-free reader can hold an
+        // uncounted pointer either: readers find destinations only through the trie, and
+        // the trie's link reference is released epoch-deferred after the unlink
+        // (`TableInner::unlink`), so every reader that could have seen the link has
+        // unpinned before the count can reach zero. Hence an immediate free, which also
+        // keeps destructors that run inside the collector from pinning again. `self.0`
+        // came from `Box::leak` in `Dest::create`.
+        unsafe {
+            drop(Box::from_raw(self.0.as_ptr()))
+        };
     }
 }
 

@@ -18,7 +18,7 @@
 use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
 use crate::prefix::NetAddress;
-use crate::sync::{Arc, RouteCell};
+use crate::sync::{Arc, RouteCell, SharedSlice};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -46,7 +46,7 @@ impl NextHop {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NextHops {
     Inline(Option<NextHop>),
-    Heap(Arc<[NextHop]>),
+    Heap(SharedSlice<NextHop>),
 }
 
 impl From<Vec<NextHop>> for NextHops {

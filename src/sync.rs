@@ -46,6 +46,11 @@ pub(crate) use std::sync::{
 /// The epoch-based reclamation crate (its loom mode under `cfg(loom)`).
 pub(crate) use crossbeam_epoch as epoch;
 
+/// An immutable slice shared by reference count (a route's next hops, copied into every
+/// snapshot). Always std's `Arc`, also under loom (whose `Arc` has no unsized support): the
+/// contents never change after construction, so there is nothing for loom to interleave.
+pub(crate) type SharedSlice<T> = std::sync::Arc<[T]>;
+
 /// Cache-line padding for counters written by many threads.
 #[cfg(not(loom))]
 pub(crate) use crossbeam_utils::CachePadded;
@@ -65,8 +70,10 @@ pub(crate) fn spin_hint() {
 pub(crate) struct Counter {
     #[cfg(not(loom))]
     shards: [CachePadded<std::sync::atomic::AtomicIsize>; 16],
+    /// Under loom a plain std atomic: the counters are statistics nobody synchronizes
+    /// through, so loom need not interleave them (each loom atomic op is a branch point).
     #[cfg(loom)]
-    total: loom::sync::atomic::AtomicIsize,
+    total: std::sync::atomic::AtomicIsize,
 }
 
 #[cfg(not(loom))]
@@ -88,7 +95,7 @@ impl Counter {
     }
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
-        Self { total: loom::sync::atomic::AtomicIsize::new(0) }
+        Self { total: std::sync::atomic::AtomicIsize::new(0) }
     }
 
     /// Adds `n`. Relaxed: the counter is a statistic; it orders nothing.

@@ -180,7 +180,14 @@ impl TableInner {
         if self.trie.remove(&dest.prefix, dest, g) {
             self.dest_count.add(-1);
             // SAFETY: our `remove` unlinked it, so we own the link reference.
-            drop(unsafe { DestPtr::from_link(dest) });
+            let link = unsafe { DestPtr::from_link(dest) };
+            // The link reference is what keeps the destination alive for lock-free readers
+            // that found it in the trie without counting (see `DestPtr`'s `Drop`): release
+            // it only after every thread pinned now has unpinned.
+            #[cfg(not(rtm_mutant = "free_immediately"))]
+            g.defer(move || drop(link));
+            #[cfg(rtm_mutant = "free_immediately")]
+            drop(link);
         }
     }
 }
