@@ -28,3 +28,8 @@ pub use sync::drain_deferred_garbage;
 pub use sync::flush_epoch;
 pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
 pub use view::{ViewId, ViewSet};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
