@@ -1,0 +1,13 @@
+//! Differential fuzzing: the bytes are a program in the operation language of
+//! `tests/common` (shared with the proptest and the corpus replay test); every operation is
+//! applied to the engine and to a `BTreeMap` model and every result compared, then the
+//! whole table and the batched lookups are checked. Run:
+//! `cargo +nightly fuzz run ops -- -max_total_time=60`.
+#![no_main]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    common::run(data);
+});
