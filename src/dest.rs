@@ -68,7 +68,9 @@ impl Entry {
 
     /// Replaces the version (and its forwarding copy): the only way to change `info`.
     pub(crate) fn set_info(&mut self, info: Arc<RouteInfo>) {
-        *self = Self::new(self.route.clone(), info);
+        self.views = info.views;
+        self.next_hops = info.next_hops.clone();
+        self.info = info;
     }
 }
 
