@@ -32,7 +32,6 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{fence, prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
-use crate::trie::Linked;
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
 use core::ptr::NonNull;
@@ -177,7 +176,7 @@ pub(crate) struct Dest {
     pub(crate) routes: EpochCell<RouteList>,
 }
 
-impl Linked for Dest {
+impl Touch for Dest {
     #[inline(always)]
     fn touch(&self) {
         self.alive.touch();

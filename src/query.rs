@@ -82,7 +82,7 @@ impl Table {
     }
 
     /// [`lookup_in`](Self::lookup_in) of many addresses: calls `f(i, result)` for each
-    /// `addrs[i]`, in order. Same results as one `lookup_in` per address, but up to 16
+    /// `addrs[i]`, in order. Same results as one `lookup_in` per address, but up to 32
     /// walks advance in lock step with prefetching, so their cache misses overlap: on a
     /// table larger than the CPU caches this is several times the throughput of a loop of
     /// single lookups (the DPDK `lookup_bulk` idea). Lock-free, no reference counts.

@@ -40,15 +40,14 @@ pub(crate) const BATCH: usize = 32;
 
 use crate::prefix::NetAddress;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{prefetch, retire, Ordering, TrackedCell};
+use crate::sync::{prefetch, retire, Ordering, Touch, TrackedCell};
 use core::marker::PhantomData;
 use node::{CNode, HeapKey};
 
-/// Values stored in the trie expose their loom liveness cell.
-pub(crate) trait Linked: Send + Sync {
-    /// A loom-tracked read of the value's `alive` cell (no-op in normal builds).
-    fn touch(&self);
-}
+/// Values stored in the trie: shareable between threads and exposing their loom liveness
+/// cell through the same [`Touch`] the epoch cell uses.
+pub(crate) trait Linked: Touch + Send + Sync {}
+impl<T: Touch + Send + Sync> Linked for T {}
 
 /// Ordering of every load of an `INode::main`. `Acquire` pairs with the `AcqRel`
 /// compare-exchange that published the `CNode`, so its contents (built before the CAS)

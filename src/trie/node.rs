@@ -143,37 +143,37 @@ impl CNode {
         }
     }
 
+    /// Index in `ptrs` of the leaf run covering `slot`, if any prefix is stored here.
+    #[inline(always)]
+    fn leaf_index(&self, slot: u8) -> Option<usize> {
+        // Slot 0 always starts a run, so rank_incl >= 1.
+        (!self.leaves.is_empty()).then(|| self.children.len() + self.leaves.rank_incl(slot) - 1)
+    }
+
+    /// Index in `ptrs` of the child at `slot`, if there is one.
+    #[inline(always)]
+    fn child_index(&self, slot: u8) -> Option<usize> {
+        self.children.contains(slot).then(|| self.children.rank(slot))
+    }
+
     /// The longest internal prefix covering `slot`, as a raw value (0 if none).
     #[inline(always)]
     pub(super) fn leaf(&self, slot: u8) -> usize {
-        if self.leaves.is_empty() {
-            return 0;
-        }
-        // Slot 0 always starts a run, so rank_incl >= 1.
-        let i = self.children.len() + self.leaves.rank_incl(slot) - 1;
-        self.ptrs[i]
+        self.leaf_index(slot).map_or(0, |i| self.ptrs[i])
+    }
+
+    /// The child at `slot` (0 if none).
+    #[inline(always)]
+    pub(super) fn child(&self, slot: u8) -> usize {
+        self.child_index(slot).map_or(0, |i| self.ptrs[i])
     }
 
     /// Prefetches the cache lines [`leaf`](Self::leaf) and [`child`](Self::child) will read
     /// for `slot`.
     #[inline(always)]
     pub(super) fn prefetch(&self, slot: u8) {
-        if self.children.contains(slot) {
-            prefetch(self.ptrs.as_ptr().wrapping_add(self.children.rank(slot)));
-        }
-        if !self.leaves.is_empty() {
-            let i = self.children.len() + self.leaves.rank_incl(slot) - 1;
+        for i in [self.child_index(slot), self.leaf_index(slot)].into_iter().flatten() {
             prefetch(self.ptrs.as_ptr().wrapping_add(i));
-        }
-    }
-
-    /// The child at `slot` (0 if none).
-    #[inline(always)]
-    pub(super) fn child(&self, slot: u8) -> usize {
-        if self.children.contains(slot) {
-            self.ptrs[self.children.rank(slot)]
-        } else {
-            0
         }
     }
 

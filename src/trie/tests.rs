@@ -5,7 +5,7 @@ use crate::prefix::NetAddress;
 use std::collections::BTreeMap;
 
 struct Val(NetAddress);
-impl Linked for Val {
+impl Touch for Val {
     fn touch(&self) {}
 }
 
