@@ -204,13 +204,24 @@ impl Dest {
         DestPtr(NonNull::from(Box::leak(d)))
     }
 
+    /// A counted pointer to `self`, for a reference just taken. It must not be derived from
+    /// `&self`: the last release deallocates through it, and a pointer derived from a shared
+    /// reference does not permit that (miri, tree borrows). Destinations are reached through
+    /// the trie, which stores their address as an integer (exposing the provenance of the
+    /// `Box::leak` pointer), so the pointer is rebuilt from that exposed provenance.
+    fn counted(&self) -> DestPtr {
+        let p = core::ptr::with_exposed_provenance_mut::<Dest>(self as *const Dest as usize);
+        // SAFETY: `p` is the address of `self`, which is not null.
+        DestPtr(unsafe { NonNull::new_unchecked(p) })
+    }
+
     /// Takes a reference unless the count is already zero (the destination is retired).
     /// Only call with a pointer that is valid now (found under a pin).
     pub(crate) fn try_ref(&self) -> Option<DestPtr> {
         #[cfg(rtm_mutant = "unchecked_inc")]
         {
             self.refs.fetch_add(1, Ordering::Relaxed);
-            return Some(DestPtr(NonNull::from(self)));
+            return Some(self.counted());
         }
         #[cfg(not(rtm_mutant = "unchecked_inc"))]
         {
@@ -224,7 +235,7 @@ impl Dest {
                     return None;
                 }
                 match self.refs.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => return Some(DestPtr(NonNull::from(self))),
+                    Ok(_) => return Some(self.counted()),
                     Err(m) => n = m,
                 }
             }

@@ -28,7 +28,7 @@ mod registry;
 mod route_cell;
 
 pub(crate) use cell::TrackedCell;
-pub(crate) use epoch_cell::{retire, EpochCell, Touch};
+pub(crate) use epoch_cell::{retire, retire_with, EpochCell, Touch};
 pub(crate) use registry::Registry;
 pub(crate) use route_cell::RouteCell;
 

@@ -101,6 +101,27 @@ pub(crate) unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
     }
 }
 
+/// Runs `free` once every thread pinned now has unpinned: the retirement of a node that is
+/// not an epoch `Owned` (the trie's single-allocation nodes). Under the `free_immediately`
+/// mutant it runs at once.
+///
+/// # Safety
+/// `free` must release memory that the caller just unlinked by its own atomic operation
+/// (so nobody else retires it) and that is unreachable for new readers.
+pub(crate) unsafe fn retire_with<F: FnOnce()>(g: &Guard, free: F) {
+    #[cfg(not(rtm_mutant = "free_immediately"))]
+    // SAFETY: forwarded from the caller: readers that may still hold the memory are pinned,
+    // and the collector runs `free` only after they unpin.
+    unsafe {
+        g.defer_unchecked(free)
+    };
+    #[cfg(rtm_mutant = "free_immediately")]
+    {
+        let _ = g;
+        free();
+    }
+}
+
 impl<T: Touch> Drop for EpochCell<T> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader can reach this cell any more (its owner is being

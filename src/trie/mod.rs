@@ -39,10 +39,10 @@ mod node;
 pub(crate) const BATCH: usize = 32;
 
 use crate::prefix::NetAddress;
-use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{prefetch, retire, Ordering, Touch, TrackedCell};
+use crate::sync::epoch::{Guard, Owned, Shared};
+use crate::sync::{prefetch, retire, retire_with, AtomicUsize, Ordering, Touch, TrackedCell};
 use core::marker::PhantomData;
-use node::{CNode, HeapKey};
+use node::{CNode, HeapKey, NodeBox};
 
 /// Values stored in the trie: shareable between threads and exposing their loom liveness
 /// cell through the same [`Touch`] the epoch cell uses.
@@ -60,12 +60,31 @@ const LOAD: Ordering = Ordering::Relaxed;
 /// A stable trie node: the target of child pointers. See the module docs.
 struct INode {
     alive: TrackedCell<()>,
-    main: Atomic<CNode>,
+    /// Address of the current `CNode` (never 0).
+    main: AtomicUsize,
 }
 
 impl INode {
-    fn new(c: CNode) -> Self {
-        Self { alive: TrackedCell::new(()), main: Atomic::new(c) }
+    fn new(c: NodeBox) -> Self {
+        Self { alive: TrackedCell::new(()), main: AtomicUsize::new(c.into_raw()) }
+    }
+
+    /// Replaces the contents `cur` by `new` (a compare-and-swap). On success the caller's
+    /// CAS unlinked `cur`, which is retired; on failure `new` is freed and `false` returned.
+    fn replace(&self, cur: usize, new: NodeBox, g: &Guard) -> bool {
+        // AcqRel: Release publishes `new` (built before the CAS) and whatever it links;
+        // pairs with `LOAD`. Acquire: a writer that wins has seen everything published by
+        // the CAS it replaces (it copied that node's contents).
+        match self.main.compare_exchange(cur, new.as_raw(), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                new.into_raw();
+                // SAFETY: our CAS unlinked `cur`; only we retire it, and new readers can no
+                // longer load it. Readers pinned before keep it alive until they unpin.
+                unsafe { retire_with(g, move || node::free(cur)) };
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -76,13 +95,7 @@ impl Drop for INode {
         // by the epoch collector after it was unlinked and every reader that could reach it
         // has unpinned. Its current `CNode` is reachable only through it, so freeing it
         // here is the only free of that node.
-        unsafe {
-            let g = epoch::unprotected();
-            let c = self.main.load(Ordering::Relaxed, g);
-            if !c.is_null() {
-                drop(c.into_owned());
-            }
-        }
+        unsafe { node::free(self.main.load(Ordering::Relaxed)) }
     }
 }
 
@@ -167,25 +180,23 @@ enum Step<T> {
 impl<V: Linked> Trie<V> {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        Self { root: INode::new(CNode::empty()), max_len, _values: PhantomData }
+        Self { root: INode::new(NodeBox::empty()), max_len, _values: PhantomData }
     }
 
     /// Loads an INode's current contents.
     #[inline(always)]
-    fn cnode<'g>(&self, n: &INode, g: &'g Guard) -> (Shared<'g, CNode>, &'g CNode) {
-        let s = n.main.load(LOAD, g);
-        (s, Self::cnode_ref(s))
+    fn cnode<'g>(&self, n: &INode, g: &'g Guard) -> (usize, CNode<'g>) {
+        let s = n.main.load(LOAD);
+        (s, Self::cnode_ref(s, g))
     }
 
-    /// Turns a pointer loaded from an `INode::main` under a guard into a reference.
+    /// Turns an address loaded from an `INode::main` under a guard into a node view.
     #[inline(always)]
-    fn cnode_ref<'g>(s: Shared<'g, CNode>) -> &'g CNode {
-        // SAFETY: `main` is never null (set at construction, only ever replaced by CAS with
-        // a non-null node), and the loaded CNode is retired only after being replaced,
-        // then freed only after the guard `s` was loaded under unpins.
-        let c = unsafe { s.deref() };
-        c.alive.touch();
-        c
+    fn cnode_ref<'g>(s: usize, _g: &'g Guard) -> CNode<'g> {
+        // SAFETY: `main` always holds a node built by `NodeBox` (set at construction, only
+        // ever replaced by CAS with another one); a replaced node is freed only after the
+        // guard it was loaded under unpins (`INode::replace`). `from_raw` touches `alive`.
+        unsafe { CNode::from_raw(s) }
     }
 
     /// Longest-prefix match of a full-length key: the value linked under the longest
@@ -218,15 +229,15 @@ impl<V: Linked> Trie<V> {
     pub(crate) fn lookup_batch<'g>(&'g self, keys: &[[u8; 16]], g: &'g Guard, out: &mut [Option<&'g V>]) {
         let n = keys.len().min(BATCH).min(out.len());
         let mut nodes: [Option<&'g INode>; BATCH] = [Some(&self.root); BATCH];
-        let mut cs: [Option<&'g CNode>; BATCH] = [None; BATCH];
+        let mut cs: [Option<CNode<'g>>; BATCH] = [None; BATCH];
         let mut best = [0usize; BATCH];
         for d in 0..(self.max_len / 8) as usize {
             // Round 1: each walk loads its node's contents pointer; prefetch the contents.
             for i in 0..n {
                 cs[i] = nodes[i].map(|node| {
-                    let s = node.main.load(LOAD, g);
-                    prefetch(s.as_raw());
-                    Self::cnode_ref(s)
+                    let s = node.main.load(LOAD);
+                    prefetch(s as *const u8);
+                    Self::cnode_ref(s, g)
                 });
             }
             // Round 2: read the bitmaps; prefetch the leaf and child entries.
@@ -331,7 +342,7 @@ impl<V: Linked> Trie<V> {
         let mut node = &self.root;
         for &slot in &p.bytes()[..depth] {
             let (cs, c) = self.cnode(node, g);
-            if c.tomb {
+            if c.tomb() {
                 self.prune(path, node, g);
                 return Step::Retry;
             }
@@ -341,28 +352,22 @@ impl<V: Linked> Trie<V> {
                 node = inode_ref(ch, g);
                 continue;
             }
-            let child = Owned::new(INode::new(CNode::empty())).into_shared(g);
-            let new_c = Owned::new(c.with_child(slot, child.as_raw() as usize));
-            // Release publishes the new CNode and the new child; pairs with `LOAD`.
-            match node.main.compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g) {
-                Ok(_) => {
-                    // SAFETY: our CAS replaced `cs`; it is unreachable for new readers.
-                    unsafe { retire(g, cs) };
-                    path.push(node, slot);
-                    // SAFETY: `child` was just published by our CAS and cannot have been
-                    // retired yet: retiring requires unlinking it, which needs our pin to end.
-                    node = unsafe { child.deref() };
-                    node.alive.touch();
-                }
-                Err(_) => {
-                    // SAFETY: `child` was never published (the CAS failed); we own it.
-                    unsafe { drop(child.into_owned()) };
-                    return Step::Retry;
-                }
+            let child = Owned::new(INode::new(NodeBox::empty())).into_shared(g);
+            // The CAS publishes the new CNode and, through it, the new child.
+            if node.replace(cs, c.with_child(slot, child.as_raw() as usize), g) {
+                path.push(node, slot);
+                // SAFETY: `child` was just published by our CAS and cannot have been
+                // retired yet: retiring requires unlinking it, which needs our pin to end.
+                node = unsafe { child.deref() };
+                node.alive.touch();
+            } else {
+                // SAFETY: `child` was never published (the CAS failed); we own it.
+                unsafe { drop(child.into_owned()) };
+                return Step::Retry;
             }
         }
         let (cs, c) = self.cnode(node, g);
-        if c.tomb {
+        if c.tomb() {
             self.prune(path, node, g);
             return Step::Retry;
         }
@@ -370,16 +375,12 @@ impl<V: Linked> Trie<V> {
         if cur != 0 {
             return Step::Done(Err(value_ref(cur, g)));
         }
-        let new_c = Owned::new(c.with_prefix(hk, value as usize));
-        // Release publishes the value pointer (and, through the caller's Release/Acquire
-        // pairing, the value's contents); pairs with `LOAD`.
-        match node.main.compare_exchange(cs, new_c, Ordering::AcqRel, Ordering::Acquire, g) {
-            Ok(_) => {
-                // SAFETY: our CAS replaced `cs`.
-                unsafe { retire(g, cs) };
-                Step::Done(Ok(()))
-            }
-            Err(_) => Step::Retry,
+        // The CAS's Release publishes the value pointer and the value's contents (written
+        // before `insert` was called); pairs with `LOAD`.
+        if node.replace(cs, c.with_prefix(hk, value as usize), g) {
+            Step::Done(Ok(()))
+        } else {
+            Step::Retry
         }
     }
 
@@ -403,22 +404,15 @@ impl<V: Linked> Trie<V> {
             if c.get(hk) != expected as usize {
                 return false;
             }
-            let new_c = c.without_prefix(hk, depth > 0);
-            let tomb = new_c.tomb;
-            match node.main.compare_exchange(cs, Owned::new(new_c), Ordering::AcqRel, Ordering::Acquire, g) {
-                Ok(_) => {
-                    // SAFETY: our CAS replaced `cs`.
-                    unsafe { retire(g, cs) };
-                    if tomb {
-                        self.prune(path, node, g);
-                    }
-                    return true;
+            let (new_c, tomb) = c.without_prefix(hk, depth > 0);
+            if node.replace(cs, new_c, g) {
+                if tomb {
+                    self.prune(path, node, g);
                 }
-                Err(_) => {
-                    crate::sync::spin_hint();
-                    continue 'retry;
-                }
+                return true;
             }
+            crate::sync::spin_hint();
+            continue 'retry;
         }
     }
 
@@ -433,30 +427,18 @@ impl<V: Linked> Trie<V> {
                 if pc.child(slot) != child as *const INode as usize {
                     return; // someone else unlinked it and continues the cascade
                 }
-                let new_pc = pc.without_child(slot, path.len > 0);
-                let tomb = new_pc.tomb;
-                match parent.main.compare_exchange(
-                    ps,
-                    Owned::new(new_pc),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    g,
-                ) {
-                    Ok(_) => {
-                        // SAFETY: our CAS replaced `ps` and unlinked `child`; `child` is
-                        // tombed, so nobody can link anything new below it.
-                        unsafe {
-                            retire(g, ps);
-                            retire(g, Shared::from(child as *const INode));
-                        }
-                        if !tomb {
-                            return;
-                        }
-                        child = parent;
-                        break;
+                let (new_pc, tomb) = pc.without_child(slot, path.len > 0);
+                if parent.replace(ps, new_pc, g) {
+                    // SAFETY: our CAS (which also retired `ps`) unlinked `child`; `child` is
+                    // tombed, so nobody can link anything new below it.
+                    unsafe { retire(g, Shared::from(child as *const INode)) };
+                    if !tomb {
+                        return;
                     }
-                    Err(_) => crate::sync::spin_hint(),
+                    child = parent;
+                    break;
                 }
+                crate::sync::spin_hint();
             }
         }
     }
@@ -508,13 +490,12 @@ impl<V> Drop for Trie<V> {
         // SAFETY: `&mut self`: no reader or writer can be inside the trie. Nodes retired
         // earlier are owned by the epoch collector and are not reachable from here.
         unsafe {
-            let g = epoch::unprotected();
             let mut stack: Vec<usize> = Vec::new();
-            let c = self.root.main.load(Ordering::Relaxed, g).deref();
+            let c = CNode::from_raw(self.root.main.load(Ordering::Relaxed));
             stack.extend(c.children().map(|(_, p)| p));
             while let Some(p) = stack.pop() {
                 let n = Owned::<INode>::from_raw(p as *mut INode);
-                let c = n.main.load(Ordering::Relaxed, g).deref();
+                let c = CNode::from_raw(n.main.load(Ordering::Relaxed));
                 stack.extend(c.children().map(|(_, p)| p));
                 drop(n);
             }
