@@ -31,7 +31,7 @@
 use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{fence, prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
+use crate::sync::{prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
 use core::ptr::NonNull;
@@ -304,8 +304,12 @@ impl DestPtr {
     /// # Safety
     /// `p` must be a link reference the caller just unlinked (so it owns it).
     pub(crate) unsafe fn from_link(p: *const Dest) -> DestPtr {
+        // Callers pass addresses found in the trie (as `&Dest`); rebuild the pointer from
+        // the provenance the trie exposed, so the last release may deallocate through it
+        // (see `Dest::counted`).
+        let p = core::ptr::with_exposed_provenance_mut::<Dest>(p as usize);
         // SAFETY: link pointers are non-null destinations (forwarded contract).
-        DestPtr(unsafe { NonNull::new_unchecked(p as *mut Dest) })
+        DestPtr(unsafe { NonNull::new_unchecked(p) })
     }
 }
 
@@ -332,7 +336,7 @@ impl Clone for DestPtr {
 impl Drop for DestPtr {
     fn drop(&mut self) {
         // Release orders this holder's uses of the destination before the decrement; the
-        // last releaser's Acquire fence pairs with every other releaser's Release, so the
+        // last releaser's Acquire load pairs with every other releaser's Release, so the
         // destruction happens after all of their uses.
         #[cfg(not(rtm_mutant = "relaxed_release"))]
         let prev = self.refs.fetch_sub(1, Ordering::Release);
@@ -341,8 +345,12 @@ impl Drop for DestPtr {
         if prev != 1 {
             return;
         }
+        // An Acquire load rather than `fence(Acquire)` (std's `Arc` does the same under
+        // TSan): it reads the 0 our decrement wrote, the end of the release sequence of
+        // every earlier decrement, so it synchronizes with all of them — and ThreadSanitizer,
+        // which does not model standalone fences, sees that edge too.
         #[cfg(not(rtm_mutant = "relaxed_release"))]
-        fence(Ordering::Acquire);
+        let _ = self.refs.load(Ordering::Acquire);
         #[cfg(rtm_mutant = "leak_node")]
         return;
         #[allow(unreachable_code)]

@@ -287,9 +287,7 @@ impl<'g> CNode<'g> {
     fn leaf_index(self, slot: u8) -> Option<usize> {
         // Slot 0 always starts a run, so the run containing `slot` is rank(slot + 1) - 1.
         let h = self.head;
-        (h.n_runs != 0).then(|| {
-            h.n_children as usize + h.leaves.rank_incl(slot) - 1
-        })
+        (h.n_runs != 0).then(|| h.n_children as usize + h.leaves.rank_incl(slot) - 1)
     }
 
     /// Index among the words of the child at `slot`, if there is one.
