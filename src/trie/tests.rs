@@ -157,7 +157,7 @@ fn random_against_model_v4_and_v6() {
         let mut f = Fixture::new(fam_max);
         let mut m = BTreeMap::new();
         let mut r = Rng(0x9e3779b97f4a7c15);
-        for i in 0..if cfg!(miri) { 60 } else { 4000 } {
+        for i in 0..if cfg!(miri) { 30 } else { 4000 } {
             let mut b = [0u8; 16];
             // Few distinct high bytes, so prefixes nest and nodes are shared and pruned.
             b[0] = (r.next() % 4) as u8 * 64;

@@ -1,0 +1,351 @@
+//! `rtm`: load routing tables into the rtm engine, query them, and measure lookups while a
+//! writer churns. With no arguments it runs `rtm bench` on a generated full table.
+
+mod input;
+mod run;
+
+use clap::{Args, Parser, Subcommand};
+use input::Input;
+use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef};
+use run::{print_readers, Loaded};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "rtm", version, about = "Lock-free routing table manager: load, query, replay, benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load a prefix list (one CIDR per line, plain or gz) or an MRT file; print counts and timing.
+    Load { file: PathBuf },
+    /// Load FILE, then print the most specific, exact and less specific matches with their routes.
+    Query {
+        file: PathBuf,
+        /// Addresses or prefixes to look up.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Load a table, then replay an MRT update stream as fast as possible with readers running.
+    Replay {
+        #[arg(long)]
+        table: PathBuf,
+        #[arg(long)]
+        updates: PathBuf,
+        /// Reader threads (default: one per core but one, for the writer).
+        #[arg(long)]
+        readers: Option<usize>,
+    },
+    /// The default demonstration, with options.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct BenchArgs {
+    /// IPv4 prefixes to generate.
+    #[arg(long, default_value_t = 901_899)]
+    v4: usize,
+    /// IPv6 prefixes to generate.
+    #[arg(long, default_value_t = 160_147)]
+    v6: usize,
+    /// Reader threads (default: one per core but one, for the writer).
+    #[arg(long)]
+    readers: Option<usize>,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Seed of the generated table and queries.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        Self { v4: 901_899, v6: 160_147, readers: None, seconds: 3.0, seed: 1 }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd.unwrap_or(Cmd::Bench(BenchArgs::default())) {
+        Cmd::Load { file } => load(&file),
+        Cmd::Query { file, targets } => query(&file, &targets),
+        Cmd::Replay { table, updates, readers } => {
+            replay(&table, &updates, readers.unwrap_or_else(default_readers))
+        }
+        Cmd::Bench(a) => {
+            bench(&a);
+            Ok(())
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(file: &Path) -> Result<Input, input::InputError> {
+    let t0 = Instant::now();
+    let input = input::read(file)?;
+    match &input {
+        Input::Prefixes(p) => {
+            println!("read {} prefixes from {} in {:.2?}", p.len(), file.display(), t0.elapsed())
+        }
+        Input::Mrt { updates, peers } => println!(
+            "read {} BGP elements from {} peers in {} in {:.2?}",
+            updates.len(),
+            peers.len(),
+            file.display(),
+            t0.elapsed()
+        ),
+    }
+    Ok(input)
+}
+
+fn summary_load(l: &Loaded) {
+    let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
+    println!(
+        "loaded {} routes on {} IPv4 + {} IPv6 destinations in {:.2?} ({:.2} M routes/s, 1 writer)",
+        l.routes,
+        t4.len(),
+        t6.len(),
+        l.load_time,
+        l.routes as f64 / l.load_time.as_secs_f64() / 1e6
+    );
+    if let Some(b) = l.rss_growth {
+        println!(
+            "memory: {:.0} MiB resident growth, {} bytes per route",
+            b as f64 / 1048576.0,
+            b / l.routes.max(1) as u64
+        );
+    }
+}
+
+fn load(file: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let input = read(file)?;
+    let l = run::load(&input.prefixes());
+    summary_load(&l);
+    Ok(())
+}
+
+fn query(file: &Path, targets: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let input = read(file)?;
+    let l = run::load(&input.prefixes());
+    for t in targets {
+        let a: NetAddress = if t.contains('/') {
+            t.parse().map_err(|e| format!("{t:?} is not a prefix: {e}"))?
+        } else {
+            let ip: std::net::IpAddr = t.parse().map_err(|e| format!("{t:?} is not an address: {e}"))?;
+            NetAddress::host(ip)
+        };
+        let table = l.rtm.table(a.family());
+        println!("{t}:");
+        let show = |what: &str, d: Result<rtm::DestRef, rtm::Error>| match d {
+            Ok(d) => {
+                println!("  {what:<14} {}", d.prefix());
+                for (r, info) in d.route_infos() {
+                    println!(
+                        "    owner {:?} pref {} metric {} next hops {:?}",
+                        r.owner(),
+                        info.preference(),
+                        info.metric(),
+                        info.next_hops()
+                    );
+                }
+                Some(d)
+            }
+            Err(e) => {
+                println!("  {what:<14} none ({e})");
+                None
+            }
+        };
+        let ms = show("most specific", table.most_specific(&a, l.rtm.profile().views_supported));
+        if t.contains('/') {
+            show("exact", table.get(&a, l.rtm.profile().views_supported));
+        }
+        if let Some(d) = ms {
+            show("less specific", table.less_specific(&d, l.rtm.profile().views_supported));
+        }
+    }
+    Ok(())
+}
+
+/// One reader per core but one, which the writer gets (at least one reader).
+fn default_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).max(1)
+}
+
+fn bench(a: &BenchArgs) {
+    let readers = a.readers.unwrap_or_else(default_readers);
+    let t0 = Instant::now();
+    let mut prefixes = gen::ipv4_table(a.v4, a.seed);
+    prefixes.extend(gen::ipv6_table(a.v6, a.seed));
+    println!("generated {} IPv4 + {} IPv6 prefixes (seed {}) in {:.2?}", a.v4, a.v6, a.seed, t0.elapsed());
+    let l = run::load(&prefixes);
+    summary_load(&l);
+    let dur = Duration::from_secs_f64(a.seconds.max(0.1));
+    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, a.seed + 1);
+    println!("IPv4 in-table lookups ({} s per phase):", dur.as_secs_f64());
+    let solo = run::readers_with::<fn(&AtomicBool) -> u64>(
+        &l.rtm,
+        AddressFamily::Ipv4,
+        &queries,
+        readers,
+        dur,
+        None,
+        "readers alone",
+    );
+    print_readers("no writer", readers, &solo);
+    let v4: Vec<NetAddress> =
+        prefixes.iter().filter(|p| p.family() == AddressFamily::Ipv4).copied().collect();
+    let busy = run::readers_with(
+        &l.rtm,
+        AddressFamily::Ipv4,
+        &queries,
+        readers,
+        dur,
+        Some(|stop: &AtomicBool| churn(&l, &v4, a.seed, stop)),
+        "readers + writer",
+    );
+    print_readers("with 1 writer", readers, &busy);
+    println!(
+        "  readers keep {:.0} % of their solo throughput; writer {:.2} M route updates/s",
+        busy.lookups_per_sec_per_reader / solo.lookups_per_sec_per_reader * 100.0,
+        busy.writer_updates as f64 / busy.elapsed.as_secs_f64() / 1e6
+    );
+    let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
+    println!("end: {} + {} destinations, {} routes", t4.len(), t6.len(), t4.route_count() + t6.route_count());
+}
+
+/// The bench writer: re-announcements with changed metric or preference (95 %),
+/// withdrawals and re-announcements of iBGP routes, and once a peer-down: every iBGP route
+/// withdrawn, then all of them announced again. Returns the route updates made.
+fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, stop: &AtomicBool) -> u64 {
+    let mut r = gen::SplitMix64::new(seed ^ 0x5eed);
+    let ebgp = &l.ebgp[0];
+    let ibgp = &l.ibgp[0];
+    let v4_routes: Vec<&(NetAddress, RouteRef)> =
+        l.ibgp_routes.iter().filter(|(p, _)| p.family() == AddressFamily::Ipv4).collect();
+    let mut withdrawn: Vec<usize> = Vec::new();
+    let mut n = 0u64;
+    let mut peer_down_done = false;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..256 {
+            let x = r.below(100);
+            if x < 95 {
+                let i = r.below(v4.len() as u64) as usize;
+                let p = &v4[i];
+                let params = RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32)
+                    .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1));
+                let _ = ebgp.add_route(p, params);
+            } else if x < 98 || withdrawn.is_empty() {
+                let i = r.below(v4_routes.len() as u64) as usize;
+                if ibgp.delete_route(&v4_routes[i].1).is_ok() {
+                    withdrawn.push(i);
+                }
+            } else {
+                let i = withdrawn.swap_remove(r.below(withdrawn.len() as u64) as usize);
+                let _ = readd(ibgp, v4_routes[i]);
+            }
+            n += 1;
+        }
+        if !peer_down_done && n > 200_000 {
+            // Peer down: the iBGP session's routes all go, then come back.
+            peer_down_done = true;
+            for (_, route) in &v4_routes {
+                let _ = ibgp.delete_route(route);
+                n += 1;
+            }
+            for e in &v4_routes {
+                let _ = readd(ibgp, e);
+                n += 1;
+            }
+            withdrawn.clear();
+        }
+    }
+    n
+}
+
+fn readd(e: &EntityRef, (p, old): &(NetAddress, RouteRef)) -> rtm::Result<()> {
+    e.add_route(p, old.info().to_params()).map(|_| ())
+}
+
+fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let base = read(table)?;
+    let stream = read(updates)?;
+    let Input::Mrt { updates: ups, peers } = stream else {
+        return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
+    };
+    let prefixes = base.prefixes();
+    let l = run::load(&prefixes);
+    summary_load(&l);
+    let span = ups.last().map_or(0.0, |u| u.timestamp) - ups.first().map_or(0.0, |u| u.timestamp);
+    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, 7);
+    let solo = run::readers_with::<fn(&AtomicBool) -> u64>(
+        &l.rtm,
+        AddressFamily::Ipv4,
+        &queries,
+        readers,
+        Duration::from_secs(2),
+        None,
+        "readers alone",
+    );
+    print_readers("no writer", readers, &solo);
+    let writer = |stop: &AtomicBool| {
+        let mut entities: HashMap<(u32, bool), EntityRef> = HashMap::new();
+        let mut routes: HashMap<(u32, NetAddress), RouteRef> = HashMap::new();
+        let mut n = 0u64;
+        for u in &ups {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let v6 = u.prefix.family() == AddressFamily::Ipv6;
+            let e = entities.entry((u.peer, v6)).or_insert_with(|| {
+                let fam = if v6 { AddressFamily::Ipv6 } else { AddressFamily::Ipv4 };
+                l.rtm.register(fam, EntityId::new(run::PROTO_BGP, 100 + u.peer)).expect("one entity per peer")
+            });
+            if u.announce {
+                let nh = u.next_hop.map_or(NetAddress::host(u.prefix.addr()), NetAddress::host);
+                let params = RouteParams::new(1000u32.saturating_sub(u.local_pref.min(1000)), u.med)
+                    .next_hop(NextHop::new(nh, u.peer + 1));
+                if let Ok((r, _)) = e.add_route(&u.prefix, params) {
+                    routes.insert((u.peer, u.prefix), r);
+                }
+            } else if let Some(r) = routes.remove(&(u.peer, u.prefix)) {
+                let _ = e.delete_route(&r);
+            }
+            n += 1;
+        }
+        n
+    };
+    let busy = run::readers_with(
+        &l.rtm,
+        AddressFamily::Ipv4,
+        &queries,
+        readers,
+        Duration::from_secs(3600),
+        Some(writer),
+        "replaying",
+    );
+    print_readers("during replay", readers, &busy);
+    let secs = busy.elapsed.as_secs_f64();
+    println!(
+        "replayed {} updates from {} peers in {:.2?} ({:.2} M updates/s); the stream spans {:.0} s: {:.0}x real time",
+        busy.writer_updates,
+        peers.len(),
+        busy.elapsed,
+        busy.writer_updates as f64 / secs / 1e6,
+        span,
+        span / secs
+    );
+    Ok(())
+}
