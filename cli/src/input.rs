@@ -55,9 +55,9 @@ pub enum Input {
 
 impl Input {
     /// Every prefix in the file (MRT: each announced prefix once).
-    pub fn prefixes(&self) -> Vec<NetAddress> {
+    pub fn into_prefixes(self) -> Vec<NetAddress> {
         match self {
-            Input::Prefixes(p) => p.clone(),
+            Input::Prefixes(p) => p,
             Input::Mrt { updates, .. } => {
                 let mut v: Vec<NetAddress> =
                     updates.iter().filter(|u| u.announce).map(|u| u.prefix).collect();
@@ -163,11 +163,11 @@ mod tests {
     fn prefix_list_plain_and_gzip() {
         let text = b"# comment\n10.0.0.0/8\n\n2001:db8::/32\n192.0.2.0/24\n";
         let p = tmp("plain", text);
-        assert_eq!(read(&p).unwrap().prefixes().len(), 3);
+        assert_eq!(read(&p).unwrap().into_prefixes().len(), 3);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, text).unwrap();
         let p = tmp("gz", &gz.finish().unwrap());
-        assert_eq!(read(&p).unwrap().prefixes().len(), 3);
+        assert_eq!(read(&p).unwrap().into_prefixes().len(), 3);
     }
 
     #[test]

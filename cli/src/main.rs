@@ -132,14 +132,14 @@ fn summary_load(l: &Loaded) {
 
 fn load(file: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let input = read(file)?;
-    let l = run::load(&input.prefixes());
+    let l = run::load(&input.into_prefixes());
     summary_load(&l);
     Ok(())
 }
 
 fn query(file: &Path, targets: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let input = read(file)?;
-    let l = run::load(&input.prefixes());
+    let l = run::load(&input.into_prefixes());
     for t in targets {
         let a: NetAddress = if t.contains('/') {
             t.parse().map_err(|e| format!("{t:?} is not a prefix: {e}"))?
@@ -285,7 +285,7 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
     let Input::Mrt { updates: ups, peers } = stream else {
         return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
     };
-    let prefixes = base.prefixes();
+    let prefixes = base.into_prefixes();
     let l = run::load(&prefixes);
     summary_load(&l);
     let span = ups.last().map_or(0.0, |u| u.timestamp) - ups.first().map_or(0.0, |u| u.timestamp);

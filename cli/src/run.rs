@@ -97,8 +97,8 @@ pub struct ReaderStats {
     pub elapsed: Duration,
 }
 
-/// Runs `readers` lookup threads over `queries` (IPv4 table) for `dur`, or until the writer
-/// returns when `until_writer_done`, with `writer` (if any) running alongside.
+/// Runs `readers` lookup threads over `queries` (in `family`'s table) for `dur`, with
+/// `writer` (if any) running alongside; the run also ends when the writer returns.
 pub fn readers_with<W>(
     rtm: &Rtm,
     family: AddressFamily,

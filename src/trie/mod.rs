@@ -3,9 +3,9 @@
 //! # Shape
 //! Stride 8: a node at depth `d` consumes key byte `d` and stores the prefixes whose length
 //! lies in `(8d, 8d + 8]` (the root also length 0), so an IPv4 /24 sits in a depth-2 node and
-//! a full-table lookup visits three nodes. Each node is an [`INode`] — a stable cell holding an
-//! `epoch::Atomic` pointer to an immutable [`CNode`](node::CNode) (children bitmap + leaf
-//! vector, see `node.rs`). The indirection (as in Ctrie) lets a writer replace one node's
+//! a full-table lookup visits three nodes. Each node is an [`INode`] — a stable cell holding the
+//! address (an `AtomicUsize`) of an immutable, single-allocation [`CNode`](node::CNode)
+//! (children bitmap + leaf vector, see `node.rs`). The indirection (as in Ctrie) lets a writer replace one node's
 //! contents with a single compare-and-swap without copying its parent.
 //!
 //! # Operations (all under a pinned epoch guard)
@@ -23,8 +23,9 @@
 //!   meets a tomb helps unlink it and retries, so no insert is ever lost to a removal.
 //!
 //! # Memory reclamation and invariants
-//! * A replaced `CNode` and an unlinked `INode` are retired with `defer_destroy` by the one
-//!   thread whose CAS replaced/unlinked them; readers pinned before that keep them alive.
+//! * A replaced `CNode` (`INode::replace`, `retire_with` + `node::free`) and an unlinked
+//!   `INode` (`retire`) are retired by the one thread whose CAS replaced/unlinked them;
+//!   readers pinned before that keep them alive.
 //! * Because every pointer compared in a CAS was loaded under the caller's pin, it cannot
 //!   be freed and reused meanwhile (no ABA).
 //! * The trie does not own values: `insert` links a value the caller keeps a reference for,
