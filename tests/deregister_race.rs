@@ -20,7 +20,9 @@ fn no_route_survives_a_racing_deregistration() {
                 std::thread::spawn(move || {
                     b.wait();
                     let mut kept = Vec::new();
-                    for i in 0..200u32 {
+                    // Miri interprets every step: 30 adds per thread still race the
+                    // deregistration, in 1/7 of the time.
+                    for i in 0..if cfg!(miri) { 30 } else { 200u32 } {
                         let a = NetAddress::v4(((10 << 24) | (k << 16) | (i << 8)).into(), 24).unwrap();
                         let _ = other.add_route(&a, RouteParams::new(5, 5)).unwrap();
                         match e.add_route(&a, RouteParams::new(1, 1)) {
