@@ -13,7 +13,10 @@ fn everything_is_freed_after_last_release() {
     let f = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
     let mut keep_routes = vec![];
     let mut keep_dests = vec![];
-    for i in 0..3000u32 {
+    // Miri interprets every step: 300 destinations keep every case (kept handles, a second
+    // owner, deleted routes) at a tenth of the time.
+    let n: u32 = if cfg!(miri) { 300 } else { 3000 };
+    for i in 0..n {
         let a = NetAddress::v4((i << 8).into(), 24).unwrap();
         let (r, _) = e.add_route(&a, RouteParams::new(1, i)).unwrap();
         if i % 3 == 0 {
@@ -31,11 +34,11 @@ fn everything_is_freed_after_last_release() {
     }
     drain_deferred_garbage();
     let mid = live_objects();
-    assert_eq!(mid.dests - base.dests, 3000);
-    assert_eq!(mid.routes - base.routes, 4000);
+    assert_eq!(mid.dests - base.dests, n as isize);
+    assert_eq!(mid.routes - base.routes, (n + n.div_ceil(3)) as isize);
     f.deregister().unwrap();
     drain_deferred_garbage();
-    assert_eq!(live_objects().routes - base.routes, 3000, "deregistered routes are freed");
+    assert_eq!(live_objects().routes - base.routes, n as isize, "deregistered routes are freed");
     drop((rtm, e, f));
     drain_deferred_garbage();
     let held = live_objects();
