@@ -204,15 +204,9 @@ impl Dest {
         DestPtr(NonNull::from(Box::leak(d)))
     }
 
-    /// A counted pointer to `self`, for a reference just taken. It must not be derived from
-    /// `&self`: the last release deallocates through it, and a pointer derived from a shared
-    /// reference does not permit that (miri, tree borrows). Destinations are reached through
-    /// the trie, which stores their address as an integer (exposing the provenance of the
-    /// `Box::leak` pointer), so the pointer is rebuilt from that exposed provenance.
+    /// A counted pointer to `self`, for a reference just taken.
     fn counted(&self) -> DestPtr {
-        let p = core::ptr::with_exposed_provenance_mut::<Dest>(self as *const Dest as usize);
-        // SAFETY: `p` is the address of `self`, which is not null.
-        DestPtr(unsafe { NonNull::new_unchecked(p) })
+        DestPtr(owning_ptr(self))
     }
 
     /// Takes a reference unless the count is already zero (the destination is retired).
@@ -304,13 +298,21 @@ impl DestPtr {
     /// # Safety
     /// `p` must be a link reference the caller just unlinked (so it owns it).
     pub(crate) unsafe fn from_link(p: *const Dest) -> DestPtr {
-        // Callers pass addresses found in the trie (as `&Dest`); rebuild the pointer from
-        // the provenance the trie exposed, so the last release may deallocate through it
-        // (see `Dest::counted`).
-        let p = core::ptr::with_exposed_provenance_mut::<Dest>(p as usize);
-        // SAFETY: link pointers are non-null destinations (forwarded contract).
-        DestPtr(unsafe { NonNull::new_unchecked(p) })
+        DestPtr(owning_ptr(p))
     }
+}
+
+/// A pointer to the destination at `p` that the last release may deallocate through.
+///
+/// Callers hold the destination as `&Dest` (found in the trie); a pointer derived from a
+/// shared reference does not permit deallocation (miri, tree borrows). The trie stores
+/// destination addresses as integers, exposing the provenance of the `Box::leak` pointer,
+/// so the pointer is rebuilt from that exposed provenance.
+fn owning_ptr(p: *const Dest) -> NonNull<Dest> {
+    let p = core::ptr::with_exposed_provenance_mut::<Dest>(p as usize);
+    // SAFETY: `p` is the address of a live destination (it came from a reference), so it
+    // is not null.
+    unsafe { NonNull::new_unchecked(p) }
 }
 
 impl core::ops::Deref for DestPtr {
