@@ -31,7 +31,9 @@
 use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell};
+use crate::sync::{
+    arena_drop, arena_new, prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell,
+};
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
 use core::ptr::NonNull;
@@ -195,13 +197,12 @@ impl Dest {
     /// returned pointer holds (it becomes the trie link once inserted).
     pub(crate) fn create(prefix: NetAddress) -> DestPtr {
         crate::sync::LIVE_DESTS.add(1);
-        let d = Box::new(Dest {
+        DestPtr(arena_new(Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
             routes: EpochCell::new(RouteList::new(0, 0, Vec::new())),
-        });
-        DestPtr(NonNull::from(Box::leak(d)))
+        }))
     }
 
     /// A counted pointer to `self`, for a reference just taken.
@@ -306,7 +307,7 @@ impl DestPtr {
 ///
 /// Callers hold the destination as `&Dest` (found in the trie); a pointer derived from a
 /// shared reference does not permit deallocation (miri, tree borrows). The trie stores
-/// destination addresses as integers, exposing the provenance of the `Box::leak` pointer,
+/// destination addresses as integers, exposing the provenance of the `arena_new` pointer,
 /// so the pointer is rebuilt from that exposed provenance.
 fn owning_ptr(p: *const Dest) -> NonNull<Dest> {
     let p = core::ptr::with_exposed_provenance_mut::<Dest>(p as usize);
@@ -363,9 +364,9 @@ impl Drop for DestPtr {
         // (`TableInner::unlink`), so every reader that could have seen the link has
         // unpinned before the count can reach zero. Hence an immediate free, which also
         // keeps destructors that run inside the collector from pinning again. `self.0`
-        // came from `Box::leak` in `Dest::create`.
+        // came from `arena_new` in `Dest::create`.
         unsafe {
-            drop(Box::from_raw(self.0.as_ptr()))
+            arena_drop(self.0.as_ptr())
         };
     }
 }

@@ -22,13 +22,14 @@ compile_error!("build loom models with RUSTFLAGS=\"--cfg loom --cfg crossbeam_lo
 #[cfg(all(crossbeam_loom, not(loom)))]
 compile_error!("`--cfg crossbeam_loom` needs `--cfg loom` too");
 
+mod arena;
 mod cell;
 mod epoch_cell;
 mod registry;
 mod route_cell;
 
 pub(crate) use cell::TrackedCell;
-pub(crate) use epoch_cell::{retire, retire_with, EpochCell, Touch};
+pub(crate) use epoch_cell::{retire_with, EpochCell, Touch};
 pub(crate) use registry::Registry;
 pub(crate) use route_cell::RouteCell;
 
@@ -42,6 +43,61 @@ pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Arc,
 };
+
+/// Allocates a trie node: from the node [arena](arena) (TLB-friendly, see its docs), or
+/// from the global allocator in loom and miri builds and with `--cfg rtm_system_alloc`
+/// (ASan), where node-level use-after-free must stay visible to the checker.
+#[inline]
+pub(crate) fn node_alloc(layout: core::alloc::Layout) -> *mut u8 {
+    #[cfg(not(any(loom, miri, rtm_system_alloc)))]
+    return arena::global().alloc(layout);
+    // SAFETY: node layouts have a non-zero size (they hold a head).
+    #[cfg(any(loom, miri, rtm_system_alloc))]
+    return unsafe { std::alloc::alloc(layout) };
+}
+
+/// Frees a node allocated by [`node_alloc`].
+///
+/// # Safety
+/// `p` came from `node_alloc(layout)` and is not used any more.
+#[inline]
+pub(crate) unsafe fn node_dealloc(p: *mut u8, layout: core::alloc::Layout) {
+    // SAFETY: forwarded from the caller.
+    #[cfg(not(any(loom, miri, rtm_system_alloc)))]
+    unsafe {
+        arena::global().dealloc(p, layout)
+    };
+    // SAFETY: forwarded from the caller (`node_alloc` used the global allocator).
+    #[cfg(any(loom, miri, rtm_system_alloc))]
+    unsafe {
+        std::alloc::dealloc(p, layout)
+    };
+}
+
+/// Moves `v` into a block from [`node_alloc`]: the hot objects a lookup visits
+/// (destinations, route-list snapshots) live next to the trie nodes.
+pub(crate) fn arena_new<T>(v: T) -> core::ptr::NonNull<T> {
+    let layout = core::alloc::Layout::new::<T>();
+    debug_assert!(layout.size() != 0);
+    let Some(p) = core::ptr::NonNull::new(node_alloc(layout).cast::<T>()) else {
+        std::alloc::handle_alloc_error(layout)
+    };
+    // SAFETY: a fresh block of `T`'s layout.
+    unsafe { p.as_ptr().write(v) };
+    p
+}
+
+/// Drops and frees a value made by [`arena_new`].
+///
+/// # Safety
+/// `p` came from `arena_new::<T>`, is freed once, and is not used afterwards.
+pub(crate) unsafe fn arena_drop<T>(p: *mut T) {
+    // SAFETY: forwarded from the caller: `p` holds a live `T` in a block of its layout.
+    unsafe {
+        core::ptr::drop_in_place(p);
+        node_dealloc(p.cast(), core::alloc::Layout::new::<T>());
+    }
+}
 
 /// The epoch-based reclamation crate (its loom mode under `cfg(loom)`).
 pub(crate) use crossbeam_epoch as epoch;

@@ -133,3 +133,51 @@ fn lookup_vs_delete_last() {
         assert!(t.lookup(&p("10.1.2.3"), &g).is_none());
     });
 }
+
+/// A writer replaces a depth-1 trie node (a CAS on its slot in the root) while another
+/// copies the root itself (a prefix added there): the copy must carry the first writer's
+/// node, never the one it replaced. Both routes must be in the table afterwards (catches
+/// `no_freeze`: the root copy links the replaced, retired node and loses the /16).
+#[test]
+fn child_update_vs_parent_copy() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let _ = a.add_route(&p("10.1.0.0/16"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p("11.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        let _ = a.add_route(&p("10.2.0.0/16"), RouteParams::new(3, 3)).unwrap();
+        w.join().unwrap();
+        for q in ["10.1.0.0/16", "10.2.0.0/16", "11.0.0.0/8"] {
+            assert!(t.get(&p(q), ViewSet::ANY).is_ok(), "{q} lost");
+        }
+    });
+}
+
+/// Deleting the last route under a depth-2 node empties it and its depth-1 parent, so the
+/// deleter unlinks both with one CAS on the root's slot, while another writer adds a
+/// route in the same depth-1 node (a sibling /24): the sibling must survive the unlink.
+#[test]
+fn prune_vs_insert_below() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p("10.1.2.0/24"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        a.delete_route(&r).unwrap();
+        w.join().unwrap();
+        assert!(t.get(&p("10.1.2.0/24"), ViewSet::ANY).is_err());
+        assert!(t.get(&p("10.1.3.0/24"), ViewSet::ANY).is_ok(), "the sibling was lost");
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()), Some(p("10.1.3.0/24")));
+    });
+}

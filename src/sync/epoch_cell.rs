@@ -10,8 +10,9 @@
 //! Under loom this is the real code: crossbeam-epoch runs in its own loom mode. Values
 //! implement [`Touch`] so the deref helper can touch their loom-visible `alive` cell.
 
-use super::epoch::{self, Atomic, Guard, Owned, Shared};
-use super::Ordering;
+use super::epoch::Guard;
+use super::{arena_drop, arena_new, node_dealloc, AtomicUsize, Ordering};
+use core::marker::PhantomData;
 
 /// Values kept in an [`EpochCell`] expose their loom liveness cell.
 pub(crate) trait Touch {
@@ -21,7 +22,9 @@ pub(crate) trait Touch {
 
 /// See the module docs.
 pub(crate) struct EpochCell<T: Touch> {
-    ptr: Atomic<T>,
+    /// Address of the current value (from [`arena_new`]; never 0).
+    ptr: AtomicUsize,
+    _value: PhantomData<T>,
 }
 
 /// Ordering of `load`: `Acquire` pairs with the `Release` half of the `AcqRel`
@@ -34,15 +37,15 @@ const LOAD: Ordering = Ordering::Relaxed;
 
 impl<T: Touch> EpochCell<T> {
     pub(crate) fn new(value: T) -> Self {
-        Self { ptr: Atomic::new(value) }
+        Self { ptr: AtomicUsize::new(arena_new(value).as_ptr() as usize), _value: PhantomData }
     }
 
     #[inline(always)]
-    fn deref<'g>(s: Shared<'g, T>) -> &'g T {
-        // SAFETY: the cell never holds null (set at construction, replaced only by non-null
-        // values), and a value replaced after `s` was loaded is retired with
-        // `defer_destroy`, which cannot free it while the guard `s` is tied to is pinned.
-        let v = unsafe { s.deref() };
+    fn deref(p: usize, _g: &Guard) -> &T {
+        // SAFETY: the cell never holds 0 (set at construction, replaced only by values from
+        // `arena_new`), and a value replaced after `p` was loaded is retired with
+        // `retire_with`, which cannot free it while the guard `_g` is pinned.
+        let v = unsafe { &*(p as *const T) };
         v.touch();
         v
     }
@@ -50,54 +53,48 @@ impl<T: Touch> EpochCell<T> {
     /// The current value, valid while `g` is pinned.
     #[inline(always)]
     pub(crate) fn load<'g>(&self, g: &'g Guard) -> &'g T {
-        Self::deref(self.ptr.load(LOAD, g))
+        Self::deref(self.ptr.load(LOAD), g)
+    }
+
+    /// Retires the value at `old`, which the caller's own CAS or swap just unlinked.
+    fn retire(old: usize, g: &Guard) {
+        // SAFETY: our atomic operation unlinked `old` (nobody else retires it) and new
+        // readers can no longer load it; it came from `arena_new::<T>`.
+        unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
     }
 
     /// Replaces `current` (which must have been loaded from this cell under `g`) by `new`.
     /// On success returns the installed value and retires `current`; on failure returns
     /// `new` back.
     pub(crate) fn compare_and_swap<'g>(&self, current: &'g T, new: T, g: &'g Guard) -> Result<&'g T, T> {
-        let cur = Shared::from(current as *const T);
+        let cur = current as *const T as usize;
+        let n = arena_new(new);
         // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
         // later use of the cell after the value we replaced.
-        match self.ptr.compare_exchange(cur, Owned::new(new), Ordering::AcqRel, Ordering::Acquire, g) {
-            Ok(installed) => {
-                // SAFETY: our CAS unlinked `cur`; nobody else can retire it.
-                unsafe { retire(g, cur) };
-                Ok(Self::deref(installed))
+        match self.ptr.compare_exchange(cur, n.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                Self::retire(cur, g);
+                Ok(Self::deref(n.as_ptr() as usize, g))
             }
-            Err(e) => Err(*e.new.into_box()),
+            Err(_) => {
+                // SAFETY: `n` was never published: we own it; move the value out and free
+                // the block without dropping the value.
+                unsafe {
+                    let v = n.as_ptr().read();
+                    node_dealloc(n.as_ptr().cast(), core::alloc::Layout::new::<T>());
+                    Err(v)
+                }
+            }
         }
     }
 
     /// Unconditionally replaces the value; retires the old one.
     pub(crate) fn swap<'g>(&self, new: T, g: &'g Guard) -> &'g T {
-        let new = Owned::new(new).into_shared(g);
+        let n = arena_new(new).as_ptr() as usize;
         // AcqRel: as in `compare_and_swap`.
-        let old = self.ptr.swap(new, Ordering::AcqRel, g);
-        // SAFETY: our swap unlinked `old`; nobody else can retire it.
-        unsafe { retire(g, old) };
-        Self::deref(new)
-    }
-}
-
-/// Retires a node or value this thread just unlinked (`defer_destroy`; under the
-/// `free_immediately` mutant, an immediate free). Used by the cell and by the trie.
-///
-/// # Safety
-/// `s` must be non-null, unlinked by the caller's own atomic operation (so nobody else
-/// retires it), and unreachable for new readers.
-pub(crate) unsafe fn retire<T>(g: &Guard, s: Shared<'_, T>) {
-    #[cfg(not(rtm_mutant = "free_immediately"))]
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        g.defer_destroy(s)
-    };
-    #[cfg(rtm_mutant = "free_immediately")]
-    {
-        let _ = g;
-        // SAFETY: deliberately unsound (mutation check): frees while readers may hold it.
-        unsafe { drop(s.into_owned()) };
+        let old = self.ptr.swap(n, Ordering::AcqRel);
+        Self::retire(old, g);
+        Self::deref(n, g)
     }
 }
 
@@ -126,12 +123,7 @@ impl<T: Touch> Drop for EpochCell<T> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader can reach this cell any more (its owner is being
         // destroyed, itself after an epoch grace period or with exclusive access), so
-        // the current value can be freed now.
-        unsafe {
-            let v = self.ptr.load(Ordering::Relaxed, epoch::unprotected());
-            if !v.is_null() {
-                drop(v.into_owned());
-            }
-        }
+        // the current value (from `arena_new`, never 0) can be freed now.
+        unsafe { arena_drop(self.ptr.load(Ordering::Relaxed) as *mut T) }
     }
 }

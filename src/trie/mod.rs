@@ -3,36 +3,44 @@
 //! # Shape
 //! Stride 8: a node at depth `d` consumes key byte `d` and stores the prefixes whose length
 //! lies in `(8d, 8d + 8]` (the root also length 0), so an IPv4 /24 sits in a depth-2 node and
-//! a full-table lookup visits three nodes. Each node is an [`INode`] — a stable cell holding the
-//! address (an `AtomicUsize`) of an immutable, single-allocation [`CNode`](node::CNode)
-//! (children bitmap + leaf vector, see `node.rs`). The indirection (as in Ctrie) lets a writer replace one node's
-//! contents with a single compare-and-swap without copying its parent.
+//! a full-table lookup visits three nodes. A node ([`CNode`](node::CNode), see `node.rs`) is
+//! one allocation: bitmaps, a leaf vector, and one atomic *slot* per child holding the
+//! child's address. The trie's root is an atomic word of the same kind. There is no
+//! indirection cell between a slot and its child: a lookup loads the slot and goes on.
 //!
 //! # Operations (all under a pinned epoch guard)
 //! * `lookup`: per level, read the leaf (longest prefix in the node covering the key byte)
-//!   and the child; no writes, no locks, no reference counts.
+//!   and the child slot; no writes, no locks, no reference counts.
 //! * `get`, `matches`: exact match and all matches longest-first, from the sorted prefix
 //!   arrays (used by the slow paths).
-//! * `insert`: walk down, creating missing nodes (each a CAS on the parent's `main`), then
-//!   CAS the target node's `main` from the loaded `CNode` to a copy with the value added.
-//!   If the prefix is present the existing value is returned instead.
-//! * `remove(prefix, expected)`: CAS the target node to a copy without the value, only if
-//!   the value linked there is still `expected`. If that empties a non-root node, the new
-//!   `CNode` is a *tomb*: nobody may add to it. The tombed node is then unlinked from its
-//!   parent (again a CAS, cascading upwards while parents become empty). A writer that
-//!   meets a tomb helps unlink it and retries, so no insert is ever lost to a removal.
+//! * A change to a node (a prefix added or removed, a child added or removed) builds a copy
+//!   and compare-and-swaps it into the slot (or root) that holds the node: the node's
+//!   *location*. Building the copy first freezes the node's own slots (`node.rs`), so a
+//!   concurrent CAS on one of them — a writer replacing a grandchild-level node — either
+//!   landed before the freeze and is in the copy, or fails and retries: no update is lost.
+//! * `insert`: walk down, creating missing children (a copy of the parent with an empty
+//!   child), then replace the target node by a copy with the value added. If the prefix is
+//!   present the existing value is returned instead.
+//! * `remove(prefix, expected)`: replace the target node by a copy without the value, only
+//!   if the value linked there is still `expected`. If that empties a non-root node, its
+//!   parent is copied without it instead (checking, under the parent's freeze, that the
+//!   slot still holds the node), cascading upwards while parents become empty; one CAS at
+//!   the top unlinks the whole emptied chain.
+//! * A writer that finds a frozen slot on its path (a copier lost its CAS and left the node
+//!   frozen and linked) replaces that node by an unfrozen copy, then retries (helping).
 //!
 //! # Memory reclamation and invariants
-//! * A replaced `CNode` (`INode::replace`, `retire_with` + `node::free`) and an unlinked
-//!   `INode` (`retire`) are retired by the one thread whose CAS replaced/unlinked them;
-//!   readers pinned before that keep them alive.
-//! * Because every pointer compared in a CAS was loaded under the caller's pin, it cannot
+//! * Exactly one CAS unlinks a node: the one that replaced it (or an ancestor copy that
+//!   dropped it, whose freeze checked the slot). That thread retires it (`retire_with` +
+//!   `node::free`); readers pinned before keep it alive. A node's children are not freed
+//!   with it: its copy links them.
+//! * Because every address compared in a CAS was loaded under the caller's pin, it cannot
 //!   be freed and reused meanwhile (no ABA).
 //! * The trie does not own values: `insert` links a value the caller keeps a reference for,
 //!   `remove` unlinks it and the caller releases that reference (epoch-deferred, since
-//!   readers may still hold the pointer from an old `CNode`).
-//! * Every `Shared`→reference conversion goes through [`Trie::cnode`], [`inode_ref`] or
-//!   [`value_ref`], which touch the node's loom-visible `alive` cell.
+//!   readers may still hold the pointer from an old node).
+//! * Every address→reference conversion goes through [`Trie::cnode_ref`] or [`value_ref`],
+//!   which touch the loom-visible `alive` cell.
 
 mod node;
 
@@ -40,81 +48,20 @@ mod node;
 pub(crate) const BATCH: usize = 32;
 
 use crate::prefix::NetAddress;
-use crate::sync::epoch::{Guard, Owned, Shared};
-use crate::sync::{prefetch, retire, retire_with, AtomicUsize, Ordering, Touch, TrackedCell};
+use crate::sync::epoch::Guard;
+use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering, Touch};
 use core::marker::PhantomData;
-use node::{CNode, HeapKey, NodeBox};
+use node::{CNode, HeapKey, NodeBox, FROZEN, LOAD};
 
 /// Values stored in the trie: shareable between threads and exposing their loom liveness
 /// cell through the same [`Touch`] the epoch cell uses.
 pub(crate) trait Linked: Touch + Send + Sync {}
 impl<T: Touch + Send + Sync> Linked for T {}
 
-/// Ordering of every load of an `INode::main`. `Acquire` pairs with the `AcqRel`
-/// compare-exchange that published the `CNode`, so its contents (built before the CAS)
-/// are visible to the reader.
-#[cfg(not(rtm_mutant = "relaxed_load"))]
-const LOAD: Ordering = Ordering::Acquire;
-#[cfg(rtm_mutant = "relaxed_load")]
-const LOAD: Ordering = Ordering::Relaxed;
-
-/// A stable trie node: the target of child pointers. See the module docs.
-struct INode {
-    alive: TrackedCell<()>,
-    /// Address of the current `CNode` (never 0).
-    main: AtomicUsize,
-}
-
-impl INode {
-    fn new(c: NodeBox) -> Self {
-        Self { alive: TrackedCell::new(()), main: AtomicUsize::new(c.into_raw()) }
-    }
-
-    /// Replaces the contents `cur` by `new` (a compare-and-swap). On success the caller's
-    /// CAS unlinked `cur`, which is retired; on failure `new` is freed and `false` returned.
-    fn replace(&self, cur: usize, new: NodeBox, g: &Guard) -> bool {
-        // AcqRel: Release publishes `new` (built before the CAS) and whatever it links;
-        // pairs with `LOAD`. Acquire: a writer that wins has seen everything published by
-        // the CAS it replaces (it copied that node's contents).
-        match self.main.compare_exchange(cur, new.as_raw(), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                new.into_raw();
-                // SAFETY: our CAS unlinked `cur`; only we retire it, and new readers can no
-                // longer load it. Readers pinned before keep it alive until they unpin.
-                unsafe { retire_with(g, move || node::free(cur)) };
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-impl Drop for INode {
-    fn drop(&mut self) {
-        self.alive.retire();
-        // SAFETY: an INode is dropped either by the trie's own `Drop` (exclusive access) or
-        // by the epoch collector after it was unlinked and every reader that could reach it
-        // has unpinned. Its current `CNode` is reachable only through it, so freeing it
-        // here is the only free of that node.
-        unsafe { node::free(self.main.load(Ordering::Relaxed)) }
-    }
-}
-
-/// Turns a child pointer read from a live `CNode` into a reference tied to the guard.
-#[inline(always)]
-fn inode_ref(p: usize, _g: &Guard) -> &INode {
-    // SAFETY: `p` was read from a `CNode` loaded under `_g`; an INode is retired only after
-    // it was unlinked from every live CNode, and retired nodes are not freed while `_g` is
-    // pinned. So `p` points to a live INode for `'g`.
-    let n = unsafe { &*(p as *const INode) };
-    n.alive.touch();
-    n
-}
-
-/// Turns a value pointer read from a live `CNode` into a reference tied to the guard.
+/// Turns a value pointer read from a live node into a reference tied to the guard.
 #[inline(always)]
 fn value_ref<V: Linked>(p: usize, _g: &Guard) -> &V {
-    // SAFETY: `p` was read from a `CNode` loaded under `_g`. The trie's contract with its
+    // SAFETY: `p` was read from a node loaded under `_g`. The trie's contract with its
     // caller: a value is destroyed only epoch-deferred after it was unlinked, so it stays
     // valid while `_g` is pinned.
     let v = unsafe { &*(p as *const V) };
@@ -134,33 +81,17 @@ fn locate(p: &NetAddress) -> (usize, HeapKey) {
     (depth, (1u16 << rel) | bits)
 }
 
-/// Ancestors of the node being worked on: `(parent, slot of the child in the parent)`.
-struct Path<'g> {
-    items: [(Option<&'g INode>, u8); 16],
-    len: usize,
-}
-
-impl<'g> Path<'g> {
-    fn new() -> Self {
-        Self { items: [(None, 0); 16], len: 0 }
-    }
-    fn push(&mut self, n: &'g INode, slot: u8) {
-        self.items[self.len] = (Some(n), slot);
-        self.len += 1;
-    }
-    fn pop(&mut self) -> Option<(&'g INode, u8)> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        let (n, s) = self.items[self.len];
-        n.map(|n| (n, s))
-    }
+/// Where a writer found a node: the location (root or slot) and the node's address.
+#[derive(Clone, Copy)]
+struct At<'g> {
+    loc: &'g AtomicUsize,
+    raw: usize,
 }
 
 /// See the module docs.
 pub(crate) struct Trie<V> {
-    root: INode,
+    /// Address of the root node (never 0, never frozen).
+    root: AtomicUsize,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
     max_len: u8,
     _values: PhantomData<*const V>,
@@ -168,7 +99,7 @@ pub(crate) struct Trie<V> {
 
 // SAFETY: the trie shares `&V` between threads (readers) and hands values from one thread
 // to another (a value linked by one writer is unlinked by another), so `V: Send + Sync`
-// (required by `Linked`) is exactly what is needed; nodes are immutable once published.
+// (required by `Linked`) is exactly what is needed; nodes change only through atomics.
 unsafe impl<V: Linked> Send for Trie<V> {}
 // SAFETY: as above; all shared mutation goes through atomics.
 unsafe impl<V: Linked> Sync for Trie<V> {}
@@ -181,42 +112,47 @@ enum Step<T> {
 impl<V: Linked> Trie<V> {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        Self { root: INode::new(NodeBox::empty()), max_len, _values: PhantomData }
+        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, _values: PhantomData }
     }
 
-    /// Loads an INode's current contents.
-    #[inline(always)]
-    fn cnode<'g>(&self, n: &INode, g: &'g Guard) -> (usize, CNode<'g>) {
-        let s = n.main.load(LOAD);
-        (s, Self::cnode_ref(s, g))
-    }
-
-    /// Turns an address loaded from an `INode::main` under a guard into a node view.
+    /// Turns an unfrozen node address loaded (root or slot) under a guard into a view.
     #[inline(always)]
     fn cnode_ref<'g>(s: usize, _g: &'g Guard) -> CNode<'g> {
-        // SAFETY: `main` always holds a node built by `NodeBox` (set at construction, only
-        // ever replaced by CAS with another one); a replaced node is freed only after the
-        // guard it was loaded under unpins (`INode::replace`). `from_raw` touches `alive`.
+        // SAFETY: locations hold only nodes built by `NodeBox` (the root from construction,
+        // slots from `build`, both replaced only by CAS with another one); an unlinked node
+        // is freed only after the guard it was loaded under unpins (`replace`, `remove`).
+        // `from_raw` touches `alive`.
         unsafe { CNode::from_raw(s) }
+    }
+
+    #[inline(always)]
+    fn root<'g>(&self, g: &'g Guard) -> CNode<'g> {
+        Self::cnode_ref(self.root.load(LOAD), g)
+    }
+
+    /// The child of `c` at `slot` (0 if none), for readers: the tag of a frozen slot is
+    /// ignored.
+    #[inline(always)]
+    fn child<'g>(c: CNode<'g>, slot: u8, g: &'g Guard) -> Option<CNode<'g>> {
+        let ch = c.child(slot);
+        (ch != 0).then(|| Self::cnode_ref(ch, g))
     }
 
     /// Longest-prefix match of a full-length key: the value linked under the longest
     /// prefix covering `key`. Wait-free: at most `max_len / 8` node visits.
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<&'g V> {
-        let mut node = &self.root;
+        let mut c = self.root(g);
         let mut best = 0usize;
         for &slot in key.iter().take((self.max_len / 8) as usize) {
-            let (_, c) = self.cnode(node, g);
             let l = c.leaf(slot);
             if l != 0 {
                 best = l;
             }
-            let ch = c.child(slot);
-            if ch == 0 {
-                break;
+            match Self::child(c, slot, g) {
+                Some(ch) => c = ch,
+                None => break,
             }
-            node = inode_ref(ch, g);
         }
         (best != 0).then(|| value_ref(best, g))
     }
@@ -229,28 +165,20 @@ impl<V: Linked> Trie<V> {
     #[allow(clippy::needless_range_loop)] // `d` indexes every key's byte, in lock step
     pub(crate) fn lookup_batch<'g>(&'g self, keys: &[[u8; 16]], g: &'g Guard, out: &mut [Option<&'g V>]) {
         let n = keys.len().min(BATCH).min(out.len());
-        let mut nodes: [Option<&'g INode>; BATCH] = [Some(&self.root); BATCH];
-        let mut cs: [Option<CNode<'g>>; BATCH] = [None; BATCH];
+        let root = self.root(g);
+        let mut cs: [Option<CNode<'g>>; BATCH] = [Some(root); BATCH];
         let mut best = [0usize; BATCH];
         for d in 0..(self.max_len / 8) as usize {
-            // Round 1: each walk loads its node's contents pointer; prefetch the contents.
-            for i in 0..n {
-                cs[i] = nodes[i].map(|node| {
-                    let s = node.main.load(LOAD);
-                    prefetch(s as *const u8);
-                    Self::cnode_ref(s, g)
-                });
-            }
-            // Round 2: read the bitmaps; prefetch the leaf and child entries.
+            // Round 1: read the bitmaps (prefetched last round); prefetch slot and run.
             for i in 0..n {
                 if let Some(c) = cs[i] {
                     c.prefetch(keys[i][d]);
                 }
             }
-            // Round 3: read the leaf and the child; prefetch the child.
+            // Round 2: read the leaf and the child; prefetch the child's head.
             let mut more = false;
             for i in 0..n {
-                nodes[i] = cs[i].and_then(|c| {
+                cs[i] = cs[i].and_then(|c| {
                     let slot = keys[i][d];
                     let l = c.leaf(slot);
                     if l != 0 {
@@ -258,9 +186,9 @@ impl<V: Linked> Trie<V> {
                     }
                     let ch = c.child(slot);
                     (ch != 0).then(|| {
-                        prefetch(ch as *const INode);
+                        prefetch(ch as *const u8);
                         more = true;
-                        inode_ref(ch, g)
+                        Self::cnode_ref(ch, g)
                     })
                 });
             }
@@ -280,10 +208,9 @@ impl<V: Linked> Trie<V> {
     /// long, longest first.
     pub(crate) fn matches<'g>(&'g self, key: &[u8; 16], len: u8, g: &'g Guard) -> Vec<&'g V> {
         let mut out = Vec::new();
-        let mut node = &self.root;
+        let mut c = self.root(g);
         let mut d = 0usize;
         loop {
-            let (_, c) = self.cnode(node, g);
             let first = if d == 0 { 0 } else { 1 };
             for rel in first..=8u8 {
                 if 8 * d + rel as usize > len as usize {
@@ -298,11 +225,10 @@ impl<V: Linked> Trie<V> {
             if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
                 break;
             }
-            let ch = c.child(key[d]);
-            if ch == 0 {
-                break;
+            match Self::child(c, key[d], g) {
+                Some(ch) => c = ch,
+                None => break,
             }
-            node = inode_ref(ch, g);
             d += 1;
         }
         out.reverse();
@@ -312,18 +238,60 @@ impl<V: Linked> Trie<V> {
     /// The value linked under exactly `p`.
     pub(crate) fn get<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<&'g V> {
         let (depth, hk) = locate(p);
-        let mut node = &self.root;
+        let mut c = self.root(g);
         for &slot in &p.bytes()[..depth] {
-            let (_, c) = self.cnode(node, g);
-            let ch = c.child(slot);
-            if ch == 0 {
-                return None;
-            }
-            node = inode_ref(ch, g);
+            c = Self::child(c, slot, g)?;
         }
-        let (_, c) = self.cnode(node, g);
         let v = c.get(hk);
         (v != 0).then(|| value_ref(v, g))
+    }
+
+    /// Replaces the node at `at` by `new` (a compare-and-swap on its location). On success
+    /// the caller's CAS unlinked `at.raw`, which is retired; on failure `new` is freed and
+    /// `false` returned.
+    fn replace(&self, at: At<'_>, new: NodeBox, g: &Guard) -> bool {
+        // AcqRel: Release publishes `new` (built before the CAS) and whatever it links;
+        // pairs with `LOAD`. Acquire: a writer that wins has seen everything published by
+        // the CAS it replaces (it copied that node's contents). A frozen slot never equals
+        // `at.raw` (unfrozen), so this fails once the slot's node is being copied.
+        match at.loc.compare_exchange(at.raw, new.as_raw(), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                new.into_raw();
+                let old = at.raw;
+                // SAFETY: our CAS unlinked `old`; only we retire it (module docs), and new
+                // readers can no longer load it. Readers pinned before keep it alive.
+                unsafe { retire_with(g, move || node::free(old)) };
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Walks from the root towards `bytes[..depth]`, filling `path[0..=k]` with where each
+    /// node was found, and returns `k` (`depth` if every child exists). A frozen slot on the
+    /// way is helped (its node replaced by an unfrozen copy) and the walk reports `Retry`.
+    fn walk_path<'g>(
+        &'g self,
+        bytes: &[u8],
+        depth: usize,
+        path: &mut [Option<At<'g>>; 17],
+        g: &'g Guard,
+    ) -> Step<usize> {
+        path[0] = Some(At { loc: &self.root, raw: self.root.load(LOAD) });
+        for d in 0..depth {
+            let Some(at) = path[d] else { unreachable!("filled above") };
+            let c = Self::cnode_ref(at.raw, g);
+            let Some(slot) = c.child_slot(bytes[d]) else { return Step::Done(d) };
+            let raw = slot.load(LOAD);
+            if raw & FROZEN != 0 {
+                // `c` is frozen and still linked: its copier lost its CAS (or is about to
+                // win it). Either way a fresh copy lets everyone go on.
+                self.replace(at, c.copy(), g);
+                return Step::Retry;
+            }
+            path[d + 1] = Some(At { loc: slot, raw });
+        }
+        Step::Done(depth)
     }
 
     /// Links `value` under `p` unless a value is linked there already, which is returned as
@@ -339,46 +307,44 @@ impl<V: Linked> Trie<V> {
 
     fn insert_once<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Step<Result<(), &'g V>> {
         let (depth, hk) = locate(p);
-        let mut path = Path::new();
-        let mut node = &self.root;
+        let mut at = At { loc: &self.root, raw: self.root.load(LOAD) };
         for &slot in &p.bytes()[..depth] {
-            let (cs, c) = self.cnode(node, g);
-            if c.tomb() {
-                self.prune(path, node, g);
-                return Step::Retry;
-            }
-            let ch = c.child(slot);
-            if ch != 0 {
-                path.push(node, slot);
-                node = inode_ref(ch, g);
+            let c = Self::cnode_ref(at.raw, g);
+            if let Some(s) = c.child_slot(slot) {
+                let raw = s.load(LOAD);
+                if raw & FROZEN != 0 {
+                    // `c` is frozen and still linked (see `walk_path`): help, then retry.
+                    self.replace(at, c.copy(), g);
+                    return Step::Retry;
+                }
+                at = At { loc: s, raw };
                 continue;
             }
-            let child = Owned::new(INode::new(NodeBox::empty())).into_shared(g);
-            // The CAS publishes the new CNode and, through it, the new child.
-            if node.replace(cs, c.with_child(slot, child.as_raw() as usize), g) {
-                path.push(node, slot);
-                // SAFETY: `child` was just published by our CAS and cannot have been
-                // retired yet: retiring requires unlinking it, which needs our pin to end.
-                node = unsafe { child.deref() };
-                node.alive.touch();
-            } else {
-                // SAFETY: `child` was never published (the CAS failed); we own it.
-                unsafe { drop(child.into_owned()) };
-                return Step::Retry;
+            // Add the missing child (an empty node) with a copy of `c`, and go on into it.
+            let child = NodeBox::empty();
+            let child_raw = child.as_raw();
+            let parent = c.with_child(slot, child_raw);
+            let parent_raw = parent.as_raw();
+            if !self.replace(at, parent, g) {
+                return Step::Retry; // `child` was not published: dropped here
             }
+            child.into_raw(); // published by the CAS
+                              // The new parent stays allocated while we are pinned: unlinking it would need
+                              // a CAS by a thread that then retires it, deferred past our pin.
+            let Some(s) = Self::cnode_ref(parent_raw, g).child_slot(slot) else {
+                unreachable!("the copy has the child")
+            };
+            // If another writer replaced the child since, our CAS on `s` fails: retry.
+            at = At { loc: s, raw: child_raw };
         }
-        let (cs, c) = self.cnode(node, g);
-        if c.tomb() {
-            self.prune(path, node, g);
-            return Step::Retry;
-        }
+        let c = Self::cnode_ref(at.raw, g);
         let cur = c.get(hk);
         if cur != 0 {
             return Step::Done(Err(value_ref(cur, g)));
         }
         // The CAS's Release publishes the value pointer and the value's contents (written
         // before `insert` was called); pairs with `LOAD`.
-        if node.replace(cs, c.with_prefix(hk, value as usize), g) {
+        if self.replace(at, c.with_prefix(hk, value as usize), g) {
             Step::Done(Ok(()))
         } else {
             Step::Retry
@@ -388,70 +354,59 @@ impl<V: Linked> Trie<V> {
     /// Unlinks the value under `p` if it is `expected`. Returns whether it did; on `true`
     /// the caller owns the link reference it gave to `insert` (release it epoch-deferred).
     pub(crate) fn remove(&self, p: &NetAddress, expected: *const V, g: &Guard) -> bool {
-        let (depth, hk) = locate(p);
-        'retry: loop {
-            let mut path = Path::new();
-            let mut node = &self.root;
-            for &slot in &p.bytes()[..depth] {
-                let (_, c) = self.cnode(node, g);
-                let ch = c.child(slot);
-                if ch == 0 {
-                    return false;
-                }
-                path.push(node, slot);
-                node = inode_ref(ch, g);
-            }
-            let (cs, c) = self.cnode(node, g);
-            if c.get(hk) != expected as usize {
-                return false;
-            }
-            let (new_c, tomb) = c.without_prefix(hk, depth > 0);
-            if node.replace(cs, new_c, g) {
-                if tomb {
-                    self.prune(path, node, g);
-                }
-                return true;
+        loop {
+            if let Step::Done(r) = self.remove_once(p, expected, g) {
+                return r;
             }
             crate::sync::spin_hint();
-            continue 'retry;
         }
     }
 
-    /// Unlinks the tombed `child` from its parent (the last entry of `path`), cascading
-    /// upwards while a parent becomes empty. Any thread may call it (helping); exactly one
-    /// CAS unlinks a given node, and that thread retires it.
-    fn prune<'g>(&self, mut path: Path<'g>, child: &'g INode, g: &'g Guard) {
-        let mut child = child;
-        while let Some((parent, slot)) = path.pop() {
-            loop {
-                let (ps, pc) = self.cnode(parent, g);
-                if pc.child(slot) != child as *const INode as usize {
-                    return; // someone else unlinked it and continues the cascade
-                }
-                let (new_pc, tomb) = pc.without_child(slot, path.len > 0);
-                if parent.replace(ps, new_pc, g) {
-                    // SAFETY: our CAS (which also retired `ps`) unlinked `child`; `child` is
-                    // tombed, so nobody can link anything new below it.
-                    unsafe { retire(g, Shared::from(child as *const INode)) };
-                    if !tomb {
-                        return;
-                    }
-                    child = parent;
-                    break;
-                }
-                crate::sync::spin_hint();
-            }
+    fn remove_once(&self, p: &NetAddress, expected: *const V, g: &Guard) -> Step<bool> {
+        let (depth, hk) = locate(p);
+        let mut path = [None; 17];
+        let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
+            Step::Done(k) if k == depth => k,
+            Step::Done(_) => return Step::Done(false),
+            Step::Retry => return Step::Retry,
+        };
+        let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
+        let c = Self::cnode_ref(at.raw, g);
+        if c.get(hk) != expected as usize {
+            return Step::Done(false);
         }
+        let mut new = c.without_prefix(hk);
+        // An emptied non-root node goes: its parent is copied without it, and so on up.
+        let mut level = depth;
+        while level > 0 && new.is_empty() {
+            let (Some(parent), Some(node)) = (path[level - 1], path[level]) else { unreachable!("filled") };
+            match Self::cnode_ref(parent.raw, g).without_child(p.bytes()[level - 1], node.raw) {
+                Some(n) => new = n,
+                None => return Step::Retry, // the slot changed before our freeze
+            }
+            level -= 1;
+        }
+        let Some(top) = path[level] else { unreachable!("filled") };
+        if !self.replace(top, new, g) {
+            return Step::Retry;
+        }
+        // `replace` retired `top.raw`; the emptied nodes below it were unlinked by the same
+        // CAS (each one's slot was frozen holding it), and only by it.
+        for at in path[level + 1..=depth].iter().flatten() {
+            let old = at.raw;
+            // SAFETY: as for `replace`: our CAS unlinked `old`, we alone retire it.
+            unsafe { retire_with(g, move || node::free(old)) };
+        }
+        Step::Done(true)
     }
 
     /// Visits every linked value in enumeration order (address ascending, then length
     /// ascending). Values linked or unlinked concurrently may or may not be seen.
     pub(crate) fn for_each<'g>(&'g self, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
-        self.walk(&self.root, g, f);
+        self.walk(self.root(g), g, f);
     }
 
-    fn walk<'g>(&'g self, n: &'g INode, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
-        let (_, c) = self.cnode(n, g);
+    fn walk<'g>(&'g self, c: CNode<'g>, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
         // Internal prefixes by start slot then length, each slot's child after them.
         let mut pre: Vec<(u8, u8, usize)> =
             c.prefixes().iter().map(|&(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
@@ -465,7 +420,7 @@ impl<V: Linked> Trie<V> {
             }
             if let Some(&(s, ch)) = children.peek() {
                 if s == slot {
-                    self.walk(inode_ref(ch, g), g, f);
+                    self.walk(Self::cnode_ref(ch, g), g, f);
                     children.next();
                 }
             }
@@ -474,13 +429,12 @@ impl<V: Linked> Trie<V> {
 
     /// Number of nodes and bytes of node memory currently linked (for memory figures).
     pub(crate) fn node_stats(&self, g: &Guard) -> (usize, usize) {
-        let mut stack = vec![&self.root];
+        let mut stack = vec![self.root(g)];
         let (mut nodes, mut bytes) = (0, 0);
-        while let Some(n) = stack.pop() {
-            let (_, c) = self.cnode(n, g);
+        while let Some(c) = stack.pop() {
             nodes += 1;
-            bytes += core::mem::size_of::<INode>() + c.heap_bytes();
-            stack.extend(c.children().map(|(_, p)| inode_ref(p, g)));
+            bytes += c.heap_bytes();
+            stack.extend(c.children().map(|(_, p)| Self::cnode_ref(p, g)));
         }
         (nodes, bytes)
     }
@@ -488,17 +442,16 @@ impl<V: Linked> Trie<V> {
 
 impl<V> Drop for Trie<V> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader or writer can be inside the trie. Nodes retired
-        // earlier are owned by the epoch collector and are not reachable from here.
+        // SAFETY: `&mut self`: no reader or writer can be inside the trie, and every node
+        // reachable from the root is linked exactly once (unlinked nodes were retired to
+        // the epoch collector and are not reachable from here). Children are collected
+        // before their parent is freed.
         unsafe {
-            let mut stack: Vec<usize> = Vec::new();
-            let c = CNode::from_raw(self.root.main.load(Ordering::Relaxed));
-            stack.extend(c.children().map(|(_, p)| p));
+            let mut stack = vec![self.root.load(Ordering::Relaxed)];
             while let Some(p) = stack.pop() {
-                let n = Owned::<INode>::from_raw(p as *mut INode);
-                let c = CNode::from_raw(n.main.load(Ordering::Relaxed));
-                stack.extend(c.children().map(|(_, p)| p));
-                drop(n);
+                let c = CNode::from_raw(p);
+                stack.extend(c.children().map(|(_, ch)| ch));
+                node::free(p);
             }
         }
     }

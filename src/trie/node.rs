@@ -1,34 +1,54 @@
-//! Trie node contents: the immutable, single-allocation [`CNode`].
+//! Trie node contents: the single-allocation [`CNode`] and its child slots.
 //!
 //! A node at depth `d` consumes key byte `d` (stride 8). It stores
 //! * the *internal prefixes* whose length lies in `(8d, 8d + 8]` (the root also stores
 //!   length 0), keyed by a heap index `hk = (1 << rel_len) | rel_bits` with
 //!   `rel_len = len - 8d` in `0..=8` — ascending `hk` is ascending length;
 //! * up to 256 children (depth `d + 1`), one per value of key byte `d`, as a 256-bit bitmap
-//!   plus a dense array in slot order (rank = popcount below the slot);
+//!   plus a dense array of *slots* in slot order (rank = popcount below the slot);
 //! * a *leaf vector* (poptrie style): for every slot, the longest internal prefix covering
 //!   it, run-length encoded as a 256-bit bitmap of run starts plus one value per run.
 //!   A lookup reads one leaf and one child per level: no per-length probing.
 //!
+//! # Mutability: frozen slots
+//! Everything but the slots is immutable once the node is published. A slot is an atomic
+//! word holding the child's address: a writer replaces a child by a compare-and-swap on its
+//! slot, without copying the parent. A writer that changes the node itself (a prefix, or
+//! which children exist) builds a copy, and first *freezes* every slot (sets bit
+//! [`FROZEN`]; child addresses are 64-aligned, so the bit is free): from then on no slot CAS
+//! can succeed, so the copy holds every child update that ever landed in the original. A
+//! frozen node that is still linked (its copier lost its own CAS) is replaced by an
+//! unfrozen copy by the next writer that needs one of its slots (helping).
+//!
 //! # Layout
-//! One 64-byte-aligned allocation: the [`Head`] (both bitmaps in the first cache line, then
-//! the counts), the *words* (children in slot order, then one value per leaf run), then the
-//! sorted internal prefixes, which only writers and the slow paths read. A lookup therefore
-//! touches the head and the line holding its word — for the small nodes that make up
-//! most of a routing table, the line right after the head. Ranks are popcounts of the bitmap
-//! word holding the slot plus a stored count of the bits below that word.
+//! One 64-byte-aligned allocation: the [`Head`] (both bitmaps, then the counts), the slots,
+//! one value per leaf run, then the sorted internal prefixes, which only writers and the
+//! slow paths read. A lookup touches the head and the lines holding its slot and its run.
+//! Ranks are popcounts of the bitmap word holding the slot plus a stored count of the bits
+//! below that word.
 //!
 //! # Ownership
 //! A node is built into a [`NodeBox`] (owned, unpublished), published as a raw address with
 //! [`NodeBox::into_raw`], read through the `Copy` view [`CNode`] and finally released with
-//! [`free`] by whoever retired it. It is never modified after it is built. It holds raw
-//! pointers: children (`*const INode`) and values (`*const V`), stored as `usize`; it owns
-//! neither (the trie frees children explicitly and the caller owns the values' link
-//! references).
+//! [`free`] by whoever retired it. It holds raw pointers: children (other nodes) and values
+//! (`*const V`), stored as `usize`; it owns neither (the trie frees children explicitly and
+//! the caller owns the values' link references).
 
-use crate::sync::{prefetch, TrackedCell};
+use crate::sync::{node_alloc, node_dealloc, prefetch, AtomicUsize, Ordering, TrackedCell};
 use core::alloc::Layout;
 use core::ptr::NonNull;
+
+/// Tag bit of a frozen slot (see the module docs).
+pub(super) const FROZEN: usize = 1;
+
+/// Ordering of every load of a slot (and of the trie's root). `Acquire` pairs with the
+/// `AcqRel` compare-exchange that stored the child's address (or with the one that
+/// published the node holding the slot, for its initial value), so the child's contents,
+/// written before that CAS, are visible to the reader.
+#[cfg(not(rtm_mutant = "relaxed_load"))]
+pub(super) const LOAD: Ordering = Ordering::Acquire;
+#[cfg(rtm_mutant = "relaxed_load")]
+pub(super) const LOAD: Ordering = Ordering::Relaxed;
 
 /// Heap key of an internal prefix: `(1 << rel_len) | rel_bits`, `rel_len` in `0..=8`.
 pub(super) type HeapKey = u16;
@@ -98,28 +118,34 @@ struct Head {
     n_children: u16,
     n_runs: u16,
     n_prefixes: u16,
-    /// A tombed node is empty and about to be unlinked from its parent; nobody may add to
-    /// it (an inserter helps unlink it and retries).
-    tomb: bool,
     alive: TrackedCell<()>,
 }
 
-/// Alignment of a node allocation: the bitmaps share the first cache line.
+/// Alignment of a node allocation: the bitmaps start a cache line, and child addresses
+/// have their low bits free for [`FROZEN`].
 const ALIGN: usize = 64;
 
-/// Offset of the words: right after the head (`Head` is 8-aligned, so its size is a
-/// multiple of `usize`'s alignment). `layout` computes the same value.
-const WORDS_AT: usize = core::mem::size_of::<Head>().next_multiple_of(core::mem::align_of::<usize>());
+/// Size of one slot. Runs follow the slots, so a slot's size must keep `usize` alignment
+/// (true of std's and loom's atomics).
+const SLOT: usize = core::mem::size_of::<AtomicUsize>();
+const _: () = assert!(SLOT % core::mem::align_of::<usize>() == 0);
+const _: () = assert!(core::mem::align_of::<AtomicUsize>() <= ALIGN);
 
-/// Layout of a node with `words` words and `prefixes` internal prefixes, and the byte
-/// offsets of the two arrays.
-fn layout(words: usize, prefixes: usize) -> (Layout, usize, usize) {
-    // At most 256 children + 256 runs and 511 prefixes: these sizes cannot overflow.
+/// Offset of the slots: right after the head (`Head` is 8-aligned, so its size is a
+/// multiple of `usize`'s alignment). `layout` computes the same value.
+const SLOTS_AT: usize = core::mem::size_of::<Head>().next_multiple_of(core::mem::align_of::<AtomicUsize>());
+
+/// Layout of a node with `children` slots, `runs` run values and `prefixes` internal
+/// prefixes, and the byte offsets of the three arrays.
+fn layout(children: usize, runs: usize, prefixes: usize) -> (Layout, usize, usize, usize) {
+    // At most 256 slots + 256 runs and 511 prefixes: these sizes cannot overflow.
     let head = Layout::new::<Head>().align_to(ALIGN).expect("64 is a valid alignment");
-    let (l, words_at) = head.extend(Layout::array::<usize>(words).expect("small")).expect("small");
-    debug_assert_eq!(words_at, WORDS_AT);
+    let (l, slots_at) = head.extend(Layout::array::<AtomicUsize>(children).expect("small")).expect("small");
+    debug_assert_eq!(slots_at, SLOTS_AT);
+    let (l, runs_at) = l.extend(Layout::array::<usize>(runs).expect("small")).expect("small");
+    debug_assert_eq!(runs_at, SLOTS_AT + children * SLOT);
     let (l, pre_at) = l.extend(Layout::array::<(HeapKey, usize)>(prefixes).expect("small")).expect("small");
-    (l.pad_to_align(), words_at, pre_at)
+    (l.pad_to_align(), slots_at, runs_at, pre_at)
 }
 
 /// An owned node that is not published yet. Dropping it frees it.
@@ -136,20 +162,20 @@ pub(super) struct CNode<'g> {
 impl NodeBox {
     /// An empty node.
     pub(super) fn empty() -> Self {
-        Self::build(&[], &[], false)
+        Self::build(&[], &[])
     }
 
     /// Builds a node from its internal prefixes (sorted by heap key, values non-zero) and
-    /// its children (sorted by slot, pointers non-zero).
-    pub(super) fn build(prefixes: &[(HeapKey, usize)], children: &[(u8, usize)], tomb: bool) -> Self {
+    /// its children (sorted by slot, unfrozen addresses, non-zero).
+    pub(super) fn build(prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> Self {
         debug_assert!(prefixes.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
+        debug_assert!(children.iter().all(|&(_, p)| p != 0 && p & FROZEN == 0));
         let mut cw = [0u64; 4];
         for &(s, _) in children {
             cw[(s >> 6) as usize] |= 1 << (s & 63);
         }
-        let mut words: Vec<usize> = Vec::with_capacity(children.len() + 1 + prefixes.len() * 2);
-        words.extend(children.iter().map(|&(_, p)| p));
+        let mut runs: Vec<usize> = Vec::with_capacity(1 + prefixes.len() * 2);
         let mut lw = [0u64; 4];
         if !prefixes.is_empty() {
             // Longest covering prefix per slot: fill in ascending length, longer overwrite.
@@ -163,7 +189,7 @@ impl NodeBox {
             for (s, &v) in best.iter().enumerate() {
                 if v != prev {
                     lw[s >> 6] |= 1 << (s & 63);
-                    words.push(v);
+                    runs.push(v);
                     prev = v;
                 }
             }
@@ -172,21 +198,23 @@ impl NodeBox {
             children: Bits256::new(cw),
             leaves: Bits256::new(lw),
             n_children: children.len() as u16,
-            n_runs: (words.len() - children.len()) as u16,
+            n_runs: runs.len() as u16,
             n_prefixes: prefixes.len() as u16,
-            tomb,
             alive: TrackedCell::new(()),
         };
-        let (layout, words_at, pre_at) = layout(words.len(), prefixes.len());
-        // SAFETY: `layout` has a non-zero size (it holds at least the head).
-        let base = unsafe { std::alloc::alloc(layout) };
+        let (layout, slots_at, runs_at, pre_at) = layout(children.len(), runs.len(), prefixes.len());
+        let base = node_alloc(layout);
         let Some(raw) = NonNull::new(base.cast::<Head>()) else { std::alloc::handle_alloc_error(layout) };
-        // SAFETY: `base` is a fresh allocation of `layout`, whose head, words and prefix
-        // ranges start at offsets 0, `words_at` and `pre_at`, are suitably aligned (Layout
-        // computed them) and are large enough for the counts written.
+        // SAFETY: `base` is a fresh allocation of `layout`, whose head, slot, run and prefix
+        // ranges start at offsets 0, `slots_at`, `runs_at` and `pre_at`, are suitably
+        // aligned (Layout computed them) and are large enough for the counts written.
         unsafe {
             raw.as_ptr().write(head);
-            core::ptr::copy_nonoverlapping(words.as_ptr(), base.add(words_at).cast::<usize>(), words.len());
+            let slots = base.add(slots_at).cast::<AtomicUsize>();
+            for (i, &(_, p)) in children.iter().enumerate() {
+                slots.add(i).write(AtomicUsize::new(p));
+            }
+            core::ptr::copy_nonoverlapping(runs.as_ptr(), base.add(runs_at).cast::<usize>(), runs.len());
             core::ptr::copy_nonoverlapping(
                 prefixes.as_ptr(),
                 base.add(pre_at).cast::<(HeapKey, usize)>(),
@@ -207,6 +235,13 @@ impl NodeBox {
         core::mem::forget(self);
         p
     }
+
+    /// Whether the node has neither prefixes nor children.
+    pub(super) fn is_empty(&self) -> bool {
+        // SAFETY: the box owns a fully built node.
+        let h = unsafe { self.0.as_ref() };
+        h.n_children == 0 && h.n_prefixes == 0
+    }
 }
 
 impl Drop for NodeBox {
@@ -216,21 +251,24 @@ impl Drop for NodeBox {
     }
 }
 
-/// Frees a node built by [`NodeBox::build`].
+/// Frees a node built by [`NodeBox::build`] (not its children).
 ///
 /// # Safety
 /// `p` came from [`NodeBox::into_raw`] (or the box's own drop), is freed exactly once, and
 /// no reference into the node is used afterwards.
 pub(super) unsafe fn free(p: usize) {
     let raw = p as *mut Head;
-    // SAFETY: per the contract, `raw` points to a live node that we own exclusively now.
+    // SAFETY: per the contract, `raw` points to a live node that we own exclusively now;
+    // its slots were initialized by `build`.
     unsafe {
         let head = &mut *raw;
         head.alive.retire();
-        let words = head.n_children as usize + head.n_runs as usize;
-        let (layout, _, _) = layout(words, head.n_prefixes as usize);
+        let (n, runs, pre) = (head.n_children as usize, head.n_runs as usize, head.n_prefixes as usize);
+        let (layout, slots_at, _, _) = layout(n, runs, pre);
+        let slots = raw.cast::<u8>().add(slots_at).cast::<AtomicUsize>();
+        core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(slots, n));
         core::ptr::drop_in_place(raw);
-        std::alloc::dealloc(raw.cast::<u8>(), layout);
+        node_dealloc(raw.cast::<u8>(), layout);
     }
 }
 
@@ -240,57 +278,66 @@ impl<'g> CNode<'g> {
     /// # Safety
     /// `p` is the address of a node built by [`NodeBox::build`] that stays allocated for
     /// `'g` (it was loaded under a guard that lives for `'g`, and nodes are freed only
-    /// epoch-deferred after they were replaced).
+    /// epoch-deferred after they were unlinked).
     #[inline(always)]
     pub(super) unsafe fn from_raw(p: usize) -> Self {
         let raw = p as *mut Head;
-        // SAFETY: per the contract, the node is live and immutable for `'g`.
+        // SAFETY: per the contract, the node is live for `'g`; only its slots (atomics)
+        // change after publication.
         let head = unsafe { &*raw };
         head.alive.touch();
         // SAFETY: `raw` is non-null: it points to a live node.
         Self { head, raw: unsafe { NonNull::new_unchecked(raw) } }
     }
 
-    pub(super) fn tomb(self) -> bool {
-        self.head.tomb
+    #[inline(always)]
+    fn base(self) -> *const u8 {
+        self.raw.as_ptr().cast::<u8>()
     }
 
     #[inline(always)]
-    fn words_ptr(self) -> *const usize {
-        self.raw.as_ptr().cast::<u8>().wrapping_add(WORDS_AT).cast::<usize>()
+    fn slot_ptr(self, i: usize) -> *const AtomicUsize {
+        self.base().wrapping_add(SLOTS_AT + i * SLOT).cast::<AtomicUsize>()
     }
 
     #[inline(always)]
-    fn word(self, i: usize) -> usize {
-        debug_assert!(i < self.head.n_children as usize + self.head.n_runs as usize);
-        // SAFETY: `i` is below the word count (callers derive it from the bitmaps, which
-        // were built from the same arrays), and the node is immutable and live for `'g`.
-        unsafe { *self.words_ptr().add(i) }
+    fn run_ptr(self, i: usize) -> *const usize {
+        self.base()
+            .wrapping_add(SLOTS_AT + self.head.n_children as usize * SLOT + i * core::mem::size_of::<usize>())
+            .cast::<usize>()
+    }
+
+    #[inline(always)]
+    fn slot_at(self, i: usize) -> &'g AtomicUsize {
+        debug_assert!(i < self.head.n_children as usize);
+        // SAFETY: `i` is below the slot count (callers derive it from the children bitmap,
+        // built from the same array); the slots were initialized by `build` and live for `'g`.
+        unsafe { &*self.slot_ptr(i) }
     }
 
     /// Internal prefixes sorted by heap key: writers and the slow paths read these.
     pub(super) fn prefixes(self) -> &'g [(HeapKey, usize)] {
         let h = self.head;
-        let (_, _, pre_at) = layout(h.n_children as usize + h.n_runs as usize, 0);
+        let (_, _, _, pre_at) = layout(h.n_children as usize, h.n_runs as usize, 0);
         // SAFETY: the prefix array starts at `pre_at` (the same layout computation as in
         // `build`) and holds `n_prefixes` initialized entries, immutable and live for `'g`.
         unsafe {
             core::slice::from_raw_parts(
-                self.raw.as_ptr().cast::<u8>().add(pre_at).cast::<(HeapKey, usize)>(),
+                self.base().add(pre_at).cast::<(HeapKey, usize)>(),
                 h.n_prefixes as usize,
             )
         }
     }
 
-    /// Index among the words of the leaf run covering `slot`, if any prefix is stored here.
+    /// Index of the leaf run covering `slot`, if any prefix is stored here.
     #[inline(always)]
-    fn leaf_index(self, slot: u8) -> Option<usize> {
+    fn run_index(self, slot: u8) -> Option<usize> {
         // Slot 0 always starts a run, so the run containing `slot` is rank(slot + 1) - 1.
         let h = self.head;
-        (h.n_runs != 0).then(|| h.n_children as usize + h.leaves.rank_incl(slot) - 1)
+        (h.n_runs != 0).then(|| h.leaves.rank_incl(slot) - 1)
     }
 
-    /// Index among the words of the child at `slot`, if there is one.
+    /// Index of the slot of the child at `slot`, if there is one.
     #[inline(always)]
     fn child_index(self, slot: u8) -> Option<usize> {
         self.head.children.contains(slot).then(|| self.head.children.rank(slot))
@@ -299,21 +346,35 @@ impl<'g> CNode<'g> {
     /// The longest internal prefix covering `slot`, as a raw value (0 if none).
     #[inline(always)]
     pub(super) fn leaf(self, slot: u8) -> usize {
-        self.leaf_index(slot).map_or(0, |i| self.word(i))
+        self.run_index(slot).map_or(0, |i| {
+            debug_assert!(i < self.head.n_runs as usize);
+            // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from
+            // the same array); runs are immutable and live for `'g`.
+            unsafe { *self.run_ptr(i) }
+        })
     }
 
-    /// The child at `slot` (0 if none).
+    /// The slot of the child at `slot`, if there is one.
+    #[inline(always)]
+    pub(super) fn child_slot(self, slot: u8) -> Option<&'g AtomicUsize> {
+        self.child_index(slot).map(|i| self.slot_at(i))
+    }
+
+    /// The child at `slot`, unfrozen (0 if none).
     #[inline(always)]
     pub(super) fn child(self, slot: u8) -> usize {
-        self.child_index(slot).map_or(0, |i| self.word(i))
+        self.child_slot(slot).map_or(0, |s| s.load(LOAD) & !FROZEN)
     }
 
     /// Prefetches the cache lines [`leaf`](Self::leaf) and [`child`](Self::child) will read
     /// for `slot`.
     #[inline(always)]
     pub(super) fn prefetch(self, slot: u8) {
-        for i in [self.child_index(slot), self.leaf_index(slot)].into_iter().flatten() {
-            prefetch(self.words_ptr().wrapping_add(i));
+        if let Some(i) = self.child_index(slot) {
+            prefetch(self.slot_ptr(i).cast::<u8>());
+        }
+        if let Some(i) = self.run_index(slot) {
+            prefetch(self.run_ptr(i).cast::<u8>());
         }
     }
 
@@ -326,13 +387,13 @@ impl<'g> CNode<'g> {
         }
     }
 
-    /// Children as `(slot, pointer)` in slot order.
+    /// Children as `(slot, unfrozen address)` in slot order.
     pub(super) fn children(self) -> impl Iterator<Item = (u8, usize)> + 'g {
         let mut k = 0;
         (0..=255u8).filter_map(move |s| {
             if self.head.children.contains(s) {
                 k += 1;
-                Some((s, self.word(k - 1)))
+                Some((s, self.slot_at(k - 1).load(LOAD) & !FROZEN))
             } else {
                 None
             }
@@ -342,11 +403,34 @@ impl<'g> CNode<'g> {
     /// Bytes this node occupies.
     pub(super) fn heap_bytes(self) -> usize {
         let h = self.head;
-        layout(h.n_children as usize + h.n_runs as usize, h.n_prefixes as usize).0.size()
+        layout(h.n_children as usize, h.n_runs as usize, h.n_prefixes as usize).0.size()
     }
 
-    fn child_vec(self) -> Vec<(u8, usize)> {
-        self.children().collect()
+    /// Freezes every slot and returns the children as they are from now on (see the module
+    /// docs): the starting point of every copy.
+    fn freeze(self) -> Vec<(u8, usize)> {
+        let mut k = 0;
+        let mut out = Vec::with_capacity(self.head.n_children as usize);
+        for s in 0..=255u8 {
+            if self.head.children.contains(s) {
+                let slot = self.slot_at(k);
+                k += 1;
+                // Acquire: pairs with the AcqRel CAS that stored the child, so the copy we
+                // publish (Release) passes the child's contents on to its readers. After
+                // this no slot CAS can succeed: every landed child update is in `v`.
+                #[cfg(not(rtm_mutant = "no_freeze"))]
+                let v = slot.fetch_or(FROZEN, Ordering::Acquire);
+                #[cfg(rtm_mutant = "no_freeze")]
+                let v = slot.load(Ordering::Acquire);
+                out.push((s, v & !FROZEN));
+            }
+        }
+        out
+    }
+
+    /// A frozen copy of the node: same prefixes, same children, unfrozen slots.
+    pub(super) fn copy(self) -> NodeBox {
+        NodeBox::build(self.prefixes(), &self.freeze())
     }
 
     /// A copy with `hk -> v` added or replaced.
@@ -356,32 +440,35 @@ impl<'g> CNode<'g> {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
         }
-        NodeBox::build(&p, &self.child_vec(), false)
+        NodeBox::build(&p, &self.freeze())
     }
 
-    /// A copy without `hk`; tombed if it ends up empty and `may_tomb`.
-    pub(super) fn without_prefix(self, hk: HeapKey, may_tomb: bool) -> (NodeBox, bool) {
+    /// A copy without `hk`.
+    pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
         let p: Vec<_> = self.prefixes().iter().copied().filter(|&(k, _)| k != hk).collect();
-        let c = self.child_vec();
-        let tomb = may_tomb && p.is_empty() && c.is_empty();
-        (NodeBox::build(&p, &c, tomb), tomb)
+        NodeBox::build(&p, &self.freeze())
     }
 
     /// A copy with child `slot -> ptr` added.
     pub(super) fn with_child(self, slot: u8, ptr: usize) -> NodeBox {
-        let mut c = self.child_vec();
+        let mut c = self.freeze();
         match c.binary_search_by_key(&slot, |&(s, _)| s) {
             Ok(i) => c[i].1 = ptr,
             Err(i) => c.insert(i, (slot, ptr)),
         }
-        NodeBox::build(self.prefixes(), &c, false)
+        NodeBox::build(self.prefixes(), &c)
     }
 
-    /// A copy without child `slot`; tombed if it ends up empty and `may_tomb`.
-    pub(super) fn without_child(self, slot: u8, may_tomb: bool) -> (NodeBox, bool) {
-        let c: Vec<_> = self.children().filter(|&(s, _)| s != slot).collect();
-        let tomb = may_tomb && self.prefixes().is_empty() && c.is_empty();
-        (NodeBox::build(self.prefixes(), &c, tomb), tomb)
+    /// A copy without child `slot`, provided the (now frozen) slot still holds `expected`;
+    /// `None` otherwise.
+    pub(super) fn without_child(self, slot: u8, expected: usize) -> Option<NodeBox> {
+        let mut c = self.freeze();
+        let i = c.binary_search_by_key(&slot, |&(s, _)| s).ok()?;
+        if c[i].1 != expected {
+            return None;
+        }
+        c.remove(i);
+        Some(NodeBox::build(self.prefixes(), &c))
     }
 }
 
@@ -425,7 +512,7 @@ mod tests {
     #[test]
     fn leaf_vector_picks_longest() {
         // /0 (v=1), 128/1 (v=2), 0xab/8 (v=3)
-        let b = NodeBox::build(&[(1, 1), (3, 2), ((1 << 8) | 0xab, 3)], &[], false);
+        let b = NodeBox::build(&[(1, 1), (3, 2), ((1 << 8) | 0xab, 3)], &[]);
         let n = view(&b);
         assert_eq!(n.leaf(0), 1);
         assert_eq!(n.leaf(127), 1);
@@ -439,50 +526,68 @@ mod tests {
         assert_eq!(n.prefixes().len(), 3);
     }
 
+    /// A fake child address (64-aligned, like a node).
+    fn a(i: usize) -> usize {
+        i << 6
+    }
+
     #[test]
     fn children_rank() {
-        let b = NodeBox::build(&[((1 << 8) | 5, 9)], &[(0, 10), (63, 11), (64, 12), (255, 13)], false);
+        let b = NodeBox::build(&[((1 << 8) | 5, 9)], &[(0, a(10)), (63, a(11)), (64, a(12)), (255, a(13))]);
         let n = view(&b);
-        assert_eq!(n.child(0), 10);
-        assert_eq!(n.child(63), 11);
-        assert_eq!(n.child(64), 12);
-        assert_eq!(n.child(255), 13);
+        assert_eq!(n.child(0), a(10));
+        assert_eq!(n.child(63), a(11));
+        assert_eq!(n.child(64), a(12));
+        assert_eq!(n.child(255), a(13));
         assert_eq!(n.child(1), 0);
         assert_eq!(n.leaf(5), 9);
         assert_eq!(n.leaf(4), 0);
         assert_eq!(n.leaf(6), 0);
-        let (m1, t1) = n.without_child(63, true);
-        let m = view(&m1).with_child(7, 14);
-        assert_eq!(view(&m).children().collect::<Vec<_>>(), vec![(0, 10), (7, 14), (64, 12), (255, 13)]);
-        assert!(!t1 && !view(&m).tomb());
+        assert!(n.without_child(63, a(99)).is_none(), "a slot holding another child is kept");
+        let m1 = n.without_child(63, a(11)).unwrap();
+        let m = view(&m1).with_child(7, a(14));
+        assert_eq!(
+            view(&m).children().collect::<Vec<_>>(),
+            vec![(0, a(10)), (7, a(14)), (64, a(12)), (255, a(13))]
+        );
         assert_eq!(view(&m).get((1 << 8) | 5), 9);
     }
 
     #[test]
-    fn tomb_only_when_empty() {
-        let b = NodeBox::build(&[(1, 1)], &[], false);
-        assert!(view(&b).without_prefix(1, true).1);
-        assert!(!view(&b).without_prefix(1, false).1);
-        let b = NodeBox::build(&[(1, 1)], &[(3, 5)], false);
-        let (c, tomb) = view(&b).without_prefix(1, true);
-        assert!(!tomb);
-        let (d, tomb) = view(&c).without_child(3, true);
-        assert!(tomb && view(&d).tomb());
-        assert!(view(&d).prefixes().is_empty() && view(&d).children().next().is_none());
+    fn copies_freeze_the_original() {
+        let b = NodeBox::build(&[(1, 1)], &[(3, a(5)), (9, a(6))]);
+        let n = view(&b);
+        let s = n.child_slot(3).unwrap();
+        assert!(s.compare_exchange(a(5), a(7), Ordering::AcqRel, Ordering::Acquire).is_ok());
+        let c = n.without_prefix(1);
+        assert!(!c.is_empty());
+        assert_eq!(
+            view(&c).children().collect::<Vec<_>>(),
+            vec![(3, a(7)), (9, a(6))],
+            "the landed update is copied"
+        );
+        assert!(s.compare_exchange(a(7), a(8), Ordering::AcqRel, Ordering::Acquire).is_err(), "frozen");
+        assert_eq!(n.child(3), a(7), "readers see through the tag");
+        assert_eq!(view(&c).child_slot(3).unwrap().load(LOAD), a(7), "the copy is not frozen");
+        let e = view(&NodeBox::build(&[], &[(3, a(5))])).without_child(3, a(5)).unwrap();
+        assert!(e.is_empty());
     }
 
     #[test]
     fn full_node_round_trips() {
-        let children: Vec<(u8, usize)> = (0..=255u8).map(|s| (s, 1000 + s as usize)).collect();
+        let children: Vec<(u8, usize)> = (0..=255u8).map(|s| (s, a(1000 + s as usize))).collect();
         let prefixes: Vec<(HeapKey, usize)> =
             (0..=255u16).map(|b| ((1 << 8) | b, 5000 + b as usize)).collect();
-        let b = NodeBox::build(&prefixes, &children, false);
+        let b = NodeBox::build(&prefixes, &children);
         let n = view(&b);
         for s in 0..=255u8 {
-            assert_eq!(n.child(s), 1000 + s as usize);
+            assert_eq!(n.child(s), a(1000 + s as usize));
             assert_eq!(n.leaf(s), 5000 + s as usize);
         }
         assert_eq!(n.prefixes(), &prefixes[..]);
+        let c = n.copy();
+        assert_eq!(view(&c).prefixes(), &prefixes[..]);
+        assert!(view(&c).children().eq(children.iter().copied()));
         assert!(n.heap_bytes() >= 512 * 8 + 256 * 16);
     }
 }

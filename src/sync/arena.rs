@@ -1,0 +1,266 @@
+//! [`Arena`]: a size-class region allocator for trie nodes.
+//!
+//! # Why
+//! A full table's trie is ~10-20 MB of small nodes. Allocated from the global heap they
+//! land scattered among the destinations, snapshots and routes (hundreds of MB), so every
+//! level of a lookup costs a TLB miss as well as a cache miss. The arena packs nodes into
+//! 2 MiB chunks, advised as transparent huge pages where the kernel allows it: the trie
+//! then spans a few TLB entries, whatever the rest of the heap looks like.
+//!
+//! # Design
+//! * Size classes of 64-byte multiples up to [`MAX`] (nodes are 64-aligned and padded to
+//!   64); larger requests go to the global allocator.
+//! * Freeing is lock-free: a push onto the class's free stack (a CAS loop on its head). It
+//!   runs in epoch-deferred destructors, i.e. on any thread, readers included.
+//! * Allocating (writers only) takes the class's mutex, pops from a private list and, when
+//!   that is empty, takes the whole free stack at once (`swap` to empty). Because blocks
+//!   leave the shared stack only all at once, a push can never see a block reused under it:
+//!   the stack has no ABA problem. A list taken is owned by the mutex holder alone.
+//! * Chunks are carved by a bump pointer (under its own mutex) and never returned to the
+//!   operating system: freed blocks are reused for nodes of the same class. The process-wide
+//!   instance is [`global`]; an `Arena` dropped (tests) frees its chunks.
+//!
+//! Loom does not model this file (it is an allocator under the modeled algorithms; loom
+//! builds use the global allocator); miri runs its unit tests, TSan runs it under the
+//! stress tests.
+
+use std::alloc::Layout;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Block granularity and alignment.
+const LINE: usize = 64;
+/// Number of size classes: 64, 128, ..., `MAX` bytes.
+const CLASSES: usize = 64;
+/// Largest request served from the arena.
+pub(crate) const MAX: usize = CLASSES * LINE;
+/// Chunk size and alignment: one transparent huge page (small under miri, which is slow
+/// with large allocations).
+const CHUNK: usize = if cfg!(miri) { 1 << 16 } else { 2 << 20 };
+
+/// One size class.
+struct Class {
+    /// Head of the shared free stack (a block address, 0 = empty). Blocks link through
+    /// their first word.
+    free: AtomicUsize,
+    /// Head of the list owned by the allocating thread (taken from `free`).
+    local: Mutex<usize>,
+}
+
+/// The chunk being carved and every chunk so far.
+struct Bump {
+    cur: usize,
+    end: usize,
+    chunks: Vec<usize>,
+}
+
+/// See the module docs.
+pub(crate) struct Arena {
+    classes: [Class; CLASSES],
+    bump: Mutex<Bump>,
+}
+
+static GLOBAL: Arena = Arena::new();
+
+/// The process-wide arena.
+pub(crate) fn global() -> &'static Arena {
+    &GLOBAL
+}
+
+/// Size class serving `layout`, if the arena serves it.
+fn class_of(layout: Layout) -> Option<usize> {
+    (layout.size() != 0 && layout.size() <= MAX && layout.align() <= LINE)
+        .then(|| layout.size().div_ceil(LINE) - 1)
+}
+
+impl Arena {
+    pub(crate) const fn new() -> Self {
+        Self {
+            classes: [const { Class { free: AtomicUsize::new(0), local: Mutex::new(0) } }; CLASSES],
+            bump: Mutex::new(Bump { cur: 0, end: 0, chunks: Vec::new() }),
+        }
+    }
+
+    /// Allocates a block for `layout` (the global allocator beyond [`MAX`]). Null on
+    /// out-of-memory, like `std::alloc::alloc`.
+    pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(c) = class_of(layout) else {
+            // SAFETY: `layout` has a non-zero size (callers allocate nodes with a head).
+            return unsafe { std::alloc::alloc(layout) };
+        };
+        let class = &self.classes[c];
+        // A poisoned lock only means another allocation panicked (out of memory); the list
+        // head it protects is always consistent, so go on.
+        let mut local = class.local.lock().unwrap_or_else(|e| e.into_inner());
+        if *local == 0 {
+            // Acquire: pairs with the Release of every push (a release sequence of RMWs on
+            // `free`), so the links written into the blocks before their push are visible.
+            *local = class.free.swap(0, Ordering::Acquire);
+        }
+        if *local != 0 {
+            let b = *local;
+            // SAFETY: `b` heads the list this lock owns; every block on it is a free block
+            // of this class whose first word holds the next link (written by `dealloc`).
+            *local = unsafe { (b as *const usize).read() };
+            return b as *mut u8;
+        }
+        drop(local);
+        self.carve((c + 1) * LINE)
+    }
+
+    /// A fresh block of `size` bytes from the current chunk, starting a chunk if needed.
+    fn carve(&self, size: usize) -> *mut u8 {
+        let mut b = self.bump.lock().unwrap_or_else(|e| e.into_inner());
+        if b.end - b.cur < size {
+            let layout = Layout::from_size_align(CHUNK, CHUNK).expect("valid chunk layout");
+            // SAFETY: the chunk layout has a non-zero size.
+            let p = unsafe { std::alloc::alloc(layout) };
+            if p.is_null() {
+                return p;
+            }
+            advise_huge(p, CHUNK);
+            b.chunks.push(p as usize);
+            b.cur = p as usize;
+            b.end = p as usize + CHUNK;
+        }
+        let p = b.cur;
+        b.cur += size;
+        p as *mut u8
+    }
+
+    /// Returns a block to its class (lock-free).
+    ///
+    /// # Safety
+    /// `p` came from [`alloc`](Self::alloc) of this arena with the same `layout`, and
+    /// nothing uses it any more.
+    pub(crate) unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let Some(c) = class_of(layout) else {
+            // SAFETY: forwarded: `p` came from `std::alloc::alloc(layout)` in `alloc`.
+            return unsafe { std::alloc::dealloc(p, layout) };
+        };
+        let free = &self.classes[c].free;
+        let mut head = free.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the block is ours (caller's contract) and at least 64 bytes, 64-aligned.
+            unsafe { p.cast::<usize>().write(head) };
+            // Release: publishes the link just written; pairs with the Acquire `swap` in
+            // `alloc`. Relaxed on failure: we only retry with the newer head.
+            match free.compare_exchange_weak(head, p as usize, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(CHUNK, CHUNK).expect("valid chunk layout");
+        let b = self.bump.get_mut().unwrap_or_else(|e| e.into_inner());
+        for &c in &b.chunks {
+            // SAFETY: `&mut self`: no block of this arena is in use by contract of whoever
+            // owns a non-global arena (tests); each chunk came from `alloc(layout)`.
+            unsafe { std::alloc::dealloc(c as *mut u8, layout) };
+        }
+    }
+}
+
+/// Asks the kernel to back `[p, p + len)` with transparent huge pages (Linux; a hint that
+/// may be ignored, so its result is not checked).
+fn advise_huge(p: *mut u8, len: usize) {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        extern "C" {
+            fn madvise(addr: *mut core::ffi::c_void, len: usize, advice: i32) -> i32;
+        }
+        const MADV_HUGEPAGE: i32 = 14;
+        // SAFETY: `[p, p + len)` is one live allocation we own; MADV_HUGEPAGE changes no
+        // contents, only how the kernel backs the range.
+        let _ = unsafe { madvise(p.cast(), len, MADV_HUGEPAGE) };
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    let _ = (p, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(size: usize) -> Layout {
+        Layout::from_size_align(size, 64).unwrap()
+    }
+
+    #[test]
+    fn blocks_are_distinct_aligned_and_reused() {
+        let a = Arena::new();
+        let n = if cfg!(miri) { 200 } else { 5000 };
+        let mut ps: Vec<*mut u8> = (0..n).map(|i| a.alloc(l(64 * (1 + i % 5)))).collect();
+        for (i, &p) in ps.iter().enumerate() {
+            assert_eq!(p as usize % 64, 0);
+            // SAFETY: fresh blocks of at least 64 bytes.
+            unsafe { p.write_bytes(i as u8, 64) };
+        }
+        let mut sorted: Vec<usize> = ps.iter().map(|&p| p as usize).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), n, "no block handed out twice");
+        for (i, &p) in ps.iter().enumerate() {
+            // SAFETY: written above, still ours.
+            assert_eq!(unsafe { p.read() }, i as u8, "blocks do not overlap");
+        }
+        let freed: Vec<usize> = ps.iter().step_by(5).map(|&p| p as usize).collect();
+        for p in ps.drain(..).step_by(5) {
+            // SAFETY: from `a.alloc(l(64))` (i % 5 == 0), not used again.
+            unsafe { a.dealloc(p, l(64)) };
+        }
+        let again: Vec<usize> = (0..freed.len()).map(|_| a.alloc(l(64)) as usize).collect();
+        let mut x = freed.clone();
+        let mut y = again.clone();
+        x.sort_unstable();
+        y.sort_unstable();
+        assert_eq!(x, y, "freed blocks of a class are reused before carving");
+    }
+
+    #[test]
+    fn large_requests_use_the_global_allocator() {
+        let a = Arena::new();
+        let p = a.alloc(l(MAX + 64));
+        assert!(!p.is_null());
+        // SAFETY: from `a.alloc` with this layout.
+        unsafe { a.dealloc(p, l(MAX + 64)) };
+        assert!(class_of(l(MAX)).is_some() && class_of(l(MAX + 1)).is_none());
+    }
+
+    #[test]
+    fn concurrent_alloc_and_free() {
+        let a = Arena::new();
+        let per = if cfg!(miri) { 50 } else { 20_000 };
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let a = &a;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..per {
+                        let p = a.alloc(l(128));
+                        // SAFETY: a fresh 128-byte block.
+                        unsafe { p.write_bytes(t, 128) };
+                        mine.push(p);
+                        if i % 3 == 0 {
+                            let q = mine.swap_remove(i % mine.len());
+                            // SAFETY: ours; every byte must still be our mark.
+                            assert!(unsafe { core::slice::from_raw_parts(q, 128) }.iter().all(|&b| b == t));
+                            // SAFETY: from `a.alloc(l(128))`, not used again.
+                            unsafe { a.dealloc(q, l(128)) };
+                        }
+                    }
+                    for q in mine {
+                        // SAFETY: ours; every byte must still be our mark.
+                        assert!(unsafe { core::slice::from_raw_parts(q, 128) }.iter().all(|&b| b == t));
+                        // SAFETY: as above.
+                        unsafe { a.dealloc(q, l(128)) };
+                    }
+                });
+            }
+        });
+    }
+}
