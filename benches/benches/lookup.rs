@@ -1,12 +1,16 @@
-//! Fast-path longest-prefix match: rtm against prefix-trie on the same table and the same
+//! Longest-prefix match: rtm (fast path, batch, handle path) against prefix-trie,
+//! `RwLock<prefix_trie::PrefixMap>` and ip_network_table on the same table and the same
 //! addresses, in one process with the same build flags. Run with
 //! `cargo bench -p rtm-benches --bench lookup`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ip_network::IpNetwork;
+use ip_network_table::IpNetworkTable;
 use prefix_trie::PrefixMap;
 use rtm::{AddressFamily, NetAddress};
 use std::hint::black_box;
+use std::sync::RwLock;
 
 const N: usize = 1 << 16;
 const BATCH: usize = 1024;
@@ -18,16 +22,63 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
     let mut g = c.benchmark_group(format!("lpm_{name}"));
     g.throughput(Throughput::Elements(N as u64));
 
-    macro_rules! peer {
-        ($map:expr, $conv:expr) => {{
-            let map = $map;
+    // Peers, each fed the same prefixes (value: a small integer) and the same addresses.
+    macro_rules! peers {
+        ($net:ty, $variant:path, $ip:ty) => {{
+            let nets: Vec<$net> = prefixes
+                .iter()
+                .map(|p| match IpNet::from(*p) {
+                    $variant(n) => n,
+                    _ => unreachable!("one family per table"),
+                })
+                .collect();
+            let mut m: PrefixMap<$net, u32> = PrefixMap::new();
+            let mut it = IpNetworkTable::new();
+            for (i, n) in nets.iter().enumerate() {
+                m.insert(*n, (i % 64) as u32 + 1);
+                let net = IpNetwork::new(n.network(), n.prefix_len()).expect("normalized prefix");
+                it.insert(net, (i % 64) as u32 + 1);
+            }
+            let locked = RwLock::new(m.clone());
             for (kind, qs) in [("in_table", &inside), ("random", &random)] {
-                let qs: Vec<_> = qs.iter().map($conv).collect();
+                let qs: Vec<$net> = qs
+                    .iter()
+                    .map(|a| match IpNet::from(*a) {
+                        $variant(n) => n,
+                        _ => unreachable!("one family per table"),
+                    })
+                    .collect();
+                let ips: Vec<$ip> = qs.iter().map(|n| n.addr()).collect();
                 g.bench_with_input(BenchmarkId::new("prefix_trie", kind), &qs, |b, qs| {
                     b.iter(|| {
                         let mut sum = 0u64;
                         for q in qs {
+                            if let Some((_, v)) = m.get_lpm(q) {
+                                sum += *v as u64;
+                            }
+                        }
+                        black_box(sum)
+                    })
+                });
+                g.bench_with_input(BenchmarkId::new("rwlock_prefix_trie", kind), &qs, |b, qs| {
+                    b.iter(|| {
+                        let mut sum = 0u64;
+                        for q in qs {
+                            // One read lock per lookup, as a reader sharing the map with a
+                            // writer must take it.
+                            let map = locked.read().expect("not poisoned");
                             if let Some((_, v)) = map.get_lpm(q) {
+                                sum += *v as u64;
+                            }
+                        }
+                        black_box(sum)
+                    })
+                });
+                g.bench_with_input(BenchmarkId::new("ip_network_table", kind), &ips, |b, ips| {
+                    b.iter(|| {
+                        let mut sum = 0u64;
+                        for &ip in ips {
+                            if let Some((_, v)) = it.longest_match(ip) {
                                 sum += *v as u64;
                             }
                         }
@@ -38,28 +89,8 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
         }};
     }
     match fam {
-        AddressFamily::Ipv4 => {
-            let mut m: PrefixMap<Ipv4Net, u32> = PrefixMap::new();
-            for (i, p) in prefixes.iter().enumerate() {
-                let IpNet::V4(n) = IpNet::from(*p) else { unreachable!() };
-                m.insert(n, (i % 64) as u32 + 1);
-            }
-            peer!(m, |a: &NetAddress| match IpNet::from(*a) {
-                IpNet::V4(n) => n,
-                IpNet::V6(_) => unreachable!(),
-            });
-        }
-        AddressFamily::Ipv6 => {
-            let mut m: PrefixMap<Ipv6Net, u32> = PrefixMap::new();
-            for (i, p) in prefixes.iter().enumerate() {
-                let IpNet::V6(n) = IpNet::from(*p) else { unreachable!() };
-                m.insert(n, (i % 64) as u32 + 1);
-            }
-            peer!(m, |a: &NetAddress| match IpNet::from(*a) {
-                IpNet::V6(n) => n,
-                IpNet::V4(_) => unreachable!(),
-            });
-        }
+        AddressFamily::Ipv4 => peers!(Ipv4Net, IpNet::V4, std::net::Ipv4Addr),
+        AddressFamily::Ipv6 => peers!(Ipv6Net, IpNet::V6, std::net::Ipv6Addr),
     }
 
     for (kind, qs) in [("in_table", &inside), ("random", &random)] {

@@ -158,9 +158,10 @@ fn child_update_vs_parent_copy() {
     });
 }
 
-/// Deleting the last route under a depth-2 node empties it and its depth-1 parent, so the
-/// deleter unlinks both with one CAS on the root's slot, while another writer adds a
-/// route in the same depth-1 node (a sibling /24): the sibling must survive the unlink.
+/// Deleting the last route under a depth-1 node empties it, so the deleter copies the root
+/// without it (freezing the root's slot and checking it still holds the node) while another
+/// writer adds a sibling /16 into that same node (a CAS on the root's slot): the sibling
+/// must survive the unlink, whichever CAS comes first.
 #[test]
 fn prune_vs_insert_below() {
     model(1, || {
@@ -168,16 +169,16 @@ fn prune_vs_insert_below() {
         let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
         let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
         let t = rtm.table(V4).clone();
-        let (r, _) = a.add_route(&p("10.1.2.0/24"), RouteParams::new(5, 5)).unwrap();
+        let (r, _) = a.add_route(&p("10.1.0.0/16"), RouteParams::new(5, 5)).unwrap();
         let w = thread::spawn(move || {
-            let _ = b.add_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap();
+            let _ = b.add_route(&p("10.2.0.0/16"), RouteParams::new(1, 1)).unwrap();
             drop(b);
         });
         a.delete_route(&r).unwrap();
         w.join().unwrap();
-        assert!(t.get(&p("10.1.2.0/24"), ViewSet::ANY).is_err());
-        assert!(t.get(&p("10.1.3.0/24"), ViewSet::ANY).is_ok(), "the sibling was lost");
+        assert!(t.get(&p("10.1.0.0/16"), ViewSet::ANY).is_err());
+        assert!(t.get(&p("10.2.0.0/16"), ViewSet::ANY).is_ok(), "the sibling was lost");
         let g = t.pin();
-        assert_eq!(t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()), Some(p("10.1.3.0/24")));
+        assert_eq!(t.lookup(&p("10.2.3.7"), &g).map(|b| b.prefix()), Some(p("10.2.0.0/16")));
     });
 }
