@@ -4,9 +4,9 @@
 //! `cargo bench -p rtm-benches --bench lookup`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ip_network::IpNetwork;
 use ip_network_table::IpNetworkTable;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use rtm::{AddressFamily, NetAddress};
 use std::hint::black_box;
