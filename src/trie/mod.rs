@@ -267,9 +267,22 @@ impl<V: Linked> Trie<V> {
         }
     }
 
+    /// Where the child of `c` (found at `at`) at `slot` is: `Done(None)` if there is none.
+    /// A frozen slot is helped (its node `c` replaced by an unfrozen copy) and reported as
+    /// `Retry`: `c` is frozen and still linked, so its copier lost its CAS (or is about to
+    /// win it); either way a fresh copy lets everyone go on.
+    fn child_at<'g>(&'g self, at: At<'g>, c: CNode<'g>, slot: u8, g: &'g Guard) -> Step<Option<At<'g>>> {
+        let Some(loc) = c.child_slot(slot) else { return Step::Done(None) };
+        let raw = loc.load(LOAD);
+        if raw & FROZEN != 0 {
+            self.replace(at, c.copy(), g);
+            return Step::Retry;
+        }
+        Step::Done(Some(At { loc, raw }))
+    }
+
     /// Walks from the root towards `bytes[..depth]`, filling `path[0..=k]` with where each
-    /// node was found, and returns `k` (`depth` if every child exists). A frozen slot on the
-    /// way is helped (its node replaced by an unfrozen copy) and the walk reports `Retry`.
+    /// node was found, and returns `k` (`depth` if every child exists); see `child_at`.
     fn walk_path<'g>(
         &'g self,
         bytes: &[u8],
@@ -280,16 +293,11 @@ impl<V: Linked> Trie<V> {
         path[0] = Some(At { loc: &self.root, raw: self.root.load(LOAD) });
         for d in 0..depth {
             let Some(at) = path[d] else { unreachable!("filled above") };
-            let c = Self::cnode_ref(at.raw, g);
-            let Some(slot) = c.child_slot(bytes[d]) else { return Step::Done(d) };
-            let raw = slot.load(LOAD);
-            if raw & FROZEN != 0 {
-                // `c` is frozen and still linked: its copier lost its CAS (or is about to
-                // win it). Either way a fresh copy lets everyone go on.
-                self.replace(at, c.copy(), g);
-                return Step::Retry;
+            match self.child_at(at, Self::cnode_ref(at.raw, g), bytes[d], g) {
+                Step::Done(Some(next)) => path[d + 1] = Some(next),
+                Step::Done(None) => return Step::Done(d),
+                Step::Retry => return Step::Retry,
             }
-            path[d + 1] = Some(At { loc: slot, raw });
         }
         Step::Done(depth)
     }
@@ -310,15 +318,13 @@ impl<V: Linked> Trie<V> {
         let mut at = At { loc: &self.root, raw: self.root.load(LOAD) };
         for &slot in &p.bytes()[..depth] {
             let c = Self::cnode_ref(at.raw, g);
-            if let Some(s) = c.child_slot(slot) {
-                let raw = s.load(LOAD);
-                if raw & FROZEN != 0 {
-                    // `c` is frozen and still linked (see `walk_path`): help, then retry.
-                    self.replace(at, c.copy(), g);
-                    return Step::Retry;
+            match self.child_at(at, c, slot, g) {
+                Step::Done(Some(next)) => {
+                    at = next;
+                    continue;
                 }
-                at = At { loc: s, raw };
-                continue;
+                Step::Done(None) => {}
+                Step::Retry => return Step::Retry,
             }
             // Add the missing child (an empty node) with a copy of `c`, and go on into it.
             let child = NodeBox::empty();
