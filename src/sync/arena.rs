@@ -85,7 +85,8 @@ impl Arena {
     /// out-of-memory, like `std::alloc::alloc`.
     pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(c) = class_of(layout) else {
-            // SAFETY: `layout` has a non-zero size (callers allocate nodes with a head).
+            // SAFETY: `layout` has a non-zero size: callers are node layouts (they hold a head)
+            // and `arena_new`, which is never used for zero-sized types.
             return unsafe { std::alloc::alloc(layout) };
         };
         let class = &self.classes[c];
@@ -139,6 +140,8 @@ impl Arena {
             return unsafe { std::alloc::dealloc(p, layout) };
         };
         let free = &self.classes[c].free;
+        // Relaxed: only a first guess at the head; the CAS below checks it, and nothing is
+        // read through it (it is only written into our block as the link).
         let mut head = free.load(Ordering::Relaxed);
         loop {
             // SAFETY: the block is ours (caller's contract) and at least 64 bytes, 64-aligned.
