@@ -446,3 +446,26 @@ impl fmt::Debug for DestRef {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A count of zero means the destination is retired: `try_ref` must refuse it rather
+    /// than resurrect it (catches the `unchecked_inc` mutant). Readers cannot reach a
+    /// destination at zero today (the trie's link is released epoch-deferred), so this is
+    /// the check that the defence itself works.
+    #[test]
+    fn try_ref_refuses_a_retired_destination() {
+        let d = Dest::create("10.0.0.0/8".parse().unwrap());
+        let extra = d.try_ref().expect("a live destination can be referenced");
+        assert_eq!(d.refs.load(Ordering::Relaxed), 2);
+        drop(extra);
+        // Simulate the retired state without freeing: the count at zero.
+        d.refs.store(0, Ordering::Relaxed);
+        assert!(d.try_ref().is_none());
+        assert_eq!(d.refs.load(Ordering::Relaxed), 0, "a refused try_ref must not change the count");
+        d.refs.store(1, Ordering::Relaxed);
+        drop(d);
+    }
+}

@@ -182,3 +182,63 @@ fn prune_vs_insert_below() {
         assert_eq!(t.lookup(&p("10.2.3.7"), &g).map(|b| b.prefix()), Some(p("10.2.0.0/16")));
     });
 }
+
+/// The handle path: a longest-prefix lookup that takes a counted reference
+/// (`most_specific`) races the delete of the destination's last route and the release of
+/// the deleter's route handle. The reader uses its handle after the delete may have run,
+/// then releases it; the destination must be freed exactly once, after the last of the
+/// trie link and the handle is released, and never while the reader uses it.
+#[test]
+fn handle_lookup_vs_delete_release() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            a.delete_route(&r).unwrap();
+            drop(r);
+            drop(a);
+        });
+        if let Ok(d) = t.most_specific(&p("10.1.2.3"), ViewSet::ANY) {
+            assert_eq!(d.prefix(), p("10.0.0.0/8"));
+            // Either the route is still there, or the delete emptied the destination.
+            assert!(d.route_count() <= 1);
+            drop(d);
+        }
+        w.join().unwrap();
+        assert!(t.most_specific(&p("10.1.2.3"), ViewSet::ANY).is_err());
+    });
+}
+
+/// Enumeration (`Table::dests`: a cursor over the live trie that takes a counted handle
+/// per destination) races the delete of one destination's last route, which prunes its
+/// trie node (a copy of the root). The untouched destination is enumerated exactly once,
+/// the deleted one at most once, and every handle taken stays valid: after the writer is
+/// done, the deleted destination's handle reads as deleted and the other's does not.
+#[test]
+fn enumerate_vs_delete() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let _ = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let (r, _) = a.add_route(&p("10.1.0.0/16"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            a.delete_route(&r).unwrap();
+            drop(r);
+            drop(a);
+        });
+        let ds = t.dests();
+        let prefixes: Vec<_> = ds.iter().map(|d| d.prefix()).collect();
+        assert_eq!(prefixes.iter().filter(|&&q| q == p("10.0.0.0/8")).count(), 1, "{prefixes:?}");
+        assert!(prefixes.iter().all(|&q| q == p("10.0.0.0/8") || q == p("10.1.0.0/16")), "{prefixes:?}");
+        assert!(prefixes.len() <= 2);
+        w.join().unwrap();
+        for d in &ds {
+            assert_eq!(d.is_deleted(), d.prefix() == p("10.1.0.0/16"));
+        }
+        drop(ds);
+        assert_eq!(t.dests().len(), 1);
+    });
+}
