@@ -1,5 +1,6 @@
 //! Longest-prefix match: rtm (fast path, batch, handle path) against prefix-trie,
-//! `RwLock<prefix_trie::PrefixMap>` and ip_network_table on the same table and the same
+//! `RwLock<prefix_trie::PrefixMap>`, rotonda-store (its lock-free `StarCastRib`) and
+//! ip_network_table on the same table and the same
 //! addresses, in one process with the same build flags. Run with
 //! `cargo bench -p rtm-benches --bench lookup`.
 
@@ -40,6 +41,7 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
                 it.insert(net, (i % 64) as u32 + 1);
             }
             let locked = RwLock::new(m.clone());
+            let rotonda = rtm_benches::Rotonda::new(prefixes);
             for (kind, qs) in [("in_table", &inside), ("random", &random)] {
                 let qs: Vec<$net> = qs
                     .iter()
@@ -69,6 +71,18 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
                             let map = locked.read().expect("not poisoned");
                             if let Some((_, v)) = map.get_lpm(q) {
                                 sum += *v as u64;
+                            }
+                        }
+                        black_box(sum)
+                    })
+                });
+                g.bench_with_input(BenchmarkId::new("rotonda_store", kind), &ips, |b, ips| {
+                    b.iter(|| {
+                        let mut sum = 0u64;
+                        for chunk in ips.chunks(BATCH) {
+                            let guard = rotonda_store::epoch::pin();
+                            for &ip in chunk {
+                                sum += rotonda.lpm_len(ip.into(), &guard) as u64;
                             }
                         }
                         black_box(sum)

@@ -1,6 +1,9 @@
 //! Shared helpers for the rtm benches: the data set (the real full table from
 //! `../shared/data` when present, else rtm's deterministic generator) and table loading.
 
+pub mod peers;
+pub use peers::Rotonda;
+
 use rtm::{gen, AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,13 +1,10 @@
 //! `rtm`: load routing tables into the rtm engine, query them, and measure lookups while a
 //! writer churns. With no arguments it runs `rtm bench` on a generated full table.
 
-mod input;
-mod run;
-
 use clap::{Args, Parser, Subcommand};
-use input::Input;
 use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef};
-use run::{print_readers, Loaded};
+use rtm_cli::input::{self, Input};
+use rtm_cli::run::{self, print_readers, Loaded};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,504 @@
+//! Whole-table operations against peers, in one process with the same build flags:
+//!
+//! * `load`: the full table (IPv4 + IPv6, one route per prefix) into an empty table;
+//! * `churn`: an IPv4 reader's throughput alone and while one writer rewrites routes at full
+//!   speed on the other core, and the writer's rate while a reader runs (rtm, a
+//!   `RwLock<prefix_trie::PrefixMap>`, rotonda-store);
+//! * `replay`: the PCH BGP4MP stream (../shared/data) applied to a loaded table, one route
+//!   per (peer, prefix); skipped with a message when the file is absent;
+//! * `delete`: every route of a loaded table deleted, with memory reclaimed (rtm drains its
+//!   epoch garbage inside the timed part).
+//!
+//! Run with `cargo bench -p rtm-benches --bench table` (about 10 minutes; a group name
+//! filters, e.g. `-- churn`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ipnet::{IpNet, Ipv4Net};
+use prefix_trie::joint::JointPrefixMap;
+use prefix_trie::PrefixMap;
+use rtm::{AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm, ViewId};
+use rtm_benches::Rotonda;
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+const LOOKUPS: usize = 1 << 16;
+const BATCH: usize = 1024;
+/// Route updates per timed writer iteration.
+const WRITES: usize = 1 << 14;
+
+fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
+    RouteParams::new(pref, (i % 7) as u32)
+        .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1))
+}
+
+/// Loads both families as routes of one entity each; returns the instance and the time.
+fn load_rtm(all: &[NetAddress]) -> (Rtm, Duration) {
+    let rtm = Rtm::new();
+    let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
+    let e6 = rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh");
+    let t0 = Instant::now();
+    for (i, p) in all.iter().enumerate() {
+        let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+        let _ = e.add_route(p, params(i, p, 20)).expect("valid route");
+    }
+    (rtm, t0.elapsed())
+}
+
+fn load(c: &mut Criterion, all: &[NetAddress]) {
+    let nets: Vec<IpNet> = all.iter().map(|p| IpNet::from(*p)).collect();
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10).throughput(Throughput::Elements(all.len() as u64));
+    // Each iteration builds a whole table; the drop is outside the timed part.
+    g.bench_function("rtm", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, t) = load_rtm(all);
+                    drop(black_box(rtm));
+                    rtm::drain_deferred_garbage();
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("prefix_trie", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    let mut m: JointPrefixMap<IpNet, u32> = JointPrefixMap::new();
+                    for (i, n) in nets.iter().enumerate() {
+                        m.insert(*n, i as u32);
+                    }
+                    let t = t0.elapsed();
+                    drop(black_box(m));
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("rotonda_store", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    let r = Rotonda::new(all);
+                    let t = t0.elapsed();
+                    drop(black_box(r));
+                    t
+                })
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+/// Runs `writer` on its own thread (until the returned stop flag is set), counting its
+/// updates in the returned counter.
+struct Background {
+    stop: std::sync::Arc<AtomicBool>,
+    count: std::sync::Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn spawn(scope: &'static str, mut f: impl FnMut(u64) + Send + 'static) -> Background {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let count = std::sync::Arc::new(AtomicU64::new(0));
+        let (s, c) = (stop.clone(), count.clone());
+        let handle = std::thread::Builder::new()
+            .name(scope.into())
+            .spawn(move || {
+                let mut i = 0u64;
+                while !s.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        f(i);
+                        i += 1;
+                    }
+                    c.store(i, Ordering::Relaxed);
+                }
+            })
+            .expect("spawn");
+        Background { stop, count, handle: Some(handle) }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn churn(c: &mut Criterion, v4: &[NetAddress]) {
+    let v4: &'static [NetAddress] = Box::leak(v4.to_vec().into_boxed_slice());
+    let nets: &'static [Ipv4Net] = Box::leak(
+        v4.iter()
+            .map(|p| match IpNet::from(*p) {
+                IpNet::V4(n) => n,
+                IpNet::V6(_) => unreachable!("IPv4 only"),
+            })
+            .collect(),
+    );
+    let (inside, _) = rtm_benches::queries(v4, LOOKUPS, 42);
+    let ips: Vec<Ipv4Net> = inside
+        .iter()
+        .map(|a| match IpNet::from(*a) {
+            IpNet::V4(n) => n,
+            IpNet::V6(_) => unreachable!("IPv4 only"),
+        })
+        .collect();
+
+    let rtm: &'static Rtm = Box::leak(Box::new(rtm_benches::load_rtm(v4)));
+    let table = rtm.table(AddressFamily::Ipv4);
+    // The writer's step: re-announce a route with a changed preference (a new snapshot
+    // and possibly a best-route change); every 16th step withdraws it instead. Each
+    // writer is its own entity (`instance`).
+    let rtm_writer = move |instance: u32| {
+        let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
+        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
+        move |i: u64| {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            if i % 16 == 15 {
+                if let Some(r) = refs[k].take() {
+                    let _ = writer.delete_route(&r);
+                }
+            } else if let Ok((r, _)) = writer.add_route(&v4[k], params(k, &v4[k], 10 + (i % 20) as u32)) {
+                refs[k] = Some(r);
+            }
+        }
+    };
+    let locked: &'static RwLock<PrefixMap<Ipv4Net, u32>> = Box::leak(Box::new(RwLock::new({
+        let mut m = PrefixMap::new();
+        for (i, n) in nets.iter().enumerate() {
+            m.insert(*n, i as u32);
+        }
+        m
+    })));
+    let locked_write = |_: u32| {
+        move |i: u64| {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % nets.len();
+            let mut m = locked.write().expect("not poisoned");
+            if i % 16 == 15 {
+                m.remove(&nets[k]);
+            } else {
+                m.insert(nets[k], i as u32);
+            }
+        }
+    };
+    let rotonda: &'static Rotonda = Box::leak(Box::new(Rotonda::new(v4)));
+    let rotonda_write = |_: u32| {
+        move |i: u64| {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            if i % 16 == 15 {
+                rotonda.withdraw(&v4[k], 1);
+            } else {
+                rotonda.insert(&v4[k], 1);
+            }
+        }
+    };
+
+    let mut g = c.benchmark_group("churn");
+    g.throughput(Throughput::Elements(LOOKUPS as u64));
+    let read_rtm = || {
+        let mut sum = 0u64;
+        for chunk in inside.chunks(BATCH) {
+            let guard = table.pin();
+            table.lookup_batch(chunk, ViewId::UNICAST, &guard, |_, best| {
+                if let Some(best) = best {
+                    sum += best.next_hops()[0].interface as u64;
+                }
+            });
+        }
+        black_box(sum)
+    };
+    let read_locked = || {
+        let mut sum = 0u64;
+        for q in &ips {
+            let m = locked.read().expect("not poisoned");
+            if let Some((_, v)) = m.get_lpm(q) {
+                sum += *v as u64;
+            }
+        }
+        black_box(sum)
+    };
+    let read_rotonda = || {
+        let mut sum = 0u64;
+        for chunk in ips.chunks(BATCH) {
+            let guard = rotonda_store::epoch::pin();
+            for q in chunk {
+                sum += rotonda.lpm_len(q.addr().into(), &guard) as u64;
+            }
+        }
+        black_box(sum)
+    };
+    macro_rules! reader_pair {
+        ($name:literal, $read:expr, $write:expr) => {{
+            g.bench_function(BenchmarkId::new($name, "reader_alone"), |b| b.iter($read));
+            let w = Background::spawn("writer", $write);
+            let t0 = Instant::now();
+            g.bench_function(BenchmarkId::new($name, "reader_with_writer"), |b| b.iter($read));
+            let rate = w.count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
+            drop(w);
+            eprintln!(
+                "churn/{}: the writer made {:.2} M updates/s during the reader's run",
+                $name,
+                rate / 1e6
+            );
+        }};
+    }
+    reader_pair!("rtm", read_rtm, rtm_writer(1));
+    reader_pair!("rwlock_prefix_trie", read_locked, locked_write(1));
+    reader_pair!("rotonda_store", read_rotonda, rotonda_write(1));
+
+    // The writer's rate while one reader runs flat out.
+    g.throughput(Throughput::Elements(WRITES as u64));
+    macro_rules! writer_with_reader {
+        ($name:literal, $read:expr, $write:expr) => {{
+            let r = Background::spawn("reader", move |_| {
+                $read();
+            });
+            let mut i = 0u64;
+            #[allow(unused_mut)] // only the rtm writer keeps state
+            let mut write = $write;
+            g.bench_function(BenchmarkId::new($name, "writer_with_reader"), |b| {
+                b.iter(|| {
+                    for _ in 0..WRITES {
+                        write(i);
+                        i += 1;
+                    }
+                })
+            });
+            drop(r);
+        }};
+    }
+    let inside2: &'static [NetAddress] = Box::leak(inside.clone().into_boxed_slice());
+    let ips2: &'static [Ipv4Net] = Box::leak(ips.clone().into_boxed_slice());
+    writer_with_reader!(
+        "rtm",
+        move || {
+            let guard = table.pin();
+            table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
+                black_box(b.map(|b| b.next_hops()[0].interface));
+            });
+        },
+        rtm_writer(2)
+    );
+    writer_with_reader!(
+        "rwlock_prefix_trie",
+        move || {
+            for q in &ips2[..BATCH] {
+                let m = locked.read().expect("not poisoned");
+                black_box(m.get_lpm(q).map(|(_, v)| *v));
+            }
+        },
+        locked_write(2)
+    );
+    writer_with_reader!(
+        "rotonda_store",
+        move || {
+            let guard = rotonda_store::epoch::pin();
+            for q in &ips2[..BATCH] {
+                black_box(rotonda.lpm_len(q.addr().into(), &guard));
+            }
+        },
+        rotonda_write(2)
+    );
+    g.finish();
+}
+
+/// The PCH stream's announcements and withdrawals, or `None` (with a message) without it.
+fn pch_stream() -> Option<Vec<rtm_cli::input::Update>> {
+    let path = rtm_benches::data_dir().join("pch-summary-2015-10-23.bgp4mp_et.fulltable-session.mrt.gz");
+    match rtm_cli::input::read(&path) {
+        Ok(rtm_cli::input::Input::Mrt { updates, .. }) => Some(updates),
+        Ok(_) => {
+            eprintln!("replay: {} is not an MRT update stream; skipped", path.display());
+            None
+        }
+        Err(e) => {
+            eprintln!("replay: skipped ({e})");
+            None
+        }
+    }
+}
+
+/// Applies the stream to an rtm instance: one entity per (peer, family), one route per
+/// (peer, prefix). Returns the updates applied.
+fn replay_rtm(rtm: &Rtm, ups: &[rtm_cli::input::Update]) -> usize {
+    let mut entities: HashMap<(u32, bool), rtm::EntityRef> = HashMap::new();
+    let mut routes: HashMap<(u32, NetAddress), rtm::RouteRef> = HashMap::new();
+    for u in ups {
+        let v6 = u.prefix.family() == AddressFamily::Ipv6;
+        let e = entities.entry((u.peer, v6)).or_insert_with(|| {
+            let fam = if v6 { AddressFamily::Ipv6 } else { AddressFamily::Ipv4 };
+            rtm.register(fam, EntityId::new(14, 100 + u.peer)).expect("one entity per peer")
+        });
+        if u.announce {
+            let nh = u.next_hop.map_or(NetAddress::host(u.prefix.addr()), NetAddress::host);
+            let params = RouteParams::new(1000u32.saturating_sub(u.local_pref.min(1000)), u.med)
+                .next_hop(NextHop::new(nh, u.peer + 1));
+            if let Ok((r, _)) = e.add_route(&u.prefix, params) {
+                routes.insert((u.peer, u.prefix), r);
+            }
+        } else if let Some(r) = routes.remove(&(u.peer, u.prefix)) {
+            let _ = e.delete_route(&r);
+        }
+    }
+    ups.len()
+}
+
+fn replay(c: &mut Criterion, all: &[NetAddress]) {
+    let Some(ups) = pch_stream() else { return };
+    let nets: Vec<IpNet> = all.iter().map(|p| IpNet::from(*p)).collect();
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10).throughput(Throughput::Elements(ups.len() as u64));
+    g.bench_function("rtm", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, _) = load_rtm(all);
+                    let t0 = Instant::now();
+                    black_box(replay_rtm(&rtm, &ups));
+                    let t = t0.elapsed();
+                    drop(rtm);
+                    rtm::drain_deferred_garbage();
+                    t
+                })
+                .sum()
+        })
+    });
+    // prefix-trie (its joint IPv4 + IPv6 map) holds one value per prefix: a small list of (peer, preference).
+    g.bench_function("prefix_trie", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let mut m: JointPrefixMap<IpNet, Vec<(u32, u32)>> = JointPrefixMap::new();
+                    for n in &nets {
+                        m.insert(*n, vec![(0, 20)]);
+                    }
+                    let t0 = Instant::now();
+                    for u in &ups {
+                        let net = IpNet::from(u.prefix);
+                        if u.announce {
+                            let v = m.entry(net).or_default();
+                            match v.iter_mut().find(|(p, _)| *p == u.peer + 1) {
+                                Some(e) => e.1 = u.local_pref,
+                                None => v.push((u.peer + 1, u.local_pref)),
+                            }
+                        } else if let Some(v) = m.get_mut(&net) {
+                            v.retain(|(p, _)| *p != u.peer + 1);
+                            if v.is_empty() {
+                                m.remove(&net);
+                            }
+                        }
+                    }
+                    let t = t0.elapsed();
+                    drop(black_box(m));
+                    t
+                })
+                .sum()
+        })
+    });
+    // rotonda-store keeps one record per (prefix, peer id) natively.
+    g.bench_function("rotonda_store", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let r = Rotonda::new(all);
+                    let t0 = Instant::now();
+                    for u in &ups {
+                        if u.announce {
+                            r.insert(&u.prefix, u.peer + 1);
+                        } else {
+                            r.withdraw(&u.prefix, u.peer + 1);
+                        }
+                    }
+                    let t = t0.elapsed();
+                    drop(black_box(r));
+                    t
+                })
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+fn delete(c: &mut Criterion, all: &[NetAddress]) {
+    let nets: Vec<IpNet> = all.iter().map(|p| IpNet::from(*p)).collect();
+    let mut g = c.benchmark_group("delete");
+    g.sample_size(10).throughput(Throughput::Elements(all.len() as u64));
+    // Every route deleted through its handle, then the epoch garbage drained: the time
+    // includes freeing the destinations, snapshots and trie nodes.
+    g.bench_function("rtm", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let rtm = Rtm::new();
+                    let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
+                    let e6 = rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh");
+                    let routes: Vec<_> = all
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+                            e.add_route(p, params(i, p, 20)).expect("valid route").0
+                        })
+                        .collect();
+                    let t0 = Instant::now();
+                    for (r, p) in routes.iter().zip(all) {
+                        let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+                        e.delete_route(r).expect("a live route");
+                    }
+                    drop(routes);
+                    rtm::drain_deferred_garbage();
+                    let t = t0.elapsed();
+                    assert!(rtm.table(AddressFamily::Ipv4).is_empty());
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("prefix_trie", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let mut m: JointPrefixMap<IpNet, u32> = JointPrefixMap::new();
+                    for (i, n) in nets.iter().enumerate() {
+                        m.insert(*n, i as u32);
+                    }
+                    let t0 = Instant::now();
+                    for n in &nets {
+                        black_box(m.remove(n));
+                    }
+                    let t = t0.elapsed();
+                    assert!(m.is_empty());
+                    t
+                })
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+fn table(c: &mut Criterion) {
+    let (name, v4, v6) = rtm_benches::full_table();
+    eprintln!("table: {name}, {} IPv4 + {} IPv6 prefixes", v4.len(), v6.len());
+    let all: Vec<NetAddress> = v4.iter().chain(&v6).copied().collect();
+    load(c, &all);
+    churn(c, &v4);
+    replay(c, &all);
+    delete(c, &all);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = table
+}
+criterion_main!(benches);
