@@ -98,7 +98,7 @@ pub(crate) struct RouteList {
     alive: TrackedCell<()>,
     pub(crate) gen: u64,
     pub(crate) next_seq: u64,
-    pub(crate) dead: bool,
+    /// Never empty in a live snapshot: an empty one is dead (see [`RouteList::is_dead`]).
     pub(crate) entries: Entries,
 }
 
@@ -122,12 +122,21 @@ impl RouteList {
             1 => Entries::One(entries.pop().unwrap_or_else(|| unreachable!())),
             _ => Entries::Many(entries.into_boxed_slice()),
         };
-        Self { alive: TrackedCell::new(()), gen, next_seq, dead: false, entries }
+        Self { alive: TrackedCell::new(()), gen, next_seq, entries }
+    }
+
+    /// Whether the destination is dead (its last route went; it is being unlinked). A
+    /// live destination always has a route, so "no entries" is the mark: that keeps a
+    /// one-route snapshot within one 64-byte line. (The empty list `Dest::create` starts
+    /// with reads as dead too, but it is replaced before the destination is linked.)
+    #[inline(always)]
+    pub(crate) fn is_dead(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub(crate) fn dead(gen: u64) -> Self {
         let entries = Entries::Many(Box::new([]));
-        Self { alive: TrackedCell::new(()), gen, next_seq: 0, dead: true, entries }
+        Self { alive: TrackedCell::new(()), gen, next_seq: 0, entries }
     }
 
     /// Prefetches the lines [`best_index`](Self::best_index) reads for a single-route
@@ -388,7 +397,7 @@ impl DestRef {
 
     /// Whether the destination has left the table.
     pub fn is_deleted(&self) -> bool {
-        self.dest.list(&epoch::pin()).dead
+        self.dest.list(&epoch::pin()).is_dead()
     }
 
     /// A consistent snapshot of the routes, best first.

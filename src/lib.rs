@@ -3,6 +3,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod bulk;
 mod dest;
 mod entity;
 mod error;
@@ -16,6 +17,7 @@ mod trie;
 mod update;
 mod view;
 
+pub use bulk::MAX_ROUTES_IN_BATCH;
 pub use dest::DestRef;
 pub use entity::{EntityId, EntityInfo, EntityRef};
 pub use error::{Error, Result};

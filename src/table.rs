@@ -283,7 +283,7 @@ impl Table {
         let mut out = Vec::new();
         self.inner.trie.for_each(&g, &mut |d| {
             // Skip dead destinations before touching their reference count.
-            if !d.list(&g).dead {
+            if !d.list(&g).is_dead() {
                 if let Some(dest) = d.try_ref() {
                     out.push(DestRef { dest });
                 }

@@ -8,7 +8,7 @@
 //! the add retries against the winner. Deleting the last route swaps in a dead snapshot
 //! and unlinks the destination (see `dest.rs`, "Death").
 
-use crate::dest::{Dest, Entry, RouteList};
+use crate::dest::{Dest, DestPtr, Entry, RouteList};
 use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
@@ -41,7 +41,7 @@ fn best_changed(old: &RouteList, new: &RouteList, route: &Arc<Route>, views: Vie
 }
 
 impl EntityRef {
-    fn validate(&self, prefix: Option<&NetAddress>, p: &RouteParams) -> Result<()> {
+    pub(crate) fn validate(&self, prefix: Option<&NetAddress>, p: &RouteParams) -> Result<()> {
         self.check()?;
         let t = &self.table;
         if prefix.is_some_and(|a| a.family() != t.family) || p.views.is_empty() {
@@ -97,12 +97,7 @@ impl EntityRef {
             crate::sync::spin_hint();
         };
         drop(g);
-        // Store-buffering with `deregister` (see entity.rs): our route is published; if the
-        // entity was deregistered meanwhile, its scan may have missed it, so withdraw it.
-        fence(Ordering::SeqCst);
-        if !self.entity.is_registered() {
-            let _ = remove_route(t, &route.route);
-        }
+        self.withdraw_if_deregistered(core::iter::once(&route.route));
         Ok((route, flags))
     }
 
@@ -114,22 +109,48 @@ impl EntityRef {
         params: &RouteParams,
         g: &epoch::Guard,
     ) -> Option<(RouteRef, ChangeFlags)> {
-        let t = &*self.table;
+        let (dest, route) = self.new_dest(prefix, params, g);
+        match self.table.trie.insert(prefix, dest.as_ptr(), g) {
+            Ok(()) => Some(self.linked(dest, route)),
+            Err(_) => {
+                discard(dest, g);
+                None
+            }
+        }
+    }
+
+    /// An unlinked destination for `prefix` whose snapshot holds one new route of ours.
+    pub(crate) fn new_dest(
+        &self,
+        prefix: &NetAddress,
+        params: &RouteParams,
+        g: &epoch::Guard,
+    ) -> (DestPtr, Arc<Route>) {
         let dest = Dest::create(*prefix);
         let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
         let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0, info.clone()));
         dest.routes.swap(RouteList::new(1, 1, vec![Entry::new(route.clone(), info)]), g);
-        match t.trie.insert(prefix, dest.as_ptr(), g) {
-            Ok(()) => {
-                let _link = dest.into_link();
-                t.dest_count.add(1);
-                t.route_count.add(1);
-                Some((RouteRef { route }, ChangeFlags { new: true, best: true }))
-            }
-            Err(_) => {
-                // Never visible: break the dest -> route -> dest cycle and let both go.
-                dest.routes.swap(RouteList::dead(0), g);
-                None
+        (dest, route)
+    }
+
+    /// Bookkeeping once the trie links `dest` (made by `new_dest`): the trie keeps its
+    /// reference as the link.
+    pub(crate) fn linked(&self, dest: DestPtr, route: Arc<Route>) -> (RouteRef, ChangeFlags) {
+        let t = &*self.table;
+        let _link = dest.into_link();
+        t.dest_count.add(1);
+        t.route_count.add(1);
+        (RouteRef { route }, ChangeFlags { new: true, best: true })
+    }
+
+    /// After an add published routes: if the entity was deregistered meanwhile, its
+    /// withdraw-all scan may have missed them, so withdraw them here (store-buffering with
+    /// `deregister`, see entity.rs).
+    pub(crate) fn withdraw_if_deregistered<'a>(&self, routes: impl Iterator<Item = &'a Arc<Route>>) {
+        fence(Ordering::SeqCst);
+        if !self.entity.is_registered() {
+            for r in routes {
+                let _ = remove_route(&self.table, r);
             }
         }
     }
@@ -146,7 +167,7 @@ impl EntityRef {
         let t = &*self.table;
         let me = &self.entity;
         let (old, new, (route, info, created)) = dest.modify(g, |cur| {
-            if cur.dead {
+            if cur.is_dead() {
                 return Err(Fail::Dead);
             }
             let gen = cur.gen + 1;
@@ -237,6 +258,12 @@ impl EntityRef {
     }
 }
 
+/// Drops a destination made by `new_dest` that the trie did not link: it was never
+/// visible, so breaking the dest -> route -> dest cycle lets both go.
+pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
+    dest.routes.swap(RouteList::dead(0), g);
+}
+
 /// Removes `route` from its destination; kills and unlinks the destination if it was the
 /// last route.
 pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeFlags> {
@@ -257,7 +284,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
     route.publish(&Arc::new(removed.deleted(new.gen)));
     t.route_count.add(-1);
     let best = best_changed(old, new, route, t.profile.views_supported);
-    if new.dead {
+    if new.is_dead() {
         t.unlink(dest, &g);
     }
     Ok(ChangeFlags { new: false, best })

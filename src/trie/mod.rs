@@ -42,6 +42,7 @@
 //! * Every address→reference conversion goes through [`Trie::cnode_ref`] or [`value_ref`],
 //!   which touch the loom-visible `alive` cell.
 
+mod batch;
 mod node;
 
 /// Most keys [`Trie::lookup_batch`] walks at once.

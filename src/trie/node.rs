@@ -450,6 +450,28 @@ impl<'g> CNode<'g> {
     }
 
     /// A copy with child `slot -> ptr` added.
+    /// A copy with `prefixes` (sorted by heap key, none present here) and `children`
+    /// (sorted by slot, none present here) added: one copy for a whole batch.
+    pub(super) fn with_added(self, prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> NodeBox {
+        fn merge<K: Ord + Copy>(a: &[(K, usize)], b: &[(K, usize)]) -> Vec<(K, usize)> {
+            let mut out = Vec::with_capacity(a.len() + b.len());
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() || j < b.len() {
+                if j == b.len() || (i < a.len() && a[i].0 < b[j].0) {
+                    out.push(a[i]);
+                    i += 1;
+                } else {
+                    debug_assert!(i == a.len() || a[i].0 != b[j].0, "an added key is present");
+                    out.push(b[j]);
+                    j += 1;
+                }
+            }
+            out
+        }
+        let c = self.freeze();
+        NodeBox::build(&merge(self.prefixes(), prefixes), &merge(&c, children))
+    }
+
     pub(super) fn with_child(self, slot: u8, ptr: usize) -> NodeBox {
         let mut c = self.freeze();
         match c.binary_search_by_key(&slot, |&(s, _)| s) {

@@ -30,6 +30,31 @@ impl Fixture {
         let g = epoch::pin();
         self.trie.insert(&a, v, &g).is_ok()
     }
+    /// Batch-inserts `batch` (any order, distinct); returns which prefixes were new, in
+    /// the order given, and checks that each refused one reports the value linked there.
+    fn insert_batch(&mut self, batch: &[NetAddress]) -> Vec<bool> {
+        let mut sorted: Vec<(usize, NetAddress)> = batch.iter().copied().enumerate().collect();
+        sorted.sort_by_key(|&(_, a)| (*a.bytes(), a.len()));
+        let items: Vec<(NetAddress, *const Val)> = sorted
+            .iter()
+            .map(|&(_, a)| {
+                let v = Box::into_raw(Box::new(Val(a)));
+                self.owned.push(v);
+                (a, v as *const Val)
+            })
+            .collect();
+        let g = epoch::pin();
+        let mut out = vec![None; items.len()];
+        self.trie.insert_batch(&items, &g, &mut out);
+        let mut fresh = vec![false; batch.len()];
+        for ((i, a), r) in sorted.iter().zip(out) {
+            match r.expect("every item decided") {
+                Ok(()) => fresh[*i] = true,
+                Err(v) => assert_eq!(v.0, *a, "the existing value is the one linked under {a}"),
+            }
+        }
+        fresh
+    }
     fn remove(&mut self, a: NetAddress) -> bool {
         let g = epoch::pin();
         let Some(v) = self.trie.get(&a, &g) else {
@@ -184,5 +209,82 @@ fn random_against_model_v4_and_v6() {
         }
         let g = epoch::pin();
         assert_eq!(f.trie.node_stats(&g).0, 1);
+    }
+}
+
+#[test]
+fn batch_insert_into_empty_and_populated_tries() {
+    let mut f = Fixture::new(32);
+    let first: Vec<NetAddress> =
+        ["10.1.2.0/24", "0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "192.168.0.0/16"]
+            .iter()
+            .map(|s| p(s))
+            .collect();
+    assert_eq!(f.insert_batch(&first), vec![true; first.len()]);
+    {
+        let g = epoch::pin();
+        // The root, `10` and `192` (holding /16s), `10.1` (/24s) and `10.1.2` (/32s).
+        assert_eq!(f.trie.node_stats(&g).0, 5);
+    }
+    // A second batch: some present, some new below existing nodes, some in new subtrees.
+    let second: Vec<NetAddress> =
+        ["10.1.0.0/16", "10.1.3.0/24", "11.0.0.0/8", "10.1.2.3/32", "172.16.5.0/24"]
+            .iter()
+            .map(|s| p(s))
+            .collect();
+    assert_eq!(f.insert_batch(&second), vec![false, true, true, false, true]);
+    assert_eq!(f.lookup(&p("10.1.3.9")), Some(p("10.1.3.0/24")));
+    assert_eq!(f.lookup(&p("172.16.5.1")), Some(p("172.16.5.0/24")));
+    assert_eq!(f.lookup(&p("172.16.6.1")), Some(p("0.0.0.0/0")));
+    assert_eq!(f.lookup(&p("11.9.9.9")), Some(p("11.0.0.0/8")));
+    let mut all: Vec<NetAddress> = first.iter().chain(&second).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(f.all(), all);
+    assert!(f.insert_batch(&[]).is_empty());
+}
+
+#[test]
+fn batch_insert_against_model() {
+    for (fam_max, v6) in [(32u8, false), (128u8, true)] {
+        let fam = if v6 { crate::AddressFamily::Ipv6 } else { crate::AddressFamily::Ipv4 };
+        let mut f = Fixture::new(fam_max);
+        let mut m = BTreeMap::new();
+        let mut r = Rng(0x2545f4914f6cdd1d);
+        for round in 0..if cfg!(miri) { 3 } else { 60 } {
+            let mut batch = Vec::new();
+            for _ in 0..(r.next() % 40) {
+                let mut b = [0u8; 16];
+                b[0] = (r.next() % 4) as u8 * 64;
+                for x in b.iter_mut().skip(1) {
+                    *x = (r.next() % 3) as u8;
+                }
+                let a = NetAddress::new(fam, &b, (r.next() % (fam_max as u64 + 1)) as u8).unwrap();
+                if !batch.contains(&a) {
+                    batch.push(a);
+                }
+            }
+            let expect: Vec<bool> = batch.iter().map(|a| !m.contains_key(a)).collect();
+            assert_eq!(f.insert_batch(&batch), expect, "round {round}");
+            for a in &batch {
+                m.insert(*a, ());
+            }
+            // Some single removals between batches, so batches also land in pruned parts.
+            let keys: Vec<NetAddress> = m.keys().copied().collect();
+            for a in keys.iter().filter(|_| r.next() % 4 == 0) {
+                assert!(f.remove(*a));
+                m.remove(a);
+            }
+            for _ in 0..50 {
+                let mut q = [0u8; 16];
+                q[0] = (r.next() % 4) as u8 * 64;
+                for x in q.iter_mut().skip(1) {
+                    *x = (r.next() % 3) as u8;
+                }
+                let host = NetAddress::new(fam, &q, fam_max).unwrap();
+                assert_eq!(f.lookup(&host), model_lpm(&m, &host), "lookup {host} in round {round}");
+            }
+        }
+        assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>());
     }
 }

@@ -57,9 +57,26 @@ fn params(b: &[u8]) -> RouteParams {
 pub enum Op {
     Register(usize),
     Deregister(usize),
-    Add { entity: usize, prefix: NetAddress, params: RouteParams, mode: AddMode },
-    Update { slot: usize, entity: usize, params: RouteParams },
-    Delete { slot: usize, entity: usize },
+    Add {
+        entity: usize,
+        prefix: NetAddress,
+        params: RouteParams,
+        mode: AddMode,
+    },
+    /// `EntityRef::add_routes`: the same as `Add` (mode `Normal`) for each item in order.
+    AddBatch {
+        entity: usize,
+        items: Vec<(NetAddress, RouteParams)>,
+    },
+    Update {
+        slot: usize,
+        entity: usize,
+        params: RouteParams,
+    },
+    Delete {
+        slot: usize,
+        entity: usize,
+    },
     CloneHandle(usize),
     DropHandle(usize),
     Get(NetAddress, ViewSet),
@@ -85,7 +102,17 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
         let op = match c[0] % 16 {
             0 => Op::Register(e),
             1 => Op::Deregister(e),
-            2..=5 => Op::Add {
+            5 => Op::AddBatch {
+                entity: e,
+                // 1-4 prefixes around the first (siblings and nested ones, repeats possible).
+                items: (0..1 + c[10] % 4)
+                    .map(|k| {
+                        let b = [pb[0], pb[1].wrapping_add(k), pb[2] ^ k, pb[3], pb[4].wrapping_add(k * 3)];
+                        (prefix(&b), params(&c[6..12]))
+                    })
+                    .collect(),
+            },
+            2..=4 => Op::Add {
                 entity: e,
                 prefix: prefix(&pb),
                 params: params(&c[6..12]),
@@ -382,6 +409,33 @@ impl Runner {
                         }
                     }
                     (g, w) => assert_eq!(fmt_err(&g), fmt_err(&w), "{op:?}"),
+                }
+            }
+            Op::AddBatch { entity, items } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                // A call-level error (a stale handle) is every item's error.
+                let got = match h.add_routes(items) {
+                    Ok(v) => v,
+                    Err(e) => items.iter().map(|_| Err(e)).collect(),
+                };
+                assert_eq!(got.len(), items.len());
+                for (g, (prefix, params)) in got.into_iter().zip(items) {
+                    let want = self.model.add(*entity, *prefix, params.clone(), AddMode::Normal);
+                    match (g, want) {
+                        (Ok((r, gf)), Ok((id, wf))) => {
+                            assert_eq!(gf, wf, "{op:?} item {prefix}");
+                            if let Some(s) = self.slots.iter().find(|s| s.id == id) {
+                                assert!(s.r.ptr_eq(&r), "identity kept: {op:?} item {prefix}");
+                            }
+                            if self.slots.len() < 64 {
+                                let owner = (*entity, self.model.gen[*entity]);
+                                self.slots.push(Slot { id, owner, r });
+                            }
+                        }
+                        (g, w) => assert_eq!(fmt_err(&g), fmt_err(&w), "{op:?} item {prefix}"),
+                    }
                 }
             }
             Op::Update { slot, entity, params } => {

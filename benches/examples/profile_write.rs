@@ -1,0 +1,71 @@
+//! The write paths on the full table, timed phase by phase, for `perf record` / callgrind:
+//! load (one route per prefix), re-announcements with a changed preference, deletes with
+//! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
+//! and including the named one (default: all).
+use rtm::{AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm};
+use std::time::Instant;
+
+fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
+    RouteParams::new(pref, (i % 7) as u32)
+        .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1))
+}
+
+fn main() {
+    let last = std::env::args().nth(1).unwrap_or_else(|| "delete".into());
+    let (_, v4, v6) = rtm_benches::full_table();
+    let all: Vec<NetAddress> = v4.iter().chain(&v6).copied().collect();
+    let rtm = Rtm::new();
+    let e = [
+        rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh"),
+        rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh"),
+    ];
+    let fam = |p: &NetAddress| (p.family() == AddressFamily::Ipv6) as usize;
+    // BATCH=n: load with `add_routes` in batches of n (per family) instead.
+    let batch: usize = std::env::var("BATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let t0 = Instant::now();
+    let mut routes: Vec<_> = if batch == 0 {
+        all.iter()
+            .enumerate()
+            .map(|(i, p)| e[fam(p)].add_route(p, params(i, p, 20)).expect("valid").0)
+            .collect()
+    } else {
+        let items: Vec<_> = all.iter().enumerate().map(|(i, p)| (*p, params(i, p, 20))).collect();
+        let mut out = Vec::with_capacity(all.len());
+        for chunk in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
+            for c in chunk.chunks(batch) {
+                let rs = e[fam(&c[0].0)].add_routes(c).expect("a registered entity");
+                out.extend(rs.into_iter().map(|r| r.expect("valid").0));
+            }
+        }
+        out
+    };
+    let dt = t0.elapsed();
+    println!("load: {} routes in {dt:.2?} ({:.2} M/s)", all.len(), all.len() as f64 / dt.as_secs_f64() / 1e6);
+    if last == "load" {
+        return;
+    }
+    let n: usize = std::env::var("UPDATES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let t0 = Instant::now();
+    for j in 0..n {
+        let k = (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % all.len();
+        let p = &all[k];
+        routes[k] = e[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0;
+    }
+    let dt = t0.elapsed();
+    println!("update: {n} re-announcements in {dt:.2?} ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);
+    if last == "update" {
+        return;
+    }
+    let t0 = Instant::now();
+    for (r, p) in routes.iter().zip(&all) {
+        e[fam(p)].delete_route(r).expect("live");
+    }
+    drop(routes);
+    rtm::drain_deferred_garbage();
+    let dt = t0.elapsed();
+    println!(
+        "delete: {} routes in {dt:.2?} ({:.2} M/s)",
+        all.len(),
+        all.len() as f64 / dt.as_secs_f64() / 1e6
+    );
+}

@@ -1,0 +1,168 @@
+//! Batched insertion: many prefixes linked with at most one copy per node they touch.
+//!
+//! # Why
+//! [`Trie::insert`] copies the node that receives the prefix, so loading a node with `n`
+//! prefixes one at a time copies it `n` times (and freezes its slots each time): loading a
+//! full table is dominated by node copies. A batch groups its prefixes by node instead.
+//!
+//! # Design
+//! `insert_batch` walks the batch down the trie recursively. At a node it splits the
+//! batch's items into the node's own prefixes and one group per child byte. A group whose
+//! child exists is handled in that child first (recursively: its own copy and CAS on the
+//! child's slot); a group whose child is missing becomes a whole subtree built off-line
+//! (plain allocations, unpublished). Then one copy of the node, with the own prefixes and
+//! the new subtrees added, is compare-and-swapped into the node's location, exactly like a
+//! single insert's copy (`with_added` freezes the node's slots, so child updates that
+//! landed — ours included — are carried over, and later ones fail and retry).
+//!
+//! Loading into an empty trie therefore builds the whole table off-line and publishes it
+//! with one CAS on the root.
+//!
+//! # Retries and results
+//! Each item's result is recorded when it is decided: `Ok` when the CAS that linked it
+//! succeeded, `Err(existing)` when its prefix was found linked (a valid linearization, as
+//! for a single insert). When a CAS fails, or a frozen slot is met (helped as in
+//! `child_at`), the unlinked off-line subtrees are freed and the walk restarts from the
+//! root with the undecided items only; decided items are never redone.
+
+use super::*;
+
+impl<V: Linked> Trie<V> {
+    /// Links each `items[i].1` under `items[i].0` unless a value is linked there already;
+    /// `out[i]` receives `Ok(())` or `Err(existing)` as [`insert`](Self::insert) would.
+    /// `items` must be sorted by address bytes then length, with distinct prefixes, and
+    /// `out` must hold one `None` per item.
+    pub(crate) fn insert_batch<'g>(
+        &'g self,
+        items: &[(NetAddress, *const V)],
+        g: &'g Guard,
+        out: &mut [Option<Result<(), &'g V>>],
+    ) {
+        debug_assert_eq!(items.len(), out.len());
+        debug_assert!(items
+            .windows(2)
+            .all(|w| (w[0].0.bytes(), w[0].0.len()) < (w[1].0.bytes(), w[1].0.len())));
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        while !pending.is_empty() {
+            let root = At { loc: &self.root, raw: self.root.load(LOAD) };
+            if let Step::Done(()) = self.batch_at(root, 0, items, &pending, g, out) {
+                debug_assert!(out.iter().all(Option::is_some));
+                return;
+            }
+            pending.retain(|&i| out[i].is_none());
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// Inserts `idx` (items under the node found at `at`, at depth `d`); see the module docs.
+    fn batch_at<'g>(
+        &'g self,
+        at: At<'g>,
+        d: usize,
+        items: &[(NetAddress, *const V)],
+        idx: &[usize],
+        g: &'g Guard,
+        out: &mut [Option<Result<(), &'g V>>],
+    ) -> Step<()> {
+        let c = Self::cnode_ref(at.raw, g);
+        let (own, groups) = split(items, idx, d);
+        // Subtrees built for missing children: (slot, root address, the items in them).
+        let mut fresh: Vec<(u8, usize, &[usize])> = Vec::new();
+        let abandon = |fresh: Vec<(u8, usize, &[usize])>| {
+            for (_, raw, _) in fresh {
+                // SAFETY: built by `build_tree` below and never published.
+                unsafe { free_tree(raw) };
+            }
+            Step::Retry
+        };
+        for (slot, group) in &groups {
+            match self.child_at(at, c, *slot, g) {
+                Step::Retry => return abandon(fresh),
+                Step::Done(Some(child)) => {
+                    if let Step::Retry = self.batch_at(child, d + 1, items, group, g, out) {
+                        return abandon(fresh);
+                    }
+                }
+                Step::Done(None) => fresh.push((*slot, build_tree(d + 1, items, group), group)),
+            }
+        }
+        let mut added: Vec<(HeapKey, usize)> = Vec::with_capacity(own.len());
+        let mut linked: Vec<usize> = Vec::with_capacity(own.len());
+        for &i in &own {
+            let hk = locate(&items[i].0).1;
+            let cur = c.get(hk);
+            if cur != 0 {
+                out[i] = Some(Err(value_ref(cur, g)));
+            } else {
+                added.push((hk, items[i].1 as usize));
+                linked.push(i);
+            }
+        }
+        if added.is_empty() && fresh.is_empty() {
+            return Step::Done(());
+        }
+        added.sort_unstable_by_key(|&(hk, _)| hk);
+        let children: Vec<(u8, usize)> = fresh.iter().map(|&(s, raw, _)| (s, raw)).collect();
+        // The CAS's Release publishes the off-line subtrees and the values they and the
+        // copy link (all written before); pairs with `LOAD`, as for a single insert.
+        if !self.replace(at, c.with_added(&added, &children), g) {
+            return abandon(fresh);
+        }
+        for i in linked.into_iter().chain(fresh.iter().flat_map(|&(_, _, grp)| grp.iter().copied())) {
+            out[i] = Some(Ok(()));
+        }
+        Step::Done(())
+    }
+}
+
+/// Splits `idx` (items under one node at depth `d`, in item order) into the node's own
+/// prefixes and one group per child slot, groups in slot order.
+fn split(
+    items: &[(NetAddress, *const impl Sized)],
+    idx: &[usize],
+    d: usize,
+) -> (Vec<usize>, Vec<(u8, Vec<usize>)>) {
+    let mut own = Vec::new();
+    let mut groups: Vec<(u8, Vec<usize>)> = Vec::new();
+    for &i in idx {
+        let p = &items[i].0;
+        if locate(p).0 == d {
+            own.push(i);
+            continue;
+        }
+        // Sorted by address bytes, so the items below one child byte are contiguous.
+        let slot = p.bytes()[d];
+        match groups.last_mut() {
+            Some((s, grp)) if *s == slot => grp.push(i),
+            _ => groups.push((slot, vec![i])),
+        }
+    }
+    (own, groups)
+}
+
+/// Builds, unpublished, the subtree at depth `d` holding exactly the items `idx`.
+fn build_tree<V>(d: usize, items: &[(NetAddress, *const V)], idx: &[usize]) -> usize {
+    let (own, groups) = split(items, idx, d);
+    let mut prefixes: Vec<(HeapKey, usize)> =
+        own.iter().map(|&i| (locate(&items[i].0).1, items[i].1 as usize)).collect();
+    prefixes.sort_unstable_by_key(|&(hk, _)| hk);
+    let children: Vec<(u8, usize)> =
+        groups.iter().map(|(slot, grp)| (*slot, build_tree(d + 1, items, grp))).collect();
+    NodeBox::build(&prefixes, &children).into_raw()
+}
+
+/// Frees a subtree built by `build_tree`.
+///
+/// # Safety
+/// `raw` came from `build_tree` and was never published, so no other thread can reach it.
+unsafe fn free_tree(raw: usize) {
+    let mut stack = vec![raw];
+    while let Some(p) = stack.pop() {
+        // SAFETY: every node here is an unpublished `build_tree` node (caller's contract),
+        // reached once (a tree); its children are collected before it is freed.
+        unsafe {
+            stack.extend(CNode::from_raw(p).children().map(|(_, ch)| ch));
+            node::free(p);
+        }
+    }
+}

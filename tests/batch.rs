@@ -1,0 +1,137 @@
+//! `EntityRef::add_routes`: per-item results equal to adding route by route, errors per
+//! item and per call, and a batch racing single adds and deletes.
+
+use rtm::*;
+
+fn p(s: &str) -> NetAddress {
+    s.parse().unwrap()
+}
+
+const V4: AddressFamily = AddressFamily::Ipv4;
+
+#[test]
+fn a_batch_equals_adding_in_order() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let other = rtm.register(V4, EntityId::new(13, 1)).unwrap();
+    let t = rtm.table(V4);
+    let (existing, _) = other.add_route(&p("10.1.0.0/16"), RouteParams::new(5, 0)).unwrap();
+    let batch = vec![
+        (p("10.1.2.0/24"), RouteParams::new(20, 1)),
+        (p("10.1.0.0/16"), RouteParams::new(1, 0)), // existing destination, now best
+        (p("10.1.2.0/24"), RouteParams::new(30, 2)), // the same route again: an update
+        (p("2001:db8::/32"), RouteParams::new(1, 1)), // wrong family
+        (p("0.0.0.0/0"), RouteParams::new(1, 1)),
+        (p("192.168.7.0/24"), RouteParams::new(1, 1).views(ViewSet::ANY)), // no views (ANY is the empty set)
+    ];
+    let got = e.add_routes(&batch).unwrap();
+    assert_eq!(got.len(), batch.len());
+    let flags: Vec<_> =
+        got.iter().map(|r| r.as_ref().map(|(_, f)| (f.new, f.best)).map_err(|e| *e)).collect();
+    assert_eq!(
+        flags,
+        vec![
+            Ok((true, true)),
+            Ok((true, true)),
+            Ok((false, true)),
+            Err(Error::InvalidParameter),
+            Ok((true, true)),
+            Err(Error::InvalidParameter),
+        ]
+    );
+    // Item 2 updated item 0's route: one handle, the later parameters.
+    let (r0, r2) = (&got[0].as_ref().unwrap().0, &got[2].as_ref().unwrap().0);
+    assert!(r0.ptr_eq(r2));
+    assert_eq!(r0.info().preference(), 30);
+    assert_eq!(t.get(&p("10.1.0.0/16"), ViewSet::ANY).unwrap().route_count(), 2);
+    assert_eq!(
+        t.get(&p("10.1.0.0/16"), ViewSet::ANY).unwrap().best(ViewId::UNICAST).unwrap().info().preference(),
+        1
+    );
+    assert_eq!(existing.state(), RouteState::Created);
+    assert!(t.get(&p("192.168.7.0/24"), ViewSet::ANY).is_err(), "a refused item adds nothing");
+    assert_eq!((t.len(), t.route_count()), (3, 4));
+    let g = t.pin();
+    assert_eq!(t.lookup(&p("10.1.2.9"), &g).map(|b| b.prefix()), Some(p("10.1.2.0/24")));
+    assert_eq!(t.lookup(&p("11.0.0.1"), &g).map(|b| b.prefix()), Some(p("0.0.0.0/0")));
+}
+
+#[test]
+fn call_level_errors_change_nothing() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let too_many = vec![(p("10.0.0.0/8"), RouteParams::new(1, 1)); MAX_ROUTES_IN_BATCH + 1];
+    assert_eq!(e.add_routes(&too_many).err(), Some(Error::InvalidParameter));
+    assert!(rtm.table(V4).is_empty());
+    assert!(e.add_routes(&[]).unwrap().is_empty());
+    let stale = e.clone();
+    e.deregister().unwrap();
+    assert_eq!(
+        stale.add_routes(&[(p("10.0.0.0/8"), RouteParams::new(1, 1))]).err(),
+        Some(Error::InvalidHandle)
+    );
+    assert!(rtm.table(V4).is_empty());
+}
+
+/// A large batch loads the same table as single adds (same destinations, same lookups).
+#[test]
+fn a_generated_table_in_batches() {
+    let prefixes = gen::ipv4_table(if cfg!(miri) { 200 } else { 20_000 }, 3);
+    let (a, b) = (Rtm::new(), Rtm::new());
+    let ea = a.register(V4, EntityId::new(14, 1)).unwrap();
+    let eb = b.register(V4, EntityId::new(14, 1)).unwrap();
+    for p in &prefixes {
+        let _ = ea.add_route(p, RouteParams::new(20, 0)).unwrap();
+    }
+    for chunk in prefixes.chunks(4096) {
+        let items: Vec<_> = chunk.iter().map(|p| (*p, RouteParams::new(20, 0))).collect();
+        assert!(eb.add_routes(&items).unwrap().iter().all(|r| r.is_ok()));
+    }
+    let (ta, tb) = (a.table(V4), b.table(V4));
+    assert_eq!((ta.len(), ta.route_count()), (tb.len(), tb.route_count()));
+    let pa: Vec<_> = ta.dests().iter().map(|d| d.prefix()).collect();
+    let pb: Vec<_> = tb.dests().iter().map(|d| d.prefix()).collect();
+    assert_eq!(pa, pb);
+    let mut r = gen::SplitMix64::new(9);
+    let (ga, gb) = (ta.pin(), tb.pin());
+    for _ in 0..2000 {
+        let q = gen::host_in(&prefixes[r.below(prefixes.len() as u64) as usize], &mut r);
+        assert_eq!(ta.lookup(&q, &ga).map(|x| x.prefix()), tb.lookup(&q, &gb).map(|x| x.prefix()), "{q}");
+    }
+}
+
+/// Batches race single adds and deletes of overlapping prefixes on other threads: every
+/// route that was added and not deleted is in the table at the end, exactly once.
+#[test]
+fn batches_race_single_writers() {
+    let rtm = Rtm::new();
+    let batcher = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let single = rtm.register(V4, EntityId::new(13, 1)).unwrap();
+    let prefixes = gen::ipv4_table(if cfg!(miri) { 64 } else { 6_000 }, 5);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for chunk in prefixes.chunks(97) {
+                let items: Vec<_> = chunk.iter().map(|p| (*p, RouteParams::new(20, 0))).collect();
+                for r in batcher.add_routes(&items).unwrap() {
+                    let _ = r.unwrap();
+                }
+            }
+        });
+        s.spawn(|| {
+            for (i, p) in prefixes.iter().enumerate().rev() {
+                let (r, _) = single.add_route(p, RouteParams::new(10, 0)).unwrap();
+                if i % 3 == 0 {
+                    single.delete_route(&r).unwrap();
+                }
+            }
+        });
+    });
+    let t = rtm.table(V4);
+    for (i, p) in prefixes.iter().enumerate() {
+        let d = t.get(p, ViewSet::ANY).unwrap_or_else(|_| panic!("{p} lost"));
+        let owners: Vec<u32> = d.route_infos().iter().map(|(_, info)| info.owner().protocol).collect();
+        let want: Vec<u32> = if i % 3 == 0 { vec![14] } else { vec![13, 14] };
+        assert_eq!(owners, want, "{p}");
+    }
+    assert_eq!(t.len(), prefixes.len());
+}
