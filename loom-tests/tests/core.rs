@@ -242,3 +242,32 @@ fn enumerate_vs_delete() {
         assert_eq!(t.dests().len(), 1);
     });
 }
+
+/// A batched add (`add_routes`: one copy of the depth-1 node with a new /16 and a new
+/// subtree built off-line for a /24) races a single add that copies the root (freezing
+/// the slot the batch's CAS targets). Every route of both survives, and the batch's
+/// results are all `Ok`.
+#[test]
+fn batch_add_vs_parent_copy() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let _ = a.add_route(&p("10.9.0.0/16"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p("11.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        let batch = [(p("10.1.0.0/16"), RouteParams::new(3, 3)), (p("10.2.3.0/24"), RouteParams::new(3, 3))];
+        for r in a.add_routes(&batch).unwrap() {
+            assert!(r.is_ok());
+        }
+        w.join().unwrap();
+        for q in ["10.9.0.0/16", "10.1.0.0/16", "10.2.3.0/24", "11.0.0.0/8"] {
+            assert!(t.get(&p(q), ViewSet::ANY).is_ok(), "{q} lost");
+        }
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.2.3.4"), &g).map(|b| b.prefix()), Some(p("10.2.3.0/24")));
+    });
+}

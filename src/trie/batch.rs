@@ -105,7 +105,11 @@ impl<V: Linked> Trie<V> {
         let children: Vec<(u8, usize)> = fresh.iter().map(|&(s, raw, _)| (s, raw)).collect();
         // The CAS's Release publishes the off-line subtrees and the values they and the
         // copy link (all written before); pairs with `LOAD`, as for a single insert.
-        if !self.replace(at, c.with_added(&added, &children), g) {
+        let won = self.replace(at, c.with_added(&added, &children), g);
+        // Mutant `batch_lost_cas`: a failed CAS is taken for success (items reported linked).
+        #[cfg(rtm_mutant = "batch_lost_cas")]
+        let won = won || true;
+        if !won {
             return abandon(fresh);
         }
         for i in linked.into_iter().chain(fresh.iter().flat_map(|&(_, _, grp)| grp.iter().copied())) {
