@@ -58,7 +58,7 @@ impl EntityRef {
             }
             fresh.sort_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
-            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, &routes[i].1, &g)).collect();
+            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, &routes[i].1)).collect();
             let items: Vec<_> =
                 fresh.iter().zip(&made).map(|(&i, (d, _))| (routes[i].0, d.as_ptr())).collect();
             let mut linked = vec![None; items.len()];
@@ -71,6 +71,9 @@ impl EntityRef {
                 }
             }
         }
+        // One pin did the work of many single adds and retired as much garbage (node
+        // copies); collection runs on pins, so help it keep up.
+        crate::sync::pace_reclamation(routes.len());
         self.withdraw_if_deregistered(
             out.iter().flatten().filter_map(|r| r.as_ref().ok()).map(|(r, _)| &r.route),
         );

@@ -60,7 +60,8 @@ fn v6_len(r: &mut SplitMix64) -> u8 {
     }
 }
 
-/// `count` distinct IPv4 prefixes with a real table's length mix (see the module docs).
+/// `count` distinct IPv4 prefixes with a real table's length mix (see the module docs), in
+/// address order, as a table dump lists them.
 pub fn ipv4_table(count: usize, seed: u64) -> Vec<NetAddress> {
     let mut r = SplitMix64::new(seed);
     // Real tables cluster: draw from 24k /16 allocation blocks in 1.0.0.0-223.255.255.255
@@ -77,10 +78,12 @@ pub fn ipv4_table(count: usize, seed: u64) -> Vec<NetAddress> {
             out.push(a);
         }
     }
+    out.sort_unstable();
     out
 }
 
-/// `count` distinct IPv6 prefixes under 2000::/3 with a real table's length mix.
+/// `count` distinct IPv6 prefixes under 2000::/3 with a real table's length mix, in address
+/// order.
 pub fn ipv6_table(count: usize, seed: u64) -> Vec<NetAddress> {
     let mut r = SplitMix64::new(seed);
     let blocks: Vec<u128> = (0..4_000)
@@ -96,6 +99,7 @@ pub fn ipv6_table(count: usize, seed: u64) -> Vec<NetAddress> {
             out.push(a);
         }
     }
+    out.sort_unstable();
     out
 }
 

@@ -229,6 +229,16 @@ pub fn flush_epoch(rounds: usize) {
     }
 }
 
+/// Epoch collection for `work` operations done under one pin: crossbeam-epoch collects a
+/// bounded amount on every 128th pin, which keeps up with one retirement or two per pin
+/// but not with a batch's worth under a single pin. A few flushes (each pushes the local
+/// bag and collects) restore the pace.
+pub(crate) fn pace_reclamation(work: usize) {
+    for _ in 0..1 + work / 256 {
+        epoch::pin().flush();
+    }
+}
+
 /// Runs epoch collection until garbage retired so far has been destroyed, as far as the
 /// global collector allows (other pinned threads can delay it). Tests call this before
 /// counting drops, so leak checkers see our own nodes freed.

@@ -34,7 +34,7 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
 pub struct Loaded {
     pub rtm: Rtm,
     pub ebgp: [EntityRef; 2],
-    /// The iBGP feed's routes, IPv4 first (the churn withdraws and re-adds them).
+    /// The iBGP feed's routes (the churn withdraws and re-adds the IPv4 ones).
     pub ibgp: [EntityRef; 2],
     pub ibgp_routes: Vec<(NetAddress, RouteRef)>,
     pub load_time: Duration,
@@ -53,6 +53,9 @@ fn next_hop(i: usize, p: &NetAddress) -> NextHop {
     NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1)
 }
 
+/// Routes per `add_routes` call while loading.
+const LOAD_BATCH: usize = 4096;
+
 /// Loads `prefixes` (either family) as routes (see [`Loaded`]).
 pub fn load(prefixes: &[NetAddress]) -> Loaded {
     let rss0 = rss();
@@ -65,21 +68,33 @@ pub fn load(prefixes: &[NetAddress]) -> Loaded {
     let pb = bar(prefixes.len() as u64, "loading");
     let mut ibgp_routes = Vec::with_capacity(prefixes.len() / 4 + 1);
     let t0 = Instant::now();
-    for (i, p) in prefixes.iter().enumerate() {
-        let f = fam(p);
-        // Prefixes come from a checked parser or generator: adding cannot fail.
-        let _ = ebgp[f].add_route(p, RouteParams::new(20, (i % 7) as u32).next_hop(next_hop(i, p)));
-        if i % 4 == 0 {
-            if let Ok((r, _)) = ibgp[f].add_route(p, RouteParams::new(200, 0).next_hop(next_hop(i + 1, p))) {
-                ibgp_routes.push((*p, r));
+    // In batches (`add_routes`): new destinations are linked with one trie copy per node
+    // per batch. The eBGP feed goes first, so the other feeds' routes join existing ones.
+    for (c, chunk) in prefixes.chunks(LOAD_BATCH).enumerate() {
+        let base = c * LOAD_BATCH;
+        let mut items: [[Vec<(NetAddress, RouteParams)>; 2]; 3] = Default::default();
+        for (j, p) in chunk.iter().enumerate() {
+            let (i, f) = (base + j, fam(p));
+            items[0][f].push((*p, RouteParams::new(20, (i % 7) as u32).next_hop(next_hop(i, p))));
+            if i % 4 == 0 {
+                items[1][f].push((*p, RouteParams::new(200, 0).next_hop(next_hop(i + 1, p))));
+            }
+            if i % 64 == 0 {
+                items[2][f].push((*p, RouteParams::new(1, 0).next_hop(next_hop(i + 2, p))));
             }
         }
-        if i % 64 == 0 {
-            let _ = stat[f].add_route(p, RouteParams::new(1, 0).next_hop(next_hop(i + 2, p)));
+        for (k, feed) in [&ebgp, &ibgp, &stat].into_iter().enumerate() {
+            for f in 0..2 {
+                // Prefixes come from a checked parser or generator and the entities are
+                // registered: adding cannot fail.
+                let Ok(res) = feed[f].add_routes(&items[k][f]) else { continue };
+                if k == 1 {
+                    ibgp_routes
+                        .extend(items[k][f].iter().zip(res).filter_map(|((p, _), r)| Some((*p, r.ok()?.0))));
+                }
+            }
         }
-        if i % 16384 == 0 {
-            pb.set_position(i as u64);
-        }
+        pb.set_position((base + chunk.len()) as u64);
     }
     let load_time = t0.elapsed();
     pb.finish_and_clear();
