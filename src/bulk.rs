@@ -12,12 +12,14 @@
 //! ordinary `add_route` path, in batch order. Readers see each destination appear whole,
 //! as with single adds; they may see some of the batch's destinations before others.
 
+use crate::dest::Dest;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef};
 use crate::sync::epoch;
-use crate::update::discard;
+use crate::trie::BATCH;
+use crate::update::{discard, Fail};
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in
 /// spirit: a bound on the work and memory of one call).
@@ -47,15 +49,27 @@ impl EntityRef {
         let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> = routes.iter().map(|_| None).collect();
         {
             let g = epoch::pin();
-            // First valid item of each prefix without a destination, sorted for the trie.
-            let mut fresh: Vec<usize> = Vec::new();
-            for (i, (prefix, params)) in routes.iter().enumerate() {
-                match self.validate(Some(prefix), params) {
-                    Err(e) => out[i] = Some(Err(e)),
-                    Ok(()) if t.trie.get(prefix, &g).is_none() => fresh.push(i),
-                    Ok(()) => {}
+            // 1. Find the destinations of all valid items (lock-step walks).
+            let valid: Vec<usize> = (0..routes.len())
+                .filter(|&i| match self.validate(Some(&routes[i].0), &routes[i].1) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        out[i] = Some(Err(e));
+                        false
+                    }
+                })
+                .collect();
+            let mut found: Vec<Option<&Dest>> = vec![None; routes.len()];
+            for w in valid.chunks(BATCH) {
+                let keys: Vec<NetAddress> = w.iter().map(|&i| routes[i].0).collect();
+                let mut got = [None; BATCH];
+                t.trie.get_batch(&keys, &g, &mut got);
+                for (&i, d) in w.iter().zip(got) {
+                    found[i] = d;
                 }
             }
+            // 2. Link a new destination for the first item of each prefix without one.
+            let mut fresh: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_none()).collect();
             fresh.sort_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
             let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, &routes[i].1)).collect();
@@ -70,6 +84,26 @@ impl EntityRef {
                     _ => discard(dest, &g),
                 }
             }
+            // 3. Items on destinations found in step 1, a window at a time: prefetch the
+            // snapshot of each, then the route and info lines its entries point to, then
+            // do the upserts on warm lines (the misses of a window overlap).
+            let on_found: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_some()).collect();
+            for w in on_found.chunks(BATCH) {
+                let lists: Vec<_> = w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)).collect();
+                lists.iter().for_each(|l| l.prefetch());
+                lists.iter().for_each(|l| l.prefetch_entries());
+                for &i in w {
+                    let Some(dest) = found[i] else { continue };
+                    let (prefix, params) = &routes[i];
+                    let mut spare = None;
+                    out[i] = Some(match self.upsert(&g, dest, params, AddMode::Normal, &mut spare) {
+                        Ok(r) => Ok(r),
+                        Err(Fail::Err(e)) => Err(e),
+                        // The destination died since step 1: the usual path handles it.
+                        Err(Fail::Dead) => self.add_route_with(prefix, params.clone(), AddMode::Normal),
+                    });
+                }
+            }
         }
         // One pin did the work of many single adds and retired as much garbage (node
         // copies); collection runs on pins, so help it keep up.
@@ -77,6 +111,7 @@ impl EntityRef {
         self.withdraw_if_deregistered(
             out.iter().flatten().filter_map(|r| r.as_ref().ok()).map(|(r, _)| &r.route),
         );
+        // 4. The rest (later items of a prefix first seen in this batch, lost races).
         for (i, (prefix, params)) in routes.iter().enumerate() {
             if out[i].is_none() {
                 out[i] = Some(self.add_route_with(prefix, params.clone(), AddMode::Normal));

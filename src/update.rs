@@ -18,7 +18,7 @@ use crate::table::TableInner;
 use crate::view::ViewSet;
 
 /// Why one attempt on a destination failed.
-enum Fail {
+pub(crate) enum Fail {
     /// The destination is dead: unlink it and retry with a fresh one.
     Dead,
     Err(Error),
@@ -153,7 +153,7 @@ impl EntityRef {
     }
 
     /// One find-or-create on a live destination (a CAS loop on its snapshot).
-    fn upsert(
+    pub(crate) fn upsert(
         &self,
         g: &epoch::Guard,
         dest: &Dest,

@@ -45,11 +45,29 @@ fn main() {
         return;
     }
     let n: usize = std::env::var("UPDATES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    // UBATCH=n: re-announce through `add_routes`, n updates per call (IPv4 only then).
+    let ubatch: usize = std::env::var("UBATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let key = |j: usize| (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % all.len();
     let t0 = Instant::now();
-    for j in 0..n {
-        let k = (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % all.len();
-        let p = &all[k];
-        routes[k] = e[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0;
+    if ubatch == 0 {
+        for j in 0..n {
+            let k = key(j);
+            let p = &all[k];
+            routes[k] = e[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0;
+        }
+    } else {
+        let v4n = v4.len();
+        let mut items = Vec::with_capacity(ubatch);
+        for j0 in (0..n).step_by(ubatch) {
+            items.clear();
+            items.extend((j0..(j0 + ubatch).min(n)).map(|j| {
+                let k = key(j) % v4n;
+                (all[k], params(k, &all[k], 10 + (j % 20) as u32))
+            }));
+            for (j, r) in (j0..).zip(e[0].add_routes(&items).expect("registered")) {
+                routes[key(j) % v4n] = r.expect("valid").0;
+            }
+        }
     }
     let dt = t0.elapsed();
     println!("update: {n} re-announcements in {dt:.2?} ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);

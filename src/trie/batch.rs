@@ -170,3 +170,50 @@ unsafe fn free_tree(raw: usize) {
         }
     }
 }
+
+impl<V: Linked> Trie<V> {
+    /// [`get`](Self::get) of up to [`BATCH`] prefixes at once, walking in lock step with
+    /// prefetches as [`lookup_batch`](Self::lookup_batch) does: `out[i]` receives the value
+    /// linked under exactly `keys[i]`, whose first line is prefetched.
+    #[allow(clippy::needless_range_loop)] // `i` indexes keys, nodes and out in lock step
+    pub(crate) fn get_batch<'g>(&'g self, keys: &[NetAddress], g: &'g Guard, out: &mut [Option<&'g V>]) {
+        let n = keys.len().min(BATCH).min(out.len());
+        let mut cs: [Option<CNode<'g>>; BATCH] = [Some(self.root(g)); BATCH];
+        let mut at = [(0usize, 0 as HeapKey); BATCH];
+        for i in 0..n {
+            at[i] = locate(&keys[i]);
+        }
+        for d in 0..(self.max_len / 8) as usize {
+            let mut more = false;
+            for i in 0..n {
+                if let Some(c) = cs[i].filter(|_| d < at[i].0) {
+                    c.prefetch(keys[i].bytes()[d]);
+                    more = true;
+                }
+            }
+            if !more {
+                break;
+            }
+            for i in 0..n {
+                if d < at[i].0 {
+                    cs[i] = cs[i].and_then(|c| {
+                        let ch = c.child(keys[i].bytes()[d]);
+                        (ch != 0).then(|| {
+                            prefetch(ch as *const u8);
+                            Self::cnode_ref(ch, g)
+                        })
+                    });
+                }
+            }
+        }
+        for i in 0..n {
+            out[i] = cs[i].and_then(|c| {
+                let v = c.get(at[i].1);
+                (v != 0).then(|| {
+                    prefetch(v as *const V);
+                    value_ref(v, g)
+                })
+            });
+        }
+    }
+}

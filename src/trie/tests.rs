@@ -269,6 +269,18 @@ fn batch_insert_against_model() {
             for a in &batch {
                 m.insert(*a, ());
             }
+            // `get_batch` agrees with `get` (present, removed and never-seen prefixes).
+            {
+                let g = epoch::pin();
+                let mut keys: Vec<NetAddress> = batch.iter().take(BATCH - 4).copied().collect();
+                keys.extend(m.keys().take(4).copied());
+                let mut got = [None; BATCH];
+                f.trie.get_batch(&keys, &g, &mut got);
+                for (k, v) in keys.iter().zip(got) {
+                    assert_eq!(v.map(|v| v.0), f.trie.get(k, &g).map(|v| v.0), "get_batch {k}");
+                    assert_eq!(v.is_some(), m.contains_key(k), "get_batch {k} vs model");
+                }
+            }
             // Some single removals between batches, so batches also land in pruned parts.
             let keys: Vec<NetAddress> = m.keys().copied().collect();
             for a in keys.iter().filter(|_| r.next() % 4 == 0) {
