@@ -60,11 +60,15 @@ struct BenchArgs {
     /// Seed of the generated table and queries.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Re-announcements per `add_routes` call in the churn (as the NLRI of one BGP
+    /// UPDATE); 1 applies them route by route with `add_route`.
+    #[arg(long, default_value_t = 64)]
+    writer_batch: usize,
 }
 
 impl Default for BenchArgs {
     fn default() -> Self {
-        Self { v4: 901_899, v6: 160_147, readers: None, seconds: 3.0, seed: 1 }
+        Self { v4: 901_899, v6: 160_147, readers: None, seconds: 3.0, seed: 1, writer_batch: 64 }
     }
 }
 
@@ -210,29 +214,36 @@ fn bench(a: &BenchArgs) {
         &queries,
         readers,
         dur,
-        Some(|stop: &AtomicBool| churn(&l, &v4, a.seed, stop)),
+        Some(|stop: &AtomicBool| churn(&l, &v4, a.seed, a.writer_batch.max(1), stop)),
         "readers + writer",
     );
     print_readers("with 1 writer", readers, &busy);
     println!(
-        "  readers keep {:.0} % of their solo throughput; writer {:.2} M route updates/s",
+        "  readers keep {:.0} % of their solo throughput; writer {:.2} M route updates/s ({})",
         busy.lookups_per_sec_per_reader / solo.lookups_per_sec_per_reader * 100.0,
-        busy.writer_updates as f64 / busy.elapsed.as_secs_f64() / 1e6
+        busy.writer_updates as f64 / busy.elapsed.as_secs_f64() / 1e6,
+        if a.writer_batch > 1 {
+            format!("re-announcements {} per add_routes call", a.writer_batch)
+        } else {
+            "route by route".to_string()
+        }
     );
     let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
     println!("end: {} + {} destinations, {} routes", t4.len(), t6.len(), t4.route_count() + t6.route_count());
 }
 
-/// The bench writer: re-announcements with changed metric or preference (95 %),
-/// withdrawals and re-announcements of iBGP routes, and once a peer-down: every iBGP route
-/// withdrawn, then all of them announced again. Returns the route updates made.
-fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, stop: &AtomicBool) -> u64 {
+/// The bench writer: re-announcements with changed metric or preference (95 %; applied
+/// `batch` at a time with `add_routes`, or one by one when `batch` is 1), withdrawals and
+/// re-announcements of iBGP routes, and once a peer-down: every iBGP route withdrawn, then
+/// all of them announced again. Returns the route updates made.
+fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBool) -> u64 {
     let mut r = gen::SplitMix64::new(seed ^ 0x5eed);
     let ebgp = &l.ebgp[0];
     let ibgp = &l.ibgp[0];
     let v4_routes: Vec<&(NetAddress, RouteRef)> =
         l.ibgp_routes.iter().filter(|(p, _)| p.family() == AddressFamily::Ipv4).collect();
     let mut withdrawn: Vec<usize> = Vec::new();
+    let mut pending: Vec<(NetAddress, RouteParams)> = Vec::with_capacity(batch);
     let mut n = 0u64;
     let mut peer_down_done = false;
     while !stop.load(Ordering::Relaxed) {
@@ -243,7 +254,15 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, stop: &AtomicBool) -> u64 {
                 let p = &v4[i];
                 let params = RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32)
                     .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1));
-                let _ = ebgp.add_route(p, params);
+                if batch == 1 {
+                    let _ = ebgp.add_route(p, params);
+                } else {
+                    pending.push((*p, params));
+                    if pending.len() == batch {
+                        let _ = ebgp.add_routes(&pending);
+                        pending.clear();
+                    }
+                }
             } else if x < 98 || withdrawn.is_empty() {
                 let i = r.below(v4_routes.len() as u64) as usize;
                 if ibgp.delete_route(&v4_routes[i].1).is_ok() {
@@ -268,6 +287,9 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, stop: &AtomicBool) -> u64 {
             }
             withdrawn.clear();
         }
+    }
+    if !pending.is_empty() {
+        let _ = ebgp.add_routes(&pending);
     }
     n
 }
