@@ -19,7 +19,10 @@ use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef};
 use crate::sync::epoch;
 use crate::trie::BATCH;
-use crate::update::{discard, Fail};
+use crate::route::Route;
+use crate::table::TableInner;
+use crate::sync::Arc;
+use crate::update::{detach, discard, Fail};
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in
 /// spirit: a bound on the work and memory of one call).
@@ -119,4 +122,56 @@ impl EntityRef {
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Err(Error::InvalidParameter))).collect())
     }
+}
+
+impl EntityRef {
+    /// Deletes many of this entity's routes, with the semantics of calling
+    /// [`delete_route`](Self::delete_route) for each in order and one result per item.
+    /// Destinations this empties are unlinked together at the end, with one trie copy per
+    /// node (until then they read as deleted and lookups pass over them).
+    ///
+    /// # Errors
+    /// Per item, as [`delete_route`](Self::delete_route). The whole call fails with
+    /// [`Error::InvalidParameter`] (nothing deleted) over [`MAX_ROUTES_IN_BATCH`] items,
+    /// and with [`Error::InvalidHandle`] after deregistration.
+    pub fn delete_routes(&self, routes: &[RouteRef]) -> Result<Vec<Result<ChangeFlags>>> {
+        if routes.len() > MAX_ROUTES_IN_BATCH {
+            return Err(Error::InvalidParameter);
+        }
+        self.check()?;
+        let owned: Vec<Option<&Arc<Route>>> =
+            routes.iter().map(|r| r.is_owned_by(&self.entity).then_some(&r.route)).collect();
+        let res = remove_some(&self.table, &owned);
+        Ok(res.into_iter().map(|r| r.unwrap_or(Err(Error::AccessDenied))).collect())
+    }
+}
+
+/// Removes `routes` (deregistration's withdraw-all), unlinking emptied destinations in one
+/// batch.
+pub(crate) fn remove_routes(t: &TableInner, routes: &[Arc<Route>]) {
+    let all: Vec<Option<&Arc<Route>>> = routes.iter().map(Some).collect();
+    let _ = remove_some(t, &all);
+}
+
+/// Detaches each `Some` route from its destination, then unlinks the destinations that
+/// died, together. `None` items are skipped (`None` in the result).
+fn remove_some(t: &TableInner, routes: &[Option<&Arc<Route>>]) -> Vec<Option<Result<ChangeFlags>>> {
+    let g = epoch::pin();
+    let mut dead: Vec<&Dest> = Vec::new();
+    let res = routes
+        .iter()
+        .map(|r| {
+            r.map(|r| {
+                let (flags, died) = detach(t, r, &g)?;
+                if died {
+                    dead.push(&r.dest);
+                }
+                Ok(flags)
+            })
+        })
+        .collect();
+    t.unlink_batch(&dead, &g);
+    drop(g);
+    crate::sync::pace_reclamation(routes.len());
+    res
 }

@@ -192,6 +192,29 @@ impl TableInner {
     }
 }
 
+impl TableInner {
+    /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
+    /// touched (`Trie::remove_batch`).
+    pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
+        let mut items: Vec<(crate::prefix::NetAddress, *const Dest)> = dests.iter().map(|d| (d.prefix, *d as *const Dest)).collect();
+        items.sort_by_key(|(p, _)| (*p.bytes(), p.len()));
+        let mut out = vec![None; items.len()];
+        self.trie.remove_batch(&items, g, &mut out);
+        for ((_, d), r) in items.into_iter().zip(out) {
+            if r == Some(true) {
+                self.dest_count.add(-1);
+                // SAFETY: our `remove_batch` unlinked it, so we own the link reference.
+                let link = unsafe { DestPtr::from_link(d) };
+                // Released epoch-deferred, as in `unlink`.
+                #[cfg(not(rtm_mutant = "free_immediately"))]
+                g.defer(move || drop(link));
+                #[cfg(rtm_mutant = "free_immediately")]
+                drop(link);
+            }
+        }
+    }
+}
+
 impl Drop for TableInner {
     fn drop(&mut self) {
         // No EntityRef is left (each holds the table), so no writer is active. Detach every

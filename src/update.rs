@@ -264,9 +264,19 @@ pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
 /// Removes `route` from its destination; kills and unlinks the destination if it was the
 /// last route.
 pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeFlags> {
-    let dest = &route.dest;
     let g = epoch::pin();
-    let (old, new, removed) = dest.modify(&g, |cur| {
+    let (flags, dead) = detach(t, route, &g)?;
+    if dead {
+        t.unlink(&route.dest, &g);
+    }
+    Ok(flags)
+}
+
+/// Removes `route` from its destination's snapshot; `true` if that killed the destination,
+/// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
+pub(crate) fn detach(t: &TableInner, route: &Arc<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
+    let dest = &route.dest;
+    let (old, new, removed) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
         let mut entries = cur.entries.to_vec();
@@ -281,10 +291,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
     route.publish(&Arc::new(removed.deleted(new.gen)));
     t.route_count.add(-1);
     let best = best_changed(old, new, route, t.profile.views_supported);
-    if new.is_dead() {
-        t.unlink(dest, &g);
-    }
-    Ok(ChangeFlags { new: false, best })
+    Ok((ChangeFlags { new: false, best }, new.is_dead()))
 }
 
 impl TableInner {
@@ -301,8 +308,9 @@ impl TableInner {
                 }
             });
         }
-        for r in victims {
-            let _ = remove_route(self, &r);
+        // Batched: the destinations this kills are unlinked with one copy per trie node.
+        for chunk in victims.chunks(crate::bulk::MAX_ROUTES_IN_BATCH) {
+            crate::bulk::remove_routes(self, chunk);
         }
     }
 }

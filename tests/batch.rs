@@ -135,3 +135,55 @@ fn batches_race_single_writers() {
     }
     assert_eq!(t.len(), prefixes.len());
 }
+
+#[test]
+fn delete_routes_equals_deleting_in_order() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let other = rtm.register(V4, EntityId::new(13, 1)).unwrap();
+    let t = rtm.table(V4);
+    let (a, _) = e.add_route(&p("10.1.0.0/16"), RouteParams::new(20, 0)).unwrap();
+    let (b, _) = e.add_route(&p("10.1.2.0/24"), RouteParams::new(20, 0)).unwrap();
+    let (c, _) = e.add_route(&p("10.1.3.0/24"), RouteParams::new(20, 0)).unwrap();
+    let (theirs, _) = other.add_route(&p("10.1.3.0/24"), RouteParams::new(10, 0)).unwrap();
+    let got = e.delete_routes(&[b.clone(), theirs.clone(), c.clone(), b.clone(), a.clone()]).unwrap();
+    let got: Vec<_> = got.into_iter().map(|r| r.map(|f| f.best)).collect();
+    assert_eq!(
+        got,
+        vec![Ok(true), Err(Error::AccessDenied), Ok(false), Err(Error::NotFound), Ok(true)],
+        "c was not best (theirs is); b twice: the second is not found"
+    );
+    assert_eq!(b.state(), RouteState::Deleted);
+    // Only the other entity's route is left; the emptied destinations are unlinked.
+    assert_eq!((t.len(), t.route_count()), (1, 1));
+    assert!(t.get(&p("10.1.2.0/24"), ViewSet::ANY).is_err());
+    let g = t.pin();
+    assert_eq!(t.lookup(&p("10.1.3.1"), &g).map(|x| x.prefix()), Some(p("10.1.3.0/24")));
+    assert_eq!(t.lookup(&p("10.1.2.1"), &g).map(|x| x.prefix()), None);
+    drop(g);
+    assert_eq!(e.delete_routes(&vec![a.clone(); MAX_ROUTES_IN_BATCH + 1]).err(), Some(Error::InvalidParameter));
+    let stale = e.clone();
+    e.deregister().unwrap();
+    assert_eq!(stale.delete_routes(&[a]).err(), Some(Error::InvalidHandle));
+}
+
+/// Deleting a whole loaded table in batches leaves an empty trie (root only):
+/// every emptied node unlinked.
+#[test]
+fn a_table_deleted_in_batches_is_empty_and_pruned() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let prefixes = gen::ipv4_table(if cfg!(miri) { 150 } else { 20_000 }, 4);
+    let items: Vec<_> = prefixes.iter().map(|p| (*p, RouteParams::new(20, 0))).collect();
+    let routes: Vec<RouteRef> = e.add_routes(&items).unwrap().into_iter().map(|r| r.unwrap().0).collect();
+    let t = rtm.table(V4);
+    assert_eq!(t.len(), prefixes.len());
+    for chunk in routes.chunks(1000) {
+        assert!(e.delete_routes(chunk).unwrap().iter().all(|r| r.is_ok()));
+    }
+    assert!(t.is_empty());
+    assert_eq!(t.route_count(), 0);
+    assert_eq!(t.node_stats().0, 1, "every emptied node is unlinked");
+    let g = t.pin();
+    assert!(t.lookup(&gen::host_in(&prefixes[7], &mut gen::SplitMix64::new(1)), &g).is_none());
+}

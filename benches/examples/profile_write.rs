@@ -74,9 +74,22 @@ fn main() {
     if last == "update" {
         return;
     }
+    // DBATCH=n: delete through `delete_routes`, n per call (per family).
+    let dbatch: usize = std::env::var("DBATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let t0 = Instant::now();
-    for (r, p) in routes.iter().zip(&all) {
-        e[fam(p)].delete_route(r).expect("live");
+    if dbatch == 0 {
+        for (r, p) in routes.iter().zip(&all) {
+            e[fam(p)].delete_route(r).expect("live");
+        }
+    } else {
+        let split = v4.len();
+        for (f, part) in [&routes[..split], &routes[split..]].into_iter().enumerate() {
+            for c in part.chunks(dbatch) {
+                for r in e[f].delete_routes(c).expect("registered") {
+                    r.expect("live");
+                }
+            }
+        }
     }
     drop(routes);
     rtm::drain_deferred_garbage();

@@ -271,3 +271,30 @@ fn batch_add_vs_parent_copy() {
         assert_eq!(t.lookup(&p("10.2.3.4"), &g).map(|b| b.prefix()), Some(p("10.2.3.0/24")));
     });
 }
+
+/// A batched delete (`delete_routes`) empties a depth-2 node and the depth-1 node above it
+/// (one root copy drops the whole chain, checking each frozen slot) while another writer
+/// adds a sibling /16 into the depth-1 node: the sibling survives, the deleted prefix goes.
+#[test]
+fn batch_delete_vs_insert_below() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p("10.3.4.0/24"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p("10.2.0.0/16"), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        for r in a.delete_routes(&[r]).unwrap() {
+            assert!(r.is_ok());
+        }
+        w.join().unwrap();
+        assert!(t.get(&p("10.3.4.0/24"), ViewSet::ANY).is_err());
+        assert!(t.get(&p("10.2.0.0/16"), ViewSet::ANY).is_ok(), "the sibling was lost");
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.2.3.7"), &g).map(|b| b.prefix()), Some(p("10.2.0.0/16")));
+        assert_eq!(t.lookup(&p("10.3.4.5"), &g).map(|b| b.prefix()), None);
+    });
+}

@@ -217,3 +217,99 @@ impl<V: Linked> Trie<V> {
         }
     }
 }
+
+/// What a batched removal left for the caller at the level above.
+enum Below {
+    /// Nothing: the group is decided (or was changed by a CAS at this level or below).
+    Kept,
+    /// The node would be left empty: the caller drops it from its own copy (checking, under
+    /// its freeze, that the slot still holds `raw`). When that copy's CAS succeeds, `items`
+    /// are removed and `nodes` (this node and the emptied ones below it) are unlinked.
+    Emptied { raw: usize, items: Vec<usize>, nodes: Vec<usize> },
+}
+
+impl<V: Linked> Trie<V> {
+    /// Unlinks each `items[i].0` whose linked value is `items[i].1`, as
+    /// [`remove`](Self::remove) would (`out[i]`: whether it did; on `true` the caller owns
+    /// the link reference), with at most one copy per touched node; emptied nodes are
+    /// unlinked with their parent's copy, as a single removal's cascade does. `items` must
+    /// be sorted by address bytes then length; `out` holds one `None` per item.
+    pub(crate) fn remove_batch(&self, items: &[(NetAddress, *const V)], g: &Guard, out: &mut [Option<bool>]) {
+        debug_assert_eq!(items.len(), out.len());
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        while !pending.is_empty() {
+            let root = At { loc: &self.root, raw: self.root.load(LOAD) };
+            if let Step::Done(_) = self.unbatch_at(root, 0, items, &pending, g, out) {
+                debug_assert!(out.iter().all(Option::is_some));
+                return;
+            }
+            pending.retain(|&i| out[i].is_none());
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// Removes `idx` (items under the node found at `at`, at depth `d`); see `Below`.
+    fn unbatch_at(
+        &self,
+        at: At<'_>,
+        d: usize,
+        items: &[(NetAddress, *const V)],
+        idx: &[usize],
+        g: &Guard,
+        out: &mut [Option<bool>],
+    ) -> Step<Below> {
+        let c = Self::cnode_ref(at.raw, g);
+        let (own, groups) = split(items, idx, d);
+        let (mut dropped, mut removed, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
+        for (slot, group) in &groups {
+            let child = match self.child_at(at, c, *slot, g) {
+                Step::Retry => return Step::Retry,
+                Step::Done(None) => {
+                    group.iter().for_each(|&i| out[i] = Some(false));
+                    continue;
+                }
+                Step::Done(Some(child)) => child,
+            };
+            match self.unbatch_at(child, d + 1, items, group, g, out) {
+                Step::Retry => return Step::Retry,
+                Step::Done(Below::Kept) => {}
+                Step::Done(Below::Emptied { raw, items: i, nodes: n }) => {
+                    dropped.push((*slot, raw));
+                    removed.extend(i);
+                    nodes.extend(n);
+                }
+            }
+        }
+        let mut gone: Vec<HeapKey> = Vec::new();
+        for &i in &own {
+            let hk = locate(&items[i].0).1;
+            if c.get(hk) == items[i].1 as usize {
+                gone.push(hk);
+                removed.push(i);
+            } else {
+                out[i] = Some(false);
+            }
+        }
+        if removed.is_empty() {
+            return Step::Done(Below::Kept);
+        }
+        let Some(new) = c.without(&gone, &dropped) else { return Step::Retry };
+        if d > 0 && new.is_empty() {
+            // Not published: the parent's copy unlinks this node instead.
+            drop(new);
+            nodes.push(at.raw);
+            return Step::Done(Below::Emptied { raw: at.raw, items: removed, nodes });
+        }
+        if !self.replace(at, new, g) {
+            return Step::Retry;
+        }
+        removed.into_iter().for_each(|i| out[i] = Some(true));
+        for old in nodes {
+            // SAFETY: as in `remove_once`: each emptied node's slot was frozen holding it
+            // when its parent was copied without it, so our CAS (which `replace` made)
+            // unlinked it, and only we retire it.
+            unsafe { retire_with(g, move || node::free(old)) };
+        }
+        Step::Done(Below::Kept)
+    }
+}

@@ -483,6 +483,24 @@ impl<'g> CNode<'g> {
 
     /// A copy without child `slot`, provided the (now frozen) slot still holds `expected`;
     /// `None` otherwise.
+    /// A copy without the prefixes `hks` and without the children `children`, each of
+    /// which must still hold the given (unfrozen) address once the slots are frozen, else
+    /// `None` (a concurrent writer replaced it: retry).
+    pub(super) fn without(self, hks: &[HeapKey], children: &[(u8, usize)]) -> Option<NodeBox> {
+        let mut c = self.freeze();
+        for &(slot, expected) in children {
+            let i = c.binary_search_by_key(&slot, |&(s, _)| s).ok()?;
+            // Mutant `batch_no_check`: the emptied child is dropped without checking that
+            // its slot still holds it (a concurrent replacement of it would be lost).
+            if c[i].1 != expected && !cfg!(rtm_mutant = "batch_no_check") {
+                return None;
+            }
+            c.remove(i);
+        }
+        let p: Vec<_> = self.prefixes().iter().copied().filter(|(k, _)| !hks.contains(k)).collect();
+        Some(NodeBox::build(&p, &c))
+    }
+
     pub(super) fn without_child(self, slot: u8, expected: usize) -> Option<NodeBox> {
         let mut c = self.freeze();
         let i = c.binary_search_by_key(&slot, |&(s, _)| s).ok()?;

@@ -55,6 +55,31 @@ impl Fixture {
         }
         fresh
     }
+    /// Batch-removes `batch` (any order) with the values linked now; returns which were
+    /// removed, in the order given. `stale` prefixes are passed with a wrong expected
+    /// value, which must be refused.
+    fn remove_batch(&mut self, batch: &[NetAddress], stale: &[NetAddress]) -> Vec<bool> {
+        let g = epoch::pin();
+        let bogus = Box::into_raw(Box::new(Val(p("0.0.0.0/0"))));
+        self.owned.push(bogus);
+        let mut items: Vec<(usize, NetAddress, *const Val)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let v = if stale.contains(a) { bogus as *const Val } else { self.trie.get(a, &g).map_or(bogus as *const Val, |v| v as *const Val) };
+                (i, *a, v)
+            })
+            .collect();
+        items.sort_by_key(|&(_, a, _)| (*a.bytes(), a.len()));
+        let flat: Vec<(NetAddress, *const Val)> = items.iter().map(|&(_, a, v)| (a, v)).collect();
+        let mut out = vec![None; flat.len()];
+        self.trie.remove_batch(&flat, &g, &mut out);
+        let mut res = vec![false; batch.len()];
+        for ((i, _, _), r) in items.iter().zip(out) {
+            res[*i] = r.expect("every item decided");
+        }
+        res
+    }
     fn remove(&mut self, a: NetAddress) -> bool {
         let g = epoch::pin();
         let Some(v) = self.trie.get(&a, &g) else {
@@ -298,5 +323,62 @@ fn batch_insert_against_model() {
             }
         }
         assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn batch_remove_against_model() {
+    for (fam_max, v6) in [(32u8, false), (128u8, true)] {
+        let fam = if v6 { crate::AddressFamily::Ipv6 } else { crate::AddressFamily::Ipv4 };
+        let mut f = Fixture::new(fam_max);
+        let mut m = BTreeMap::new();
+        let mut r = Rng(0x6a09e667f3bcc909);
+        let mut rand_prefix = |r: &mut Rng| {
+            let mut b = [0u8; 16];
+            b[0] = (r.next() % 4) as u8 * 64;
+            for x in b.iter_mut().skip(1) {
+                *x = (r.next() % 3) as u8;
+            }
+            NetAddress::new(fam, &b, (r.next() % (fam_max as u64 + 1)) as u8).unwrap()
+        };
+        for round in 0..if cfg!(miri) { 3 } else { 60 } {
+            for _ in 0..(r.next() % 60) {
+                let a = rand_prefix(&mut r);
+                assert_eq!(f.insert(a), m.insert(a, ()).is_none());
+            }
+            // Remove a random subset of the present prefixes, some absent ones, and some
+            // present ones with the wrong expected value.
+            let mut batch: Vec<NetAddress> = m.keys().copied().filter(|_| r.next() % 3 == 0).collect();
+            let stale: Vec<NetAddress> = m.keys().copied().filter(|_| r.next() % 11 == 0).collect();
+            batch.extend(stale.iter().filter(|a| !batch.contains(a)).copied().collect::<Vec<_>>());
+            for _ in 0..3 {
+                let a = rand_prefix(&mut r);
+                if !batch.contains(&a) {
+                    batch.push(a);
+                }
+            }
+            let expect: Vec<bool> = batch.iter().map(|a| m.contains_key(a) && !stale.contains(a)).collect();
+            assert_eq!(f.remove_batch(&batch, &stale), expect, "round {round}");
+            for (a, gone) in batch.iter().zip(&expect) {
+                if *gone {
+                    m.remove(a);
+                }
+            }
+            assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>(), "round {round}");
+            for _ in 0..30 {
+                let mut q = [0u8; 16];
+                q[0] = (r.next() % 4) as u8 * 64;
+                for x in q.iter_mut().skip(1) {
+                    *x = (r.next() % 3) as u8;
+                }
+                let host = NetAddress::new(fam, &q, fam_max).unwrap();
+                assert_eq!(f.lookup(&host), model_lpm(&m, &host), "lookup {host} in round {round}");
+            }
+        }
+        // Everything at once: only the root is left (emptied chains unlinked).
+        let all: Vec<NetAddress> = m.keys().copied().collect();
+        assert!(f.remove_batch(&all, &[]).iter().all(|&x| x));
+        let g = epoch::pin();
+        assert_eq!(f.trie.node_stats(&g).0, 1);
     }
 }

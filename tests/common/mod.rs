@@ -77,6 +77,11 @@ pub enum Op {
         slot: usize,
         entity: usize,
     },
+    /// `EntityRef::delete_routes`: the same as `Delete` for each slot in order.
+    DeleteBatch {
+        slots: Vec<usize>,
+        entity: usize,
+    },
     CloneHandle(usize),
     DropHandle(usize),
     Get(NetAddress, ViewSet),
@@ -123,6 +128,10 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 },
             },
             6 => Op::Update { slot: c[2] as usize, entity: e, params: params(&c[6..12]) },
+            7 if c[3] % 3 == 0 => Op::DeleteBatch {
+                slots: c[4..4 + 1 + (c[5] % 4) as usize].iter().map(|&b| b as usize).collect(),
+                entity: e,
+            },
             7 => Op::Delete { slot: c[2] as usize, entity: e },
             8 => Op::CloneHandle(c[2] as usize),
             9 => Op::DropHandle(c[2] as usize),
@@ -453,6 +462,23 @@ impl Runner {
                 let got = h.delete_route(&self.slots[i].r);
                 let want = self.model.delete(*entity, self.slots[i].id, self.slots[i].owner);
                 assert_eq!(got, want, "{op:?}");
+            }
+            Op::DeleteBatch { slots, entity } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                let Some(idx) = slots.iter().map(|&s| self.slot(s)).collect::<Option<Vec<usize>>>() else {
+                    return;
+                };
+                let handles: Vec<RouteRef> = idx.iter().map(|&i| self.slots[i].r.clone()).collect();
+                let got = match h.delete_routes(&handles) {
+                    Ok(v) => v,
+                    Err(e) => handles.iter().map(|_| Err(e)).collect(),
+                };
+                for (&i, g) in idx.iter().zip(got) {
+                    let want = self.model.delete(*entity, self.slots[i].id, self.slots[i].owner);
+                    assert_eq!(g, want, "{op:?} slot {i}");
+                }
             }
             Op::CloneHandle(s) => {
                 if let Some(i) = self.slot(*s) {
