@@ -16,12 +16,12 @@ use crate::dest::Dest;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
+use crate::route::Route;
 use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef};
 use crate::sync::epoch;
-use crate::trie::BATCH;
-use crate::route::Route;
-use crate::table::TableInner;
 use crate::sync::Arc;
+use crate::table::TableInner;
+use crate::trie::BATCH;
 use crate::update::{detach, discard, Fail};
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in

@@ -196,7 +196,8 @@ impl TableInner {
     /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
     /// touched (`Trie::remove_batch`).
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
-        let mut items: Vec<(crate::prefix::NetAddress, *const Dest)> = dests.iter().map(|d| (d.prefix, *d as *const Dest)).collect();
+        let mut items: Vec<(crate::prefix::NetAddress, *const Dest)> =
+            dests.iter().map(|d| (d.prefix, *d as *const Dest)).collect();
         items.sort_by_key(|(p, _)| (*p.bytes(), p.len()));
         let mut out = vec![None; items.len()];
         self.trie.remove_batch(&items, g, &mut out);

@@ -161,7 +161,10 @@ fn delete_routes_equals_deleting_in_order() {
     assert_eq!(t.lookup(&p("10.1.3.1"), &g).map(|x| x.prefix()), Some(p("10.1.3.0/24")));
     assert_eq!(t.lookup(&p("10.1.2.1"), &g).map(|x| x.prefix()), None);
     drop(g);
-    assert_eq!(e.delete_routes(&vec![a.clone(); MAX_ROUTES_IN_BATCH + 1]).err(), Some(Error::InvalidParameter));
+    assert_eq!(
+        e.delete_routes(&vec![a.clone(); MAX_ROUTES_IN_BATCH + 1]).err(),
+        Some(Error::InvalidParameter)
+    );
     let stale = e.clone();
     e.deregister().unwrap();
     assert_eq!(stale.delete_routes(&[a]).err(), Some(Error::InvalidHandle));

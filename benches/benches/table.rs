@@ -18,7 +18,6 @@ use prefix_trie::joint::JointPrefixMap;
 use prefix_trie::PrefixMap;
 use rtm::{AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm, ViewId};
 use rtm_benches::Rotonda;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -328,29 +327,10 @@ fn pch_stream() -> Option<Vec<rtm_cli::input::Update>> {
     }
 }
 
-/// Applies the stream to an rtm instance: one entity per (peer, family), one route per
-/// (peer, prefix). Returns the updates applied.
-fn replay_rtm(rtm: &Rtm, ups: &[rtm_cli::input::Update]) -> usize {
-    let mut entities: HashMap<(u32, bool), rtm::EntityRef> = HashMap::new();
-    let mut routes: HashMap<(u32, NetAddress), rtm::RouteRef> = HashMap::new();
-    for u in ups {
-        let v6 = u.prefix.family() == AddressFamily::Ipv6;
-        let e = entities.entry((u.peer, v6)).or_insert_with(|| {
-            let fam = if v6 { AddressFamily::Ipv6 } else { AddressFamily::Ipv4 };
-            rtm.register(fam, EntityId::new(14, 100 + u.peer)).expect("one entity per peer")
-        });
-        if u.announce {
-            let nh = u.next_hop.map_or(NetAddress::host(u.prefix.addr()), NetAddress::host);
-            let params = RouteParams::new(1000u32.saturating_sub(u.local_pref.min(1000)), u.med)
-                .next_hop(NextHop::new(nh, u.peer + 1));
-            if let Ok((r, _)) = e.add_route(&u.prefix, params) {
-                routes.insert((u.peer, u.prefix), r);
-            }
-        } else if let Some(r) = routes.remove(&(u.peer, u.prefix)) {
-            let _ = e.delete_route(&r);
-        }
-    }
-    ups.len()
+/// Applies the stream to an rtm instance, as `rtm replay` does (`rtm_cli::replay`: one
+/// entity per peer, one route per (peer, prefix), each UPDATE message's NLRI as one batch).
+fn replay_rtm(rtm: &Rtm, ups: &[rtm_cli::input::Update]) -> u64 {
+    rtm_cli::replay::Replayer::new(rtm).apply(ups, None)
 }
 
 fn replay(c: &mut Criterion, all: &[NetAddress]) {

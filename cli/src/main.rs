@@ -2,10 +2,9 @@
 //! writer churns. With no arguments it runs `rtm bench` on a generated full table.
 
 use clap::{Args, Parser, Subcommand};
-use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef};
+use rtm::{gen, AddressFamily, EntityRef, NetAddress, NextHop, RouteParams, RouteRef};
 use rtm_cli::input::{self, Input};
 use rtm_cli::run::{self, print_readers, Loaded};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -319,33 +318,7 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
         "readers alone",
     );
     print_readers("no writer", readers, &solo);
-    let writer = |stop: &AtomicBool| {
-        let mut entities: HashMap<(u32, bool), EntityRef> = HashMap::new();
-        let mut routes: HashMap<(u32, NetAddress), RouteRef> = HashMap::new();
-        let mut n = 0u64;
-        for u in &ups {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let v6 = u.prefix.family() == AddressFamily::Ipv6;
-            let e = entities.entry((u.peer, v6)).or_insert_with(|| {
-                let fam = if v6 { AddressFamily::Ipv6 } else { AddressFamily::Ipv4 };
-                l.rtm.register(fam, EntityId::new(run::PROTO_BGP, 100 + u.peer)).expect("one entity per peer")
-            });
-            if u.announce {
-                let nh = u.next_hop.map_or(NetAddress::host(u.prefix.addr()), NetAddress::host);
-                let params = RouteParams::new(1000u32.saturating_sub(u.local_pref.min(1000)), u.med)
-                    .next_hop(NextHop::new(nh, u.peer + 1));
-                if let Ok((r, _)) = e.add_route(&u.prefix, params) {
-                    routes.insert((u.peer, u.prefix), r);
-                }
-            } else if let Some(r) = routes.remove(&(u.peer, u.prefix)) {
-                let _ = e.delete_route(&r);
-            }
-            n += 1;
-        }
-        n
-    };
+    let writer = |stop: &AtomicBool| rtm_cli::replay::Replayer::new(&l.rtm).apply(&ups, Some(stop));
     let busy = run::readers_with(
         &l.rtm,
         AddressFamily::Ipv4,

@@ -66,7 +66,11 @@ impl Fixture {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let v = if stale.contains(a) { bogus as *const Val } else { self.trie.get(a, &g).map_or(bogus as *const Val, |v| v as *const Val) };
+                let v = if stale.contains(a) {
+                    bogus as *const Val
+                } else {
+                    self.trie.get(a, &g).map_or(bogus as *const Val, |v| v as *const Val)
+                };
                 (i, *a, v)
             })
             .collect();
