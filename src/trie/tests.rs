@@ -337,7 +337,7 @@ fn batch_remove_against_model() {
         let mut f = Fixture::new(fam_max);
         let mut m = BTreeMap::new();
         let mut r = Rng(0x6a09e667f3bcc909);
-        let mut rand_prefix = |r: &mut Rng| {
+        let rand_prefix = |r: &mut Rng| {
             let mut b = [0u8; 16];
             b[0] = (r.next() % 4) as u8 * 64;
             for x in b.iter_mut().skip(1) {
