@@ -9,6 +9,10 @@
 //! * `delete`: every route of a loaded table deleted, with memory reclaimed (rtm drains its
 //!   epoch garbage inside the timed part).
 //!
+//! `rtm` applies routes one call at a time (`add_route`, `delete_route`); `rtm_batch`
+//! (4,096 per call) and `rtm_batch64` (the churn writer, 64 per call) use `add_routes` /
+//! `delete_routes`.
+//!
 //! Run with `cargo bench -p rtm-benches --bench table` (about 10 minutes; a group name
 //! filters, e.g. `-- churn`).
 
@@ -46,6 +50,36 @@ fn load_rtm(all: &[NetAddress]) -> (Rtm, Duration) {
     (rtm, t0.elapsed())
 }
 
+/// Routes per `add_routes` / `delete_routes` call in the `rtm_batch` variants.
+const LOAD_BATCH: usize = 4096;
+
+/// [`load_rtm`] through `add_routes`, [`LOAD_BATCH`] routes per call; the route handles
+/// are returned with the instance (the delete bench needs them).
+fn load_rtm_batched(all: &[NetAddress]) -> (Rtm, Duration) {
+    let (rtm, _, t) = load_rtm_batched_with_routes(all);
+    (rtm, t)
+}
+
+fn load_rtm_batched_with_routes(all: &[NetAddress]) -> (Rtm, Vec<rtm::RouteRef>, Duration) {
+    let rtm = Rtm::new();
+    let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
+    let e6 = rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh");
+    let items: Vec<(NetAddress, RouteParams)> =
+        all.iter().enumerate().map(|(i, p)| (*p, params(i, p, 20))).collect();
+    let mut routes = Vec::with_capacity(all.len());
+    let t0 = Instant::now();
+    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
+        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+        for c in family.chunks(LOAD_BATCH) {
+            for r in e.add_routes(c).expect("registered") {
+                routes.push(r.expect("valid route").0);
+            }
+        }
+    }
+    let t = t0.elapsed();
+    (rtm, routes, t)
+}
+
 fn load(c: &mut Criterion, all: &[NetAddress]) {
     let nets: Vec<IpNet> = all.iter().map(|p| IpNet::from(*p)).collect();
     let mut g = c.benchmark_group("load");
@@ -56,6 +90,18 @@ fn load(c: &mut Criterion, all: &[NetAddress]) {
             (0..n)
                 .map(|_| {
                     let (rtm, t) = load_rtm(all);
+                    drop(black_box(rtm));
+                    rtm::drain_deferred_garbage();
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("rtm_batch", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, t) = load_rtm_batched(all);
                     drop(black_box(rtm));
                     rtm::drain_deferred_garbage();
                     t
@@ -172,6 +218,35 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
             }
         }
     };
+    // The same steps, re-announcements 64 per `add_routes` call and withdrawals 64 per
+    // `delete_routes` call (a BGP speaker applying UPDATE messages' NLRI together).
+    let rtm_batch_writer = move |instance: u32| {
+        let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
+        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
+        let (mut adds, mut add_keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
+        move |i: u64| {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            if i % 16 == 15 {
+                if let Some(r) = refs[k].take() {
+                    dels.push(r);
+                }
+            } else {
+                adds.push((v4[k], params(k, &v4[k], 10 + (i % 20) as u32)));
+                add_keys.push(k);
+            }
+            if i % 64 == 63 {
+                let _ = writer.delete_routes(&dels);
+                dels.clear();
+                if let Ok(res) = writer.add_routes(&adds) {
+                    for (&k, r) in add_keys.iter().zip(res) {
+                        refs[k] = r.ok().map(|(r, _)| r);
+                    }
+                }
+                adds.clear();
+                add_keys.clear();
+            }
+        }
+    };
     let locked: &'static RwLock<PrefixMap<Ipv4Net, u32>> = Box::leak(Box::new(RwLock::new({
         let mut m = PrefixMap::new();
         for (i, n) in nets.iter().enumerate() {
@@ -252,6 +327,7 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         }};
     }
     reader_pair!("rtm", read_rtm, rtm_writer(1));
+    reader_pair!("rtm_batch64", read_rtm, rtm_batch_writer(3));
     reader_pair!("rwlock_prefix_trie", read_locked, locked_write(1));
     reader_pair!("rotonda_store", read_rotonda, rotonda_write(1));
 
@@ -287,6 +363,16 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
             });
         },
         rtm_writer(2)
+    );
+    writer_with_reader!(
+        "rtm_batch64",
+        move || {
+            let guard = table.pin();
+            table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
+                black_box(b.map(|b| b.next_hops()[0].interface));
+            });
+        },
+        rtm_batch_writer(4)
     );
     writer_with_reader!(
         "rwlock_prefix_trie",
@@ -434,6 +520,31 @@ fn delete(c: &mut Criterion, all: &[NetAddress]) {
                     for (r, p) in routes.iter().zip(all) {
                         let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
                         e.delete_route(r).expect("a live route");
+                    }
+                    drop(routes);
+                    rtm::drain_deferred_garbage();
+                    let t = t0.elapsed();
+                    assert!(rtm.table(AddressFamily::Ipv4).is_empty());
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("rtm_batch", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, routes, _) = load_rtm_batched_with_routes(all);
+                    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
+                    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
+                    let t0 = Instant::now();
+                    for family in routes.chunk_by(|a, b| a.prefix().family() == b.prefix().family()) {
+                        let e = if family[0].prefix().family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+                        for c in family.chunks(LOAD_BATCH) {
+                            for r in e.delete_routes(c).expect("registered") {
+                                r.expect("a live route");
+                            }
+                        }
                     }
                     drop(routes);
                     rtm::drain_deferred_garbage();
