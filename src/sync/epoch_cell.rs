@@ -89,21 +89,6 @@ impl<T: Touch> EpochCell<T> {
     }
 
     /// Unconditionally replaces the value; retires the old one.
-    /// Replaces the value of a cell no other thread can reach yet, freeing the old value
-    /// at once (no epoch garbage): a new destination's first route list.
-    ///
-    /// # Safety
-    /// The cell's owner is unpublished: no other thread has loaded or can load the value.
-    pub(crate) unsafe fn set_unpublished(&self, new: T) {
-        let n = arena_new(new).as_ptr() as usize;
-        // Relaxed: only this thread can reach the cell (caller's contract); whatever later
-        // publishes the owner (a trie CAS with Release) publishes this store with it.
-        let old = self.ptr.swap(n, Ordering::Relaxed);
-        // SAFETY: `old` came from `arena_new` (module invariant) and no reader can hold it
-        // (caller's contract), so it can be dropped and freed now.
-        unsafe { arena_drop(old as *mut T) };
-    }
-
     pub(crate) fn swap<'g>(&self, new: T, g: &'g Guard) -> &'g T {
         let n = arena_new(new).as_ptr() as usize;
         // AcqRel: as in `compare_and_swap`.
