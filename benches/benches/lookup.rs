@@ -1,8 +1,7 @@
-//! Longest-prefix match: rtm (fast path, batch, handle path) against prefix-trie,
-//! `RwLock<prefix_trie::PrefixMap>`, rotonda-store (its lock-free `StarCastRib`) and
-//! ip_network_table on the same table and the same
-//! addresses, in one process with the same build flags. Run with
-//! `cargo bench -p rtm-benches --bench lookup`.
+//! Longest-prefix match: rtm (fast path, batch, handle path, batched handle path) against
+//! prefix-trie, `RwLock<prefix_trie::PrefixMap>`, rotonda-store (its lock-free
+//! `StarCastRib`) and ip_network_table on the same table and the same addresses, in one
+//! process with the same build flags. Run with `cargo bench -p rtm-benches --bench lookup`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ip_network::IpNetwork;
@@ -144,6 +143,17 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
                         n += d.prefix().len() as u64;
                     }
                 }
+                black_box(n)
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("rtm_handle_batch", kind), qs, |b, qs| {
+            b.iter(|| {
+                let mut n = 0u64;
+                table.most_specific_batch(qs, rtm::ViewSet::UNICAST, |_, r| {
+                    if let Ok(d) = r {
+                        n += d.prefix().len() as u64;
+                    }
+                });
                 black_box(n)
             })
         });

@@ -514,6 +514,20 @@ impl Runner {
                         .ok_or(Error::NotFound)
                 });
                 assert_eq!(got, want, "{op:?}");
+                // The batched handle path agrees (with a second, shifted address in the batch).
+                let mut ob = *a.bytes();
+                ob[0] ^= 1;
+                let other = NetAddress::new(a.family(), &ob, a.len()).unwrap_or(*a);
+                let mut batch = Vec::new();
+                self.table()
+                    .most_specific_batch(&[*a, other], *v, |i, r| batch.push((i, r.map(|d| d.prefix()))));
+                assert_eq!(batch.len(), 2);
+                assert_eq!(batch[0], (0, want), "{op:?} (batch)");
+                assert_eq!(
+                    batch[1],
+                    (1, self.table().most_specific(&other, *v).map(|d| d.prefix())),
+                    "{op:?} (batch, 2nd)"
+                );
             }
             Op::LessSpecific(a, v) => {
                 // Start from the exact destination if it exists.
