@@ -178,21 +178,11 @@ impl TableInner {
     /// trie's reference. Any thread may call it; exactly one unlink succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
         if self.trie.remove(&dest.prefix, dest, g) {
-            self.dest_count.add(-1);
-            // SAFETY: our `remove` unlinked it, so we own the link reference.
-            let link = unsafe { DestPtr::from_link(dest) };
-            // The link reference is what keeps the destination alive for lock-free readers
-            // that found it in the trie without counting (see `DestPtr`'s `Drop`): release
-            // it only after every thread pinned now has unpinned.
-            #[cfg(not(rtm_mutant = "free_immediately"))]
-            g.defer(move || drop(link));
-            #[cfg(rtm_mutant = "free_immediately")]
-            drop(link);
+            // SAFETY: our `remove` unlinked it.
+            unsafe { self.release_link(dest, g) };
         }
     }
-}
 
-impl TableInner {
     /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
     /// touched (`Trie::remove_batch`).
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
@@ -203,16 +193,27 @@ impl TableInner {
         self.trie.remove_batch(&items, g, &mut out);
         for ((_, d), r) in items.into_iter().zip(out) {
             if r == Some(true) {
-                self.dest_count.add(-1);
-                // SAFETY: our `remove_batch` unlinked it, so we own the link reference.
-                let link = unsafe { DestPtr::from_link(d) };
-                // Released epoch-deferred, as in `unlink`.
-                #[cfg(not(rtm_mutant = "free_immediately"))]
-                g.defer(move || drop(link));
-                #[cfg(rtm_mutant = "free_immediately")]
-                drop(link);
+                // SAFETY: our `remove_batch` unlinked it.
+                unsafe { self.release_link(d, g) };
             }
         }
+    }
+
+    /// Counts an unlinked destination out and releases the trie's reference to it.
+    ///
+    /// # Safety
+    /// The caller's own trie removal unlinked `dest`, so it owns the link reference.
+    unsafe fn release_link(&self, dest: *const Dest, g: &epoch::Guard) {
+        self.dest_count.add(-1);
+        // SAFETY: the link reference is ours (caller's contract).
+        let link = unsafe { DestPtr::from_link(dest) };
+        // The link reference is what keeps the destination alive for lock-free readers that
+        // found it in the trie without counting (see `DestPtr`'s `Drop`): release it only
+        // after every thread pinned now has unpinned.
+        #[cfg(not(rtm_mutant = "free_immediately"))]
+        g.defer(move || drop(link));
+        #[cfg(rtm_mutant = "free_immediately")]
+        drop(link);
     }
 }
 
