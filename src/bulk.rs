@@ -11,18 +11,21 @@
 //! seen earlier in the batch, a prefix another writer linked first — then goes through the
 //! ordinary `add_route` path, in batch order. Readers see each destination appear whole,
 //! as with single adds; they may see some of the batch's destinations before others.
+//!
+//! Consecutive items with equal parameters share one [`RouteInfo`] (routes hold no
+//! per-route data in it): a feed's runs of prefixes with the same attributes, like a BGP
+//! UPDATE's NLRI, cost one version object per run, not one per route.
 
 use crate::dest::Dest;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
-use crate::route::Route;
-use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef};
+use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef};
 use crate::sync::epoch;
 use crate::sync::Arc;
 use crate::table::TableInner;
 use crate::trie::BATCH;
-use crate::update::{detach, discard, Fail};
+use crate::update::{detach, discard};
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in
 /// spirit: a bound on the work and memory of one call).
@@ -49,19 +52,28 @@ impl EntityRef {
         }
         self.check()?;
         let t = &*self.table;
-        let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> = routes.iter().map(|_| None).collect();
+        // Validate, and make the versions: consecutive items with equal parameters share one.
+        let mut last: Option<(&RouteParams, Arc<RouteInfo>)> = None;
+        let infos: Vec<Result<Arc<RouteInfo>>> = routes
+            .iter()
+            .map(|(prefix, p)| {
+                self.validate(Some(prefix), p)?;
+                let info = match &last {
+                    Some((lp, li)) if *lp == p => li.clone(),
+                    _ => self.entity.version(p.clone()),
+                };
+                last = Some((p, info.clone()));
+                Ok(info)
+            })
+            .collect();
+        let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> =
+            infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
+        let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
+        // Only called for valid items.
+        let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
         {
             let g = epoch::pin();
             // 1. Find the destinations of all valid items (lock-step walks).
-            let valid: Vec<usize> = (0..routes.len())
-                .filter(|&i| match self.validate(Some(&routes[i].0), &routes[i].1) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        out[i] = Some(Err(e));
-                        false
-                    }
-                })
-                .collect();
             let mut found: Vec<Option<&Dest>> = vec![None; routes.len()];
             for w in valid.chunks(BATCH) {
                 let keys: Vec<NetAddress> = w.iter().map(|&i| routes[i].0).collect();
@@ -75,7 +87,7 @@ impl EntityRef {
             let mut fresh: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_none()).collect();
             fresh.sort_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
-            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, &routes[i].1, &g)).collect();
+            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i), &g)).collect();
             let items: Vec<_> =
                 fresh.iter().zip(&made).map(|(&i, (d, _))| (routes[i].0, d.as_ptr())).collect();
             let mut linked = vec![None; items.len()];
@@ -97,14 +109,12 @@ impl EntityRef {
                 lists.iter().for_each(|l| l.prefetch_entries());
                 for &i in w {
                     let Some(dest) = found[i] else { continue };
-                    let (prefix, params) = &routes[i];
                     let mut spare = None;
-                    out[i] = Some(match self.upsert(&g, dest, params, AddMode::Normal, &mut spare) {
-                        Ok(r) => Ok(r),
-                        Err(Fail::Err(e)) => Err(e),
+                    out[i] = Some(Ok(match self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
+                        Some(r) => r,
                         // The destination died since step 1: the usual path handles it.
-                        Err(Fail::Dead) => self.add_route_with(prefix, params.clone(), AddMode::Normal),
-                    });
+                        None => self.add_info(&routes[i].0, info(i), AddMode::Normal),
+                    }));
                 }
             }
         }
@@ -115,9 +125,9 @@ impl EntityRef {
             out.iter().flatten().filter_map(|r| r.as_ref().ok()).map(|(r, _)| &r.route),
         );
         // 4. The rest (later items of a prefix first seen in this batch, lost races).
-        for (i, (prefix, params)) in routes.iter().enumerate() {
+        for (i, (prefix, _)) in routes.iter().enumerate() {
             if out[i].is_none() {
-                out[i] = Some(self.add_route_with(prefix, params.clone(), AddMode::Normal));
+                out[i] = Some(self.check().map(|()| self.add_info(prefix, info(i), AddMode::Normal)));
             }
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Err(Error::InvalidParameter))).collect())

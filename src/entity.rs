@@ -17,7 +17,8 @@
 
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::route::{RouteInfo, RouteParams};
+use crate::sync::{Arc, AtomicBool, Interner, Ordering};
 use crate::table::TableInner;
 use core::fmt;
 
@@ -59,11 +60,19 @@ pub struct EntityInfo {
 pub(crate) struct Entity {
     pub(crate) id: EntityId,
     pub(crate) registered: AtomicBool,
+    /// The entity's distinct route versions, shared between its routes.
+    infos: Interner<RouteInfo>,
 }
 
 impl Entity {
     pub(crate) fn new(id: EntityId) -> Self {
-        Self { id, registered: AtomicBool::new(true) }
+        Self { id, registered: AtomicBool::new(true), infos: Interner::new() }
+    }
+
+    /// A route version of this entity with `params`: shared with its other routes that
+    /// have the same (see `sync/interner.rs`).
+    pub(crate) fn version(&self, params: RouteParams) -> Arc<RouteInfo> {
+        self.infos.intern(RouteInfo::from_params(params, self.id))
     }
 
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern

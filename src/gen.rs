@@ -6,11 +6,25 @@
 //! /48 (47 %), /32 (14 %), /44 (9 %), /40 (8 %), the rest spread over /29–/64. Addresses
 //! are drawn from a seeded generator, clustered under a limited set of covering blocks as
 //! real allocations are. The same `(count, seed)` always gives the same prefixes, in the
-//! same order, without duplicates.
+//! same order, without duplicates. [`peer_next_hop`] gives generated feeds the next hops a
+//! router would see: its peers' addresses, not one per prefix.
 
-use crate::prefix::NetAddress;
+use crate::prefix::{AddressFamily, NetAddress};
+use crate::route::NextHop;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The next hop of peer `k` of a generated feed: an address of the documentation ranges
+/// (`198.51.100.0/24`, `2001:db8::/32`) on interface `k + 1`. A feed learnt from a peer
+/// carries the peer's address as next hop on all its routes, so a full table has a few
+/// distinct next hops, not one per prefix.
+pub fn peer_next_hop(family: AddressFamily, k: u8) -> NextHop {
+    let addr = match family {
+        AddressFamily::Ipv4 => Ipv4Addr::new(198, 51, 100, k).into(),
+        AddressFamily::Ipv6 => Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(k)).into(),
+    };
+    NextHop::new(NetAddress::host(addr), u32::from(k) + 1)
+}
 
 /// A small, fast, seeded generator (SplitMix64): reproducible across platforms.
 #[derive(Clone, Debug)]

@@ -5,15 +5,22 @@
 //! A route's identity is the [`Route`] object, created when `(destination, owner,
 //! neighbour)` is first added and kept across updates; a [`RouteRef`] is a reference-counted
 //! pin of it (`Clone` = RtmReferenceHandles, `Drop` = RtmReleaseRoutes). Its contents are
-//! an immutable [`RouteInfo`] replaced as a whole. The authoritative copy lives in the
-//! destination's route-list snapshot; `Route::current` mirrors the newest version for
-//! readers holding only the handle. It is a *max register* keyed by the snapshot
-//! generation: writers publish with a CAS that only ever raises the generation, so two
-//! racing writers cannot leave an older version behind. After a writer returns, the
-//! handle shows its version (or a newer one).
+//! an immutable [`RouteInfo`] replaced as a whole; the only copy lives in the destination's
+//! route-list snapshot, so a handle reads its route's entry in the current snapshot (after
+//! a writer returns, the handle shows its version or a newer one). A `RouteInfo` holds no
+//! per-route data, so routes with the same attributes share one (`add_routes` shares it
+//! between neighbouring items with equal parameters, as a BGP UPDATE's NLRI share their
+//! path attributes).
 //!
+//! # Deletion
 //! A deleted route stays readable through its handles (state [`RouteState::Deleted`],
-//! last contents) until the last handle is released.
+//! last contents) until the last handle is released. Its last contents are the route's
+//! *tombstone* (`Route::gone`), written by the deleter *before* the snapshot CAS that
+//! removes the route, so a reader that no longer finds the route in the snapshot finds the
+//! tombstone. A delete attempt whose CAS fails may have written a tombstone from an older
+//! snapshot; the cell is a *max register* keyed by the snapshot generation (a CAS that only
+//! ever raises it), and the successful deleter read the newest snapshot holding the route,
+//! so its tombstone is the one that stays.
 
 use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
@@ -43,7 +50,7 @@ impl NextHop {
 /// A route's next hops: up to one inline (the common case; no allocation, no extra cache
 /// miss on the forwarding path), else a shared slice (so copying the set into every route
 /// list snapshot costs one reference count, not an allocation).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum NextHops {
     Inline(Option<NextHop>),
     Heap(SharedSlice<NextHop>),
@@ -188,9 +195,10 @@ impl RouteParams {
 }
 
 /// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteInfo {
-    /// Generation of the destination snapshot that introduced this version.
+    /// 0 in a live version (shared between routes); in a tombstone, the generation of the
+    /// snapshot that removed the route (the key of `Route::gone`'s max register).
     pub(crate) gen: u64,
     pub(crate) state: RouteState,
     pub(crate) owner: EntityId,
@@ -205,9 +213,9 @@ pub struct RouteInfo {
 }
 
 impl RouteInfo {
-    pub(crate) fn from_params(p: RouteParams, owner: EntityId, gen: u64) -> Self {
+    pub(crate) fn from_params(p: RouteParams, owner: EntityId) -> Self {
         Self {
-            gen,
+            gen: 0,
             state: RouteState::Created,
             owner,
             neighbour: p.neighbour,
@@ -288,23 +296,25 @@ pub(crate) struct Route {
     pub(crate) owner: Arc<Entity>,
     /// Creation order on its destination: the last tie-breaker of route selection.
     pub(crate) seq: u64,
-    pub(crate) current: RouteCell<RouteInfo>,
+    /// The tombstone: empty until a delete attempt (see the module docs).
+    gone: RouteCell<RouteInfo>,
 }
 
 impl Route {
-    pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64, info: Arc<RouteInfo>) -> Self {
+    pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64) -> Self {
         crate::sync::LIVE_ROUTES.add(1);
-        Self { dest, owner, seq, current: RouteCell::new(info) }
+        Self { dest, owner, seq, gone: RouteCell::empty() }
     }
 
-    /// Raises `current` to `info` unless it already holds a version at least as new.
-    pub(crate) fn publish(&self, info: &Arc<RouteInfo>) {
+    /// Records `tomb` (this route's last contents, state `Deleted`) unless the tombstone
+    /// already holds one at least as new. Call before the CAS that removes the route.
+    pub(crate) fn bury(&self, tomb: Arc<RouteInfo>) {
         loop {
-            let cur = self.current.load_full();
-            if cur.gen >= info.gen {
+            let cur = self.gone.load_full();
+            if cur.as_ref().is_some_and(|c| c.gen >= tomb.gen) {
                 return;
             }
-            if self.current.compare_and_swap(&cur, info.clone()) {
+            if self.gone.compare_and_swap(&cur, tomb.clone()) {
                 return;
             }
             crate::sync::spin_hint();
@@ -343,7 +353,24 @@ pub struct RouteRef {
 impl RouteRef {
     /// The route's newest contents (see the module docs for what concurrent readers see).
     pub fn info(&self) -> Arc<RouteInfo> {
-        self.route.current.load_full()
+        let r = &self.route;
+        let g = crate::sync::epoch::pin();
+        // The snapshot load is Acquire and pairs with the Release CAS that removed the route,
+        // which the deleter made after `bury`: a route missing from the snapshot has its
+        // tombstone visible here.
+        let list = r.dest.list(&g);
+        if let Some(i) = list.position(r) {
+            return list.entries[i].info().clone();
+        }
+        // A handle's route was in a snapshot before the handle existed (adds return after
+        // their CAS), so it is missing only once deleted: the tombstone is set. (Checked
+        // by the loom models, built with debug assertions; a release build that broke the
+        // invariant would report a deleted route without contents rather than panic.)
+        let tomb = r.gone.load_full();
+        debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
+        tomb.unwrap_or_else(|| {
+            Arc::new(RouteInfo::from_params(RouteParams::new(0, 0), r.owner.id).deleted(u64::MAX))
+        })
     }
 
     /// The destination prefix.

@@ -12,8 +12,9 @@
 //! | `epoch` | `crossbeam_epoch` | `crossbeam_epoch` compiled in its own loom mode |
 //! | [`TrackedCell`] | `UnsafeCell` | `loom::cell::UnsafeCell` (liveness of epoch nodes) |
 //! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
-//! | [`RouteCell`] | `arc_swap::ArcSwap` (a route's newest version) | a loom model of arc-swap's documented contract |
+//! | [`RouteCell`] | `arc_swap::ArcSwapOption` (a deleted route's tombstone) | a loom model of arc-swap's documented contract |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
+//! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
 //!
 //! `.ci/run` greps `src/` for these names outside `src/sync*` and fails if it finds one.
 
@@ -28,11 +29,13 @@ compile_error!("`--cfg crossbeam_loom` needs `--cfg loom` too");
 mod arena;
 mod cell;
 mod epoch_cell;
+mod interner;
 mod registry;
 mod route_cell;
 
 pub(crate) use cell::TrackedCell;
 pub(crate) use epoch_cell::{retire_with, EpochCell, Touch};
+pub(crate) use interner::Interner;
 pub(crate) use registry::Registry;
 pub(crate) use route_cell::RouteCell;
 

@@ -17,19 +17,6 @@ use crate::sync::{epoch, fence, Arc, Ordering};
 use crate::table::TableInner;
 use crate::view::ViewSet;
 
-/// Why one attempt on a destination failed.
-pub(crate) enum Fail {
-    /// The destination is dead: unlink it and retry with a fresh one.
-    Dead,
-    Err(Error),
-}
-
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        Fail::Err(e)
-    }
-}
-
 /// `RTM_ROUTE_CHANGE_BEST`: some view's best route changed, or `route` is or was best.
 fn best_changed(old: &RouteList, new: &RouteList, route: &Arc<Route>, views: ViewSet) -> bool {
     let me = Arc::as_ptr(route);
@@ -78,27 +65,38 @@ impl EntityRef {
         mode: AddMode,
     ) -> Result<(RouteRef, ChangeFlags)> {
         self.validate(Some(prefix), &params)?;
+        let info = self.entity.version(params);
+        Ok(self.add_info(prefix, &info, mode))
+    }
+
+    /// [`add_route_with`](Self::add_route_with) for a validated version (possibly shared
+    /// with other routes).
+    pub(crate) fn add_info(
+        &self,
+        prefix: &NetAddress,
+        info: &Arc<RouteInfo>,
+        mode: AddMode,
+    ) -> (RouteRef, ChangeFlags) {
         let t = &*self.table;
         let g = epoch::pin();
         // A route object created by a failed attempt, reused if its sequence still fits.
         let mut spare: Option<Arc<Route>> = None;
         let (route, flags) = loop {
             let Some(dest) = t.trie.get(prefix, &g) else {
-                if let Some(r) = self.create_dest(prefix, &params, &g) {
+                if let Some(r) = self.create_dest(prefix, info, &g) {
                     break r;
                 }
                 continue;
             };
-            match self.upsert(&g, dest, &params, mode, &mut spare) {
-                Ok(r) => break r,
-                Err(Fail::Dead) => t.unlink(dest, &g),
-                Err(Fail::Err(e)) => return Err(e),
+            match self.upsert(&g, dest, info, mode, &mut spare) {
+                Some(r) => break r,
+                None => t.unlink(dest, &g),
             }
             crate::sync::spin_hint();
         };
         drop(g);
         self.withdraw_if_deregistered(core::iter::once(&route.route));
-        Ok((route, flags))
+        (route, flags)
     }
 
     /// Creates a destination whose snapshot already holds the new route and links it.
@@ -106,10 +104,10 @@ impl EntityRef {
     fn create_dest(
         &self,
         prefix: &NetAddress,
-        params: &RouteParams,
+        info: &Arc<RouteInfo>,
         g: &epoch::Guard,
     ) -> Option<(RouteRef, ChangeFlags)> {
-        let (dest, route) = self.new_dest(prefix, params, g);
+        let (dest, route) = self.new_dest(prefix, info, g);
         match self.table.trie.insert(prefix, dest.as_ptr(), g) {
             Ok(()) => Some(self.linked(dest, route)),
             Err(_) => {
@@ -123,12 +121,12 @@ impl EntityRef {
     pub(crate) fn new_dest(
         &self,
         prefix: &NetAddress,
-        params: &RouteParams,
+        info: &Arc<RouteInfo>,
         g: &epoch::Guard,
     ) -> (DestPtr, Arc<Route>) {
         let dest = Dest::create(*prefix);
-        let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, 1));
-        let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0, info.clone()));
+        let info = info.clone();
+        let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0));
         // The empty first list is retired through the epoch like any replaced snapshot:
         // freeing it at once (the destination is not linked yet) would save one deferred
         // free, but made the loom model `delete_last_vs_add_same_prefix` explore more than
@@ -159,20 +157,21 @@ impl EntityRef {
         }
     }
 
-    /// One find-or-create on a live destination (a CAS loop on its snapshot).
+    /// One find-or-create on a live destination (a CAS loop on its snapshot); `None` if
+    /// the destination is dead (unlink it and retry with a fresh one).
     pub(crate) fn upsert(
         &self,
         g: &epoch::Guard,
         dest: &Dest,
-        params: &RouteParams,
+        info: &Arc<RouteInfo>,
         mode: AddMode,
         spare: &mut Option<Arc<Route>>,
-    ) -> Result<(RouteRef, ChangeFlags), Fail> {
+    ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
         let me = &self.entity;
-        let (old, new, (route, info, created)) = dest.modify(g, |cur| {
+        let (old, new, (route, created)) = dest.modify(g, |cur| {
             if cur.is_dead() {
-                return Err(Fail::Dead);
+                return Err(());
             }
             let gen = cur.gen + 1;
             let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
@@ -182,12 +181,11 @@ impl EntityRef {
             };
             let existing = match mode {
                 AddMode::Normal => oldest(
-                    &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == params.neighbour),
+                    &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == info.neighbour),
                 ),
                 AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                 AddMode::New => None,
             };
-            let info = Arc::new(RouteInfo::from_params(params.clone(), me.id, gen));
             let mut entries = cur.entries.to_vec();
             let mut next_seq = cur.next_seq;
             let (route, created) = match existing {
@@ -201,8 +199,8 @@ impl EntityRef {
                         // destination that died belongs to that one.
                         Some(r) if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
                         _ => {
-                            let dp = dest.try_ref().ok_or(Fail::Dead)?;
-                            let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq, info.clone()));
+                            let dp = dest.try_ref().ok_or(())?;
+                            let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq));
                             *spare = Some(r.clone());
                             r
                         }
@@ -212,14 +210,14 @@ impl EntityRef {
                     (r, true)
                 }
             };
-            Ok((RouteList::new(gen, next_seq, entries), (route, info, created)))
-        })?;
-        route.publish(&info);
+            Ok((RouteList::new(gen, next_seq, entries), (route, created)))
+        })
+        .ok()?;
         if created {
             t.route_count.add(1);
         }
         let best = best_changed(old, new, &route, t.profile.views_supported);
-        Ok((RouteRef { route }, ChangeFlags { new: created, best }))
+        Some((RouteRef { route }, ChangeFlags { new: created, best }))
     }
 
     /// Replaces the contents of one of this entity's routes, keeping its identity
@@ -234,16 +232,14 @@ impl EntityRef {
             return Err(Error::AccessDenied);
         }
         let r = &route.route;
+        let info = self.entity.version(params);
         let g = epoch::pin();
-        let (old, new, info) = r.dest.modify(&g, |cur| {
+        let (old, new, ()) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
-            let gen = cur.gen + 1;
-            let info = Arc::new(RouteInfo::from_params(params.clone(), self.entity.id, gen));
             let mut entries = cur.entries.to_vec();
             entries[i].set_info(info.clone());
-            Ok((RouteList::new(gen, cur.next_seq, entries), info))
+            Ok((RouteList::new(cur.gen + 1, cur.next_seq, entries), ()))
         })?;
-        r.publish(&info);
         Ok(ChangeFlags { new: false, best: best_changed(old, new, r, self.table.profile.views_supported) })
     }
 
@@ -283,19 +279,21 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
 /// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
 pub(crate) fn detach(t: &TableInner, route: &Arc<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
     let dest = &route.dest;
-    let (old, new, removed) = dest.modify(g, |cur| {
+    let (old, new, ()) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
         let mut entries = cur.entries.to_vec();
         let e = entries.remove(i);
+        // Before the CAS that removes the route (which releases it to readers); see the
+        // route module docs, "Deletion".
+        route.bury(Arc::new(e.info().deleted(gen)));
         let list = if entries.is_empty() {
             RouteList::dead(gen)
         } else {
             RouteList::new(gen, cur.next_seq, entries)
         };
-        Ok((list, e.info().clone()))
+        Ok((list, ()))
     })?;
-    route.publish(&Arc::new(removed.deleted(new.gen)));
     t.route_count.add(-1);
     let best = best_changed(old, new, route, t.profile.views_supported);
     Ok((ChangeFlags { new: false, best }, new.is_dead()))

@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ipnet::{IpNet, Ipv4Net};
 use prefix_trie::joint::JointPrefixMap;
 use prefix_trie::PrefixMap;
-use rtm::{AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm, ViewId};
+use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm, ViewId};
 use rtm_benches::Rotonda;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +34,7 @@ const WRITES: usize = 1 << 14;
 
 fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
     RouteParams::new(pref, (i % 7) as u32)
-        .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1))
+        .next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
 }
 
 /// Loads both families as routes of one entity each; returns the instance and the time.

@@ -2,12 +2,12 @@
 //! load (one route per prefix), re-announcements with a changed preference, deletes with
 //! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
 //! and including the named one (default: all).
-use rtm::{AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm};
+use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
 use std::time::Instant;
 
 fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
     RouteParams::new(pref, (i % 7) as u32)
-        .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1))
+        .next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
 }
 
 fn main() {

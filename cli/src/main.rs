@@ -2,7 +2,7 @@
 //! writer churns. With no arguments it runs `rtm bench` on a generated full table.
 
 use clap::{Args, Parser, Subcommand};
-use rtm::{gen, AddressFamily, EntityRef, NetAddress, NextHop, RouteParams, RouteRef};
+use rtm::{gen, AddressFamily, EntityRef, NetAddress, RouteParams, RouteRef};
 use rtm_cli::input::{self, Input};
 use rtm_cli::run::{self, print_readers, Loaded};
 use std::path::{Path, PathBuf};
@@ -252,7 +252,7 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
                 let i = r.below(v4.len() as u64) as usize;
                 let p = &v4[i];
                 let params = RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32)
-                    .next_hop(NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1));
+                    .next_hop(gen::peer_next_hop(p.family(), (i % 32) as u8));
                 if batch == 1 {
                     let _ = ebgp.add_route(p, params);
                 } else {

@@ -49,8 +49,9 @@ pub fn rss() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// The demo's feeds come from 32 peers each (eBGP), spread over the table.
 fn next_hop(i: usize, p: &NetAddress) -> NextHop {
-    NextHop::new(NetAddress::host(p.addr()), (i % 32) as u32 + 1)
+    gen::peer_next_hop(p.family(), (i % 32) as u8)
 }
 
 /// Routes per `add_routes` call while loading.

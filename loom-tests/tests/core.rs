@@ -25,12 +25,21 @@ fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
         b.max_branches = 20_000;
     }
+    // Progress for long runs (`.ci/long`): a count of executions explored, every 100,000
+    // and at the end (a plain std atomic: it counts executions, it is not part of a model).
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counter, t0) = (runs.clone(), std::time::Instant::now());
     b.check(move || {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n % 100_000 == 0 {
+            eprintln!("loom: {n} executions explored ({:.0} s)", t0.elapsed().as_secs_f64());
+        }
         f();
         // Reclaim inside the model: deferred destructors release further objects, which
         // need the collector, and loom tears the collector down when the model ends.
         rtm::flush_epoch(FLUSHES);
     });
+    eprintln!("loom: exhausted after {} executions", runs.load(std::sync::atomic::Ordering::Relaxed));
 }
 
 /// Publication: a route added by one thread is seen whole (prefix, contents) by a

@@ -1,0 +1,168 @@
+//! [`Interner`]: hash-consing of immutable values, so that equal values share one `Arc`.
+//!
+//! # Why
+//! A route's version ([`RouteInfo`](crate::route::RouteInfo)) holds only what its owner set
+//! (preference, metric, next hops, ...), and a routing feed has few distinct sets of those
+//! per entity (a BGP peer's routes share its next hop; the metrics take a handful of
+//! values). Sharing one `Arc` per distinct version, as routing daemons share path
+//! attributes, removes one allocation per route from the table's memory and from every add.
+//!
+//! # Design
+//! * `SHARDS` mutex-protected maps from a value's 64-bit hash to its `Arc`, the shard chosen
+//!   by the hash. Only writers (adds and updates) take a shard's lock, for a probe and
+//!   possibly an insert; readers never see the interner.
+//! * A value whose hash is already taken by a *different* value (a 64-bit collision) is
+//!   simply not cached: `intern` then returns a fresh `Arc`. Sharing is an optimisation, so
+//!   correctness never depends on it.
+//! * Entries nobody else holds (strong count 1: only the map) are swept when a shard has
+//!   doubled since its last sweep, so the cost is amortised O(1) per insert and the map
+//!   stays within twice the number of live distinct values (plus `MIN_SWEEP` per shard).
+//!   Counts are read under the shard lock, and every clone handed out is made under that
+//!   lock, so an entry seen at count 1 cannot be in the middle of being handed out.
+//! * Under `cfg(loom)` `intern` always allocates: the cache is plain mutual exclusion over
+//!   immutable values (no lock-free code to model), and keeping it out of the models keeps
+//!   their state space to the algorithms they check. Unit tests, miri and TSan cover it.
+
+use super::Arc;
+#[cfg(not(loom))]
+use std::collections::HashMap;
+use std::hash::Hash;
+
+#[cfg(not(loom))]
+const SHARDS: usize = 16;
+#[cfg(not(loom))]
+const MIN_SWEEP: usize = 64;
+
+/// See the module docs.
+pub(crate) struct Interner<T> {
+    #[cfg(not(loom))]
+    hasher: std::collections::hash_map::RandomState,
+    #[cfg(not(loom))]
+    shards: [std::sync::Mutex<Shard<T>>; SHARDS],
+    #[cfg(loom)]
+    _values: core::marker::PhantomData<T>,
+}
+
+#[cfg(not(loom))]
+struct Shard<T> {
+    /// Keyed by the value's hash (already mixed: the map does not hash again).
+    map: HashMap<u64, Arc<T>, core::hash::BuildHasherDefault<Prehashed>>,
+    sweep_at: usize,
+}
+
+/// A `Hasher` for keys that are already hashes.
+#[cfg(not(loom))]
+#[derive(Default)]
+struct Prehashed(u64);
+
+#[cfg(not(loom))]
+impl core::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with it; fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+}
+
+impl<T: Eq + Hash> Interner<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            hasher: Default::default(),
+            #[cfg(not(loom))]
+            shards: core::array::from_fn(|_| {
+                std::sync::Mutex::new(Shard { map: HashMap::default(), sweep_at: MIN_SWEEP })
+            }),
+            #[cfg(loom)]
+            _values: core::marker::PhantomData,
+        }
+    }
+
+    /// An `Arc` holding a value equal to `v`: a shared one if the interner has one.
+    pub(crate) fn intern(&self, v: T) -> Arc<T> {
+        #[cfg(loom)]
+        return Arc::new(v);
+        #[cfg(not(loom))]
+        {
+            use std::hash::BuildHasher;
+            let h = self.hasher.hash_one(&v);
+            // The low bits pick the map's bucket; take the shard from the high ones.
+            let shard = &self.shards[(h >> 60) as usize % SHARDS];
+            // A panic never happens under this lock (no user code runs there), but a
+            // poisoned lock still guards a consistent map: use it.
+            let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(a) = s.map.get(&h) {
+                return if **a == v { a.clone() } else { Arc::new(v) };
+            }
+            if s.map.len() >= s.sweep_at {
+                s.map.retain(|_, a| Arc::strong_count(a) > 1);
+                s.sweep_at = (2 * s.map.len()).max(MIN_SWEEP);
+            }
+            let a = Arc::new(v);
+            s.map.insert(h, a.clone());
+            a
+        }
+    }
+
+    /// Values the interner holds (test and memory accounting).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        #[cfg(loom)]
+        return 0;
+        #[cfg(not(loom))]
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len()).sum()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_values_share_one_arc() {
+        let i = Interner::new();
+        let a = i.intern(String::from("a"));
+        let b = i.intern(String::from("a"));
+        let c = i.intern(String::from("c"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(*c, "c");
+        assert_eq!(i.len(), 2);
+    }
+
+    #[test]
+    fn unused_values_are_swept_and_used_ones_kept() {
+        let i = Interner::new();
+        let kept: Vec<Arc<u32>> = (0..100).map(|n| i.intern(n)).collect();
+        // Many values nobody keeps: each shard sweeps once it doubles.
+        for n in 1000..(1000 + 40 * MIN_SWEEP as u32 * SHARDS as u32) {
+            drop(i.intern(n));
+        }
+        assert!(i.len() <= 100 + 2 * MIN_SWEEP * SHARDS, "{} entries left", i.len());
+        // The kept ones are still shared.
+        for (n, a) in kept.iter().enumerate() {
+            assert!(Arc::ptr_eq(a, &i.intern(n as u32)));
+        }
+    }
+
+    #[test]
+    fn concurrent_interning_hands_out_one_arc_per_value() {
+        let i = Interner::new();
+        let per: Vec<Vec<Arc<u32>>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| (0..200).map(|n| i.intern(n % 50)).collect())).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for v in &per {
+            for a in v {
+                assert!(Arc::ptr_eq(a, &per[0][**a as usize]));
+            }
+        }
+    }
+}
