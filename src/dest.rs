@@ -295,7 +295,7 @@ impl Dest {
 /// An owned, counted reference to a [`Dest`] (the engine-internal form of a handle).
 pub(crate) struct DestPtr(NonNull<Dest>);
 
-// SAFETY: the pointee is `Sync` (atomics, arc-swap, immutable fields) and the count keeps
+// SAFETY: the pointee is `Sync` (atomics, epoch cells, immutable fields) and the count keeps
 // it alive wherever the pointer travels.
 unsafe impl Send for DestPtr {}
 // SAFETY: as above; `&DestPtr` only gives `&Dest`.

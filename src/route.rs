@@ -15,17 +15,19 @@
 //! # Deletion
 //! A deleted route stays readable through its handles (state [`RouteState::Deleted`],
 //! last contents) until the last handle is released. Its last contents are the route's
-//! *tombstone* (`Route::gone`), written by the deleter *before* the snapshot CAS that
-//! removes the route, so a reader that no longer finds the route in the snapshot finds the
-//! tombstone. A delete attempt whose CAS fails may have written a tombstone from an older
-//! snapshot; the cell is a *max register* keyed by the snapshot generation (a CAS that only
-//! ever raises it), and the successful deleter read the newest snapshot holding the route,
-//! so its tombstone is the one that stays.
+//! *tombstone* (`Route::gone`, an epoch-reclaimed slot that stays empty until a delete),
+//! written by the deleter *before* the snapshot CAS that removes the route, so a reader
+//! that no longer finds the route in the snapshot finds the tombstone. A delete attempt
+//! whose CAS fails may have written a tombstone from an older snapshot; the slot is a *max
+//! register* keyed by the snapshot generation (a CAS that only ever raises it), and the
+//! successful deleter read the newest snapshot holding the route, so its tombstone is the
+//! one that stays.
 
 use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
 use crate::prefix::NetAddress;
-use crate::sync::{Arc, RouteCell, SharedSlice};
+use crate::sync::epoch::Guard;
+use crate::sync::{Arc, EpochSlot, SharedSlice, Touch, TrackedCell};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -197,9 +199,6 @@ impl RouteParams {
 /// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteInfo {
-    /// 0 in a live version (shared between routes); in a tombstone, the generation of the
-    /// snapshot that removed the route (the key of `Route::gone`'s max register).
-    pub(crate) gen: u64,
     pub(crate) state: RouteState,
     pub(crate) owner: EntityId,
     pub(crate) neighbour: Option<NextHop>,
@@ -215,7 +214,6 @@ pub struct RouteInfo {
 impl RouteInfo {
     pub(crate) fn from_params(p: RouteParams, owner: EntityId) -> Self {
         Self {
-            gen: 0,
             state: RouteState::Created,
             owner,
             neighbour: p.neighbour,
@@ -229,8 +227,8 @@ impl RouteInfo {
         }
     }
 
-    pub(crate) fn deleted(&self, gen: u64) -> Self {
-        Self { gen, state: RouteState::Deleted, ..self.clone() }
+    pub(crate) fn deleted(self) -> Self {
+        Self { state: RouteState::Deleted, ..self }
     }
 
     /// Created or deleted.
@@ -297,25 +295,49 @@ pub(crate) struct Route {
     /// Creation order on its destination: the last tie-breaker of route selection.
     pub(crate) seq: u64,
     /// The tombstone: empty until a delete attempt (see the module docs).
-    gone: RouteCell<RouteInfo>,
+    gone: EpochSlot<Tomb>,
+}
+
+/// A deleted route's last contents (its live version, shared) and the generation of the
+/// snapshot that removed it (the key of the max register).
+pub(crate) struct Tomb {
+    alive: TrackedCell<()>,
+    gen: u64,
+    info: Arc<RouteInfo>,
+}
+
+impl Touch for Tomb {
+    #[inline(always)]
+    fn touch(&self) {
+        self.alive.touch();
+    }
+}
+
+impl Drop for Tomb {
+    fn drop(&mut self) {
+        self.alive.retire();
+    }
 }
 
 impl Route {
     pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64) -> Self {
         crate::sync::LIVE_ROUTES.add(1);
-        Self { dest, owner, seq, gone: RouteCell::empty() }
+        Self { dest, owner, seq, gone: EpochSlot::empty() }
     }
 
-    /// Records `tomb` (this route's last contents, state `Deleted`) unless the tombstone
-    /// already holds one at least as new. Call before the CAS that removes the route.
-    pub(crate) fn bury(&self, tomb: Arc<RouteInfo>) {
+    /// Records `info` as this route's last contents, removed by the snapshot of generation
+    /// `gen`, unless the tombstone already holds contents at least as new. Call before the
+    /// CAS that removes the route.
+    pub(crate) fn bury(&self, gen: u64, info: &Arc<RouteInfo>, g: &Guard) {
+        let mut tomb = Tomb { alive: TrackedCell::new(()), gen, info: info.clone() };
         loop {
-            let cur = self.gone.load_full();
-            if cur.as_ref().is_some_and(|c| c.gen >= tomb.gen) {
+            let cur = self.gone.load(g);
+            if cur.is_some_and(|c| c.gen >= gen) {
                 return;
             }
-            if self.gone.compare_and_swap(&cur, tomb.clone()) {
-                return;
+            match self.gone.compare_and_swap(cur, tomb, g) {
+                Ok(_) => return,
+                Err(t) => tomb = t,
             }
             crate::sync::spin_hint();
         }
@@ -366,11 +388,10 @@ impl RouteRef {
         // their CAS), so it is missing only once deleted: the tombstone is set. (Checked
         // by the loom models, built with debug assertions; a release build that broke the
         // invariant would report a deleted route without contents rather than panic.)
-        let tomb = r.gone.load_full();
+        let tomb = r.gone.load(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
-        tomb.unwrap_or_else(|| {
-            Arc::new(RouteInfo::from_params(RouteParams::new(0, 0), r.owner.id).deleted(u64::MAX))
-        })
+        let last = tomb.map_or_else(|| RouteInfo::from_params(RouteParams::new(0, 0), r.owner.id), |t| (*t.info).clone());
+        Arc::new(last.deleted())
     }
 
     /// The destination prefix.

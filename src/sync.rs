@@ -12,7 +12,7 @@
 //! | `epoch` | `crossbeam_epoch` | `crossbeam_epoch` compiled in its own loom mode |
 //! | [`TrackedCell`] | `UnsafeCell` | `loom::cell::UnsafeCell` (liveness of epoch nodes) |
 //! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
-//! | [`RouteCell`] | `arc_swap::ArcSwapOption` (a deleted route's tombstone) | a loom model of arc-swap's documented contract |
+//! | [`EpochSlot`] | a possibly empty [`EpochCell`] (a deleted route's tombstone) | the same, crossbeam in loom mode |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
 //!
@@ -31,13 +31,11 @@ mod cell;
 mod epoch_cell;
 mod interner;
 mod registry;
-mod route_cell;
 
 pub(crate) use cell::TrackedCell;
-pub(crate) use epoch_cell::{retire_with, EpochCell, Touch};
+pub(crate) use epoch_cell::{retire_with, EpochCell, EpochSlot, Touch};
 pub(crate) use interner::Interner;
 pub(crate) use registry::Registry;
-pub(crate) use route_cell::RouteCell;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{

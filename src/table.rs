@@ -231,7 +231,7 @@ impl Drop for TableInner {
             let old = d.list(&g);
             let gen = old.gen + 1;
             for e in old.entries.iter() {
-                e.route.bury(Arc::new(e.info().deleted(gen)));
+                e.route.bury(gen, e.info(), &g);
             }
             d.routes.swap(RouteList::dead(gen), &g);
             // SAFETY: the trie is being dropped; its link reference is ours to release.

@@ -279,21 +279,24 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
 /// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
 pub(crate) fn detach(t: &TableInner, route: &Arc<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
     let dest = &route.dest;
-    let (old, new, ()) = dest.modify(g, |cur| {
+    let (old, new, _tomb) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
         let mut entries = cur.entries.to_vec();
         let e = entries.remove(i);
         // Before the CAS that removes the route (which releases it to readers); see the
-        // route module docs, "Deletion".
-        route.bury(Arc::new(e.info().deleted(gen)));
+        // route module docs, "Deletion". Mutant `late_tombstone` writes it after the CAS.
+        #[cfg(not(rtm_mutant = "late_tombstone"))]
+        route.bury(gen, e.info(), g);
         let list = if entries.is_empty() {
             RouteList::dead(gen)
         } else {
             RouteList::new(gen, cur.next_seq, entries)
         };
-        Ok((list, ()))
+        Ok((list, (gen, e.info().clone())))
     })?;
+    #[cfg(rtm_mutant = "late_tombstone")]
+    route.bury(_tomb.0, &_tomb.1, g);
     t.route_count.add(-1);
     let best = best_changed(old, new, route, t.profile.views_supported);
     Ok((ChangeFlags { new: false, best }, new.is_dead()))

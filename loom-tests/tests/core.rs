@@ -220,6 +220,35 @@ fn handle_lookup_vs_delete_release() {
     });
 }
 
+/// An update of a route and a read through its handle race the delete of that route. A
+/// read finds the route's entry in the current snapshot or, once the removing CAS happened,
+/// its tombstone, which the deleter writes before that CAS (mutant `late_tombstone` writes
+/// it after: a read then finds neither, and the debug assertion in `RouteRef::info`
+/// fails). Reads show the last contents: the update's if it came first (a delete whose CAS
+/// lost to the update buried older contents first; the tombstone is a max register, so the
+/// retry's newer contents win).
+#[test]
+fn handle_read_vs_update_delete() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let (a2, r2) = (a.clone(), r.clone());
+        let w = thread::spawn(move || {
+            let updated = a2.update_route(&r2, RouteParams::new(5, 2)).is_ok();
+            let i = r2.info();
+            assert_eq!(i.metric(), if updated { 2 } else { 1 }, "{i:?}");
+            assert!(updated || i.state() == RouteState::Deleted);
+            updated
+        });
+        a.delete_route(&r).unwrap();
+        let updated = w.join().unwrap();
+        let i = r.info();
+        assert_eq!(i.state(), RouteState::Deleted);
+        assert_eq!(i.metric(), if updated { 2 } else { 1 });
+    });
+}
+
 /// Enumeration (`Table::dests`: a cursor over the live trie that takes a counted handle
 /// per destination) races the delete of one destination's last route, which prunes its
 /// trie node (a copy of the root). The untouched destination is enumerated exactly once,

@@ -1,4 +1,5 @@
-//! [`EpochCell`]: an atomically replaceable, epoch-reclaimed value.
+//! [`EpochCell`]: an atomically replaceable, epoch-reclaimed value; [`EpochSlot`]: the
+//! same, possibly empty.
 //!
 //! Holds one heap value behind an `epoch::Atomic`. Readers `load` under a pinned guard and
 //! get a plain reference for the guard's lifetime: one `Acquire` load, no read-modify-write
@@ -56,8 +57,11 @@ impl<T: Touch> EpochCell<T> {
         Self::deref(self.ptr.load(LOAD), g)
     }
 
-    /// Retires the value at `old`, which the caller's own CAS or swap just unlinked.
+    /// Retires the value at `old` (if any), which the caller's own CAS or swap just unlinked.
     fn retire(old: usize, g: &Guard) {
+        if old == 0 {
+            return;
+        }
         // SAFETY: our atomic operation unlinked `old` (nobody else retires it) and new
         // readers can no longer load it; it came from `arena_new::<T>`.
         unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
@@ -67,25 +71,7 @@ impl<T: Touch> EpochCell<T> {
     /// On success returns the installed value and retires `current`; on failure returns
     /// `new` back.
     pub(crate) fn compare_and_swap<'g>(&self, current: &'g T, new: T, g: &'g Guard) -> Result<&'g T, T> {
-        let cur = current as *const T as usize;
-        let n = arena_new(new);
-        // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
-        // later use of the cell after the value we replaced.
-        match self.ptr.compare_exchange(cur, n.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                Self::retire(cur, g);
-                Ok(Self::deref(n.as_ptr() as usize, g))
-            }
-            Err(_) => {
-                // SAFETY: `n` was never published: we own it; move the value out and free
-                // the block without dropping the value.
-                unsafe {
-                    let v = n.as_ptr().read();
-                    node_dealloc(n.as_ptr().cast(), core::alloc::Layout::new::<T>());
-                    Err(v)
-                }
-            }
-        }
+        cas(&self.ptr, current as *const T as usize, new, g)
     }
 
     /// Unconditionally replaces the value; retires the old one.
@@ -95,6 +81,67 @@ impl<T: Touch> EpochCell<T> {
         let old = self.ptr.swap(n, Ordering::AcqRel);
         Self::retire(old, g);
         Self::deref(n, g)
+    }
+}
+
+/// The compare-and-swap of [`EpochCell`] and [`EpochSlot`] on their address word: `cur`
+/// (0 = empty) by `new`, retiring `cur` on success, handing `new` back on failure.
+fn cas<'g, T: Touch>(ptr: &AtomicUsize, cur: usize, new: T, g: &'g Guard) -> Result<&'g T, T> {
+    let n = arena_new(new);
+    // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
+    // later use of the cell after the value we replaced.
+    match ptr.compare_exchange(cur, n.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            EpochCell::<T>::retire(cur, g);
+            Ok(EpochCell::<T>::deref(n.as_ptr() as usize, g))
+        }
+        Err(_) => {
+            // SAFETY: `n` was never published: we own it; move the value out and free
+            // the block without dropping the value.
+            unsafe {
+                let v = n.as_ptr().read();
+                node_dealloc(n.as_ptr().cast(), core::alloc::Layout::new::<T>());
+                Err(v)
+            }
+        }
+    }
+}
+
+/// An [`EpochCell`] that starts empty (a route's tombstone: most routes never get one,
+/// so an empty slot costs no allocation). Same orderings and reclamation.
+pub(crate) struct EpochSlot<T: Touch> {
+    /// Address of the current value (from [`arena_new`]), or 0 while empty.
+    ptr: AtomicUsize,
+    _value: PhantomData<T>,
+}
+
+impl<T: Touch> EpochSlot<T> {
+    pub(crate) fn empty() -> Self {
+        Self { ptr: AtomicUsize::new(0), _value: PhantomData }
+    }
+
+    /// The current value, valid while `g` is pinned; `None` while empty.
+    #[inline]
+    pub(crate) fn load<'g>(&self, g: &'g Guard) -> Option<&'g T> {
+        let p = self.ptr.load(LOAD);
+        (p != 0).then(|| EpochCell::<T>::deref(p, g))
+    }
+
+    /// Replaces `current` (loaded from this slot under `g`; `None` = empty) by `new`, as
+    /// [`EpochCell::compare_and_swap`].
+    pub(crate) fn compare_and_swap<'g>(&self, current: Option<&'g T>, new: T, g: &'g Guard) -> Result<&'g T, T> {
+        cas(&self.ptr, current.map_or(0, |c| c as *const T as usize), new, g)
+    }
+}
+
+impl<T: Touch> Drop for EpochSlot<T> {
+    fn drop(&mut self) {
+        let p = self.ptr.load(Ordering::Relaxed);
+        if p != 0 {
+            // SAFETY: as for `EpochCell`'s drop: no reader can reach the slot any more, and
+            // a non-zero address came from `arena_new::<T>`.
+            unsafe { arena_drop(p as *mut T) }
+        }
     }
 }
 
