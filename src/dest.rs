@@ -125,6 +125,37 @@ impl RouteList {
         Self { alive: TrackedCell::new(()), gen, next_seq, entries }
     }
 
+    /// A snapshot of one route (no sorting, no intermediate vector).
+    pub(crate) fn one(gen: u64, next_seq: u64, entry: Entry) -> Self {
+        Self { alive: TrackedCell::new(()), gen, next_seq, entries: Entries::One(entry) }
+    }
+
+    /// The next snapshot after this one with entry `i`'s version replaced by `info`.
+    pub(crate) fn with_info(&self, i: usize, info: &Arc<RouteInfo>) -> Self {
+        if let Entries::One(e) = &self.entries {
+            let mut e = e.clone();
+            e.set_info(info.clone());
+            return Self::one(self.gen + 1, self.next_seq, e);
+        }
+        let mut entries = self.entries.to_vec();
+        entries[i].set_info(info.clone());
+        Self::new(self.gen + 1, self.next_seq, entries)
+    }
+
+    /// The next snapshot after this one without entry `i` (dead if it was the last).
+    pub(crate) fn without(&self, i: usize) -> Self {
+        let gen = self.gen + 1;
+        match self.entries.len() {
+            1 => Self::dead(gen),
+            2 => Self::one(gen, self.next_seq, self.entries[1 - i].clone()),
+            _ => {
+                let mut entries = self.entries.to_vec();
+                entries.remove(i);
+                Self::new(gen, self.next_seq, entries)
+            }
+        }
+    }
+
     /// Whether the destination is dead (its last route went; it is being unlinked). A
     /// live destination always has a route, so "no entries" is the mark: that keeps a
     /// one-route snapshot within one 64-byte line. (The empty list `Dest::create` starts

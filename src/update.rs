@@ -131,7 +131,7 @@ impl EntityRef {
         // freeing it at once (the destination is not linked yet) would save one deferred
         // free, but made the loom model `delete_last_vs_add_same_prefix` explore more than
         // ten times as long (the collector's schedule changes), so the check stays cheap.
-        dest.routes.swap(RouteList::new(1, 1, vec![Entry::new(route.clone(), info)]), g);
+        dest.routes.swap(RouteList::one(1, 1, Entry::new(route.clone(), info)), g);
         (dest, route)
     }
 
@@ -186,13 +186,8 @@ impl EntityRef {
                 AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                 AddMode::New => None,
             };
-            let mut entries = cur.entries.to_vec();
-            let mut next_seq = cur.next_seq;
-            let (route, created) = match existing {
-                Some(i) => {
-                    entries[i].set_info(info.clone());
-                    (entries[i].route.clone(), false)
-                }
+            let (list, route, created) = match existing {
+                Some(i) => (cur.with_info(i, info), cur.entries[i].route.clone(), false),
                 None => {
                     let r = match spare {
                         // Reusable only for the same destination: a spare built for a
@@ -205,12 +200,12 @@ impl EntityRef {
                             r
                         }
                     };
-                    next_seq += 1;
+                    let mut entries = cur.entries.to_vec();
                     entries.push(Entry::new(r.clone(), info.clone()));
-                    (r, true)
+                    (RouteList::new(gen, cur.next_seq + 1, entries), r, true)
                 }
             };
-            Ok((RouteList::new(gen, next_seq, entries), (route, created)))
+            Ok((list, (route, created)))
         })
         .ok()?;
         if created {
@@ -236,9 +231,7 @@ impl EntityRef {
         let g = epoch::pin();
         let (old, new, ()) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
-            let mut entries = cur.entries.to_vec();
-            entries[i].set_info(info.clone());
-            Ok((RouteList::new(cur.gen + 1, cur.next_seq, entries), ()))
+            Ok((cur.with_info(i, &info), ()))
         })?;
         Ok(ChangeFlags { new: false, best: best_changed(old, new, r, self.table.profile.views_supported) })
     }
@@ -282,18 +275,12 @@ pub(crate) fn detach(t: &TableInner, route: &Arc<Route>, g: &epoch::Guard) -> Re
     let (old, new, _tomb) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
-        let mut entries = cur.entries.to_vec();
-        let e = entries.remove(i);
+        let e = &cur.entries[i];
         // Before the CAS that removes the route (which releases it to readers); see the
         // route module docs, "Deletion". Mutant `late_tombstone` writes it after the CAS.
         #[cfg(not(rtm_mutant = "late_tombstone"))]
         route.bury(gen, e.info(), g);
-        let list = if entries.is_empty() {
-            RouteList::dead(gen)
-        } else {
-            RouteList::new(gen, cur.next_seq, entries)
-        };
-        Ok((list, (gen, e.info().clone())))
+        Ok((cur.without(i), (gen, e.info().clone())))
     })?;
     #[cfg(rtm_mutant = "late_tombstone")]
     route.bury(_tomb.0, &_tomb.1, g);

@@ -39,7 +39,14 @@ fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
         // need the collector, and loom tears the collector down when the model ends.
         rtm::flush_epoch(FLUSHES);
     });
-    eprintln!("loom: exhausted after {} executions", runs.load(std::sync::atomic::Ordering::Relaxed));
+    let n = runs.load(std::sync::atomic::Ordering::Relaxed);
+    // `LOOM_MAX_DURATION` (`.ci/long`) stops the exploration at a time cap: say so.
+    match b.max_duration {
+        Some(cap) if t0.elapsed() >= cap => {
+            eprintln!("loom: NOT exhausted: stopped at the {} s cap after {n} executions", cap.as_secs())
+        }
+        _ => eprintln!("loom: exhausted after {n} executions ({:.0} s)", t0.elapsed().as_secs_f64()),
+    }
 }
 
 /// Publication: a route added by one thread is seen whole (prefix, contents) by a
