@@ -87,7 +87,7 @@ impl EntityRef {
             let mut fresh: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_none()).collect();
             fresh.sort_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
-            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i))).collect();
+            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i), &g)).collect();
             let items: Vec<_> =
                 fresh.iter().zip(&made).map(|(&i, (d, _))| (routes[i].0, d.as_ptr())).collect();
             let mut linked = vec![None; items.len()];

@@ -158,7 +158,8 @@ impl RouteList {
 
     /// Whether the destination is dead (its last route went; it is being unlinked). A
     /// live destination always has a route, so "no entries" is the mark: that keeps a
-    /// one-route snapshot within one 64-byte line.
+    /// one-route snapshot within one 64-byte line. (The empty list `Dest::create` starts
+    /// with reads as dead too, but it is replaced before the destination is linked.)
     #[inline(always)]
     pub(crate) fn is_dead(&self) -> bool {
         self.entries.is_empty()
@@ -242,20 +243,16 @@ impl Drop for Dest {
 }
 
 impl Dest {
-    /// A new, unlinked destination with one reference, which the returned pointer holds
-    /// (it becomes the trie link once inserted). Its first snapshot is `first(&dest)`:
-    /// the routes in it need the destination's pointer, and the snapshot is set before
-    /// anything can read it (the destination is not shared until the pointer is returned).
-    pub(crate) fn create_with(prefix: NetAddress, first: impl FnOnce(&DestPtr) -> RouteList) -> DestPtr {
+    /// A new, unlinked destination with an empty snapshot and one reference, which the
+    /// returned pointer holds (it becomes the trie link once inserted).
+    pub(crate) fn create(prefix: NetAddress) -> DestPtr {
         crate::sync::LIVE_DESTS.add(1);
-        let d = DestPtr(arena_new(Dest {
+        DestPtr(arena_new(Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
-            routes: EpochCell::unset(),
-        }));
-        d.routes.set(first(&d));
-        d
+            routes: EpochCell::new(RouteList::new(0, 0, Vec::new())),
+        }))
     }
 
     /// A counted pointer to `self`, for a reference just taken.
@@ -417,7 +414,7 @@ impl Drop for DestPtr {
         // (`TableInner::unlink`), so every reader that could have seen the link has
         // unpinned before the count can reach zero. Hence an immediate free, which also
         // keeps destructors that run inside the collector from pinning again. `self.0`
-        // came from `arena_new` in `Dest::create_with`.
+        // came from `arena_new` in `Dest::create`.
         unsafe {
             arena_drop(self.0.as_ptr())
         };
@@ -510,7 +507,7 @@ mod tests {
     /// the check that the defence itself works.
     #[test]
     fn try_ref_refuses_a_retired_destination() {
-        let d = Dest::create_with("10.0.0.0/8".parse().unwrap(), |_| RouteList::dead(0));
+        let d = Dest::create("10.0.0.0/8".parse().unwrap());
         let extra = d.try_ref().expect("a live destination can be referenced");
         assert_eq!(d.refs.load(Ordering::Relaxed), 2);
         drop(extra);

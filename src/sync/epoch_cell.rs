@@ -23,7 +23,7 @@ pub(crate) trait Touch {
 
 /// See the module docs.
 pub(crate) struct EpochCell<T: Touch> {
-    /// Address of the current value (from [`arena_new`]; 0 only before `set`).
+    /// Address of the current value (from [`arena_new`]; never 0).
     ptr: AtomicUsize,
     _value: PhantomData<T>,
 }
@@ -37,27 +37,18 @@ const LOAD: Ordering = Ordering::Acquire;
 const LOAD: Ordering = Ordering::Relaxed;
 
 impl<T: Touch> EpochCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self { ptr: AtomicUsize::new(arena_new(value).as_ptr() as usize), _value: PhantomData }
+    }
+
     #[inline(always)]
     fn deref(p: usize, _g: &Guard) -> &T {
-        // SAFETY: a shared cell never holds 0 (`unset` cells are `set` before they are
-        // shared; values come from `arena_new`), and a value replaced after `p` was loaded is retired with
+        // SAFETY: the cell never holds 0 (set at construction, replaced only by values from
+        // `arena_new`), and a value replaced after `p` was loaded is retired with
         // `retire_with`, which cannot free it while the guard `_g` is pinned.
         let v = unsafe { &*(p as *const T) };
         v.touch();
         v
-    }
-
-    /// A cell without a value yet: [`set`](Self::set) must give it one before it is shared
-    /// (before any `load`, swap or CAS).
-    pub(crate) fn unset() -> Self {
-        Self { ptr: AtomicUsize::new(0), _value: PhantomData }
-    }
-
-    /// Gives an [`unset`](Self::unset) cell its first value.
-    pub(crate) fn set(&self, value: T) {
-        debug_assert_eq!(self.ptr.load(Ordering::Relaxed), 0, "set once, before sharing");
-        // Release: harmless; the owner publishes the cell itself later (the trie's CAS).
-        self.ptr.store(arena_new(value).as_ptr() as usize, Ordering::Release);
     }
 
     /// The current value, valid while `g` is pinned.
@@ -177,13 +168,9 @@ pub(crate) unsafe fn retire_with<F: FnOnce()>(g: &Guard, free: F) {
 
 impl<T: Touch> Drop for EpochCell<T> {
     fn drop(&mut self) {
-        let p = self.ptr.load(Ordering::Relaxed);
-        if p == 0 {
-            return; // never set
-        }
         // SAFETY: `&mut self`: no reader can reach this cell any more (its owner is being
         // destroyed, itself after an epoch grace period or with exclusive access), so
-        // the current value (from `arena_new`) can be freed now.
-        unsafe { arena_drop(p as *mut T) }
+        // the current value (from `arena_new`, never 0) can be freed now.
+        unsafe { arena_drop(self.ptr.load(Ordering::Relaxed) as *mut T) }
     }
 }
