@@ -60,7 +60,7 @@ impl EntityRef {
                 self.validate(Some(prefix), p)?;
                 let info = match &last {
                     Some((lp, li)) if *lp == p => li.clone(),
-                    _ => self.entity.version(p.clone()),
+                    _ => self.entity.version(p),
                 };
                 last = Some((p, info.clone()));
                 Ok(info)

@@ -58,11 +58,11 @@ pub(crate) enum NextHops {
     Heap(SharedSlice<NextHop>),
 }
 
-impl From<Vec<NextHop>> for NextHops {
-    fn from(mut v: Vec<NextHop>) -> Self {
-        match v.len() {
-            0 => NextHops::Inline(None),
-            1 => NextHops::Inline(v.pop()),
+impl From<&[NextHop]> for NextHops {
+    fn from(v: &[NextHop]) -> Self {
+        match v {
+            [] => NextHops::Inline(None),
+            [one] => NextHops::Inline(Some(*one)),
             _ => NextHops::Heap(v.into()),
         }
     }
@@ -212,7 +212,7 @@ pub struct RouteInfo {
 }
 
 impl RouteInfo {
-    pub(crate) fn from_params(p: RouteParams, owner: EntityId) -> Self {
+    pub(crate) fn from_params(p: &RouteParams, owner: EntityId) -> Self {
         Self {
             state: RouteState::Created,
             owner,
@@ -222,7 +222,7 @@ impl RouteInfo {
             views: p.views,
             flags: p.flags,
             flags1: p.flags1,
-            next_hops: NextHops::from(p.next_hops),
+            next_hops: NextHops::from(&p.next_hops[..]),
             entity_info: p.entity_info,
         }
     }
@@ -390,7 +390,7 @@ impl RouteRef {
         // invariant would report a deleted route without contents rather than panic.)
         let tomb = r.gone.load(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
-        let last = tomb.map_or_else(|| RouteInfo::from_params(RouteParams::new(0, 0), r.owner.id), |t| (*t.info).clone());
+        let last = tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id), |t| (*t.info).clone());
         Arc::new(last.deleted())
     }
 

@@ -65,7 +65,7 @@ impl EntityRef {
         mode: AddMode,
     ) -> Result<(RouteRef, ChangeFlags)> {
         self.validate(Some(prefix), &params)?;
-        let info = self.entity.version(params);
+        let info = self.entity.version(&params);
         Ok(self.add_info(prefix, &info, mode))
     }
 
@@ -229,7 +229,7 @@ impl EntityRef {
             return Err(Error::AccessDenied);
         }
         let r = &route.route;
-        let info = self.entity.version(params);
+        let info = self.entity.version(&params);
         let g = epoch::pin();
         let (old, new, ()) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
