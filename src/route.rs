@@ -390,7 +390,10 @@ impl RouteRef {
         // invariant would report a deleted route without contents rather than panic.)
         let tomb = r.gone.load(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
-        let last = tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id), |t| (*t.info).clone());
+        let last = tomb.map_or_else(
+            || RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id),
+            |t| (*t.info).clone(),
+        );
         Arc::new(last.deleted())
     }
 

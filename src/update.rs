@@ -171,45 +171,48 @@ impl EntityRef {
     ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
         let me = &self.entity;
-        let (old, new, (route, created)) = dest.modify(g, |cur| {
-            if cur.is_dead() {
-                return Err(());
-            }
-            let gen = cur.gen + 1;
-            let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
-            // Among several matches (possible after `New` or `First`), the oldest.
-            let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
-                it.min_by_key(|e| e.route.seq).and_then(|f| cur.position(&f.route))
-            };
-            let existing = match mode {
-                AddMode::Normal => oldest(
-                    &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == info.neighbour),
-                ),
-                AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
-                AddMode::New => None,
-            };
-            let (list, route, created) = match existing {
-                Some(i) => (cur.with_info(i, info), cur.entries[i].route.clone(), false),
-                None => {
-                    let r = match spare {
-                        // Reusable only for the same destination: a spare built for a
-                        // destination that died belongs to that one.
-                        Some(r) if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
-                        _ => {
-                            let dp = dest.try_ref().ok_or(())?;
-                            let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq));
-                            *spare = Some(r.clone());
-                            r
-                        }
-                    };
-                    let mut entries = cur.entries.to_vec();
-                    entries.push(Entry::new(r.clone(), info.clone()));
-                    (RouteList::new(gen, cur.next_seq + 1, entries), r, true)
+        let (old, new, (route, created)) = dest
+            .modify(g, |cur| {
+                if cur.is_dead() {
+                    return Err(());
                 }
-            };
-            Ok((list, (route, created)))
-        })
-        .ok()?;
+                let gen = cur.gen + 1;
+                let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
+                // Among several matches (possible after `New` or `First`), the oldest.
+                let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
+                    it.min_by_key(|e| e.route.seq).and_then(|f| cur.position(&f.route))
+                };
+                let existing = match mode {
+                    AddMode::Normal => oldest(
+                        &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == info.neighbour),
+                    ),
+                    AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
+                    AddMode::New => None,
+                };
+                let (list, route, created) = match existing {
+                    Some(i) => (cur.with_info(i, info), cur.entries[i].route.clone(), false),
+                    None => {
+                        let r = match spare {
+                            // Reusable only for the same destination: a spare built for a
+                            // destination that died belongs to that one.
+                            Some(r) if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) => {
+                                r.clone()
+                            }
+                            _ => {
+                                let dp = dest.try_ref().ok_or(())?;
+                                let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq));
+                                *spare = Some(r.clone());
+                                r
+                            }
+                        };
+                        let mut entries = cur.entries.to_vec();
+                        entries.push(Entry::new(r.clone(), info.clone()));
+                        (RouteList::new(gen, cur.next_seq + 1, entries), r, true)
+                    }
+                };
+                Ok((list, (route, created)))
+            })
+            .ok()?;
         if created {
             t.route_count.add(1);
         }

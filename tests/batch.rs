@@ -212,3 +212,35 @@ fn a_table_deleted_in_batches_is_empty_and_pruned() {
     let g = t.pin();
     assert!(t.lookup(&gen::host_in(&prefixes[7], &mut gen::SplitMix64::new(1)), &g).is_none());
 }
+
+/// Routes of one entity with equal parameters share one version (batched or not, adjacent
+/// or not); other parameters, another entity, or an update give a route its own. A deleted
+/// route reads as deleted with its last contents while the routes sharing its version are
+/// untouched.
+#[test]
+fn equal_parameters_share_one_version() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, EntityId::new(14, 1)).unwrap();
+    let other = rtm.register(V4, EntityId::new(13, 1)).unwrap();
+    let nh = NextHop::new(p("192.0.2.1/32"), 1);
+    let a = RouteParams::new(20, 1).next_hop(nh);
+    let b = RouteParams::new(20, 2).next_hop(nh);
+    let items =
+        vec![(p("10.1.0.0/16"), a.clone()), (p("10.2.0.0/16"), b.clone()), (p("10.3.0.0/16"), a.clone())];
+    let rs: Vec<RouteRef> = e.add_routes(&items).unwrap().into_iter().map(|r| r.unwrap().0).collect();
+    let (single, _) = e.add_route(&p("10.4.0.0/16"), a.clone()).unwrap();
+    let (theirs, _) = other.add_route(&p("10.5.0.0/16"), a.clone()).unwrap();
+    let same = |x: &RouteRef, y: &RouteRef| std::sync::Arc::ptr_eq(&x.info(), &y.info());
+    assert!(same(&rs[0], &rs[2]), "non-adjacent equal items");
+    assert!(same(&rs[0], &single), "a single add after a batch");
+    assert!(!same(&rs[0], &rs[1]), "different metric");
+    assert!(!same(&rs[0], &theirs), "another entity's route");
+    assert_eq!(theirs.info().owner(), EntityId::new(13, 1));
+    e.update_route(&rs[2], b.clone()).unwrap();
+    assert!(same(&rs[2], &rs[1]) && !same(&rs[2], &rs[0]), "an update takes the new parameters' version");
+    e.delete_route(&single).unwrap();
+    assert_eq!(single.state(), RouteState::Deleted);
+    assert_eq!((single.info().metric(), single.info().next_hops()), (1, &[nh][..]));
+    assert_eq!(rs[0].state(), RouteState::Created);
+    assert_eq!(rs[0].info().metric(), 1);
+}

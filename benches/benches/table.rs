@@ -33,8 +33,7 @@ const BATCH: usize = 1024;
 const WRITES: usize = 1 << 14;
 
 fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
-    RouteParams::new(pref, (i % 7) as u32)
-        .next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
+    RouteParams::new(pref, (i % 7) as u32).next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
 }
 
 /// Loads both families as routes of one entity each; returns the instance and the time.

@@ -6,8 +6,7 @@ use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
 use std::time::Instant;
 
 fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
-    RouteParams::new(pref, (i % 7) as u32)
-        .next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
+    RouteParams::new(pref, (i % 7) as u32).next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
 }
 
 fn main() {

@@ -129,7 +129,12 @@ impl<T: Touch> EpochSlot<T> {
 
     /// Replaces `current` (loaded from this slot under `g`; `None` = empty) by `new`, as
     /// [`EpochCell::compare_and_swap`].
-    pub(crate) fn compare_and_swap<'g>(&self, current: Option<&'g T>, new: T, g: &'g Guard) -> Result<&'g T, T> {
+    pub(crate) fn compare_and_swap<'g>(
+        &self,
+        current: Option<&'g T>,
+        new: T,
+        g: &'g Guard,
+    ) -> Result<&'g T, T> {
         cas(&self.ptr, current.map_or(0, |c| c as *const T as usize), new, g)
     }
 }

@@ -210,7 +210,8 @@ mod tests {
     fn concurrent_interning_hands_out_one_arc_per_value() {
         let i = Interner::new();
         let per: Vec<Vec<Arc<u32>>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| (0..200).map(|n| i.intern(n % 50)).collect())).collect();
+            let hs: Vec<_> =
+                (0..4).map(|_| s.spawn(|| (0..200).map(|n| i.intern(n % 50)).collect())).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for v in &per {
