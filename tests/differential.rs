@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(if cfg!(miri) {
-        4
+        3
     } else {
         512
     })

@@ -18,7 +18,7 @@ const THREADS: usize = 4;
 
 fn iters() -> usize {
     std::env::var("STRESS_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(if cfg!(miri) {
-        100
+        60
     } else {
         200_000
     })
