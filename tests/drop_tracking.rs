@@ -43,8 +43,12 @@ fn everything_is_freed_after_last_release() {
     drain_deferred_garbage();
     let held = live_objects();
     // Every 100th route and destination is held by a handle.
-    assert_eq!(held.routes - base.routes, (n / 100) as isize, "only the routes still held by handles");
-    assert_eq!(held.dests - base.dests, (n / 100) as isize, "only the destinations they or handles hold");
+    assert_eq!(held.routes - base.routes, n.div_ceil(100) as isize, "only the routes still held by handles");
+    assert_eq!(
+        held.dests - base.dests,
+        n.div_ceil(100) as isize,
+        "only the destinations they or handles hold"
+    );
     assert!(keep_routes.iter().all(|r| r.state() == RouteState::Deleted));
     drop(keep_routes);
     drop(keep_dests);
