@@ -409,7 +409,13 @@ impl RouteRef {
 
     /// Created or deleted.
     pub fn state(&self) -> RouteState {
-        self.info().state
+        // A route is live exactly while its snapshot holds it (what `info` reads); no
+        // need to build the tombstone's copy just to read its state.
+        let g = crate::sync::epoch::pin();
+        match self.route.dest.list(&g).position(&self.route) {
+            Some(_) => RouteState::Created,
+            None => RouteState::Deleted,
+        }
     }
 
     /// A handle to the route's destination (which may have left the table).
