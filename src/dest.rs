@@ -11,6 +11,18 @@
 //! `sync/epoch_cell.rs` and `docs/design.md` for why not arc-swap). A snapshot with one
 //! route keeps it inline: the common case costs no extra allocation and no extra miss.
 //!
+//! # Layout
+//! A destination is two cache lines: a header (prefix, count, snapshot pointer) and a slot
+//! where its first snapshot with a route is *placed* ([`Dest::install_first`], while the
+//! destination is still private to its creator). Most destinations of a routing table
+//! keep that snapshot (most routes never change), so a lookup prefetches both lines as
+//! soon as it finds the destination and reads its best route without a second dependent
+//! cache miss. The slot is used once: a later snapshot lives in an arena block of its own,
+//! and the placed one, once replaced, is moved out and dropped epoch-deferred like any
+//! snapshot (`sync/epoch_cell.rs`, "Placed values"). Its routes hold references to the
+//! destination, so the destination is still allocated when that deferred drop reads the
+//! slot.
+//!
 //! # Death
 //! A destination leaves the table when its last route is deleted: the deleting writer
 //! swaps in a *dead* snapshot (in the same CAS that removes the route) and then unlinks the
@@ -32,7 +44,8 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, prefetch, Arc, AtomicUsize, EpochCell, Ordering, Touch, TrackedCell,
+    arena_drop, arena_new, prefetch, Arc, AtomicUsize, Current, EpochCell, InlineSlot, Ordering, Touch,
+    TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
@@ -170,13 +183,11 @@ impl RouteList {
         Self { alive: TrackedCell::new(()), gen, next_seq: 0, entries }
     }
 
-    /// Prefetches the lines [`best_index`](Self::best_index) reads for a single-route
-    /// snapshot (the header and the inline entry).
+    /// Prefetches the line [`best_index`](Self::best_index) reads for a single-route
+    /// snapshot (64 bytes, header and inline entry, in one 64-aligned block).
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
-        let p = (self as *const Self).cast::<u8>();
-        prefetch(p);
-        prefetch(p.wrapping_add(64));
+        prefetch((self as *const Self).cast::<u8>());
     }
 
     /// Prefetches the route and route-info objects the entries point to (a writer's
@@ -220,12 +231,22 @@ impl RouteList {
     }
 }
 
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<Dest>() == 128 && core::mem::size_of::<RouteList>() == 64);
+
 /// A destination. See the module docs.
+///
+/// Two cache lines: the header, then `first`, where the first route list with a route is
+/// placed (`install_first`). Most destinations of a table keep that list, so a lookup that
+/// prefetches both lines when it finds the destination reads its best route without a
+/// second dependent cache miss (see [`Dest::prefetch`]).
+#[repr(C)]
 pub(crate) struct Dest {
     alive: TrackedCell<()>,
     pub(crate) prefix: NetAddress,
     refs: AtomicUsize,
     pub(crate) routes: EpochCell<RouteList>,
+    first: InlineSlot<RouteList>,
 }
 
 impl Touch for Dest {
@@ -252,7 +273,31 @@ impl Dest {
             prefix,
             refs: AtomicUsize::new(1),
             routes: EpochCell::new(RouteList::new(0, 0, Vec::new())),
+            first: InlineSlot::new(),
         }))
+    }
+
+    /// Installs the first route list of a destination that `create` just made, placed in
+    /// its own second cache line; the empty list is retired.
+    ///
+    /// Only for an unpublished destination (no other thread can reach it), once: `list`
+    /// must hold a route. (Those routes keep the destination alive until the list is
+    /// dropped, which `EpochCell::swap_placed` requires.)
+    pub(crate) fn install_first<'g>(this: &DestPtr, list: RouteList, g: &'g Guard) -> &'g RouteList {
+        debug_assert!(!list.is_dead(), "a placed list holds a route");
+        debug_assert!(list.entries.iter().all(|e| core::ptr::eq(e.route.dest.as_ptr(), this.as_ptr())));
+        // SAFETY: `this` came from `create` and is not linked yet (the caller's contract),
+        // so no other thread reaches the cell or the slot; the slot is used once; `list`'s
+        // routes hold references to this destination, so it outlives the list.
+        unsafe { this.routes.swap_placed(&this.first, list, g) }
+    }
+
+    /// Prefetches both lines a lookup reads: the header and (the usual place of the
+    /// current route list) the first list's slot.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        prefetch((self as *const Self).cast::<u8>());
+        prefetch(self.first.as_ptr().cast::<u8>());
     }
 
     /// A counted pointer to `self`, for a reference just taken.
@@ -303,19 +348,19 @@ impl Dest {
         mut f: impl FnMut(&RouteList) -> Result<(RouteList, R), E>,
     ) -> Result<(&'g RouteList, &'g RouteList, R), E> {
         loop {
-            let cur = self.routes.load(g);
-            let (next, r) = f(cur)?;
+            let cur: Current<'g, RouteList> = self.routes.load_current(g);
+            let (next, r) = f(cur.get())?;
             #[cfg(rtm_mutant = "lost_update")]
             {
                 let new = self.routes.swap(next, g);
-                return Ok((cur, new, r));
+                return Ok((cur.get(), new, r));
             }
             #[cfg(not(rtm_mutant = "lost_update"))]
             {
                 // A failed CAS means another writer installed a newer snapshot: rebuild
                 // from it, so no update is lost.
                 if let Ok(new) = self.routes.compare_and_swap(cur, next, g) {
-                    return Ok((cur, new, r));
+                    return Ok((cur.get(), new, r));
                 }
             }
             crate::sync::spin_hint();

@@ -63,11 +63,14 @@ impl Table {
             return None;
         }
         if addr.len() == t.family.max_len() {
-            if let Some(dest) = t.trie.lookup(addr.bytes(), &guard.g) {
-                let list = dest.list(&guard.g);
-                if let Some(idx) = list.best_index(view) {
-                    return Some(Best { dest, list, idx });
-                }
+            // No longest match means no covering prefix at all: the slow path would only
+            // walk the same nodes again.
+            let dest = t.trie.lookup(addr.bytes(), &guard.g)?;
+            // Both lines at once: the list is usually in the destination's second line.
+            dest.prefetch();
+            let list = dest.list(&guard.g);
+            if let Some(idx) = list.best_index(view) {
+                return Some(Best { dest, list, idx });
             }
         }
         // Slow path: the longest match has no route in this view (mixed views, or it died
@@ -103,6 +106,8 @@ impl Table {
             }
             let mut found: [Option<&'a Dest>; BATCH] = [None; BATCH];
             t.trie.lookup_batch(&keys[..chunk.len()], g, &mut found);
+            // Each destination's two lines (its list is usually in the second).
+            found.iter().flatten().for_each(|d| d.prefetch());
             let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
             for (l, d) in lists.iter_mut().zip(&found) {
                 *l = d.map(|d| {
@@ -151,23 +156,22 @@ impl Table {
             }
             let mut found: [Option<&Dest>; BATCH] = [None; BATCH];
             t.trie.lookup_batch(&keys[..chunk.len()], &g, &mut found);
+            found.iter().flatten().for_each(|d| d.prefetch());
             for d in found.iter().flatten() {
                 d.list(&g).prefetch();
             }
+            let views_ok = self.check_views(views).is_ok();
             for (i, a) in chunk.iter().enumerate() {
+                let host = views_ok && a.family() == t.family && a.len() == host_len;
                 let fast = match found[i] {
-                    Some(d)
-                        if a.family() == t.family
-                            && a.len() == host_len
-                            && self.check_views(views).is_ok() =>
-                    {
-                        Self::first_in(Some(d), views, &g).ok()
-                    }
+                    // No longest match: no prefix covers the host address.
+                    None if host => Some(Err(Error::NotFound)),
+                    Some(d) if host => Self::first_in(Some(d), views, &g).ok().map(Ok),
                     _ => None,
                 };
-                // Anything else (no match, the match has no route in `views`, a prefix
-                // rather than a host, bad input) takes the single path and its errors.
-                f(c * BATCH + i, fast.map_or_else(|| self.most_specific(a, views), Ok));
+                // Anything else (the match has no route in `views`, a prefix rather than
+                // a host, bad input) takes the single path and its errors.
+                f(c * BATCH + i, fast.unwrap_or_else(|| self.most_specific(a, views)));
             }
         }
     }
@@ -229,10 +233,10 @@ impl Table {
         self.check_views(views)?;
         let g = epoch::pin();
         if addr.len() == self.inner.family.max_len() {
-            if let Some(d) = self.inner.trie.lookup(addr.bytes(), &g) {
-                if let Ok(r) = Self::first_in(Some(d), views, &g) {
-                    return Ok(r);
-                }
+            // No longest match: no prefix covers `addr` (see `lookup_in`).
+            let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
+            if let Ok(r) = Self::first_in(Some(d), views, &g) {
+                return Ok(r);
             }
         }
         Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)

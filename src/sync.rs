@@ -33,7 +33,7 @@ mod interner;
 mod registry;
 
 pub(crate) use cell::TrackedCell;
-pub(crate) use epoch_cell::{retire_with, EpochCell, EpochSlot, Touch};
+pub(crate) use epoch_cell::{retire_with, Current, EpochCell, EpochSlot, InlineSlot, Touch};
 pub(crate) use interner::Interner;
 pub(crate) use registry::Registry;
 

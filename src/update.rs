@@ -133,7 +133,7 @@ impl EntityRef {
         // loom model `delete_last_vs_add_same_prefix` explore far longer (59 s -> over 13
         // min at bound 1: one deferral fewer moves where crossbeam's small sanitize-mode
         // bags fill, into the racy part), so the check stays cheap.
-        dest.routes.swap(RouteList::one(1, 1, Entry::new(route.clone(), info)), g);
+        Dest::install_first(&dest, RouteList::one(1, 1, Entry::new(route.clone(), info)), g);
         (dest, route)
     }
 

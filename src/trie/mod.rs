@@ -197,11 +197,10 @@ impl<V: Linked> Trie<V> {
                 break;
             }
         }
+        // The values are not prefetched here: the caller knows which of their lines it
+        // reads (a destination's two).
         for i in 0..n {
-            out[i] = (best[i] != 0).then(|| {
-                prefetch(best[i] as *const V);
-                value_ref(best[i], g)
-            });
+            out[i] = (best[i] != 0).then(|| value_ref(best[i], g));
         }
     }
 
