@@ -359,7 +359,10 @@ impl Dest {
             {
                 // A failed CAS means another writer installed a newer snapshot: rebuild
                 // from it, so no update is lost.
-                if let Ok(new) = self.routes.compare_and_swap(cur, next, g) {
+                // A list with a route may go to the slot (its routes keep the destination
+                // allocated until the list is dropped, as `swap_placed` requires).
+                let slot = (!next.is_dead()).then_some(&self.first);
+                if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g) {
                     return Ok((cur.get(), new, r));
                 }
             }
@@ -562,5 +565,44 @@ mod tests {
         assert_eq!(d.refs.load(Ordering::Relaxed), 0, "a refused try_ref must not change the count");
         d.refs.store(1, Ordering::Relaxed);
         drop(d);
+    }
+
+    /// Where the current list of `prefix` lives: `Some(true)` in the destination's slot.
+    fn placed(t: &crate::Table, prefix: &str) -> Option<bool> {
+        let g = epoch::pin();
+        let d = t.inner.trie.get(&prefix.parse().unwrap(), &g)?;
+        Some(core::ptr::eq(d.list(&g), d.first.as_ptr()))
+    }
+
+    /// The first list is placed; an update moves the next to a block of its own; once the
+    /// placed one is reclaimed, the next update places its list in the slot again; a dead
+    /// list is never placed. (Not under loom: `loom-tests` models the concurrent reuse.)
+    #[test]
+    fn first_list_is_placed_and_the_slot_is_reused() {
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm};
+        let rtm = Rtm::new();
+        let e = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(AddressFamily::Ipv4);
+        let (r, _) = e.add_route(&"10.0.0.0/8".parse().unwrap(), RouteParams::new(5, 1)).unwrap();
+        assert_eq!(placed(t, "10.0.0.0/8"), Some(true));
+        e.update_route(&r, RouteParams::new(5, 2)).unwrap();
+        assert_eq!(placed(t, "10.0.0.0/8"), Some(false), "the slot is busy until reclaimed");
+        crate::drain_deferred_garbage();
+        e.update_route(&r, RouteParams::new(5, 3)).unwrap();
+        assert_eq!(placed(t, "10.0.0.0/8"), Some(true), "a freed slot is reused");
+        assert_eq!(r.info().metric(), 3);
+        // A second route (a two-route list) while the slot is busy goes to a block.
+        let (r2, _) = e
+            .add_route(
+                &"10.0.0.0/8".parse().unwrap(),
+                RouteParams::new(5, 1).neighbour(crate::NextHop::new("192.0.2.1/32".parse().unwrap(), 1)),
+            )
+            .unwrap();
+        assert_eq!(placed(t, "10.0.0.0/8"), Some(false));
+        assert_eq!(t.get(&"10.0.0.0/8".parse().unwrap(), crate::ViewSet::ANY).unwrap().route_count(), 2);
+        e.delete_route(&r2).unwrap();
+        e.delete_route(&r).unwrap();
+        assert_eq!(placed(t, "10.0.0.0/8"), None, "unlinked");
+        assert_eq!(r.info().metric(), 3, "the tombstone keeps the last contents");
     }
 }

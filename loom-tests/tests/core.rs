@@ -343,3 +343,33 @@ fn batch_delete_vs_insert_below() {
         assert_eq!(t.lookup(&p("10.3.4.5"), &g).map(|b| b.prefix()), None);
     });
 }
+
+/// Slot reuse: a destination's first list sits in its inline slot; an update puts the next
+/// list in a block of its own and retires the placed one, which is moved out after the
+/// grace period (freeing the slot); a later update places its list in the slot again. A
+/// reader pinned on the placed list keeps the slot from being reused under it, and the
+/// claim of a freed slot is ordered after the move-out of the old list, on whichever
+/// thread the collector ran it (catches `slot_reuse_relaxed`).
+#[test]
+fn slot_reuse_vs_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let w = thread::spawn(move || {
+            a.update_route(&r, RouteParams::new(5, 2)).unwrap();
+            rtm::flush_epoch(2);
+            a.update_route(&r, RouteParams::new(5, 3)).unwrap();
+        });
+        {
+            let g = t.pin();
+            let m = t.lookup(&p("10.1.2.3"), &g).map(|b| b.route().metric());
+            assert!(matches!(m, Some(1..=3)), "{m:?}");
+        }
+        rtm::flush_epoch(2);
+        w.join().unwrap();
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.3"), &g).map(|b| b.route().metric()), Some(3));
+    });
+}

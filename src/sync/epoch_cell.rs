@@ -18,11 +18,14 @@
 //! the slot with the owner then reads the value without a second dependent cache miss.
 //! The cell marks such a value with the [`PLACED`] tag bit of its address word (values
 //! are at least 2-aligned). Retiring a placed value moves it out of the slot and drops it
-//! (epoch-deferred, as any retired value); the slot's memory is the owner's and is never
-//! written again. The owner must outlive that deferred drop: see `swap_placed`.
+//! (epoch-deferred, as any retired value), then marks the slot free (`slot_free`, Release);
+//! a later writer may claim it (a CAS on that flag, Acquire) and place its value there
+//! instead of in a new block. The owner must outlive that deferred drop: see
+//! `swap_placed`. Under loom the slot carries a tracked cell (placing and moving out are
+//! writes, reader derefs are reads), so a reuse that races a reader fails the model.
 
 use super::epoch::Guard;
-use super::{arena_drop, arena_new, node_dealloc, AtomicUsize, Ordering};
+use super::{arena_drop, arena_new, node_dealloc, AtomicBool, AtomicUsize, Ordering};
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -42,6 +45,9 @@ pub(crate) struct EpochCell<T: Touch> {
     /// Address of the current value (from [`arena_new`], or an [`InlineSlot`]'s with the
     /// [`PLACED`] bit; never 0).
     ptr: AtomicUsize,
+    /// Whether the owner's [`InlineSlot`] may be claimed: set by the deferred drop of the
+    /// last value placed there, cleared by the writer that claims it.
+    slot_free: AtomicBool,
     _value: PhantomData<T>,
 }
 
@@ -76,25 +82,62 @@ impl<'g, T> Current<'g, T> {
 }
 
 /// Room for one value of an [`EpochCell`], inside the cell's owner (see the module docs).
-/// 64-aligned: it starts a cache line of its own.
+/// 64-aligned: it starts a cache line of its own. The value is at offset 0, so a placed
+/// value's address is the slot's.
 #[repr(C, align(64))]
-pub(crate) struct InlineSlot<T>(UnsafeCell<MaybeUninit<T>>);
+pub(crate) struct InlineSlot<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    /// Loom's view of the slot's memory (see the module docs).
+    #[cfg(loom)]
+    track: loom::cell::UnsafeCell<()>,
+}
 
-// SAFETY: the slot is written once, by the owner's only writer before any reader can
-// reach it (`swap_placed`'s contract), and afterwards only read (shared `&T`, so `T: Sync`)
-// or moved out by the one thread that retired it (so `T: Send`).
+// SAFETY: a value is written into the slot only by the one writer that owns the slot at
+// the time (the creator of the unpublished owner, or the claimer of `slot_free`), before
+// it is published; afterwards it is only read (shared `&T`, so `T: Sync`) until the one
+// thread that retired it moves it out after the grace period (so `T: Send`).
 unsafe impl<T: Send + Sync> Sync for InlineSlot<T> {}
 
 impl<T> InlineSlot<T> {
     /// An empty slot.
-    pub(crate) const fn new() -> Self {
-        Self(UnsafeCell::new(MaybeUninit::uninit()))
+    pub(crate) fn new() -> Self {
+        Self {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            #[cfg(loom)]
+            track: loom::cell::UnsafeCell::new(()),
+        }
     }
 
     /// The slot's address (what a reader prefetches).
     #[inline(always)]
     pub(crate) fn as_ptr(&self) -> *const T {
-        self.0.get().cast::<T>()
+        self.value.get().cast::<T>()
+    }
+
+    /// Writes `value` into the slot; returns its address.
+    ///
+    /// # Safety
+    /// The caller owns the slot (see the `Sync` impl): it is empty and nobody else
+    /// accesses it until the value is published.
+    unsafe fn put(&self, value: T) -> *mut T {
+        #[cfg(loom)]
+        self.track.with_mut(|_| ());
+        let p = self.value.get().cast::<T>();
+        // SAFETY: per the contract the slot is empty and ours.
+        unsafe { p.write(value) };
+        p
+    }
+
+    /// Moves the value out of the slot, leaving it empty.
+    ///
+    /// # Safety
+    /// The slot holds a value that nobody else reads any more (unpublished, or retired
+    /// and past its grace period), and the caller is its only owner.
+    unsafe fn take(&self) -> T {
+        #[cfg(loom)]
+        self.track.with_mut(|_| ());
+        // SAFETY: per the contract the value is initialized and ours.
+        unsafe { self.value.get().cast::<T>().read() }
     }
 }
 
@@ -108,11 +151,20 @@ const LOAD: Ordering = Ordering::Relaxed;
 
 impl<T: Touch> EpochCell<T> {
     pub(crate) fn new(value: T) -> Self {
-        Self { ptr: AtomicUsize::new(arena_new(value).as_ptr() as usize), _value: PhantomData }
+        Self {
+            ptr: AtomicUsize::new(arena_new(value).as_ptr() as usize),
+            slot_free: AtomicBool::new(false),
+            _value: PhantomData,
+        }
     }
 
     #[inline(always)]
     fn deref(p: usize, _g: &Guard) -> &T {
+        #[cfg(loom)]
+        if p & PLACED != 0 {
+            // SAFETY: as below; the slot's address is its value's.
+            unsafe { &*((p & !PLACED) as *const InlineSlot<T>) }.track.with(|_| ());
+        }
         // SAFETY: the cell never holds 0 (set at construction, replaced only by values from
         // `arena_new` or placed in a slot that outlives them), and a value replaced after
         // `p` was loaded is retired with `retire_with`, which cannot free (or move out) it
@@ -135,36 +187,92 @@ impl<T: Touch> EpochCell<T> {
         Current { word, value: Self::deref(word, g) }
     }
 
-    /// Retires the value at address word `old` (if any), which the caller's own CAS or
-    /// swap just unlinked.
-    fn retire(old: usize, g: &Guard) {
-        if old == 0 {
+    /// Retires the value at address word `old`, which the caller's own CAS or swap just
+    /// unlinked.
+    fn retire(&self, old: usize, g: &Guard) {
+        if old & PLACED == 0 {
+            retire_block::<T>(old, g);
             return;
         }
-        if old & PLACED != 0 {
-            let p = (old & !PLACED) as *const T;
+        let slot = (old & !PLACED) as *const InlineSlot<T>;
+        let free = &self.slot_free as *const AtomicBool;
+        let drop_placed = move || {
             // SAFETY: our atomic operation unlinked the placed value (nobody else retires
-            // it) and new readers can no longer load it; after the grace period nobody
-            // reads the slot, so moving the value out and dropping it is its one drop. The
-            // slot's owner is still allocated then (`swap_placed`'s contract); the value is
-            // moved out before it is dropped, so its drop may release the owner.
-            unsafe { retire_with(g, move || drop(core::ptr::read(p))) };
-            return;
-        }
-        // SAFETY: our atomic operation unlinked `old` (nobody else retires it) and new
-        // readers can no longer load it; it came from `arena_new::<T>`.
-        unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
+            // it), and after the grace period nobody reads the slot: the value is ours to
+            // move out. The slot and the flag belong to the cell's owner, which the value
+            // keeps allocated until it is dropped (`swap_placed`'s contract), so both are
+            // still valid here, and the value is moved out before it is dropped (its drop
+            // may release the owner).
+            let v = unsafe { (*slot).take() };
+            // Release: our move-out happens before the write of whoever claims the slot
+            // next (its Acquire claim in `compare_and_swap_in` pairs with this store).
+            #[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
+            // SAFETY: as above, the owner is still allocated.
+            unsafe {
+                (*free).store(true, Ordering::Release)
+            };
+            #[cfg(rtm_mutant = "slot_reuse_relaxed")]
+            // SAFETY: as above.
+            unsafe {
+                (*free).store(true, Ordering::Relaxed)
+            };
+            drop(v);
+        };
+        // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
+        unsafe { retire_with(g, drop_placed) };
+    }
+
+    /// Claims the owner's slot if it is free.
+    fn claim_slot(&self) -> bool {
+        // The Relaxed load only filters (the slot is usually busy). Acquire on the claim
+        // pairs with the Release store of the deferred drop that freed the slot, so that
+        // drop's move-out of the old value happens before our write.
+        #[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
+        const CLAIM: Ordering = Ordering::Acquire;
+        #[cfg(rtm_mutant = "slot_reuse_relaxed")]
+        const CLAIM: Ordering = Ordering::Relaxed;
+        self.slot_free.load(Ordering::Relaxed)
+            && self.slot_free.compare_exchange(true, false, CLAIM, Ordering::Relaxed).is_ok()
     }
 
     /// Replaces `current` (loaded from this cell under `g`) by `new`. On success returns
-    /// the installed value and retires `current`; on failure returns `new` back.
-    pub(crate) fn compare_and_swap<'g>(
+    /// the installed value and retires `current`; on failure returns `new` back. With a
+    /// `slot` (the owner's, see [`swap_placed`](Self::swap_placed) for what the owner
+    /// guarantees), `new` is placed there when the slot is free.
+    pub(crate) fn compare_and_swap_in<'g>(
         &self,
         current: Current<'g, T>,
         new: T,
+        slot: Option<&InlineSlot<T>>,
         g: &'g Guard,
     ) -> Result<&'g T, T> {
-        cas(&self.ptr, current.word, new, g)
+        // A placed current value means the slot is busy: no need to look at the flag.
+        let Some(slot) = slot.filter(|_| current.word & PLACED == 0 && self.claim_slot()) else {
+            return match cas(&self.ptr, current.word, new) {
+                Ok(n) => {
+                    self.retire(current.word, g);
+                    Ok(Self::deref(n, g))
+                }
+                Err(v) => Err(v),
+            };
+        };
+        // SAFETY: we claimed the slot: it is empty (its last value was moved out before
+        // the flag was set) and nobody else writes it until we publish or release it.
+        let n = unsafe { slot.put(new) } as usize | PLACED;
+        // AcqRel / Acquire: as in `cas`.
+        match self.ptr.compare_exchange(current.word, n, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                self.retire(current.word, g);
+                Ok(Self::deref(n, g))
+            }
+            Err(_) => {
+                // SAFETY: never published: still ours.
+                let v = unsafe { slot.take() };
+                // Release: our accesses to the slot happen before the next claimer's.
+                self.slot_free.store(true, Ordering::Release);
+                Err(v)
+            }
+        }
     }
 
     /// Unconditionally replaces the value; retires the old one.
@@ -182,32 +290,40 @@ impl<T: Touch> EpochCell<T> {
     /// reach the cell or the slot yet (the owner is unpublished), so the write is not a
     /// data race; the swap's Release publishes it with the owner.
     pub(crate) unsafe fn swap_placed<'g>(&self, slot: &InlineSlot<T>, value: T, g: &'g Guard) -> &'g T {
-        let p = slot.0.get().cast::<T>();
-        // SAFETY: per the contract nobody else accesses the slot now; it is uninitialized
-        // (never used), so nothing is overwritten without a drop.
-        unsafe { p.write(value) };
+        // SAFETY: per the contract nobody else accesses the slot now and it was never used
+        // (empty), so it is ours.
+        let p = unsafe { slot.put(value) };
         self.swap_word(p as usize | PLACED, g)
     }
 
     fn swap_word<'g>(&self, n: usize, g: &'g Guard) -> &'g T {
-        // AcqRel: as in `compare_and_swap`.
+        // AcqRel: as in `cas`.
         let old = self.ptr.swap(n, Ordering::AcqRel);
-        Self::retire(old, g);
+        self.retire(old, g);
         Self::deref(n, g)
     }
 }
 
+/// Retires the arena block at `old` (if any), which the caller's own CAS or swap just
+/// unlinked.
+fn retire_block<T>(old: usize, g: &Guard) {
+    if old == 0 {
+        return;
+    }
+    // SAFETY: our atomic operation unlinked `old` (nobody else retires it) and new readers
+    // can no longer load it; it came from `arena_new::<T>`.
+    unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
+}
+
 /// The compare-and-swap of [`EpochCell`] and [`EpochSlot`] on their address word: `cur`
-/// (0 = empty) by `new`, retiring `cur` on success, handing `new` back on failure.
-fn cas<'g, T: Touch>(ptr: &AtomicUsize, cur: usize, new: T, g: &'g Guard) -> Result<&'g T, T> {
+/// (0 = empty) by `new` in a new arena block; on success returns the block's address (the
+/// caller retires `cur`), on failure hands `new` back.
+fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usize, T> {
     let n = arena_new(new);
     // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
     // later use of the cell after the value we replaced.
     match ptr.compare_exchange(cur, n.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            EpochCell::<T>::retire(cur, g);
-            Ok(EpochCell::<T>::deref(n.as_ptr() as usize, g))
-        }
+        Ok(_) => Ok(n.as_ptr() as usize),
         Err(_) => {
             // SAFETY: `n` was never published: we own it; move the value out and free
             // the block without dropping the value.
@@ -248,7 +364,10 @@ impl<T: Touch> EpochSlot<T> {
         new: T,
         g: &'g Guard,
     ) -> Result<&'g T, T> {
-        cas(&self.ptr, current.map_or(0, |c| c as *const T as usize), new, g)
+        let cur = current.map_or(0, |c| c as *const T as usize);
+        let n = cas(&self.ptr, cur, new)?;
+        retire_block::<T>(cur, g);
+        Ok(EpochCell::<T>::deref(n, g))
     }
 }
 
@@ -290,7 +409,7 @@ impl<T: Touch> Drop for EpochCell<T> {
         if p & PLACED != 0 {
             // SAFETY: `&mut self`: no reader can reach this cell any more, and the placed
             // value is initialized (it is current); moved out first, as in `retire`.
-            drop(unsafe { core::ptr::read((p & !PLACED) as *const T) });
+            drop(unsafe { (*((p & !PLACED) as *const InlineSlot<T>)).take() });
             return;
         }
         // SAFETY: `&mut self`: no reader can reach this cell any more (its owner is being
