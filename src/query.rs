@@ -235,6 +235,7 @@ impl Table {
         if addr.len() == self.inner.family.max_len() {
             // No longest match: no prefix covers `addr` (see `lookup_in`).
             let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
+            d.prefetch();
             if let Ok(r) = Self::first_in(Some(d), views, &g) {
                 return Ok(r);
             }
