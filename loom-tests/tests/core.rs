@@ -344,32 +344,33 @@ fn batch_delete_vs_insert_below() {
     });
 }
 
-/// Slot reuse: a destination's first list sits in its inline slot; an update puts the next
-/// list in a block of its own and retires the placed one, which is moved out after the
-/// grace period (freeing the slot); a later update places its list in the slot again. A
-/// reader pinned on the placed list keeps the slot from being reused under it, and the
-/// claim of a freed slot is ordered after the move-out of the old list, on whichever
-/// thread the collector ran it (catches `slot_reuse_relaxed`).
+/// Slot reuse: a destination's first list sits in its inline slot; an update (main thread)
+/// puts the next list in a block of its own and retires the placed one, and the main
+/// thread's flushes move it out after the grace period, freeing the slot; the other
+/// thread's update may then place its list in the slot again. That thread was spawned
+/// before the move-out, so only the Acquire/Release pair on the slot's flag orders the
+/// move-out before its write (catches `slot_reuse_relaxed`). (Readers of a placed list
+/// racing its retirement: `lookup_vs_delete_last`, whose destination's list is placed.)
+///
+/// Two flushes are needed for the placed list to be reclaimed inside the model, which
+/// makes it the longest model (~8 min at bound 1; with one flush, or with the second
+/// update waiting for the first, the reuse is never reached or the model explodes), so it
+/// runs in the deep tier (`.ci/long`, stage `loom`) and in the mutation check, not in the
+/// default CI run.
 #[test]
-fn slot_reuse_vs_lookup() {
+#[ignore = "~8 min: run by .ci/long (loom stage) and .ci/mutants"]
+fn slot_reuse_vs_update() {
     model(1, || {
         let rtm = Rtm::new();
         let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let t = rtm.table(V4).clone();
         let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let (a2, r2) = (a.clone(), r.clone());
         let w = thread::spawn(move || {
-            a.update_route(&r, RouteParams::new(5, 2)).unwrap();
-            rtm::flush_epoch(2);
-            a.update_route(&r, RouteParams::new(5, 3)).unwrap();
+            a2.update_route(&r2, RouteParams::new(5, 3)).unwrap();
         });
-        {
-            let g = t.pin();
-            let m = t.lookup(&p("10.1.2.3"), &g).map(|b| b.route().metric());
-            assert!(matches!(m, Some(1..=3)), "{m:?}");
-        }
+        a.update_route(&r, RouteParams::new(5, 2)).unwrap();
         rtm::flush_epoch(2);
         w.join().unwrap();
-        let g = t.pin();
-        assert_eq!(t.lookup(&p("10.1.2.3"), &g).map(|b| b.route().metric()), Some(3));
+        assert!(matches!(r.info().metric(), 2 | 3));
     });
 }
