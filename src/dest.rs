@@ -88,9 +88,10 @@ impl Entry {
     }
 }
 
-/// A snapshot's routes: one inline (the common case), or a boxed slice.
+/// A snapshot's routes: none (dead), one inline (the common case), or a boxed slice.
 #[derive(Clone)]
 pub(crate) enum Entries {
+    None,
     One(Entry),
     Many(Box<[Entry]>),
 }
@@ -100,6 +101,7 @@ impl core::ops::Deref for Entries {
     #[inline(always)]
     fn deref(&self) -> &[Entry] {
         match self {
+            Entries::None => &[],
             Entries::One(e) => core::slice::from_ref(e),
             Entries::Many(v) => v,
         }
@@ -179,8 +181,24 @@ impl RouteList {
     }
 
     pub(crate) fn dead(gen: u64) -> Self {
-        let entries = Entries::Many(Box::new([]));
-        Self { alive: TrackedCell::new(()), gen, next_seq: 0, entries }
+        Self { alive: TrackedCell::new(()), gen, next_seq: 0, entries: Entries::None }
+    }
+
+    /// The dead list every dead destination shares outside loom: a destination's death
+    /// allocates nothing (a delete storm otherwise takes a fresh block per destination).
+    /// Nothing reads a dead list's generation or sequence (a dead list is final). Loom
+    /// builds allocate one per death (a `static` cannot hold loom's tracked cell); the
+    /// cell's code for shared values is a tag test that skips retiring and freeing.
+    #[inline]
+    pub(crate) fn shared_dead() -> Option<&'static RouteList> {
+        #[cfg(not(loom))]
+        {
+            static DEAD: RouteList =
+                RouteList { alive: TrackedCell::new(()), gen: 0, next_seq: 0, entries: Entries::None };
+            Some(&DEAD)
+        }
+        #[cfg(loom)]
+        None
     }
 
     /// Prefetches the line [`best_index`](Self::best_index) reads for a single-route
@@ -272,7 +290,12 @@ impl Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
-            routes: EpochCell::new(RouteList::new(0, 0, Vec::new())),
+            // Starts empty, which reads as dead: the shared dead list outside loom (no
+            // block to allocate and retire); loom builds allocate it (see `shared_dead`).
+            routes: match RouteList::shared_dead() {
+                Some(dead) => EpochCell::new_static(dead),
+                None => EpochCell::new(RouteList::new(0, 0, Vec::new())),
+            },
             first: InlineSlot::new(),
         }))
     }
@@ -290,6 +313,15 @@ impl Dest {
         // so no other thread reaches the cell or the slot; the slot is used once; `list`'s
         // routes hold references to this destination, so it outlives the list.
         unsafe { this.routes.swap_placed(&this.first, list, g) }
+    }
+
+    /// Marks the destination dead unconditionally (the caller owns the transition: an
+    /// unpublished destination, or the table's drop); retires the current list.
+    pub(crate) fn kill(&self, gen: u64, g: &Guard) {
+        match RouteList::shared_dead() {
+            Some(dead) => self.routes.swap_static(dead, g),
+            None => self.routes.swap(RouteList::dead(gen), g),
+        };
     }
 
     /// Prefetches both lines a lookup reads: the header and (the usual place of the
@@ -361,6 +393,15 @@ impl Dest {
                 // from it, so no update is lost.
                 // A list with a route may go to the slot (its routes keep the destination
                 // allocated until the list is dropped, as `swap_placed` requires).
+                if next.is_dead() {
+                    if let Some(dead) = RouteList::shared_dead() {
+                        if let Ok(new) = self.routes.compare_and_swap_static(cur, dead, g) {
+                            return Ok((cur.get(), new, r));
+                        }
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                }
                 let slot = (!next.is_dead()).then_some(&self.first);
                 if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g) {
                     return Ok((cur.get(), new, r));

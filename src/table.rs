@@ -7,7 +7,7 @@
 //! table alive; [`DestRef`]/[`RouteRef`] keep only their objects alive (readable after the
 //! table is gone, with no routes / state `Deleted`).
 
-use crate::dest::{Dest, DestPtr, DestRef, RouteList};
+use crate::dest::{Dest, DestPtr, DestRef};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
@@ -233,7 +233,7 @@ impl Drop for TableInner {
             for e in old.entries.iter() {
                 e.route.bury(gen, e.info(), &g);
             }
-            d.routes.swap(RouteList::dead(gen), &g);
+            d.kill(gen, &g);
             // SAFETY: the trie is being dropped; its link reference is ours to release.
             drop(unsafe { DestPtr::from_link(p) });
         }

@@ -259,7 +259,7 @@ impl EntityRef {
 /// Drops a destination made by `new_dest` that the trie did not link: it was never
 /// visible, so breaking the dest -> route -> dest cycle lets both go.
 pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
-    dest.routes.swap(RouteList::dead(0), g);
+    dest.kill(0, g);
 }
 
 /// Removes `route` from its destination; kills and unlinks the destination if it was the

@@ -17,15 +17,15 @@ pub(crate) struct TrackedCell<T>(core::cell::UnsafeCell<T>);
 unsafe impl<T: Send> Sync for TrackedCell<T> {}
 
 impl<T> TrackedCell<T> {
+    #[cfg(loom)]
     pub(crate) fn new(value: T) -> Self {
-        #[cfg(loom)]
-        {
-            Self(loom::cell::UnsafeCell::new(value))
-        }
-        #[cfg(not(loom))]
-        {
-            Self(core::cell::UnsafeCell::new(value))
-        }
+        Self(loom::cell::UnsafeCell::new(value))
+    }
+
+    /// (A `const fn` outside loom: the shared dead route list is a `static`.)
+    #[cfg(not(loom))]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
     }
 
     /// A tracked read: "the node is being used now".

@@ -33,6 +33,11 @@ use core::mem::MaybeUninit;
 /// Tag bit of an address word whose value is placed in an [`InlineSlot`], not an arena
 /// block (see the module docs).
 const PLACED: usize = 1;
+/// Tag bit of an address word whose value is a `&'static` shared by many cells (a dead
+/// route list): never retired, never freed. Values are at least 4-aligned.
+const STATIC: usize = 2;
+/// Both tag bits.
+const TAGS: usize = PLACED | STATIC;
 
 /// Values kept in an [`EpochCell`] expose their loom liveness cell.
 pub(crate) trait Touch {
@@ -158,6 +163,15 @@ impl<T: Touch> EpochCell<T> {
         }
     }
 
+    /// A cell holding a shared `'static` value (see [`STATIC`]).
+    pub(crate) fn new_static(value: &'static T) -> Self {
+        Self {
+            ptr: AtomicUsize::new(value as *const T as usize | STATIC),
+            slot_free: AtomicBool::new(false),
+            _value: PhantomData,
+        }
+    }
+
     #[inline(always)]
     fn deref(p: usize, _g: &Guard) -> &T {
         #[cfg(loom)]
@@ -166,10 +180,10 @@ impl<T: Touch> EpochCell<T> {
             unsafe { &*((p & !PLACED) as *const InlineSlot<T>) }.track.with(|_| ());
         }
         // SAFETY: the cell never holds 0 (set at construction, replaced only by values from
-        // `arena_new` or placed in a slot that outlives them), and a value replaced after
-        // `p` was loaded is retired with `retire_with`, which cannot free (or move out) it
-        // while the guard `_g` is pinned.
-        let v = unsafe { &*((p & !PLACED) as *const T) };
+        // `arena_new`, placed in a slot that outlives them, or `'static`), and a value
+        // replaced after `p` was loaded is retired with `retire_with`, which cannot free (or
+        // move out) it while the guard `_g` is pinned.
+        let v = unsafe { &*((p & !TAGS) as *const T) };
         v.touch();
         v
     }
@@ -190,6 +204,9 @@ impl<T: Touch> EpochCell<T> {
     /// Retires the value at address word `old`, which the caller's own CAS or swap just
     /// unlinked.
     fn retire(&self, old: usize, g: &Guard) {
+        if old & STATIC != 0 {
+            return;
+        }
         if old & PLACED == 0 {
             retire_block::<T>(old, g);
             return;
@@ -273,6 +290,28 @@ impl<T: Touch> EpochCell<T> {
                 Err(v)
             }
         }
+    }
+
+    /// [`compare_and_swap_in`](Self::compare_and_swap_in) to a shared `'static` value,
+    /// which is never retired or freed; on failure nothing changed.
+    pub(crate) fn compare_and_swap_static<'g>(
+        &self,
+        current: Current<'g, T>,
+        new: &'static T,
+        g: &'g Guard,
+    ) -> Result<&'g T, ()> {
+        let n = new as *const T as usize | STATIC;
+        debug_assert_eq!(n & PLACED, 0, "a static value is 4-aligned");
+        // AcqRel / Acquire: as in `cas` (the static's contents were initialized before
+        // any thread could run).
+        self.ptr.compare_exchange(current.word, n, Ordering::AcqRel, Ordering::Acquire).map_err(|_| ())?;
+        self.retire(current.word, g);
+        Ok(Self::deref(n, g))
+    }
+
+    /// [`swap`](Self::swap) to a shared `'static` value.
+    pub(crate) fn swap_static<'g>(&self, new: &'static T, g: &'g Guard) -> &'g T {
+        self.swap_word(new as *const T as usize | STATIC, g)
     }
 
     /// Unconditionally replaces the value; retires the old one.
@@ -406,6 +445,9 @@ pub(crate) unsafe fn retire_with<F: FnOnce()>(g: &Guard, free: F) {
 impl<T: Touch> Drop for EpochCell<T> {
     fn drop(&mut self) {
         let p = self.ptr.load(Ordering::Relaxed);
+        if p & STATIC != 0 {
+            return;
+        }
         if p & PLACED != 0 {
             // SAFETY: `&mut self`: no reader can reach this cell any more, and the placed
             // value is initialized (it is current); moved out first, as in `retire`.
