@@ -391,8 +391,7 @@ impl Dest {
             {
                 // A failed CAS means another writer installed a newer snapshot: rebuild
                 // from it, so no update is lost.
-                // A list with a route may go to the slot (its routes keep the destination
-                // allocated until the list is dropped, as `swap_placed` requires).
+                // A dead list: the shared one, where there is one (no allocation).
                 if next.is_dead() {
                     if let Some(dead) = RouteList::shared_dead() {
                         if let Ok(new) = self.routes.compare_and_swap_static(cur, dead, g) {
@@ -402,6 +401,8 @@ impl Dest {
                         continue;
                     }
                 }
+                // A list with a route may go to the slot (its routes keep the destination
+                // allocated until the list is dropped, as `swap_placed` requires).
                 let slot = (!next.is_dead()).then_some(&self.first);
                 if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g) {
                     return Ok((cur.get(), new, r));
