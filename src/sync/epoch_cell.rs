@@ -39,6 +39,18 @@ const STATIC: usize = 2;
 /// Both tag bits.
 const TAGS: usize = PLACED | STATIC;
 
+/// Orderings of the slot flag: the store that frees a slot and the claim that takes it
+/// (a Release/Acquire pair; see `EpochCell::retire` and `claim_slot`). Mutant
+/// `slot_reuse_relaxed` weakens both.
+#[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
+const SLOT_FREE: Ordering = Ordering::Release;
+#[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
+const SLOT_CLAIM: Ordering = Ordering::Acquire;
+#[cfg(rtm_mutant = "slot_reuse_relaxed")]
+const SLOT_FREE: Ordering = Ordering::Relaxed;
+#[cfg(rtm_mutant = "slot_reuse_relaxed")]
+const SLOT_CLAIM: Ordering = Ordering::Relaxed;
+
 /// Values kept in an [`EpochCell`] expose their loom liveness cell.
 pub(crate) trait Touch {
     /// A loom-tracked read of the value's `alive` cell (no-op in normal builds).
@@ -69,14 +81,6 @@ impl<T> Clone for Current<'_, T> {
     }
 }
 impl<T> Copy for Current<'_, T> {}
-
-impl<'g, T> core::ops::Deref for Current<'g, T> {
-    type Target = T;
-    #[inline(always)]
-    fn deref(&self) -> &T {
-        self.value
-    }
-}
 
 impl<'g, T> Current<'g, T> {
     /// The value, for the guard's lifetime.
@@ -222,17 +226,9 @@ impl<T: Touch> EpochCell<T> {
             // may release the owner).
             let v = unsafe { (*slot).take() };
             // Release: our move-out happens before the write of whoever claims the slot
-            // next (its Acquire claim in `compare_and_swap_in` pairs with this store).
-            #[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
+            // next (its Acquire claim in `claim_slot` pairs with this store).
             // SAFETY: as above, the owner is still allocated.
-            unsafe {
-                (*free).store(true, Ordering::Release)
-            };
-            #[cfg(rtm_mutant = "slot_reuse_relaxed")]
-            // SAFETY: as above.
-            unsafe {
-                (*free).store(true, Ordering::Relaxed)
-            };
+            unsafe { (*free).store(true, SLOT_FREE) };
             drop(v);
         };
         // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
@@ -244,12 +240,8 @@ impl<T: Touch> EpochCell<T> {
         // The Relaxed load only filters (the slot is usually busy). Acquire on the claim
         // pairs with the Release store of the deferred drop that freed the slot, so that
         // drop's move-out of the old value happens before our write.
-        #[cfg(not(rtm_mutant = "slot_reuse_relaxed"))]
-        const CLAIM: Ordering = Ordering::Acquire;
-        #[cfg(rtm_mutant = "slot_reuse_relaxed")]
-        const CLAIM: Ordering = Ordering::Relaxed;
         self.slot_free.load(Ordering::Relaxed)
-            && self.slot_free.compare_exchange(true, false, CLAIM, Ordering::Relaxed).is_ok()
+            && self.slot_free.compare_exchange(true, false, SLOT_CLAIM, Ordering::Relaxed).is_ok()
     }
 
     /// Replaces `current` (loaded from this cell under `g`) by `new`. On success returns
