@@ -164,8 +164,10 @@ impl RouteList {
             1 => Self::dead(gen),
             2 => Self::one(gen, self.next_seq, self.entries[1 - i].clone()),
             _ => {
-                let mut entries = self.entries.to_vec();
-                entries.remove(i);
+                // Exact capacity: the boxed slice takes the buffer without a realloc.
+                let mut entries = Vec::with_capacity(self.entries.len() - 1);
+                entries
+                    .extend(self.entries.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, e)| e.clone()));
                 Self::new(gen, self.next_seq, entries)
             }
         }

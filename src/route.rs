@@ -27,7 +27,7 @@ use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
 use crate::prefix::NetAddress;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, EpochSlot, SharedSlice, Touch, TrackedCell};
+use crate::sync::{Arc, MaxSlot, SharedSlice};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -294,53 +294,22 @@ pub(crate) struct Route {
     pub(crate) owner: Arc<Entity>,
     /// Creation order on its destination: the last tie-breaker of route selection.
     pub(crate) seq: u64,
-    /// The tombstone: empty until a delete attempt (see the module docs).
-    gone: EpochSlot<Tomb>,
-}
-
-/// A deleted route's last contents (its live version, shared) and the generation of the
-/// snapshot that removed it (the key of the max register).
-pub(crate) struct Tomb {
-    alive: TrackedCell<()>,
-    gen: u64,
-    info: Arc<RouteInfo>,
-}
-
-impl Touch for Tomb {
-    #[inline(always)]
-    fn touch(&self) {
-        self.alive.touch();
-    }
-}
-
-impl Drop for Tomb {
-    fn drop(&mut self) {
-        self.alive.retire();
-    }
+    /// The tombstone: empty until a delete attempt; then the route's last contents, keyed
+    /// by the generation of the snapshot that removed it (see the module docs).
+    gone: MaxSlot<RouteInfo>,
 }
 
 impl Route {
     pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64) -> Self {
         crate::sync::LIVE_ROUTES.add(1);
-        Self { dest, owner, seq, gone: EpochSlot::empty() }
+        Self { dest, owner, seq, gone: MaxSlot::empty() }
     }
 
     /// Records `info` as this route's last contents, removed by the snapshot of generation
     /// `gen`, unless the tombstone already holds contents at least as new. Call before the
     /// CAS that removes the route.
     pub(crate) fn bury(&self, gen: u64, info: &Arc<RouteInfo>, g: &Guard) {
-        let mut tomb = Tomb { alive: TrackedCell::new(()), gen, info: info.clone() };
-        loop {
-            let cur = self.gone.load(g);
-            if cur.is_some_and(|c| c.gen >= gen) {
-                return;
-            }
-            match self.gone.compare_and_swap(cur, tomb, g) {
-                Ok(_) => return,
-                Err(t) => tomb = t,
-            }
-            crate::sync::spin_hint();
-        }
+        self.gone.raise(gen, info, g);
     }
 }
 
@@ -390,10 +359,8 @@ impl RouteRef {
         // invariant would report a deleted route without contents rather than panic.)
         let tomb = r.gone.load(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
-        let last = tomb.map_or_else(
-            || RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id),
-            |t| (*t.info).clone(),
-        );
+        let last =
+            tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id), |t| t.clone());
         Arc::new(last.deleted())
     }
 

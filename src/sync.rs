@@ -12,7 +12,7 @@
 //! | `epoch` | `crossbeam_epoch` | `crossbeam_epoch` compiled in its own loom mode |
 //! | [`TrackedCell`] | `UnsafeCell` | `loom::cell::UnsafeCell` (liveness of epoch nodes) |
 //! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
-//! | [`EpochSlot`] | a possibly empty [`EpochCell`] (a deleted route's tombstone) | the same, crossbeam in loom mode |
+//! | [`MaxSlot`] | an epoch-reclaimed max register, empty until raised (a deleted route's tombstone) | the same, crossbeam in loom mode |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
 //!
@@ -30,21 +30,23 @@ mod arena;
 mod cell;
 mod epoch_cell;
 mod interner;
+mod max_slot;
 mod registry;
 
 pub(crate) use cell::TrackedCell;
-pub(crate) use epoch_cell::{retire_with, Current, EpochCell, EpochSlot, InlineSlot, Touch};
+pub(crate) use epoch_cell::{retire_with, Current, EpochCell, InlineSlot, Touch};
 pub(crate) use interner::Interner;
+pub(crate) use max_slot::MaxSlot;
 pub(crate) use registry::Registry;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc,
 };
 

@@ -205,7 +205,9 @@ impl EntityRef {
                                 r
                             }
                         };
-                        let mut entries = cur.entries.to_vec();
+                        // Exact capacity: the boxed slice takes the buffer without a realloc.
+                        let mut entries = Vec::with_capacity(cur.entries.len() + 1);
+                        entries.extend_from_slice(&cur.entries);
                         entries.push(Entry::new(r.clone(), info.clone()));
                         (RouteList::new(gen, cur.next_seq + 1, entries), r, true)
                     }

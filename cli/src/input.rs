@@ -50,7 +50,13 @@ pub struct Update {
 /// The contents of an input file.
 pub enum Input {
     Prefixes(Vec<NetAddress>),
-    Mrt { updates: Vec<Update>, peers: Vec<IpAddr> },
+    /// `span`: seconds from the first MRT record to the last (the time the stream covers,
+    /// session state changes included).
+    Mrt {
+        updates: Vec<Update>,
+        peers: Vec<IpAddr>,
+        span: f64,
+    },
 }
 
 impl Input {
@@ -120,33 +126,43 @@ fn read_mrt(path: &Path, r: impl Read) -> Result<Input, InputError> {
     let parse = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let mut peers: Vec<IpAddr> = Vec::new();
         let mut updates = Vec::new();
-        for e in bgpkit_parser::BgpkitParser::from_reader(r).disable_warnings() {
-            let peer = match peers.iter().position(|p| *p == e.peer_ip) {
-                Some(i) => i as u32,
-                None => {
-                    peers.push(e.peer_ip);
-                    (peers.len() - 1) as u32
-                }
-            };
-            let net = e.prefix.prefix;
-            let Ok(prefix) = NetAddress::from_ip(net.addr(), net.prefix_len()) else { continue };
-            updates.push(Update {
-                peer,
-                prefix,
-                announce: e.elem_type == ElemType::ANNOUNCE,
-                next_hop: e.next_hop,
-                local_pref: e.local_pref.unwrap_or(100),
-                med: e.med.unwrap_or(0),
-                timestamp: e.timestamp,
-            });
+        let (mut first, mut last) = (None, 0.0);
+        let mut elementor = bgpkit_parser::Elementor::new();
+        let records = bgpkit_parser::BgpkitParser::from_reader(r).disable_warnings().into_record_iter();
+        for rec in records {
+            let h = &rec.common_header;
+            let t = f64::from(h.timestamp) + f64::from(h.microsecond_timestamp.unwrap_or(0)) / 1e6;
+            first.get_or_insert(t);
+            last = t;
+            for e in elementor.record_to_elems(rec) {
+                let peer = match peers.iter().position(|p| *p == e.peer_ip) {
+                    Some(i) => i as u32,
+                    None => {
+                        peers.push(e.peer_ip);
+                        (peers.len() - 1) as u32
+                    }
+                };
+                let net = e.prefix.prefix;
+                let Ok(prefix) = NetAddress::from_ip(net.addr(), net.prefix_len()) else { continue };
+                updates.push(Update {
+                    peer,
+                    prefix,
+                    announce: e.elem_type == ElemType::ANNOUNCE,
+                    next_hop: e.next_hop,
+                    local_pref: e.local_pref.unwrap_or(100),
+                    med: e.med.unwrap_or(0),
+                    timestamp: e.timestamp,
+                });
+            }
         }
-        (updates, peers)
+        (updates, peers, first.map_or(0.0, |f| last - f))
     }));
-    let (updates, peers) = parse.map_err(|_| err(path, "malformed MRT data (the MRT parser gave up)"))?;
+    let (updates, peers, span) =
+        parse.map_err(|_| err(path, "malformed MRT data (the MRT parser gave up)"))?;
     if updates.is_empty() {
         return Err(err(path, "neither a prefix list nor an MRT file with BGP routes"));
     }
-    Ok(Input::Mrt { updates, peers })
+    Ok(Input::Mrt { updates, peers, span })
 }
 
 #[cfg(test)]
@@ -193,8 +209,12 @@ mod tests {
             eprintln!("skipped: {} is absent", p.display());
             return;
         }
-        let Input::Mrt { updates, peers } = read(&p).unwrap() else { panic!("an MRT file") };
+        let Input::Mrt { updates, peers, span } = read(&p).unwrap() else { panic!("an MRT file") };
         assert!(updates.len() > 1000 && !peers.is_empty());
+        // Five minutes of updates (the file's name says 16:00; records to about 16:05).
+        assert!((250.0..=330.0).contains(&span), "span {span} s");
+        let ts = |u: &Update| u.timestamp;
+        assert!(updates.iter().all(|u| (ts(&updates[0])..=ts(&updates[0]) + span).contains(&ts(u))));
         assert!(updates.iter().any(|u| !u.announce));
     }
 }

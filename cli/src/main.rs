@@ -100,8 +100,8 @@ fn read(file: &Path) -> Result<Input, input::InputError> {
         Input::Prefixes(p) => {
             println!("read {} prefixes from {} in {:.2?}", p.len(), file.display(), t0.elapsed())
         }
-        Input::Mrt { updates, peers } => println!(
-            "read {} BGP elements from {} peers in {} in {:.2?}",
+        Input::Mrt { updates, peers, span } => println!(
+            "read {} BGP elements from {} peers ({span:.1} s of MRT records) in {} in {:.2?}",
             updates.len(),
             peers.len(),
             file.display(),
@@ -300,13 +300,12 @@ fn readd(e: &EntityRef, (p, old): &(NetAddress, RouteRef)) -> rtm::Result<()> {
 fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn std::error::Error>> {
     let base = read(table)?;
     let stream = read(updates)?;
-    let Input::Mrt { updates: ups, peers } = stream else {
+    let Input::Mrt { updates: ups, peers, span } = stream else {
         return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
     };
     let prefixes = base.into_prefixes();
     let l = run::load(&prefixes);
     summary_load(&l);
-    let span = ups.last().map_or(0.0, |u| u.timestamp) - ups.first().map_or(0.0, |u| u.timestamp);
     let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, 7);
     let solo = run::readers_with::<fn(&AtomicBool) -> u64>(
         &l.rtm,

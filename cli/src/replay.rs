@@ -8,18 +8,26 @@
 //! [`EntityRef::delete_routes`]. Both have the semantics of applying their items in order,
 //! and a run never crosses a change of kind, peer or family, so the table goes through the
 //! same states as with element-by-element application, only in fewer steps.
+//!
+//! The table is the speaker's Adj-RIB-In: the handles `add_routes` returns are released at
+//! once, and a withdrawal finds the peer's route on the prefix with [`Table::get_route`]
+//! (`RtmGetExactMatchRoute`, matching the owner), so the replayer keeps no per-route state.
 
 use crate::input::Update;
 use crate::run::PROTO_BGP;
-use rtm::{AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef, Rtm};
-use std::collections::HashMap;
+use rtm::{
+    AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteMatch, RouteParams, RouteRef, Rtm, Table,
+    ViewSet,
+};
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The entities and routes of a replay in progress.
 pub struct Replayer<'a> {
     rtm: &'a Rtm,
-    entities: HashMap<(u32, bool), EntityRef>,
-    routes: HashMap<(u32, NetAddress), RouteRef>,
+    entities: FxHashMap<(u32, bool), EntityRef>,
+    /// The items of the run being applied (kept to reuse the allocation).
+    items: Vec<(NetAddress, RouteParams)>,
 }
 
 /// Most elements applied in one call.
@@ -41,7 +49,7 @@ fn params(u: &Update) -> RouteParams {
 impl<'a> Replayer<'a> {
     /// A replayer registering its peer entities in `rtm` (protocol BGP, instance 100 + peer).
     pub fn new(rtm: &'a Rtm) -> Self {
-        Self { rtm, entities: HashMap::new(), routes: HashMap::new() }
+        Self { rtm, entities: FxHashMap::default(), items: Vec::with_capacity(MAX_RUN) }
     }
 
     /// Applies `ups` in order, a run at a time, until done or `stop` is set. Returns the
@@ -75,17 +83,87 @@ impl<'a> Replayer<'a> {
             rtm.register(fam, EntityId::new(PROTO_BGP, 100 + u.peer)).expect("one entity per peer")
         });
         if u.announce {
-            let items: Vec<(NetAddress, RouteParams)> = run.iter().map(|m| (m.prefix, params(m))).collect();
-            let Ok(res) = e.add_routes(&items) else { return };
-            for (m, r) in run.iter().zip(res) {
-                if let Ok((r, _)) = r {
-                    self.routes.insert((m.peer, m.prefix), r);
-                }
-            }
+            self.items.clear();
+            self.items.extend(run.iter().map(|m| (m.prefix, params(m))));
+            // Items the table refuses (none from a parsed stream) are skipped, as a speaker
+            // would log and go on; the returned handles are released here.
+            let _ = e.add_routes(&self.items);
         } else {
+            let table: Table = e.table();
+            let owner = RouteMatch { owner: Some(e.id()), ..RouteMatch::default() };
+            // A withdrawal of a prefix the peer never announced finds nothing: skipped.
             let gone: Vec<RouteRef> =
-                run.iter().filter_map(|m| self.routes.remove(&(m.peer, m.prefix))).collect();
+                run.iter().filter_map(|m| table.get_route(&m.prefix, &owner, ViewSet::ANY).ok()).collect();
             let _ = e.delete_routes(&gone);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(peer: u32, prefix: &str, announce: bool, local_pref: u32) -> Update {
+        Update {
+            peer,
+            prefix: prefix.parse().expect("a prefix"),
+            announce,
+            next_hop: Some([192, 0, 2, peer as u8 + 1].into()),
+            local_pref,
+            med: 0,
+            timestamp: 0.0,
+        }
+    }
+
+    /// The preference of each route on `prefix`, by owner instance (peer + 100).
+    fn routes(rtm: &Rtm, prefix: &str) -> Vec<(u32, u32)> {
+        let p: NetAddress = prefix.parse().expect("a prefix");
+        let t = rtm.table(p.family());
+        let mut v: Vec<(u32, u32)> = (0..3)
+            .filter_map(|peer| {
+                let owner =
+                    RouteMatch { owner: Some(EntityId::new(PROTO_BGP, 100 + peer)), ..Default::default() };
+                t.get_route(&p, &owner, ViewSet::ANY).ok().map(|r| (peer, r.info().preference()))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_stream_leaves_each_peers_last_word() {
+        let rtm = Rtm::new();
+        let ups = vec![
+            up(0, "10.0.0.0/8", true, 100),
+            up(0, "10.1.0.0/16", true, 100),
+            up(1, "10.0.0.0/8", true, 200),
+            up(1, "2001:db8::/32", true, 100),
+            // Peer 0 re-announces with a new LOCAL_PREF (replaces its route), then withdraws
+            // the /16 and a prefix it never announced.
+            up(0, "10.0.0.0/8", true, 300),
+            up(0, "10.1.0.0/16", false, 0),
+            up(0, "192.0.2.0/24", false, 0),
+            up(1, "2001:db8::/32", false, 0),
+            up(1, "2001:db8::/32", true, 150),
+        ];
+        let mut r = Replayer::new(&rtm);
+        assert_eq!(r.apply(&ups, None), ups.len() as u64);
+        assert_eq!(routes(&rtm, "10.0.0.0/8"), vec![(0, 700), (1, 800)]);
+        assert_eq!(routes(&rtm, "10.1.0.0/16"), vec![]);
+        assert_eq!(routes(&rtm, "192.0.2.0/24"), vec![]);
+        assert_eq!(routes(&rtm, "2001:db8::/32"), vec![(1, 850)]);
+        // The best route of 10/8 is peer 0's (higher LOCAL_PREF, lower preference).
+        let t = rtm.table(AddressFamily::Ipv4);
+        let g = t.pin();
+        let best = t.lookup(&"10.2.3.4/32".parse().expect("an address"), &g).expect("covered");
+        assert_eq!(best.route().preference(), 700);
+    }
+
+    #[test]
+    fn a_set_stop_flag_applies_nothing() {
+        let rtm = Rtm::new();
+        let stop = AtomicBool::new(true);
+        assert_eq!(Replayer::new(&rtm).apply(&[up(0, "10.0.0.0/8", true, 100)], Some(&stop)), 0);
+        assert_eq!(routes(&rtm, "10.0.0.0/8"), vec![]);
     }
 }

@@ -256,6 +256,28 @@ fn handle_read_vs_update_delete() {
     });
 }
 
+/// Two deletes of one route race (two threads of its owner): exactly one succeeds. Both
+/// may bury the route first; the first burial is the tombstone's inline value (the FIRST
+/// word of `MaxSlot`), and the other raise compares keys with it through `first_key`,
+/// which the publishing CAS orders (mutant `first_tomb_relaxed` publishes it Relaxed: the
+/// other raise may then read the key unclaimed, and the debug assertion in
+/// `MaxSlot::key_of` fails). Reads through the handle show the route's last contents.
+#[test]
+fn two_deletes_one_route() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let (a2, r2) = (a.clone(), r.clone());
+        let w = thread::spawn(move || a2.delete_route(&r2).is_ok());
+        let mine = a.delete_route(&r).is_ok();
+        let theirs = w.join().unwrap();
+        assert!(mine ^ theirs, "exactly one delete succeeds");
+        let i = r.info();
+        assert_eq!((i.state(), i.metric()), (RouteState::Deleted, 1));
+    });
+}
+
 /// Enumeration (`Table::dests`: a cursor over the live trie that takes a counted handle
 /// per destination) races the delete of one destination's last route, which prunes its
 /// trie node (a copy of the root). The untouched destination is enumerated exactly once,

@@ -1,5 +1,4 @@
-//! [`EpochCell`]: an atomically replaceable, epoch-reclaimed value; [`EpochSlot`]: the
-//! same, possibly empty.
+//! [`EpochCell`]: an atomically replaceable, epoch-reclaimed value.
 //!
 //! Holds one heap value behind an `epoch::Atomic`. Readers `load` under a pinned guard and
 //! get a plain reference for the guard's lifetime: one `Acquire` load, no read-modify-write
@@ -337,7 +336,7 @@ impl<T: Touch> EpochCell<T> {
 
 /// Retires the arena block at `old` (if any), which the caller's own CAS or swap just
 /// unlinked.
-fn retire_block<T>(old: usize, g: &Guard) {
+pub(super) fn retire_block<T>(old: usize, g: &Guard) {
     if old == 0 {
         return;
     }
@@ -346,10 +345,10 @@ fn retire_block<T>(old: usize, g: &Guard) {
     unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
 }
 
-/// The compare-and-swap of [`EpochCell`] and [`EpochSlot`] on their address word: `cur`
+/// The compare-and-swap of [`EpochCell`] and `MaxSlot` on their address word: `cur`
 /// (0 = empty) by `new` in a new arena block; on success returns the block's address (the
 /// caller retires `cur`), on failure hands `new` back.
-fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usize, T> {
+pub(super) fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usize, T> {
     let n = arena_new(new);
     // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
     // later use of the cell after the value we replaced.
@@ -363,52 +362,6 @@ fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usize, T> {
                 node_dealloc(n.as_ptr().cast(), core::alloc::Layout::new::<T>());
                 Err(v)
             }
-        }
-    }
-}
-
-/// An [`EpochCell`] that starts empty (a route's tombstone: most routes never get one,
-/// so an empty slot costs no allocation). Same orderings and reclamation.
-pub(crate) struct EpochSlot<T: Touch> {
-    /// Address of the current value (from [`arena_new`]), or 0 while empty.
-    ptr: AtomicUsize,
-    _value: PhantomData<T>,
-}
-
-impl<T: Touch> EpochSlot<T> {
-    pub(crate) fn empty() -> Self {
-        Self { ptr: AtomicUsize::new(0), _value: PhantomData }
-    }
-
-    /// The current value, valid while `g` is pinned; `None` while empty.
-    #[inline]
-    pub(crate) fn load<'g>(&self, g: &'g Guard) -> Option<&'g T> {
-        let p = self.ptr.load(LOAD);
-        (p != 0).then(|| EpochCell::<T>::deref(p, g))
-    }
-
-    /// Replaces `current` (loaded from this slot under `g`; `None` = empty) by `new`, as
-    /// [`EpochCell::compare_and_swap`].
-    pub(crate) fn compare_and_swap<'g>(
-        &self,
-        current: Option<&'g T>,
-        new: T,
-        g: &'g Guard,
-    ) -> Result<&'g T, T> {
-        let cur = current.map_or(0, |c| c as *const T as usize);
-        let n = cas(&self.ptr, cur, new)?;
-        retire_block::<T>(cur, g);
-        Ok(EpochCell::<T>::deref(n, g))
-    }
-}
-
-impl<T: Touch> Drop for EpochSlot<T> {
-    fn drop(&mut self) {
-        let p = self.ptr.load(Ordering::Relaxed);
-        if p != 0 {
-            // SAFETY: as for `EpochCell`'s drop: no reader can reach the slot any more, and
-            // a non-zero address came from `arena_new::<T>`.
-            unsafe { arena_drop(p as *mut T) }
         }
     }
 }
