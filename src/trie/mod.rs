@@ -188,7 +188,6 @@ impl<V: Linked> Trie<V> {
                     let ch = c.child(slot);
                     (ch != 0).then(|| {
                         prefetch(ch as *const u8);
-                        prefetch((ch + 64) as *const u8);
                         more = true;
                         Self::cnode_ref(ch, g)
                     })
