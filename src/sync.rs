@@ -242,14 +242,38 @@ pub(crate) fn pace_reclamation(work: usize) {
     }
 }
 
-/// Runs epoch collection until garbage retired so far has been destroyed, as far as the
-/// global collector allows (other pinned threads can delay it). Tests call this before
-/// counting drops, so leak checkers see our own nodes freed.
+/// Runs epoch collection until the garbage retired so far (by this thread, and by others
+/// before they flushed it to the global queue) has been destroyed, as far as the global
+/// collector allows: a thread pinned for the whole time stops it, so it gives up after
+/// [`DRAIN_MAX_FLUSHES`]. Tests call this before counting drops; benchmarks call it to
+/// include reclamation in a delete's time.
+///
+/// How: each flush collects a bounded number of garbage bags (crossbeam-epoch: 8 of up to
+/// 64 deferred drops), so a backlog of a million retirements (a table's teardown) takes
+/// thousands of flushes; a fixed count used to leave ~2 % of a deleted table's objects
+/// behind. So the drain retires a *sentinel* after everything else and flushes until it
+/// has run: the global queue is collected in order, so every bag queued before the
+/// sentinel's has run by then.
 pub fn drain_deferred_garbage() {
-    for _ in 0..256 {
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let g = epoch::pin();
+        let d = done.clone();
+        // Release: pairs with the Acquire load below (only a flag: the bags before it ran
+        // on this or another thread, whose effects need no ordering with our return).
+        g.defer(move || d.store(true, Ordering::Release));
+        g.flush();
+    }
+    for _ in 0..DRAIN_MAX_FLUSHES {
+        if done.load(Ordering::Acquire) {
+            return;
+        }
         epoch::pin().flush();
     }
 }
+
+/// Flushes after which [`drain_deferred_garbage`] gives up (another thread stays pinned).
+const DRAIN_MAX_FLUSHES: usize = 1 << 16;
 
 /// Hints the CPU to start loading the cache line at `p` (a no-op where unsupported and
 /// under loom). Never faults, whatever `p` is: batched lookups use it to overlap the cache

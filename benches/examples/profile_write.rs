@@ -1,7 +1,7 @@
 //! The write paths on the full table, timed phase by phase, for `perf record` / callgrind:
 //! load (one route per prefix), re-announcements with a changed preference, deletes with
 //! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
-//! and including the named one (default: all).
+//! and including the named one (default: all); `REPEAT=n` runs them n times.
 use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
 use std::time::Instant;
 
@@ -13,6 +13,18 @@ fn main() {
     let last = std::env::args().nth(1).unwrap_or_else(|| "delete".into());
     let (_, v4, v6) = rtm_benches::full_table();
     let all: Vec<NetAddress> = v4.iter().chain(&v6).copied().collect();
+    // REPEAT=n: run the phases n times in one process, each on a fresh table (the previous
+    // one dropped first), as criterion's iterations do.
+    let repeat: usize = std::env::var("REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    for round in 0..repeat {
+        if repeat > 1 {
+            println!("round {round}:");
+        }
+        phases(&last, &v4, &all);
+    }
+}
+
+fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
     let rtm = Rtm::new();
     let e = [
         rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh"),
@@ -75,7 +87,7 @@ fn main() {
     let dbatch: usize = std::env::var("DBATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let t0 = Instant::now();
     if dbatch == 0 {
-        for (r, p) in routes.iter().zip(&all) {
+        for (r, p) in routes.iter().zip(all) {
             e[fam(p)].delete_route(r).expect("live");
         }
     } else {
@@ -89,8 +101,11 @@ fn main() {
         }
     }
     drop(routes);
-    rtm::drain_deferred_garbage();
+    for _ in 0..std::env::var("DRAINS").ok().and_then(|s| s.parse().ok()).unwrap_or(1) {
+        rtm::drain_deferred_garbage();
+    }
     let dt = t0.elapsed();
+    println!("after the drain: {:?} live", (rtm::live_objects().dests, rtm::live_objects().routes));
     println!(
         "delete: {} routes in {dt:.2?} ({:.2} M/s)",
         all.len(),
