@@ -581,9 +581,13 @@ fn table(c: &mut Criterion) {
     eprintln!("table: {name}, {} IPv4 + {} IPv6 prefixes", v4.len(), v6.len());
     let all: Vec<NetAddress> = v4.iter().chain(&v6).copied().collect();
     load(c, &all);
+    // Before `replay`: rotonda-store's replay leaves glibc's heap fragmented, and every
+    // later malloc-heavy phase in this process then spends most of its time in
+    // `_int_malloc` / `malloc_consolidate` / `unlink_chunk` (measured after it:
+    // delete/prefix_trie 53 -> 156 ms, delete/rtm_batch 0.35 -> 1.7 s). See BENCHMARKS.md.
+    delete(c, &all);
     churn(c, &v4);
     replay(c, &all);
-    delete(c, &all);
 }
 
 criterion_group! {
