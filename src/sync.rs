@@ -252,15 +252,17 @@ pub(crate) fn pace_reclamation(work: usize) {
 /// 64 deferred drops), so a backlog of a million retirements (a table's teardown) takes
 /// thousands of flushes; a fixed count used to leave ~2 % of a deleted table's objects
 /// behind. So the drain retires a *sentinel* after everything else and flushes until it
-/// has run: the global queue is collected in order, so every bag queued before the
-/// sentinel's has run by then.
+/// has run: the global queue is popped in order, so every bag queued before the
+/// sentinel's has been taken for collection by then (one taken by another collecting
+/// thread may still be running; with no other thread collecting, all have run).
 pub fn drain_deferred_garbage() {
     let done = Arc::new(AtomicBool::new(false));
     {
         let g = epoch::pin();
         let d = done.clone();
-        // Release: pairs with the Acquire load below (only a flag: the bags before it ran
-        // on this or another thread, whose effects need no ordering with our return).
+        // Release: pairs with the Acquire load below, so the drops the collecting thread
+        // ran before the sentinel (the earlier bags it popped) happen before our return
+        // and a caller's count of live objects sees them.
         g.defer(move || d.store(true, Ordering::Release));
         g.flush();
     }
