@@ -184,7 +184,7 @@ fn remove_some(t: &TableInner, routes: &[Option<&Arc<Route>>]) -> Vec<Option<Res
         #[cfg(not(loom))]
         {
             w.iter().flatten().for_each(|r| prefetch(Arc::as_ptr(r)));
-            w.iter().flatten().for_each(|r| r.dest.prefetch());
+            w.iter().flatten().for_each(|r| r.dest.prefetch_all());
             w.iter().flatten().for_each(|r| r.dest.list(&g).prefetch());
         }
         res.extend(w.iter().map(|r| {

@@ -2,26 +2,29 @@
 //!
 //! # Route lists
 //! [`RouteList`] is an immutable snapshot: the routes sorted best-first (see
-//! `route::selection_order`), a generation number, the next creation sequence, and a `dead`
-//! flag. A writer changes a destination by building a new snapshot and compare-and-swapping
-//! it in ([`Dest::modify`]); a failed CAS rebuilds from the newer snapshot, so two racing
-//! writers never lose an update. Readers load a snapshot without blocking and always see a
-//! whole one. The best route of a view is the first entry that belongs to it. Snapshots are
-//! read under a pinned epoch guard and retired with `defer_destroy` when replaced (see
+//! `route::selection_order`), a generation number, and a `dead` flag. A writer changes a
+//! destination by building a new snapshot and compare-and-swapping it in
+//! ([`Dest::modify`]); a failed CAS rebuilds from the newer snapshot, so two racing writers
+//! never lose an update. Readers load a snapshot without blocking and always see a whole
+//! one. The best route of a view is the first entry that belongs to it. Snapshots are read
+//! under a pinned epoch guard and retired with `defer_destroy` when replaced (see
 //! `sync/epoch_cell.rs` and `docs/design.md` for why not arc-swap). A snapshot with one
 //! route keeps it inline: the common case costs no extra allocation and no extra miss.
+//! A route's creation sequence (the last tie-break of the order) comes from a counter of
+//! the destination, not from the snapshot, which keeps a one-route snapshot at 56 bytes.
 //!
 //! # Layout
-//! A destination is two cache lines: a header (prefix, count, snapshot pointer) and a slot
-//! where its first snapshot with a route is *placed* ([`Dest::install_first`], while the
-//! destination is still private to its creator). Most destinations of a routing table
-//! keep that snapshot (most routes never change), so a lookup prefetches both lines as
-//! soon as it finds the destination and reads its best route without a second dependent
-//! cache miss. The slot is used once: a later snapshot lives in an arena block of its own,
-//! and the placed one, once replaced, is moved out and dropped epoch-deferred like any
-//! snapshot (`sync/epoch_cell.rs`, "Placed values"). Its routes hold references to the
-//! destination, so the destination is still allocated when that deferred drop reads the
-//! slot.
+//! A destination is two cache lines. Line 1 is the header (prefix, reference count,
+//! sequence counter, the slot's free flag). Line 2 holds the snapshot cell's address word
+//! and then a slot where a snapshot can be *placed*: the first one with a route
+//! ([`Dest::install_first`], while the destination is still private to its creator), and
+//! later ones whenever the slot is free again. Most destinations of a routing table keep
+//! their first snapshot (most routes never change), so a lookup reads line 2 only: one
+//! cache miss per destination. A snapshot that finds the slot busy lives in an arena
+//! block of its own; a placed one, once replaced, is moved out and dropped epoch-deferred
+//! like any snapshot (`sync/epoch_cell.rs`, "Placed values"). Its routes hold references
+//! to the destination, so the destination is still allocated when that deferred drop reads
+//! the slot.
 //!
 //! # Death
 //! A destination leaves the table when its last route is deleted: the deleting writer
@@ -44,8 +47,8 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, prefetch, Arc, AtomicUsize, Current, EpochCell, InlineSlot, Ordering, Touch,
-    TrackedCell,
+    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Current, EpochCell, InlineSlot, Ordering,
+    Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
@@ -111,8 +114,9 @@ impl core::ops::Deref for Entries {
 /// An immutable route-list snapshot. See the module docs.
 pub(crate) struct RouteList {
     alive: TrackedCell<()>,
+    /// Version: one more than the snapshot it replaced (a tombstone's key, see
+    /// `Route::bury`).
     pub(crate) gen: u64,
-    pub(crate) next_seq: u64,
     /// Never empty in a live snapshot: an empty one is dead (see [`RouteList::is_dead`]).
     pub(crate) entries: Entries,
 }
@@ -131,18 +135,18 @@ impl Drop for RouteList {
 }
 
 impl RouteList {
-    pub(crate) fn new(gen: u64, next_seq: u64, mut entries: Vec<Entry>) -> Self {
+    pub(crate) fn new(gen: u64, mut entries: Vec<Entry>) -> Self {
         entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
         let entries = match entries.len() {
             1 => Entries::One(entries.pop().unwrap_or_else(|| unreachable!())),
             _ => Entries::Many(entries.into_boxed_slice()),
         };
-        Self { alive: TrackedCell::new(()), gen, next_seq, entries }
+        Self { alive: TrackedCell::new(()), gen, entries }
     }
 
     /// A snapshot of one route (no sorting, no intermediate vector).
-    pub(crate) fn one(gen: u64, next_seq: u64, entry: Entry) -> Self {
-        Self { alive: TrackedCell::new(()), gen, next_seq, entries: Entries::One(entry) }
+    pub(crate) fn one(gen: u64, entry: Entry) -> Self {
+        Self { alive: TrackedCell::new(()), gen, entries: Entries::One(entry) }
     }
 
     /// The next snapshot after this one with entry `i`'s version replaced by `info`.
@@ -150,11 +154,11 @@ impl RouteList {
         if let Entries::One(e) = &self.entries {
             let mut e = e.clone();
             e.set_info(info.clone());
-            return Self::one(self.gen + 1, self.next_seq, e);
+            return Self::one(self.gen + 1, e);
         }
         let mut entries = self.entries.to_vec();
         entries[i].set_info(info.clone());
-        Self::new(self.gen + 1, self.next_seq, entries)
+        Self::new(self.gen + 1, entries)
     }
 
     /// The next snapshot after this one without entry `i` (dead if it was the last).
@@ -162,13 +166,13 @@ impl RouteList {
         let gen = self.gen + 1;
         match self.entries.len() {
             1 => Self::dead(gen),
-            2 => Self::one(gen, self.next_seq, self.entries[1 - i].clone()),
+            2 => Self::one(gen, self.entries[1 - i].clone()),
             _ => {
                 // Exact capacity: the boxed slice takes the buffer without a realloc.
                 let mut entries = Vec::with_capacity(self.entries.len() - 1);
                 entries
                     .extend(self.entries.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, e)| e.clone()));
-                Self::new(gen, self.next_seq, entries)
+                Self::new(gen, entries)
             }
         }
     }
@@ -183,7 +187,7 @@ impl RouteList {
     }
 
     pub(crate) fn dead(gen: u64) -> Self {
-        Self { alive: TrackedCell::new(()), gen, next_seq: 0, entries: Entries::None }
+        Self { alive: TrackedCell::new(()), gen, entries: Entries::None }
     }
 
     /// The dead list every dead destination shares outside loom: a destination's death
@@ -196,7 +200,7 @@ impl RouteList {
         #[cfg(not(loom))]
         {
             static DEAD: RouteList =
-                RouteList { alive: TrackedCell::new(()), gen: 0, next_seq: 0, entries: Entries::None };
+                RouteList { alive: TrackedCell::new(()), gen: 0, entries: Entries::None };
             Some(&DEAD)
         }
         #[cfg(loom)]
@@ -204,7 +208,8 @@ impl RouteList {
     }
 
     /// Prefetches the line [`best_index`](Self::best_index) reads for a single-route
-    /// snapshot (64 bytes, header and inline entry, in one 64-aligned block).
+    /// snapshot (56 bytes, header and inline entry: in one line when placed in its
+    /// destination or in a 64-aligned arena block).
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
         prefetch((self as *const Self).cast::<u8>());
@@ -251,20 +256,36 @@ impl RouteList {
     }
 }
 
+// The layout a lookup relies on (see `Dest`): the cell's address word at 64 (the cell's
+// word is at offset 8 of the cell), the placed list right after it, both in line 2.
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<Dest>() == 128 && core::mem::size_of::<RouteList>() == 64);
+const _: () = assert!(
+    core::mem::size_of::<Dest>() == 128
+        && core::mem::size_of::<RouteList>() == 56
+        && core::mem::offset_of!(Dest, routes) == 56
+        && core::mem::offset_of!(Dest, first) == 72
+);
 
 /// A destination. See the module docs.
 ///
-/// Two cache lines: the header, then `first`, where the first route list with a route is
-/// placed (`install_first`). Most destinations of a table keep that list, so a lookup that
-/// prefetches both lines when it finds the destination reads its best route without a
-/// second dependent cache miss (see [`Dest::prefetch`]).
-#[repr(C)]
+/// Two cache lines. Line 1: what writers and handle holders read (prefix, counts, the
+/// slot's flag, which is the first byte of the cell). Line 2: the cell's address word,
+/// then `first`, where the first route list with a route is placed (`install_first`).
+/// Most destinations of a table keep that list, so a lookup reads its best route from
+/// line 2 alone: one cache miss per destination (see [`Dest::prefetch`]).
+#[repr(C, align(64))]
 pub(crate) struct Dest {
     alive: TrackedCell<()>,
     pub(crate) prefix: NetAddress,
     refs: AtomicUsize,
+    /// Creation sequence of the next route (`Route::seq`: unique per destination, so
+    /// the tie-break of `selection_order` is total). Taken with a Relaxed `fetch_add`: only
+    /// uniqueness matters, and routes of one destination compare by it only once both are
+    /// published through the snapshot cell (whose CAS orders everything).
+    next_seq: AtomicU64,
+    /// Puts `routes`' address word at the start of line 2 (layout asserted above).
+    #[cfg(not(loom))]
+    _line1: [u64; 2],
     pub(crate) routes: EpochCell<RouteList>,
     first: InlineSlot<RouteList>,
 }
@@ -292,11 +313,15 @@ impl Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
+            // 0 is the first route's (`Updater::new_dest`).
+            next_seq: AtomicU64::new(1),
+            #[cfg(not(loom))]
+            _line1: [0; 2],
             // Starts empty, which reads as dead: the shared dead list outside loom (no
             // block to allocate and retire); loom builds allocate it (see `shared_dead`).
             routes: match RouteList::shared_dead() {
                 Some(dead) => EpochCell::new_static(dead),
-                None => EpochCell::new(RouteList::new(0, 0, Vec::new())),
+                None => EpochCell::new(RouteList::new(0, Vec::new())),
             },
             first: InlineSlot::new(),
         }))
@@ -326,12 +351,24 @@ impl Dest {
         };
     }
 
-    /// Prefetches both lines a lookup reads: the header and (the usual place of the
-    /// current route list) the first list's slot.
+    /// Prefetches the line a lookup reads: the snapshot cell's address word and (the
+    /// usual place of the current route list) the first list's slot.
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
-        prefetch((self as *const Self).cast::<u8>());
         prefetch(self.first.as_ptr().cast::<u8>());
+    }
+
+    /// Prefetches both lines: [`prefetch`](Self::prefetch)'s and the header (prefix and
+    /// reference count), for the paths that take a reference or read the prefix.
+    #[inline(always)]
+    pub(crate) fn prefetch_all(&self) {
+        prefetch((self as *const Self).cast::<u8>());
+        self.prefetch();
+    }
+
+    /// A fresh creation sequence for a new route of this destination (see `next_seq`).
+    pub(crate) fn take_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A counted pointer to `self`, for a reference just taken.

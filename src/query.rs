@@ -66,8 +66,7 @@ impl Table {
             // No longest match means no covering prefix at all: the slow path would only
             // walk the same nodes again.
             let dest = t.trie.lookup(addr.bytes(), &guard.g)?;
-            // Both lines at once: the list is usually in the destination's second line.
-            dest.prefetch();
+            // One line: the cell's word and (usually) the list placed right after it.
             let list = dest.list(&guard.g);
             if let Some(idx) = list.best_index(view) {
                 return Some(Best { dest, list, idx });
@@ -106,7 +105,7 @@ impl Table {
             }
             let mut found: [Option<&'a Dest>; BATCH] = [None; BATCH];
             t.trie.lookup_batch(&keys[..chunk.len()], g, &mut found);
-            // Each destination's two lines (its list is usually in the second).
+            // Each destination's second line (its list is usually there).
             found.iter().flatten().for_each(|d| d.prefetch());
             let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
             for (l, d) in lists.iter_mut().zip(&found) {
@@ -156,7 +155,7 @@ impl Table {
             }
             let mut found: [Option<&Dest>; BATCH] = [None; BATCH];
             t.trie.lookup_batch(&keys[..chunk.len()], &g, &mut found);
-            found.iter().flatten().for_each(|d| d.prefetch());
+            found.iter().flatten().for_each(|d| d.prefetch_all());
             for d in found.iter().flatten() {
                 d.list(&g).prefetch();
             }
@@ -235,7 +234,7 @@ impl Table {
         if addr.len() == self.inner.family.max_len() {
             // No longest match: no prefix covers `addr` (see `lookup_in`).
             let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
-            d.prefetch();
+            d.prefetch_all();
             if let Ok(r) = Self::first_in(Some(d), views, &g) {
                 return Ok(r);
             }

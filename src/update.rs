@@ -133,7 +133,7 @@ impl EntityRef {
         // loom model `delete_last_vs_add_same_prefix` explore far longer (59 s -> over 13
         // min at bound 1: one deferral fewer moves where crossbeam's small sanitize-mode
         // bags fill, into the racy part), so the check stays cheap.
-        Dest::install_first(&dest, RouteList::one(1, 1, Entry::new(route.clone(), info)), g);
+        Dest::install_first(&dest, RouteList::one(1, Entry::new(route.clone(), info)), g);
         (dest, route)
     }
 
@@ -195,12 +195,10 @@ impl EntityRef {
                         let r = match spare {
                             // Reusable only for the same destination: a spare built for a
                             // destination that died belongs to that one.
-                            Some(r) if r.seq == cur.next_seq && core::ptr::eq(r.dest.as_ptr(), dest) => {
-                                r.clone()
-                            }
+                            Some(r) if core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
                             _ => {
                                 let dp = dest.try_ref().ok_or(())?;
-                                let r = Arc::new(Route::new(dp, me.clone(), cur.next_seq));
+                                let r = Arc::new(Route::new(dp, me.clone(), dest.take_seq()));
                                 *spare = Some(r.clone());
                                 r
                             }
@@ -209,7 +207,7 @@ impl EntityRef {
                         let mut entries = Vec::with_capacity(cur.entries.len() + 1);
                         entries.extend_from_slice(&cur.entries);
                         entries.push(Entry::new(r.clone(), info.clone()));
-                        (RouteList::new(gen, cur.next_seq + 1, entries), r, true)
+                        (RouteList::new(gen, entries), r, true)
                     }
                 };
                 Ok((list, (route, created)))

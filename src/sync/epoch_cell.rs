@@ -57,13 +57,19 @@ pub(crate) trait Touch {
 }
 
 /// See the module docs.
+///
+/// The flag comes first and the address word at offset 8 (`repr(C)`): an owner that puts
+/// the cell 8 bytes before a cache line and its [`InlineSlot`] right after the cell has
+/// the word and a placed value in one line, which is all a reader touches (a destination
+/// does this).
+#[repr(C)]
 pub(crate) struct EpochCell<T: Touch> {
+    /// Whether the owner's [`InlineSlot`] may be claimed: set by the deferred drop of the
+    /// last value placed there, cleared by the writer that claims it. Only writers read it.
+    slot_free: AtomicBool,
     /// Address of the current value (from [`arena_new`], or an [`InlineSlot`]'s with the
     /// [`PLACED`] bit; never 0).
     ptr: AtomicUsize,
-    /// Whether the owner's [`InlineSlot`] may be claimed: set by the deferred drop of the
-    /// last value placed there, cleared by the writer that claims it.
-    slot_free: AtomicBool,
     _value: PhantomData<T>,
 }
 
@@ -90,9 +96,9 @@ impl<'g, T> Current<'g, T> {
 }
 
 /// Room for one value of an [`EpochCell`], inside the cell's owner (see the module docs).
-/// 64-aligned: it starts a cache line of its own. The value is at offset 0, so a placed
-/// value's address is the slot's.
-#[repr(C, align(64))]
+/// The value is at offset 0, so a placed value's address is the slot's. Where it sits in
+/// its owner (which cache line) is the owner's choice.
+#[repr(C)]
 pub(crate) struct InlineSlot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
     /// Loom's view of the slot's memory (see the module docs).

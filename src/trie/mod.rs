@@ -163,44 +163,65 @@ impl<V: Linked> Trie<V> {
     /// prefetching what the next round reads, so the cache misses of independent lookups
     /// overlap instead of queueing (the same results as `lookup`, at a fraction of the
     /// latency per key on a table that does not fit in cache).
-    #[allow(clippy::needless_range_loop)] // `d` indexes every key's byte, in lock step
     pub(crate) fn lookup_batch<'g>(&'g self, keys: &[[u8; 16]], g: &'g Guard, out: &mut [Option<&'g V>]) {
         let n = keys.len().min(BATCH).min(out.len());
-        let root = self.root(g);
-        let mut cs: [Option<CNode<'g>>; BATCH] = [Some(root); BATCH];
+        let (keys, out) = (&keys[..n], &mut out[..n]);
+        // Per key: the node it is at (0 once it has no child to go to), the longest match
+        // so far, and the two addresses its node's head points it to.
+        let mut node = [0usize; BATCH];
+        node[..n].fill(self.root.load(LOAD));
         let mut best = [0usize; BATCH];
-        for d in 0..(self.max_len / 8) as usize {
-            // Round 1: read the bitmaps (prefetched last round); prefetch slot and run.
-            for i in 0..n {
-                if let Some(c) = cs[i] {
-                    c.prefetch(keys[i][d]);
+        let mut runs = [core::ptr::null::<usize>(); BATCH];
+        let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
+        for d in 0..(self.max_len / 8) as usize & 15 {
+            // Round 1: read each head (prefetched last round); prefetch its run and slot.
+            for (i, key) in keys.iter().enumerate() {
+                if node[i] == 0 {
+                    continue;
                 }
+                let (r, s) = Self::cnode_ref(node[i], g).addrs(key[d]);
+                if !r.is_null() {
+                    prefetch(r.cast::<u8>());
+                }
+                if !s.is_null() {
+                    prefetch(s.cast::<u8>());
+                }
+                runs[i] = r;
+                slots[i] = s;
             }
             // Round 2: read the leaf and the child; prefetch the child's head.
             let mut more = false;
             for i in 0..n {
-                cs[i] = cs[i].and_then(|c| {
-                    let slot = keys[i][d];
-                    let l = c.leaf(slot);
+                if node[i] == 0 {
+                    continue;
+                }
+                if !runs[i].is_null() {
+                    // SAFETY: `addrs` derived the address from the node's run bitmap and
+                    // count; the node (and its immutable runs) live for `'g`.
+                    let l = unsafe { *runs[i] };
                     if l != 0 {
                         best[i] = l;
                     }
-                    let ch = c.child(slot);
-                    (ch != 0).then(|| {
+                }
+                let mut ch = 0;
+                if !slots[i].is_null() {
+                    // SAFETY: as above, a slot of a node that lives for `'g`.
+                    ch = unsafe { &*slots[i] }.load(LOAD) & !FROZEN;
+                    if ch != 0 {
                         prefetch(ch as *const u8);
                         more = true;
-                        Self::cnode_ref(ch, g)
-                    })
-                });
+                    }
+                }
+                node[i] = ch;
             }
             if !more {
                 break;
             }
         }
         // The values are not prefetched here: the caller knows which of their lines it
-        // reads (a destination's two).
-        for i in 0..n {
-            out[i] = (best[i] != 0).then(|| value_ref(best[i], g));
+        // reads.
+        for (o, &b) in out.iter_mut().zip(&best) {
+            *o = (b != 0).then(|| value_ref(b, g));
         }
     }
 

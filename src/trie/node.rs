@@ -366,6 +366,19 @@ impl<'g> CNode<'g> {
         self.child_slot(slot).map_or(0, |s| s.load(LOAD) & !FROZEN)
     }
 
+    /// The addresses [`leaf`](Self::leaf) and [`child`](Self::child) read for `slot`
+    /// (null where there is no run or no child), computed from the head alone, so that a
+    /// batched walk can prefetch them and read them a round later without a second rank
+    /// computation.
+    #[inline(always)]
+    pub(super) fn addrs(self, slot: u8) -> (*const usize, *const AtomicUsize) {
+        let h = self.head;
+        let run = if h.n_runs != 0 { self.run_ptr(h.leaves.rank_incl(slot) - 1) } else { core::ptr::null() };
+        let child =
+            if h.children.contains(slot) { self.slot_ptr(h.children.rank(slot)) } else { core::ptr::null() };
+        (run, child)
+    }
+
     /// Prefetches the cache lines [`leaf`](Self::leaf) and [`child`](Self::child) will read
     /// for `slot`.
     #[inline(always)]
