@@ -351,6 +351,9 @@ impl Dest {
         };
     }
 
+    /// Byte offset of the line a lookup reads (see [`prefetch`](Self::prefetch)).
+    pub(crate) const HOT: usize = core::mem::offset_of!(Dest, first);
+
     /// Prefetches the line a lookup reads: the snapshot cell's address word and (the
     /// usual place of the current route list) the first list's slot.
     #[inline(always)]

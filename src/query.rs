@@ -96,38 +96,61 @@ impl Table {
         mut f: impl FnMut(usize, Option<Best<'a>>),
     ) {
         let t = &self.inner;
-        let g = &guard.g;
-        let host_len = t.family.max_len();
+        // Software pipelining: the destinations a chunk's walk found (their snapshot line
+        // prefetched as each walk ended) are read after the next chunk's walk, by which
+        // time they have arrived.
+        let mut pending: Option<(usize, &[NetAddress], [Option<&'a Dest>; BATCH])> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let mut keys = [[0u8; 16]; BATCH];
             for (k, a) in keys.iter_mut().zip(chunk) {
                 *k = *a.bytes();
             }
             let mut found: [Option<&'a Dest>; BATCH] = [None; BATCH];
-            t.trie.lookup_batch(&keys[..chunk.len()], g, &mut found);
-            // Each destination's second line (its list is usually there).
-            found.iter().flatten().for_each(|d| d.prefetch());
-            let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
-            for (l, d) in lists.iter_mut().zip(&found) {
-                *l = d.map(|d| {
-                    let list = d.list(g);
-                    list.prefetch();
-                    list
-                });
+            t.trie.lookup_batch(&keys[..chunk.len()], &guard.g, &mut found, Dest::HOT);
+            if let Some((pc, prev, pfound)) = pending.replace((c, chunk, found)) {
+                self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
             }
-            for (i, a) in chunk.iter().enumerate() {
-                let r = match found[i].zip(lists[i]) {
-                    _ if a.family() != t.family || a.len() != host_len => self.lookup_in(a, view, guard),
-                    None => None,
-                    Some((dest, list)) => match list.best_index(view) {
-                        Some(idx) => Some(Best { dest, list, idx }),
-                        // The longest match has no route in the view (or just died): the
-                        // single lookup's slow path tries the shorter matches.
-                        None => self.lookup_in(a, view, guard),
-                    },
-                };
-                f(c * BATCH + i, r);
-            }
+        }
+        if let Some((pc, prev, pfound)) = pending {
+            self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
+        }
+    }
+
+    /// The second half of [`lookup_batch`](Self::lookup_batch) for chunk `c` (`chunk`,
+    /// whose longest matches are `found`): reads each match's snapshot and reports.
+    fn finish_batch<'a>(
+        &'a self,
+        c: usize,
+        chunk: &[NetAddress],
+        found: &[Option<&'a Dest>; BATCH],
+        view: ViewId,
+        guard: &'a Guard,
+        f: &mut impl FnMut(usize, Option<Best<'a>>),
+    ) {
+        let t = &self.inner;
+        let host_len = t.family.max_len();
+        // The snapshot pointers (prefetched lines): an updated destination's snapshot is
+        // in a block of its own, prefetched here before the second pass reads it.
+        let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
+        for (l, d) in lists.iter_mut().zip(found) {
+            *l = d.map(|d| {
+                let list = d.list(&guard.g);
+                list.prefetch();
+                list
+            });
+        }
+        for (i, a) in chunk.iter().enumerate() {
+            let r = match found[i].zip(lists[i]) {
+                _ if a.family() != t.family || a.len() != host_len => self.lookup_in(a, view, guard),
+                None => None,
+                Some((dest, list)) => match list.best_index(view) {
+                    Some(idx) => Some(Best { dest, list, idx }),
+                    // The longest match has no route in the view (or just died): the single
+                    // lookup's slow path tries the shorter matches.
+                    None => self.lookup_in(a, view, guard),
+                },
+            };
+            f(c * BATCH + i, r);
         }
     }
 
@@ -154,7 +177,7 @@ impl Table {
                 *k = *a.bytes();
             }
             let mut found: [Option<&Dest>; BATCH] = [None; BATCH];
-            t.trie.lookup_batch(&keys[..chunk.len()], &g, &mut found);
+            t.trie.lookup_batch(&keys[..chunk.len()], &g, &mut found, Dest::HOT);
             found.iter().flatten().for_each(|d| d.prefetch_all());
             for d in found.iter().flatten() {
                 d.list(&g).prefetch();

@@ -163,7 +163,17 @@ impl<V: Linked> Trie<V> {
     /// prefetching what the next round reads, so the cache misses of independent lookups
     /// overlap instead of queueing (the same results as `lookup`, at a fraction of the
     /// latency per key on a table that does not fit in cache).
-    pub(crate) fn lookup_batch<'g>(&'g self, keys: &[[u8; 16]], g: &'g Guard, out: &mut [Option<&'g V>]) {
+    ///
+    /// A key's match is final once its walk ends (no child to go to): the line at byte
+    /// `hot` of that value (the part the caller reads first) is prefetched then, while the
+    /// other keys still walk.
+    pub(crate) fn lookup_batch<'g>(
+        &'g self,
+        keys: &[[u8; 16]],
+        g: &'g Guard,
+        out: &mut [Option<&'g V>],
+        hot: usize,
+    ) {
         let n = keys.len().min(BATCH).min(out.len());
         let (keys, out) = (&keys[..n], &mut out[..n]);
         // Per key: the node it is at (0 once it has no child to go to), the longest match
@@ -207,10 +217,14 @@ impl<V: Linked> Trie<V> {
                 if !slots[i].is_null() {
                     // SAFETY: as above, a slot of a node that lives for `'g`.
                     ch = unsafe { &*slots[i] }.load(LOAD) & !FROZEN;
-                    if ch != 0 {
-                        prefetch(ch as *const u8);
-                        more = true;
-                    }
+                }
+                if ch != 0 {
+                    prefetch(ch as *const u8);
+                    more = true;
+                } else if best[i] != 0 {
+                    // A hint only: the address is inside a value that stays allocated for
+                    // `'g` (see `value_ref`), and a prefetch never faults.
+                    prefetch((best[i] as *const u8).wrapping_add(hot));
                 }
                 node[i] = ch;
             }
