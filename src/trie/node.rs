@@ -111,15 +111,23 @@ impl Bits256 {
 }
 
 /// The fixed part at the start of every node allocation (see the module docs).
+///
+/// The first cache line holds what a lookup in a node without children reads: the leaf
+/// bitmap and the counts (the children bitmap starts there too). Most nodes of a full
+/// table are such nodes (the depth-2 nodes holding /17../24 prefixes); their runs start
+/// in the second line, so a lookup there touches the head's first line and its run's.
 #[repr(C)]
 struct Head {
-    children: Bits256,
     leaves: Bits256,
     n_children: u16,
     n_runs: u16,
     n_prefixes: u16,
+    children: Bits256,
     alive: TrackedCell<()>,
 }
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::offset_of!(Head, children) < 64 && core::mem::offset_of!(Head, n_prefixes) < 64);
 
 /// Alignment of a node allocation: the bitmaps start a cache line, and child addresses
 /// have their low bits free for [`FROZEN`].
@@ -337,10 +345,12 @@ impl<'g> CNode<'g> {
         (h.n_runs != 0).then(|| h.leaves.rank_incl(slot) - 1)
     }
 
-    /// Index of the slot of the child at `slot`, if there is one.
+    /// Index of the slot of the child at `slot`, if there is one. A node without children
+    /// answers from the head's first line (see [`Head`]).
     #[inline(always)]
     fn child_index(self, slot: u8) -> Option<usize> {
-        self.head.children.contains(slot).then(|| self.head.children.rank(slot))
+        let h = self.head;
+        (h.n_children != 0 && h.children.contains(slot)).then(|| h.children.rank(slot))
     }
 
     /// The longest internal prefix covering `slot`, as a raw value (0 if none).
@@ -375,7 +385,7 @@ impl<'g> CNode<'g> {
         let h = self.head;
         let run = if h.n_runs != 0 { self.run_ptr(h.leaves.rank_incl(slot) - 1) } else { core::ptr::null() };
         let child =
-            if h.children.contains(slot) { self.slot_ptr(h.children.rank(slot)) } else { core::ptr::null() };
+            if h.n_children != 0 && h.children.contains(slot) { self.slot_ptr(h.children.rank(slot)) } else { core::ptr::null() };
         (run, child)
     }
 
