@@ -127,7 +127,8 @@ struct Head {
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::offset_of!(Head, children) < 64 && core::mem::offset_of!(Head, n_prefixes) < 64);
+const _: () =
+    assert!(core::mem::offset_of!(Head, children) < 64 && core::mem::offset_of!(Head, n_prefixes) < 64);
 
 /// Alignment of a node allocation: the bitmaps start a cache line, and child addresses
 /// have their low bits free for [`FROZEN`].
@@ -384,8 +385,11 @@ impl<'g> CNode<'g> {
     pub(super) fn addrs(self, slot: u8) -> (*const usize, *const AtomicUsize) {
         let h = self.head;
         let run = if h.n_runs != 0 { self.run_ptr(h.leaves.rank_incl(slot) - 1) } else { core::ptr::null() };
-        let child =
-            if h.n_children != 0 && h.children.contains(slot) { self.slot_ptr(h.children.rank(slot)) } else { core::ptr::null() };
+        let child = if h.n_children != 0 && h.children.contains(slot) {
+            self.slot_ptr(h.children.rank(slot))
+        } else {
+            core::ptr::null()
+        };
         (run, child)
     }
 
