@@ -23,6 +23,9 @@ use crate::trie::BATCH;
 use crate::view::{ViewId, ViewSet};
 use std::net::IpAddr;
 
+/// The longest matches of one chunk of a batched lookup.
+type Found<'a> = [Option<&'a Dest>; BATCH];
+
 /// A pinned epoch: the scope of fast-path lookups. Pin once, look up many addresses, drop
 /// it soon (a guard held for long delays memory reclamation for every thread). Not `Send`.
 #[must_use]
@@ -99,13 +102,13 @@ impl Table {
         // Software pipelining: the destinations a chunk's walk found (their snapshot line
         // prefetched as each walk ended) are read after the next chunk's walk, by which
         // time they have arrived.
-        let mut pending: Option<(usize, &[NetAddress], [Option<&'a Dest>; BATCH])> = None;
+        let mut pending: Option<(usize, &[NetAddress], Found<'a>)> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let mut keys = [[0u8; 16]; BATCH];
             for (k, a) in keys.iter_mut().zip(chunk) {
                 *k = *a.bytes();
             }
-            let mut found: [Option<&'a Dest>; BATCH] = [None; BATCH];
+            let mut found: Found<'a> = [None; BATCH];
             t.trie.lookup_batch(&keys[..chunk.len()], &guard.g, &mut found, Dest::HOT);
             if let Some((pc, prev, pfound)) = pending.replace((c, chunk, found)) {
                 self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
@@ -122,7 +125,7 @@ impl Table {
         &'a self,
         c: usize,
         chunk: &[NetAddress],
-        found: &[Option<&'a Dest>; BATCH],
+        found: &Found<'a>,
         view: ViewId,
         guard: &'a Guard,
         f: &mut impl FnMut(usize, Option<Best<'a>>),
