@@ -244,3 +244,77 @@ fn equal_parameters_share_one_version() {
     assert_eq!(rs[0].state(), RouteState::Created);
     assert_eq!(rs[0].info().metric(), 1);
 }
+
+/// Batched lookups (fast path and handle path) answer what single lookups do, in order,
+/// in both families: IPv6 walks up to sixteen levels, IPv4 four. Hosts inside table
+/// prefixes (nested ones included, so walks end at different depths), hosts outside any,
+/// and a prefix-length query (not a host: the slow path), over several chunks.
+#[test]
+fn batched_lookups_equal_single_ones_in_both_families() {
+    for fam in [AddressFamily::Ipv4, AddressFamily::Ipv6] {
+        let n = if cfg!(miri) { 12 } else { 3_000 };
+        let mut prefixes = match fam {
+            AddressFamily::Ipv4 => table(n, 5),
+            AddressFamily::Ipv6 if cfg!(miri) => {
+                ["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::1/128"].iter().map(|s| p(s)).collect()
+            }
+            AddressFamily::Ipv6 => gen::ipv6_table(n, 5),
+        };
+        // Longer prefixes inside some of them: deeper walks, and matches that a longer
+        // walk passes by.
+        let mut r = gen::SplitMix64::new(3);
+        let inner: Vec<NetAddress> = prefixes
+            .iter()
+            .step_by(7)
+            .map(|q| {
+                let h = gen::host_in(q, &mut r);
+                let len = (q.len() + 1 + r.below((fam.max_len() - q.len()) as u64) as u8).min(fam.max_len());
+                NetAddress::new(fam, h.bytes(), len).unwrap()
+            })
+            .collect();
+        prefixes.extend(inner);
+        prefixes.sort();
+        prefixes.dedup();
+        let rtm = Rtm::new();
+        let e = rtm.register(fam, EntityId::new(14, 1)).unwrap();
+        for (i, q) in prefixes.iter().enumerate() {
+            let _ = e.add_route(q, RouteParams::new(20, i as u32)).unwrap();
+        }
+        let t = rtm.table(fam);
+        let mut addrs: Vec<NetAddress> = (0..if cfg!(miri) { 40 } else { 5_000 })
+            .map(|i| gen::host_in(&prefixes[i % prefixes.len()], &mut r))
+            .collect();
+        // Hosts that may be in no prefix at all, and a shorter query.
+        addrs.extend((0..40).map(|_| {
+            let mut b = [0u8; 16];
+            b.iter_mut().for_each(|x| *x = r.below(256) as u8);
+            NetAddress::new(fam, &b, fam.max_len()).unwrap()
+        }));
+        addrs.push(prefixes[0]);
+        let g = t.pin();
+        let mut seen = 0;
+        let mut found = 0;
+        t.lookup_batch(&addrs, ViewId::UNICAST, &g, |i, got| {
+            assert_eq!(i, seen, "in order, once each");
+            seen += 1;
+            let want = t.lookup_in(&addrs[i], ViewId::UNICAST, &g);
+            found += usize::from(want.is_some());
+            assert_eq!(
+                got.map(|b| (b.prefix(), b.next_hops().len())),
+                want.map(|b| (b.prefix(), b.next_hops().len())),
+                "{}",
+                addrs[i]
+            );
+        });
+        assert_eq!(seen, addrs.len());
+        assert!(found >= addrs.len() - 41, "{fam:?}: the in-table hosts all match ({found})");
+        let mut seen = 0;
+        t.most_specific_batch(&addrs, ViewSet::UNICAST, |i, got| {
+            assert_eq!(i, seen);
+            seen += 1;
+            let want = t.most_specific(&addrs[i], ViewSet::UNICAST);
+            assert_eq!(got.map(|d| d.prefix()), want.map(|d| d.prefix()), "{}", addrs[i]);
+        });
+        assert_eq!(seen, addrs.len());
+    }
+}

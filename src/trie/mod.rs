@@ -183,7 +183,8 @@ impl<V: Linked> Trie<V> {
         let mut best = [0usize; BATCH];
         let mut runs = [core::ptr::null::<usize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
-        for d in 0..(self.max_len / 8) as usize & 15 {
+        // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
+        for d in 0..(self.max_len / 8) as usize {
             // Round 1: read each head (prefetched last round); prefetch its run and slot.
             for (i, key) in keys.iter().enumerate() {
                 if node[i] == 0 {
