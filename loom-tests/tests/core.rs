@@ -75,6 +75,43 @@ fn add_vs_lookup() {
     });
 }
 
+/// Publication to the batched fast path: `lookup_batch` (lock-step walks reading the
+/// addresses each head names, then the destinations in a later stage) sees a route being
+/// added whole or not at all, for each of two addresses under it, and in order. Catches
+/// `relaxed_load` as `add_vs_lookup` does, through the batched walk's own loads.
+#[test]
+fn add_vs_batch_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let w = thread::spawn(move || {
+            let _ = e.add_route(&p("10.1.0.0/16"), RouteParams::new(7, 9)).unwrap();
+            drop(e);
+        });
+        {
+            let g = t.pin();
+            let mut seen = 0;
+            t.lookup_batch(&[p("10.1.2.3"), p("10.1.200.1")], ViewId::UNICAST, &g, |i, b| {
+                assert_eq!(i, seen);
+                seen += 1;
+                if let Some(b) = b {
+                    assert_eq!(b.prefix(), p("10.1.0.0/16"));
+                    assert_eq!((b.route().preference(), b.route().metric()), (7, 9));
+                }
+            });
+            assert_eq!(seen, 2);
+        }
+        w.join().unwrap();
+        let g = t.pin();
+        let mut found = 0;
+        t.lookup_batch(&[p("10.1.2.3"), p("10.1.200.1")], ViewId::UNICAST, &g, |_, b| {
+            found += usize::from(b.is_some());
+        });
+        assert_eq!(found, 2);
+    });
+}
+
 /// Two writers add different routes to one destination at once: both survive (no lost
 /// update), and a concurrent reader sees only whole snapshots (catches `lost_update`).
 #[test]
