@@ -1,12 +1,14 @@
 //! Runs the IPv4 fast-path lookup loop for a few seconds, for `perf record` / callgrind.
-//! `profile_lookup ROUNDS [batch]`: single lookups, or `Table::lookup_batch`.
+//! `profile_lookup ROUNDS [batch|handle]`: single lookups, `Table::lookup_batch`, or the
+//! handle path (`Table::most_specific`, one counted handle per lookup).
 fn main() {
     let (_, v4, _) = rtm_benches::full_table();
     let rtm = rtm_benches::load_rtm(&v4);
     let t = rtm.table(rtm::AddressFamily::Ipv4);
     let (inside, _) = rtm_benches::queries(&v4, 1 << 16, 42);
     let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(50);
-    let batch = std::env::args().nth(2).is_some_and(|s| s == "batch");
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let batch = mode == "batch";
     let start = std::time::Instant::now();
     let mut sum = 0u64;
     for _ in 0..rounds {
@@ -16,6 +18,14 @@ fn main() {
                 t.lookup_batch(chunk, rtm::ViewId::UNICAST, &g, |_, b| {
                     sum += b.map_or(0, |b| b.next_hops()[0].interface as u64)
                 });
+            }
+            continue;
+        }
+        if mode == "handle" {
+            for q in &inside {
+                if let Ok(d) = t.most_specific(q, rtm::ViewSet::UNICAST) {
+                    sum += d.prefix().len() as u64;
+                }
             }
             continue;
         }
