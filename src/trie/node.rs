@@ -383,13 +383,8 @@ impl<'g> CNode<'g> {
     /// computation.
     #[inline(always)]
     pub(super) fn addrs(self, slot: u8) -> (*const usize, *const AtomicUsize) {
-        let h = self.head;
-        let run = if h.n_runs != 0 { self.run_ptr(h.leaves.rank_incl(slot) - 1) } else { core::ptr::null() };
-        let child = if h.n_children != 0 && h.children.contains(slot) {
-            self.slot_ptr(h.children.rank(slot))
-        } else {
-            core::ptr::null()
-        };
+        let run = self.run_index(slot).map_or(core::ptr::null(), |i| self.run_ptr(i));
+        let child = self.child_index(slot).map_or(core::ptr::null(), |i| self.slot_ptr(i));
         (run, child)
     }
 
@@ -397,11 +392,12 @@ impl<'g> CNode<'g> {
     /// for `slot`.
     #[inline(always)]
     pub(super) fn prefetch(self, slot: u8) {
-        if let Some(i) = self.child_index(slot) {
-            prefetch(self.slot_ptr(i).cast::<u8>());
+        let (run, child) = self.addrs(slot);
+        if !child.is_null() {
+            prefetch(child.cast::<u8>());
         }
-        if let Some(i) = self.run_index(slot) {
-            prefetch(self.run_ptr(i).cast::<u8>());
+        if !run.is_null() {
+            prefetch(run.cast::<u8>());
         }
     }
 
