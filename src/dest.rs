@@ -96,7 +96,69 @@ impl Entry {
 pub(crate) enum Entries {
     None,
     One(Entry),
-    Many(Box<[Entry]>),
+    Many(Many),
+}
+
+/// Several routes: the boxed entries and a copy of the first one's forwarding data (its
+/// views and next hops). The first entry is the best route of every view it belongs to,
+/// so a lookup whose best route is first (nearly all: routes of most destinations share
+/// their views) reads it from the snapshot's own line, without the box's lines. Routing
+/// tables where every destination has routes from two or more peers are the usual case.
+///
+/// 40 bytes, so that [`Entries`] stays as large as an [`Entry`] and a one-route snapshot
+/// fits its destination's line (asserted below): the box is a thin pointer with its length
+/// beside the views.
+pub(crate) struct Many {
+    views: ViewSet,
+    len: u32,
+    next_hops: NextHops,
+    /// `len` entries: a `Box<[Entry]>` taken apart (see [`Many::all`] and `Drop`).
+    ptr: NonNull<Entry>,
+}
+
+// SAFETY: `Many` owns its entries as a `Box<[Entry]>` would (only `Drop` frees them, and
+// they are only read through `&self`), so it is `Send`/`Sync` when `Entry` is.
+unsafe impl Send for Many where Entry: Send {}
+// SAFETY: as above.
+unsafe impl Sync for Many where Entry: Sync {}
+
+impl Many {
+    /// Several entries, best first (two or more: callers keep one route inline).
+    fn new(entries: Vec<Entry>) -> Self {
+        debug_assert!(entries.len() > 1);
+        let (views, next_hops) = (entries[0].views, entries[0].next_hops.clone());
+        let all = Box::into_raw(entries.into_boxed_slice());
+        // More than `u32::MAX` routes on one destination would take over 192 GiB of
+        // entries: treat it as the allocation failure it is (an abort, not a panic).
+        let len = u32::try_from(all.len())
+            .unwrap_or_else(|_| std::alloc::handle_alloc_error(core::alloc::Layout::new::<Entry>()));
+        // SAFETY: `Box::into_raw` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(all.cast::<Entry>()) };
+        Self { views, len, next_hops, ptr }
+    }
+
+    /// The entries.
+    #[inline(always)]
+    fn all(&self) -> &[Entry] {
+        // SAFETY: `ptr` and `len` are a `Box<[Entry]>` taken apart in `new`, freed only by
+        // `Drop`, so they are a live slice for as long as `self` is borrowed.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
+    }
+}
+
+impl Clone for Many {
+    fn clone(&self) -> Self {
+        Self::new(self.all().to_vec())
+    }
+}
+
+impl Drop for Many {
+    fn drop(&mut self) {
+        let all = core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize);
+        // SAFETY: `ptr` and `len` are the `Box<[Entry]>` taken apart in `new`, dropped once
+        // (here); nothing borrows `self` any more.
+        drop(unsafe { Box::from_raw(all) });
+    }
 }
 
 impl core::ops::Deref for Entries {
@@ -106,7 +168,7 @@ impl core::ops::Deref for Entries {
         match self {
             Entries::None => &[],
             Entries::One(e) => core::slice::from_ref(e),
-            Entries::Many(v) => v,
+            Entries::Many(m) => m.all(),
         }
     }
 }
@@ -138,8 +200,9 @@ impl RouteList {
     pub(crate) fn new(gen: u64, mut entries: Vec<Entry>) -> Self {
         entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
         let entries = match entries.len() {
+            0 => Entries::None,
             1 => Entries::One(entries.pop().unwrap_or_else(|| unreachable!())),
-            _ => Entries::Many(entries.into_boxed_slice()),
+            _ => Entries::Many(Many::new(entries)),
         };
         Self { alive: TrackedCell::new(()), gen, entries }
     }
@@ -231,10 +294,24 @@ impl RouteList {
         self.entries.iter().find(|e| e.views.contains(v))
     }
 
-    /// Index of the best route of view `v`.
+    /// Index of the best route of view `v`. Reads only the snapshot's own line when the
+    /// best route is the first one (see [`Many`]).
     #[inline]
     pub(crate) fn best_index(&self, v: ViewId) -> Option<usize> {
-        self.entries.iter().position(|e| e.views.contains(v))
+        match &self.entries {
+            Entries::Many(m) if m.views.contains(v) => Some(0),
+            e => e.iter().position(|e| e.views.contains(v)),
+        }
+    }
+
+    /// Entry `i`'s next hops; the first entry's from the snapshot's own line (see
+    /// [`Many`]). Panics if `i` is out of bounds.
+    #[inline]
+    pub(crate) fn next_hops(&self, i: usize) -> &[NextHop] {
+        match &self.entries {
+            Entries::Many(m) if i == 0 => &m.next_hops,
+            e => e[i].next_hops(),
+        }
     }
 
     /// The union of the routes' views.

@@ -354,7 +354,7 @@ impl<'a> Best<'a> {
     /// The best route's next hops.
     #[inline]
     pub fn next_hops(&self) -> &[NextHop] {
-        self.list.entries[self.idx].next_hops()
+        self.list.next_hops(self.idx)
     }
 
     /// A counted handle to the best route (this one costs a reference count).

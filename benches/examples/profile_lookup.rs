@@ -1,10 +1,37 @@
 //! Runs the IPv4 fast-path lookup loop for a few seconds, for `perf record` / callgrind.
 //! `profile_lookup ROUNDS [batch|handle]`: single lookups, `Table::lookup_batch`, or the
 //! handle path (`Table::most_specific`, one counted handle per lookup).
+//!
+//! `CHURN=N` first applies `N` steps of the criterion `churn` bench's single-route writer
+//! (a second entity re-announces random prefixes with changing preferences, every 16th
+//! step a withdrawal), so the lookups run on a table in the state that writer leaves.
+use rtm::{AddressFamily, EntityId, RouteParams};
+
 fn main() {
     let (_, v4, _) = rtm_benches::full_table();
     let rtm = rtm_benches::load_rtm(&v4);
-    let t = rtm.table(rtm::AddressFamily::Ipv4);
+    let t = rtm.table(AddressFamily::Ipv4);
+    let churn: u64 = std::env::var("CHURN").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if churn > 0 {
+        let w = rtm.register(AddressFamily::Ipv4, EntityId::new(8, 1)).expect("fresh entity");
+        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
+        let t0 = std::time::Instant::now();
+        for i in 0..churn {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            if i % 16 == 15 {
+                if let Some(r) = refs[k].take() {
+                    let _ = w.delete_route(&r);
+                }
+            } else {
+                let nh = rtm::gen::peer_next_hop(AddressFamily::Ipv4, (k % 32) as u8);
+                let p = RouteParams::new(10 + (i % 20) as u32, (k % 7) as u32).next_hop(nh);
+                if let Ok((r, _)) = w.add_route(&v4[k], p) {
+                    refs[k] = Some(r);
+                }
+            }
+        }
+        eprintln!("churn: {churn} writer steps in {:?}", t0.elapsed());
+    }
     let (inside, _) = rtm_benches::queries(&v4, 1 << 16, 42);
     let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(50);
     let mode = std::env::args().nth(2).unwrap_or_default();

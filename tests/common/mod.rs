@@ -549,7 +549,12 @@ impl Runner {
             }
             Op::Lookup(a, v) => {
                 let g = self.table().pin();
-                let got = self.table().lookup_in(a, *v, &g).map(|b| (b.prefix(), b.route().to_params()));
+                let best = self.table().lookup_in(a, *v, &g);
+                if let Some(b) = &best {
+                    // The forwarding copy the fast path reads is the best route's.
+                    assert_eq!(b.next_hops(), b.route().next_hops(), "{op:?}");
+                }
+                let got = best.map(|b| (b.prefix(), b.route().to_params()));
                 let want =
                     self.model.covering(a, 32).find_map(|(p, d)| d.best(*v).map(|r| (*p, r.p.clone())));
                 assert_eq!(got, want, "{op:?}");
