@@ -104,12 +104,8 @@ impl Table {
         // time they have arrived.
         let mut pending: Option<(usize, &[NetAddress], Found<'a>)> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
-            let mut keys = [[0u8; 16]; BATCH];
-            for (k, a) in keys.iter_mut().zip(chunk) {
-                *k = *a.bytes();
-            }
             let mut found: Found<'a> = [None; BATCH];
-            t.trie.lookup_batch(&keys[..chunk.len()], &guard.g, &mut found, Dest::HOT);
+            t.trie.lookup_batch(chunk, &guard.g, &mut found, Dest::HOT);
             if let Some((pc, prev, pfound)) = pending.replace((c, chunk, found)) {
                 self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
             }
@@ -175,12 +171,8 @@ impl Table {
         let host_len = t.family.max_len();
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let g = epoch::pin();
-            let mut keys = [[0u8; 16]; BATCH];
-            for (k, a) in keys.iter_mut().zip(chunk) {
-                *k = *a.bytes();
-            }
             let mut found: [Option<&Dest>; BATCH] = [None; BATCH];
-            t.trie.lookup_batch(&keys[..chunk.len()], &g, &mut found, Dest::HOT);
+            t.trie.lookup_batch(chunk, &g, &mut found, Dest::HOT);
             found.iter().flatten().for_each(|d| d.prefetch_all());
             for d in found.iter().flatten() {
                 d.list(&g).prefetch();

@@ -8,7 +8,12 @@
 use rtm::{AddressFamily, EntityId, RouteParams};
 
 fn main() {
-    let (_, v4, _) = rtm_benches::full_table();
+    let (_, mut v4, _) = rtm_benches::full_table();
+    if let Some(n) = std::env::var("TABLE_N").ok().and_then(|s| s.parse::<usize>().ok()) {
+        // Every k-th prefix, so the table keeps the full table's shape at a smaller size.
+        let k = (v4.len() / n.max(1)).max(1);
+        v4 = v4.into_iter().step_by(k).collect();
+    }
     let rtm = rtm_benches::load_rtm(&v4);
     let t = rtm.table(AddressFamily::Ipv4);
     let churn: u64 = std::env::var("CHURN").ok().and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -169,7 +169,7 @@ impl<V: Linked> Trie<V> {
     /// other keys still walk.
     pub(crate) fn lookup_batch<'g>(
         &'g self,
-        keys: &[[u8; 16]],
+        keys: &[NetAddress],
         g: &'g Guard,
         out: &mut [Option<&'g V>],
         hot: usize,
@@ -179,18 +179,38 @@ impl<V: Linked> Trie<V> {
         // Per key: the node it is at (0 once it has no child to go to), the longest match
         // so far, and the two addresses its node's head points it to.
         let mut node = [0usize; BATCH];
-        node[..n].fill(self.root.load(LOAD));
         let mut best = [0usize; BATCH];
+        // The root is read at once, without the two rounds below: every walk starts there,
+        // so its lines are cached, and a prefetch round would only add work. (Reading the
+        // depth-1 nodes the same way is slower: they are L2 hits, worth prefetching.)
+        let root = self.root(g);
+        let mut more = false;
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.bytes();
+            best[i] = root.leaf(key[0]);
+            let ch = root.child(key[0]);
+            if ch != 0 {
+                prefetch(ch as *const u8);
+                more = true;
+            } else if best[i] != 0 {
+                // A hint, as in round 2 below.
+                prefetch((best[i] as *const u8).wrapping_add(hot));
+            }
+            node[i] = ch;
+        }
         let mut runs = [core::ptr::null::<usize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
-        for d in 0..(self.max_len / 8) as usize {
+        for d in 1..(self.max_len / 8) as usize {
+            if !more {
+                break;
+            }
             // Round 1: read each head (prefetched last round); prefetch its run and slot.
             for (i, key) in keys.iter().enumerate() {
                 if node[i] == 0 {
                     continue;
                 }
-                let (r, s) = Self::cnode_ref(node[i], g).addrs(key[d]);
+                let (r, s) = Self::cnode_ref(node[i], g).addrs(key.bytes()[d]);
                 if !r.is_null() {
                     prefetch(r.cast::<u8>());
                 }
@@ -201,7 +221,7 @@ impl<V: Linked> Trie<V> {
                 slots[i] = s;
             }
             // Round 2: read the leaf and the child; prefetch the child's head.
-            let mut more = false;
+            more = false;
             for i in 0..n {
                 if node[i] == 0 {
                     continue;
@@ -228,9 +248,6 @@ impl<V: Linked> Trie<V> {
                     prefetch((best[i] as *const u8).wrapping_add(hot));
                 }
                 node[i] = ch;
-            }
-            if !more {
-                break;
             }
         }
         // The values are not prefetched here: the caller knows which of their lines it
