@@ -1,4 +1,4 @@
-//! Runs the IPv4 fast-path lookup loop for a few seconds, for `perf record` / callgrind.
+//! Runs the fast-path lookup loop (IPv4; IPv6 with `V6=1`) for a few seconds, for `perf record` / callgrind.
 //! `profile_lookup ROUNDS [batch|handle]`: single lookups, `Table::lookup_batch`, or the
 //! handle path (`Table::most_specific`, one counted handle per lookup).
 //!
@@ -8,17 +8,23 @@
 use rtm::{AddressFamily, EntityId, RouteParams};
 
 fn main() {
-    let (_, mut v4, _) = rtm_benches::full_table();
+    let (_, mut v4, v6) = rtm_benches::full_table();
+    let fam = if std::env::var_os("V6").is_some() {
+        v4 = v6;
+        AddressFamily::Ipv6
+    } else {
+        AddressFamily::Ipv4
+    };
     if let Some(n) = std::env::var("TABLE_N").ok().and_then(|s| s.parse::<usize>().ok()) {
         // Every k-th prefix, so the table keeps the full table's shape at a smaller size.
         let k = (v4.len() / n.max(1)).max(1);
         v4 = v4.into_iter().step_by(k).collect();
     }
     let rtm = rtm_benches::load_rtm(&v4);
-    let t = rtm.table(AddressFamily::Ipv4);
+    let t = rtm.table(fam);
     let churn: u64 = std::env::var("CHURN").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     if churn > 0 {
-        let w = rtm.register(AddressFamily::Ipv4, EntityId::new(8, 1)).expect("fresh entity");
+        let w = rtm.register(fam, EntityId::new(8, 1)).expect("fresh entity");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         let t0 = std::time::Instant::now();
         for i in 0..churn {
@@ -28,7 +34,7 @@ fn main() {
                     let _ = w.delete_route(&r);
                 }
             } else {
-                let nh = rtm::gen::peer_next_hop(AddressFamily::Ipv4, (k % 32) as u8);
+                let nh = rtm::gen::peer_next_hop(fam, (k % 32) as u8);
                 let p = RouteParams::new(10 + (i % 20) as u32, (k % 7) as u32).next_hop(nh);
                 if let Ok((r, _)) = w.add_route(&v4[k], p) {
                     refs[k] = Some(r);

@@ -95,6 +95,9 @@ pub(crate) struct Trie<V> {
     root: AtomicUsize,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
     max_len: u8,
+    /// Top levels a batched lookup reads at once, without its prefetch rounds (see
+    /// [`Trie::lookup_batch`]).
+    direct: u8,
     _values: PhantomData<*const V>,
 }
 
@@ -113,7 +116,14 @@ enum Step<T> {
 impl<V: Linked> Trie<V> {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, _values: PhantomData }
+        // The levels whose nodes stay cached under a lookup stream: IPv4's root only (its
+        // ~220 depth-1 nodes with their child arrays are about 1 MB, L2 hits at best),
+        // IPv6's top three (a real table's prefixes sit under a few /8 to /24 blocks, so
+        // those levels hold a handful of nodes). Measured on the 2023 full table
+        // (`profile_lookup 30 batch`): IPv4 with 2 direct levels 30.4 ns vs 28.7 with 1;
+        // IPv6 with 1, 2, 3, 4: 69-77, 65-67, 60, 61-63 ns.
+        let direct = if max_len <= 32 { 1 } else { 3 };
+        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, direct, _values: PhantomData }
     }
 
     /// Turns an unfrozen node address loaded (root or slot) under a guard into a view.
@@ -180,28 +190,52 @@ impl<V: Linked> Trie<V> {
         // so far, and the two addresses its node's head points it to.
         let mut node = [0usize; BATCH];
         let mut best = [0usize; BATCH];
-        // The root is read at once, without the two rounds below: every walk starts there,
-        // so its lines are cached, and a prefetch round would only add work. (Reading the
-        // depth-1 nodes the same way is slower: they are L2 hits, worth prefetching.)
+        // The top levels are read at once, without the two rounds below: every walk goes
+        // through them, so their lines are cached, and a prefetch round would only add
+        // work. The root first (one node for all keys), then the other direct levels.
         let root = self.root(g);
         let mut more = false;
         for (i, key) in keys.iter().enumerate() {
             let key = key.bytes();
             best[i] = root.leaf(key[0]);
-            let ch = root.child(key[0]);
-            if ch != 0 {
-                prefetch(ch as *const u8);
-                more = true;
+            node[i] = root.child(key[0]);
+            more |= node[i] != 0;
+        }
+        let levels = (self.max_len / 8) as usize;
+        let direct = (self.direct as usize).clamp(1, levels);
+        for d in 1..direct {
+            if !more {
+                break;
+            }
+            more = false;
+            for (i, key) in keys.iter().enumerate() {
+                if node[i] == 0 {
+                    continue;
+                }
+                let c = Self::cnode_ref(node[i], g);
+                let slot = key.bytes()[d];
+                let l = c.leaf(slot);
+                if l != 0 {
+                    best[i] = l;
+                }
+                node[i] = c.child(slot);
+                more |= node[i] != 0;
+            }
+        }
+        // The last direct level's children (or, for a walk that ended, its value's hot
+        // line) are prefetched for the rounds below.
+        for i in 0..n {
+            if node[i] != 0 {
+                prefetch(node[i] as *const u8);
             } else if best[i] != 0 {
                 // A hint, as in round 2 below.
                 prefetch((best[i] as *const u8).wrapping_add(hot));
             }
-            node[i] = ch;
         }
         let mut runs = [core::ptr::null::<usize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
-        for d in 1..(self.max_len / 8) as usize {
+        for d in direct..levels {
             if !more {
                 break;
             }
