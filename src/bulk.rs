@@ -24,7 +24,7 @@ use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef
 use crate::sync::epoch;
 #[cfg(not(loom))]
 use crate::sync::prefetch;
-use crate::sync::Arc;
+use crate::sync::{Arc, Counted};
 use crate::table::TableInner;
 use crate::trie::BATCH;
 use crate::update::{detach, discard};
@@ -151,7 +151,7 @@ impl EntityRef {
             return Err(Error::InvalidParameter);
         }
         self.check()?;
-        let owned: Vec<Option<&Arc<Route>>> =
+        let owned: Vec<Option<&Counted<Route>>> =
             routes.iter().map(|r| r.is_owned_by(&self.entity).then_some(&r.route)).collect();
         let res = remove_some(&self.table, &owned);
         Ok(res.into_iter().map(|r| r.unwrap_or(Err(Error::AccessDenied))).collect())
@@ -160,8 +160,8 @@ impl EntityRef {
 
 /// Removes `routes` (deregistration's withdraw-all), unlinking emptied destinations in one
 /// batch.
-pub(crate) fn remove_routes(t: &TableInner, routes: &[Arc<Route>]) {
-    let all: Vec<Option<&Arc<Route>>> = routes.iter().map(Some).collect();
+pub(crate) fn remove_routes(t: &TableInner, routes: &[Counted<Route>]) {
+    let all: Vec<Option<&Counted<Route>>> = routes.iter().map(Some).collect();
     let _ = remove_some(t, &all);
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn remove_routes(t: &TableInner, routes: &[Arc<Route>]) {
 /// snapshot); the window overlaps the chains of its items, which matters most when the
 /// destinations are scattered in memory (a long-running table, or routes deleted in an
 /// order unrelated to their allocation).
-fn remove_some(t: &TableInner, routes: &[Option<&Arc<Route>>]) -> Vec<Option<Result<ChangeFlags>>> {
+fn remove_some(t: &TableInner, routes: &[Option<&Counted<Route>>]) -> Vec<Option<Result<ChangeFlags>>> {
     let g = epoch::pin();
     let mut dead: Vec<&Dest> = Vec::new();
     let mut res = Vec::with_capacity(routes.len());
@@ -183,7 +183,7 @@ fn remove_some(t: &TableInner, routes: &[Option<&Arc<Route>>]) -> Vec<Option<Res
         // snapshot loads would only add interleavings to explore.
         #[cfg(not(loom))]
         {
-            w.iter().flatten().for_each(|r| prefetch(Arc::as_ptr(r)));
+            w.iter().flatten().for_each(|r| prefetch(Counted::as_ptr(r)));
             w.iter().flatten().for_each(|r| r.dest.prefetch_all());
             w.iter().flatten().for_each(|r| r.dest.list(&g).prefetch());
         }

@@ -47,7 +47,7 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Current, EpochCell, InlineSlot, Ordering,
+    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current, EpochCell, InlineSlot, Ordering,
     Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
@@ -61,13 +61,13 @@ use core::ptr::NonNull;
 pub(crate) struct Entry {
     views: ViewSet,
     next_hops: NextHops,
-    pub(crate) route: Arc<Route>,
+    pub(crate) route: Counted<Route>,
     /// Private so that it cannot change without its forwarding copy: see `set_info`.
     info: Arc<RouteInfo>,
 }
 
 impl Entry {
-    pub(crate) fn new(route: Arc<Route>, info: Arc<RouteInfo>) -> Self {
+    pub(crate) fn new(route: Counted<Route>, info: Arc<RouteInfo>) -> Self {
         Self { views: info.views, next_hops: info.next_hops.clone(), route, info }
     }
 
@@ -283,7 +283,7 @@ impl RouteList {
     #[inline]
     pub(crate) fn prefetch_entries(&self) {
         for e in self.entries.iter() {
-            prefetch(Arc::as_ptr(&e.route).cast::<u8>());
+            prefetch(Counted::as_ptr(&e.route).cast::<u8>());
             prefetch(Arc::as_ptr(&e.info).cast::<u8>());
         }
     }
@@ -328,8 +328,8 @@ impl RouteList {
         }
     }
 
-    pub(crate) fn position(&self, r: &Arc<Route>) -> Option<usize> {
-        self.entries.iter().position(|e| Arc::ptr_eq(&e.route, r))
+    pub(crate) fn position(&self, r: &Counted<Route>) -> Option<usize> {
+        self.entries.iter().position(|e| Counted::ptr_eq(&e.route, r))
     }
 }
 

@@ -27,7 +27,7 @@ use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
 use crate::prefix::NetAddress;
 use crate::sync::epoch::Guard;
-use crate::sync::{Arc, MaxSlot, SharedSlice};
+use crate::sync::{Arc, Counted, MaxSlot, SharedSlice};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -338,7 +338,7 @@ pub(crate) fn selection_order(a: (&Route, &RouteInfo), b: (&Route, &RouteInfo)) 
 #[derive(Clone)]
 #[must_use = "dropping a RouteRef releases the route handle"]
 pub struct RouteRef {
-    pub(crate) route: Arc<Route>,
+    pub(crate) route: Counted<Route>,
 }
 
 impl RouteRef {
@@ -398,7 +398,7 @@ impl RouteRef {
         let mut out = ViewSet::ANY;
         for v in list.views().iter() {
             if let Some(e) = list.best(v) {
-                if Arc::ptr_eq(&e.route, &self.route) {
+                if Counted::ptr_eq(&e.route, &self.route) {
                     out = out.with(v);
                 }
             }
@@ -408,7 +408,7 @@ impl RouteRef {
 
     /// Whether two handles name the same route.
     pub fn ptr_eq(&self, other: &RouteRef) -> bool {
-        Arc::ptr_eq(&self.route, &other.route)
+        Counted::ptr_eq(&self.route, &other.route)
     }
 
     pub(crate) fn is_owned_by(&self, e: &Arc<Entity>) -> bool {

@@ -14,6 +14,7 @@
 //! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
 //! | [`MaxSlot`] | an epoch-reclaimed max register, empty until raised (a deleted route's tombstone) | the same, crossbeam in loom mode |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
+//! | [`Counted`] | an arena-allocated reference-counted pointer (route objects) | the same on the global allocator, loom's atomics |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
 //!
 //! `.ci/run` greps `src/` for these names outside `src/sync*` and fails if it finds one.
@@ -28,12 +29,14 @@ compile_error!("`--cfg crossbeam_loom` needs `--cfg loom` too");
 #[cfg_attr(any(loom, miri, rtm_system_alloc), allow(dead_code))]
 mod arena;
 mod cell;
+mod counted;
 mod epoch_cell;
 mod interner;
 mod max_slot;
 mod registry;
 
 pub(crate) use cell::TrackedCell;
+pub(crate) use counted::Counted;
 pub(crate) use epoch_cell::{retire_with, Current, EpochCell, InlineSlot, Touch};
 pub(crate) use interner::Interner;
 pub(crate) use max_slot::MaxSlot;

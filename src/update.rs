@@ -13,16 +13,16 @@ use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef};
-use crate::sync::{epoch, fence, Arc, Ordering};
+use crate::sync::{epoch, fence, Arc, Counted, Ordering};
 use crate::table::TableInner;
 use crate::view::ViewSet;
 
 /// `RTM_ROUTE_CHANGE_BEST`: some view's best route changed, or `route` is or was best.
-fn best_changed(old: &RouteList, new: &RouteList, route: &Arc<Route>, views: ViewSet) -> bool {
-    let me = Arc::as_ptr(route);
+fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>, views: ViewSet) -> bool {
+    let me = Counted::as_ptr(route);
     views.iter().any(|v| {
-        let o = old.best(v).map(|e| Arc::as_ptr(&e.route));
-        let n = new.best(v).map(|e| Arc::as_ptr(&e.route));
+        let o = old.best(v).map(|e| Counted::as_ptr(&e.route));
+        let n = new.best(v).map(|e| Counted::as_ptr(&e.route));
         o != n || o == Some(me) || n == Some(me)
     })
 }
@@ -80,7 +80,7 @@ impl EntityRef {
         let t = &*self.table;
         let g = epoch::pin();
         // A route object created by a failed attempt, reused if its sequence still fits.
-        let mut spare: Option<Arc<Route>> = None;
+        let mut spare: Option<Counted<Route>> = None;
         let (route, flags) = loop {
             let Some(dest) = t.trie.get(prefix, &g) else {
                 if let Some(r) = self.create_dest(prefix, info, &g) {
@@ -123,10 +123,10 @@ impl EntityRef {
         prefix: &NetAddress,
         info: &Arc<RouteInfo>,
         g: &epoch::Guard,
-    ) -> (DestPtr, Arc<Route>) {
+    ) -> (DestPtr, Counted<Route>) {
         let dest = Dest::create(*prefix);
         let info = info.clone();
-        let route = Arc::new(Route::new(dest.clone(), self.entity.clone(), 0));
+        let route = Counted::new(Route::new(dest.clone(), self.entity.clone(), 0));
         // The empty first list is retired through the epoch like any replaced snapshot.
         // Freeing it at once (session 5), or creating the destination with its first list
         // in place (session 6), saves one deferred free (under 5 % of a load) but made the
@@ -139,7 +139,7 @@ impl EntityRef {
 
     /// Bookkeeping once the trie links `dest` (made by `new_dest`): the trie keeps its
     /// reference as the link.
-    pub(crate) fn linked(&self, dest: DestPtr, route: Arc<Route>) -> (RouteRef, ChangeFlags) {
+    pub(crate) fn linked(&self, dest: DestPtr, route: Counted<Route>) -> (RouteRef, ChangeFlags) {
         let t = &*self.table;
         let _link = dest.into_link();
         t.dest_count.add(1);
@@ -150,7 +150,7 @@ impl EntityRef {
     /// After an add published routes: if the entity was deregistered meanwhile, its
     /// withdraw-all scan may have missed them, so withdraw them here (store-buffering with
     /// `deregister`, see entity.rs).
-    pub(crate) fn withdraw_if_deregistered<'a>(&self, routes: impl Iterator<Item = &'a Arc<Route>>) {
+    pub(crate) fn withdraw_if_deregistered<'a>(&self, routes: impl Iterator<Item = &'a Counted<Route>>) {
         fence(Ordering::SeqCst);
         if !self.entity.is_registered() {
             for r in routes {
@@ -167,7 +167,7 @@ impl EntityRef {
         dest: &Dest,
         info: &Arc<RouteInfo>,
         mode: AddMode,
-        spare: &mut Option<Arc<Route>>,
+        spare: &mut Option<Counted<Route>>,
     ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
         let me = &self.entity;
@@ -198,7 +198,7 @@ impl EntityRef {
                             Some(r) if core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
                             _ => {
                                 let dp = dest.try_ref().ok_or(())?;
-                                let r = Arc::new(Route::new(dp, me.clone(), dest.take_seq()));
+                                let r = Counted::new(Route::new(dp, me.clone(), dest.take_seq()));
                                 *spare = Some(r.clone());
                                 r
                             }
@@ -264,7 +264,7 @@ pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
 
 /// Removes `route` from its destination; kills and unlinks the destination if it was the
 /// last route.
-pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeFlags> {
+pub(crate) fn remove_route(t: &TableInner, route: &Counted<Route>) -> Result<ChangeFlags> {
     let g = epoch::pin();
     let (flags, dead) = detach(t, route, &g)?;
     if dead {
@@ -275,7 +275,7 @@ pub(crate) fn remove_route(t: &TableInner, route: &Arc<Route>) -> Result<ChangeF
 
 /// Removes `route` from its destination's snapshot; `true` if that killed the destination,
 /// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
-pub(crate) fn detach(t: &TableInner, route: &Arc<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
+pub(crate) fn detach(t: &TableInner, route: &Counted<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
     let dest = &route.dest;
     let (old, new, _tomb) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;

@@ -1,0 +1,167 @@
+//! [`Counted`]: a reference-counted pointer whose block comes from the node arena.
+//!
+//! # Why
+//! Route objects (a route's identity, see `route.rs`) are created and freed by the million
+//! when a table loads or is deleted. As `std::sync::Arc`s they came from the global
+//! allocator, whose state then decided the speed of a delete: freed 64-byte chunks pile up
+//! in glibc's fast bins and every later large allocation consolidates them (a full table
+//! deleted in 0.355 s in a fresh process took 1.64 s after other work had fragmented the
+//! heap; BENCHMARKS.md, session 8). From the arena ([`arena_new`], one 64-byte block, freed
+//! by a lock-free push) a route costs the same whatever ran before.
+//!
+//! # Design
+//! The block holds the count and the value. It is `std::sync::Arc`'s protocol:
+//! * a clone increments with `Relaxed`: a new reference is made from one the caller holds,
+//!   so the object is alive and nothing is published by the increment;
+//! * a drop decrements with `Release`, so everything this holder did with the value happens
+//!   before the decrement; the holder that takes the count to zero issues an `Acquire` fence
+//!   (pairing with every other holder's `Release` decrement) before it drops and frees the
+//!   value. Mutant `counted_relaxed_drop` weakens the decrement to `Relaxed` and drops the
+//!   fence.
+//!
+//! Loom and miri builds allocate from the global allocator (see `node_alloc`); the count is
+//! the shim's atomic, so loom sees it.
+
+use super::{arena_drop, arena_new, AtomicUsize, Ordering};
+use core::ptr::NonNull;
+
+struct Inner<T> {
+    refs: AtomicUsize,
+    value: T,
+}
+
+/// See the module docs.
+pub(crate) struct Counted<T> {
+    ptr: NonNull<Inner<T>>,
+}
+
+// SAFETY: as for `Arc<T>`: the value is shared between the holders (`T: Sync`) and dropped by
+// whichever holder releases last (`T: Send`); the count is atomic.
+unsafe impl<T: Send + Sync> Send for Counted<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Counted<T> {}
+
+/// Counts beyond this abort (as `Arc` does): a count cannot overflow without that many
+/// handles leaked, and an overflow would free a live value.
+const MAX_REFS: usize = isize::MAX as usize;
+
+impl<T> Counted<T> {
+    /// A new object with one reference (the returned one).
+    pub(crate) fn new(value: T) -> Self {
+        Self { ptr: arena_new(Inner { refs: AtomicUsize::new(1), value }) }
+    }
+
+    /// Whether `a` and `b` point to the same object.
+    #[inline(always)]
+    pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.ptr == b.ptr
+    }
+
+    /// The value's address (for prefetching and identity comparisons).
+    #[inline(always)]
+    pub(crate) fn as_ptr(this: &Self) -> *const T {
+        // SAFETY: `ptr` is a live block (we hold a reference); only the field's address is
+        // taken, nothing is read.
+        unsafe { &raw const (*this.ptr.as_ptr()).value }
+    }
+
+    #[inline(always)]
+    fn inner(&self) -> &Inner<T> {
+        // SAFETY: the block lives while any reference does, and `self` is one.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Clone for Counted<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        // Relaxed: see the module docs (a reference made from a held one).
+        let old = self.inner().refs.fetch_add(1, Ordering::Relaxed);
+        if old > MAX_REFS {
+            std::process::abort();
+        }
+        Self { ptr: self.ptr }
+    }
+}
+
+impl<T> core::ops::Deref for Counted<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.inner().value
+    }
+}
+
+/// The decrement of a drop and whether the last holder fences (see the module docs).
+#[cfg(not(rtm_mutant = "counted_relaxed_drop"))]
+const DEC: Ordering = Ordering::Release;
+#[cfg(rtm_mutant = "counted_relaxed_drop")]
+const DEC: Ordering = Ordering::Relaxed;
+
+impl<T> Drop for Counted<T> {
+    fn drop(&mut self) {
+        // Release: pairs with the last holder's Acquire fence below.
+        if self.inner().refs.fetch_sub(1, DEC) != 1 {
+            return;
+        }
+        // Acquire: every other holder's use of the value happened before its Release
+        // decrement, so before the drop below.
+        #[cfg(not(rtm_mutant = "counted_relaxed_drop"))]
+        super::fence(Ordering::Acquire);
+        // SAFETY: the count reached zero: this was the last reference, no other holder can
+        // reach the block; it came from `arena_new` in `new` and is freed once (here).
+        unsafe { arena_drop(self.ptr.as_ptr()) };
+    }
+}
+
+impl<T: core::fmt::Debug> core::fmt::Debug for Counted<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as Live;
+
+    struct Tracked<'a>(&'a Live);
+    impl Drop for Tracked<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_last_drop_frees_once() {
+        let dropped = Live::new(0);
+        let a = Counted::new(Tracked(&dropped));
+        let b = a.clone();
+        let c = b.clone();
+        assert!(Counted::ptr_eq(&a, &c));
+        assert_eq!(Counted::as_ptr(&a), &*b as *const Tracked);
+        drop(a);
+        drop(c);
+        assert_eq!(dropped.load(Ordering::Relaxed), 0, "a holder remains");
+        drop(b);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn holders_on_many_threads() {
+        let dropped = Live::new(0);
+        let a = Counted::new(Tracked(&dropped));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let mine = a.clone();
+                s.spawn(move || {
+                    let more: Vec<_> = (0..100).map(|_| mine.clone()).collect();
+                    drop(more);
+                });
+            }
+        });
+        assert_eq!(dropped.load(Ordering::Relaxed), 0);
+        drop(a);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+    }
+}
