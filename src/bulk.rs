@@ -151,22 +151,21 @@ impl EntityRef {
             return Err(Error::InvalidParameter);
         }
         self.check()?;
-        let owned: Vec<Option<&Counted<Route>>> =
-            routes.iter().map(|r| r.is_owned_by(&self.entity).then_some(&r.route)).collect();
-        let res = remove_some(&self.table, &owned);
-        Ok(res.into_iter().map(|r| r.unwrap_or(Err(Error::AccessDenied))).collect())
+        // Another entity's route is skipped (`AccessDenied`).
+        Ok(remove_some(&self.table, routes, |r| r.is_owned_by(&self.entity).then_some(&r.route)))
     }
 }
 
 /// Removes `routes` (deregistration's withdraw-all), unlinking emptied destinations in one
 /// batch.
 pub(crate) fn remove_routes(t: &TableInner, routes: &[Counted<Route>]) {
-    let all: Vec<Option<&Counted<Route>>> = routes.iter().map(Some).collect();
-    let _ = remove_some(t, &all);
+    let _ = remove_some(t, routes, Some);
 }
 
-/// Detaches each `Some` route from its destination, then unlinks the destinations that
-/// died, together. `None` items are skipped (`None` in the result).
+/// Detaches the route `route(item)` of each item from its destination, then unlinks the
+/// destinations that died, together. An item without one is skipped (`AccessDenied` in
+/// the result). No per-item vector is built: on a fragmented heap every large temporary
+/// allocation costs a consolidation of the allocator's bins.
 ///
 /// A window of items at a time: prefetch the route objects, then (reading them) their
 /// destinations' two lines, then (reading those) each current snapshot, then detach on
@@ -174,31 +173,34 @@ pub(crate) fn remove_routes(t: &TableInner, routes: &[Counted<Route>]) {
 /// snapshot); the window overlaps the chains of its items, which matters most when the
 /// destinations are scattered in memory (a long-running table, or routes deleted in an
 /// order unrelated to their allocation).
-fn remove_some(t: &TableInner, routes: &[Option<&Counted<Route>>]) -> Vec<Option<Result<ChangeFlags>>> {
+fn remove_some<'r, T>(
+    t: &TableInner,
+    items: &'r [T],
+    route: impl Fn(&'r T) -> Option<&'r Counted<Route>>,
+) -> Vec<Result<ChangeFlags>> {
     let g = epoch::pin();
-    let mut dead: Vec<&Dest> = Vec::new();
-    let mut res = Vec::with_capacity(routes.len());
-    for w in routes.chunks(BATCH) {
+    let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
+    let mut res = Vec::with_capacity(items.len());
+    for w in items.chunks(BATCH) {
         // Hints only (nothing read here is used): left out of loom builds, where the
         // snapshot loads would only add interleavings to explore.
         #[cfg(not(loom))]
         {
-            w.iter().flatten().for_each(|r| prefetch(Counted::as_ptr(r)));
-            w.iter().flatten().for_each(|r| r.dest.prefetch_all());
-            w.iter().flatten().for_each(|r| r.dest.list(&g).prefetch());
+            w.iter().filter_map(&route).for_each(|r| prefetch(Counted::as_ptr(r)));
+            w.iter().filter_map(&route).for_each(|r| r.dest.prefetch_all());
+            w.iter().filter_map(&route).for_each(|r| r.dest.list(&g).prefetch());
         }
-        res.extend(w.iter().map(|r| {
-            r.map(|r| {
-                let (flags, died) = detach(t, r, &g)?;
-                if died {
-                    dead.push(&r.dest);
-                }
-                Ok(flags)
-            })
+        res.extend(w.iter().map(|item| {
+            let r = route(item).ok_or(Error::AccessDenied)?;
+            let (flags, died) = detach(t, r, &g)?;
+            if died {
+                dead.push(&r.dest);
+            }
+            Ok(flags)
         }));
     }
     t.unlink_batch(&dead, &g);
     drop(g);
-    crate::sync::pace_reclamation(routes.len());
+    crate::sync::pace_reclamation(items.len());
     res
 }

@@ -47,8 +47,8 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current, EpochCell, InlineSlot, Ordering,
-    Touch, TrackedCell,
+    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current, EpochCell, InlineSlot,
+    Ordering, Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;

@@ -275,7 +275,11 @@ pub(crate) fn remove_route(t: &TableInner, route: &Counted<Route>) -> Result<Cha
 
 /// Removes `route` from its destination's snapshot; `true` if that killed the destination,
 /// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
-pub(crate) fn detach(t: &TableInner, route: &Counted<Route>, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
+pub(crate) fn detach(
+    t: &TableInner,
+    route: &Counted<Route>,
+    g: &epoch::Guard,
+) -> Result<(ChangeFlags, bool)> {
     let dest = &route.dest;
     let (old, new, _tomb) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;

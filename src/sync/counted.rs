@@ -22,11 +22,14 @@
 //! Loom and miri builds allocate from the global allocator (see `node_alloc`); the count is
 //! the shim's atomic, so loom sees it.
 
-use super::{arena_drop, arena_new, AtomicUsize, Ordering};
+use super::{arena_drop, arena_new, AtomicUsize, Ordering, TrackedCell};
 use core::ptr::NonNull;
 
 struct Inner<T> {
     refs: AtomicUsize,
+    /// Loom's view of the value's memory: read by every dereference, written by the drop
+    /// (so a drop not ordered after another holder's use fails a model).
+    alive: TrackedCell<()>,
     value: T,
 }
 
@@ -48,7 +51,7 @@ const MAX_REFS: usize = isize::MAX as usize;
 impl<T> Counted<T> {
     /// A new object with one reference (the returned one).
     pub(crate) fn new(value: T) -> Self {
-        Self { ptr: arena_new(Inner { refs: AtomicUsize::new(1), value }) }
+        Self { ptr: arena_new(Inner { refs: AtomicUsize::new(1), alive: TrackedCell::new(()), value }) }
     }
 
     /// Whether `a` and `b` point to the same object.
@@ -88,7 +91,9 @@ impl<T> core::ops::Deref for Counted<T> {
     type Target = T;
     #[inline(always)]
     fn deref(&self) -> &T {
-        &self.inner().value
+        let inner = self.inner();
+        inner.alive.touch();
+        &inner.value
     }
 }
 
@@ -110,7 +115,10 @@ impl<T> Drop for Counted<T> {
         super::fence(Ordering::Acquire);
         // SAFETY: the count reached zero: this was the last reference, no other holder can
         // reach the block; it came from `arena_new` in `new` and is freed once (here).
-        unsafe { arena_drop(self.ptr.as_ptr()) };
+        unsafe {
+            (*self.ptr.as_ptr()).alive.retire();
+            arena_drop(self.ptr.as_ptr());
+        }
     }
 }
 

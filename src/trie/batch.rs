@@ -26,6 +26,7 @@
 //! root with the undecided items only; decided items are never redone.
 
 use super::*;
+use std::borrow::Cow;
 
 impl<V: Linked> Trie<V> {
     /// Links each `items[i].1` under `items[i].0` unless a value is linked there already;
@@ -65,7 +66,7 @@ impl<V: Linked> Trie<V> {
         out: &mut [Option<Result<(), &'g V>>],
     ) -> Step<()> {
         let c = Self::cnode_ref(at.raw, g);
-        let (own, groups) = split(items, idx, d);
+        let (own, below) = split(items, idx, d);
         // Subtrees built for missing children: (slot, root address, the items in them).
         let mut fresh: Vec<(u8, usize, &[usize])> = Vec::new();
         let abandon = |fresh: Vec<(u8, usize, &[usize])>| {
@@ -75,20 +76,20 @@ impl<V: Linked> Trie<V> {
             }
             Step::Retry
         };
-        for (slot, group) in &groups {
-            match self.child_at(at, c, *slot, g) {
+        for (slot, group) in groups(items, &below, d) {
+            match self.child_at(at, c, slot, g) {
                 Step::Retry => return abandon(fresh),
                 Step::Done(Some(child)) => {
                     if let Step::Retry = self.batch_at(child, d + 1, items, group, g, out) {
                         return abandon(fresh);
                     }
                 }
-                Step::Done(None) => fresh.push((*slot, build_tree(d + 1, items, group), group)),
+                Step::Done(None) => fresh.push((slot, build_tree(d + 1, items, group), group)),
             }
         }
         let mut added: Vec<(HeapKey, usize)> = Vec::with_capacity(own.len());
         let mut linked: Vec<usize> = Vec::with_capacity(own.len());
-        for &i in &own {
+        for &i in own.iter() {
             let hk = locate(&items[i].0).1;
             let cur = c.get(hk);
             if cur != 0 {
@@ -120,38 +121,45 @@ impl<V: Linked> Trie<V> {
 }
 
 /// Splits `idx` (items under one node at depth `d`, in item order) into the node's own
-/// prefixes and one group per child slot, groups in slot order.
-fn split(
+/// prefixes and the items below its children. Borrows `idx` when it is all one or the
+/// other (the common case: a walk's upper nodes hold few of a batch's prefixes, its lowest
+/// nodes all of theirs), so most nodes allocate nothing.
+fn split<'a>(
     items: &[(NetAddress, *const impl Sized)],
-    idx: &[usize],
+    idx: &'a [usize],
     d: usize,
-) -> (Vec<usize>, Vec<(u8, Vec<usize>)>) {
-    let mut own = Vec::new();
-    let mut groups: Vec<(u8, Vec<usize>)> = Vec::new();
-    for &i in idx {
-        let p = &items[i].0;
-        if locate(p).0 == d {
-            own.push(i);
-            continue;
-        }
-        // Sorted by address bytes, so the items below one child byte are contiguous.
-        let slot = p.bytes()[d];
-        match groups.last_mut() {
-            Some((s, grp)) if *s == slot => grp.push(i),
-            _ => groups.push((slot, vec![i])),
+) -> (Cow<'a, [usize]>, Cow<'a, [usize]>) {
+    let own = |i: usize| locate(&items[i].0).0 == d;
+    match idx.iter().filter(|&&i| own(i)).count() {
+        0 => (Cow::Borrowed(&[]), Cow::Borrowed(idx)),
+        n if n == idx.len() => (Cow::Borrowed(idx), Cow::Borrowed(&[])),
+        _ => {
+            let (mine, below): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| own(i));
+            (Cow::Owned(mine), Cow::Owned(below))
         }
     }
-    (own, groups)
+}
+
+/// The items below a node at depth `d` (the second half of [`split`]) grouped by child
+/// slot, groups in slot order: sorted by address bytes, the items below one child byte are
+/// contiguous.
+fn groups<'a>(
+    items: &'a [(NetAddress, *const impl Sized)],
+    below: &'a [usize],
+    d: usize,
+) -> impl Iterator<Item = (u8, &'a [usize])> + 'a {
+    let slot = move |i: usize| items[i].0.bytes()[d];
+    below.chunk_by(move |&a, &b| slot(a) == slot(b)).map(move |g| (slot(g[0]), g))
 }
 
 /// Builds, unpublished, the subtree at depth `d` holding exactly the items `idx`.
 fn build_tree<V>(d: usize, items: &[(NetAddress, *const V)], idx: &[usize]) -> usize {
-    let (own, groups) = split(items, idx, d);
+    let (own, below) = split(items, idx, d);
     let mut prefixes: Vec<(HeapKey, usize)> =
         own.iter().map(|&i| (locate(&items[i].0).1, items[i].1 as usize)).collect();
     prefixes.sort_unstable_by_key(|&(hk, _)| hk);
     let children: Vec<(u8, usize)> =
-        groups.iter().map(|(slot, grp)| (*slot, build_tree(d + 1, items, grp))).collect();
+        groups(items, &below, d).map(|(slot, grp)| (slot, build_tree(d + 1, items, grp))).collect();
     NodeBox::build(&prefixes, &children).into_raw()
 }
 
@@ -259,10 +267,10 @@ impl<V: Linked> Trie<V> {
         out: &mut [Option<bool>],
     ) -> Step<Below> {
         let c = Self::cnode_ref(at.raw, g);
-        let (own, groups) = split(items, idx, d);
+        let (own, below) = split(items, idx, d);
         let (mut dropped, mut removed, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
-        for (slot, group) in &groups {
-            let child = match self.child_at(at, c, *slot, g) {
+        for (slot, group) in groups(items, &below, d) {
+            let child = match self.child_at(at, c, slot, g) {
                 Step::Retry => return Step::Retry,
                 Step::Done(None) => {
                     group.iter().for_each(|&i| out[i] = Some(false));
@@ -274,14 +282,14 @@ impl<V: Linked> Trie<V> {
                 Step::Retry => return Step::Retry,
                 Step::Done(Below::Kept) => {}
                 Step::Done(Below::Emptied { raw, items: i, nodes: n }) => {
-                    dropped.push((*slot, raw));
+                    dropped.push((slot, raw));
                     removed.extend(i);
                     nodes.extend(n);
                 }
             }
         }
         let mut gone: Vec<HeapKey> = Vec::new();
-        for &i in &own {
+        for &i in own.iter() {
             let hk = locate(&items[i].0).1;
             if c.get(hk) == items[i].1 as usize {
                 gone.push(hk);

@@ -44,6 +44,7 @@
 
 mod batch;
 mod node;
+mod stack_vec;
 
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;

@@ -34,6 +34,7 @@
 //! (`*const V`), stored as `usize`; it owns neither (the trie frees children explicitly and
 //! the caller owns the values' link references).
 
+use super::stack_vec::StackVec;
 use crate::sync::{node_alloc, node_dealloc, prefetch, AtomicUsize, Ordering, TrackedCell};
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -130,6 +131,12 @@ struct Head {
 const _: () =
     assert!(core::mem::offset_of!(Head, children) < 64 && core::mem::offset_of!(Head, n_prefixes) < 64);
 
+/// A node's children as `(slot, address)`, gathered for a copy (at most 256).
+type Children = StackVec<(u8, usize), 256>;
+/// A node's internal prefixes, gathered for a copy (at most 511: lengths 0..=8 below a
+/// node's byte, the root's /0 included).
+type Prefixes = StackVec<(HeapKey, usize), 511>;
+
 /// Alignment of a node allocation: the bitmaps start a cache line, and child addresses
 /// have their low bits free for [`FROZEN`].
 const ALIGN: usize = 64;
@@ -184,7 +191,8 @@ impl NodeBox {
         for &(s, _) in children {
             cw[(s >> 6) as usize] |= 1 << (s & 63);
         }
-        let mut runs: Vec<usize> = Vec::with_capacity(1 + prefixes.len() * 2);
+        // At most one run per slot.
+        let mut runs: StackVec<usize, 256> = StackVec::new();
         let mut lw = [0u64; 4];
         if !prefixes.is_empty() {
             // Longest covering prefix per slot: fill in ascending length, longer overwrite.
@@ -431,9 +439,9 @@ impl<'g> CNode<'g> {
 
     /// Freezes every slot and returns the children as they are from now on (see the module
     /// docs): the starting point of every copy.
-    fn freeze(self) -> Vec<(u8, usize)> {
+    fn freeze(self) -> Children {
         let mut k = 0;
-        let mut out = Vec::with_capacity(self.head.n_children as usize);
+        let mut out = Children::new();
         for s in 0..=255u8 {
             if self.head.children.contains(s) {
                 let slot = self.slot_at(k);
@@ -458,7 +466,7 @@ impl<'g> CNode<'g> {
 
     /// A copy with `hk -> v` added or replaced.
     pub(super) fn with_prefix(self, hk: HeapKey, v: usize) -> NodeBox {
-        let mut p = self.prefixes().to_vec();
+        let mut p = Prefixes::from_slice(self.prefixes());
         match p.binary_search_by_key(&hk, |&(k, _)| k) {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
@@ -468,7 +476,10 @@ impl<'g> CNode<'g> {
 
     /// A copy without `hk`.
     pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
-        let p: Vec<_> = self.prefixes().iter().copied().filter(|&(k, _)| k != hk).collect();
+        let mut p = Prefixes::from_slice(self.prefixes());
+        if let Ok(i) = p.binary_search_by_key(&hk, |&(k, _)| k) {
+            p.remove(i);
+        }
         NodeBox::build(&p, &self.freeze())
     }
 
@@ -476,8 +487,11 @@ impl<'g> CNode<'g> {
     /// A copy with `prefixes` (sorted by heap key, none present here) and `children`
     /// (sorted by slot, none present here) added: one copy for a whole batch.
     pub(super) fn with_added(self, prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> NodeBox {
-        fn merge<K: Ord + Copy>(a: &[(K, usize)], b: &[(K, usize)]) -> Vec<(K, usize)> {
-            let mut out = Vec::with_capacity(a.len() + b.len());
+        fn merge<K: Ord + Copy, const N: usize>(
+            a: &[(K, usize)],
+            b: &[(K, usize)],
+        ) -> StackVec<(K, usize), N> {
+            let mut out = StackVec::new();
             let (mut i, mut j) = (0, 0);
             while i < a.len() || j < b.len() {
                 if j == b.len() || (i < a.len() && a[i].0 < b[j].0) {
@@ -492,7 +506,9 @@ impl<'g> CNode<'g> {
             out
         }
         let c = self.freeze();
-        NodeBox::build(&merge(self.prefixes(), prefixes), &merge(&c, children))
+        let p: Prefixes = merge(self.prefixes(), prefixes);
+        let c: Children = merge(&c, children);
+        NodeBox::build(&p, &c)
     }
 
     pub(super) fn with_child(self, slot: u8, ptr: usize) -> NodeBox {
@@ -520,7 +536,12 @@ impl<'g> CNode<'g> {
             }
             c.remove(i);
         }
-        let p: Vec<_> = self.prefixes().iter().copied().filter(|(k, _)| !hks.contains(k)).collect();
+        let mut p = Prefixes::new();
+        for &(k, v) in self.prefixes() {
+            if !hks.contains(&k) {
+                p.push((k, v));
+            }
+        }
         Some(NodeBox::build(&p, &c))
     }
 
