@@ -315,6 +315,31 @@ fn two_deletes_one_route() {
     });
 }
 
+/// A route object's last two references are released on two threads, each after reading
+/// the route through its handle (`owner` pins no epoch, so only the count orders one
+/// thread's read before the other thread's drop and free of the object). Catches
+/// `counted_relaxed_drop` (the block's liveness cell: a read not ordered before the free).
+#[test]
+fn route_handles_released_on_two_threads() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        a.delete_route(&r).unwrap();
+        // The removed snapshot's reference goes with its deferred drop: then only the two
+        // handles hold the route.
+        rtm::flush_epoch(FLUSHES);
+        let r2 = r.clone();
+        let w = thread::spawn(move || {
+            assert_eq!(r2.owner(), EntityId::new(1, 1));
+            drop(r2);
+        });
+        assert_eq!(r.owner(), EntityId::new(1, 1));
+        drop(r);
+        w.join().unwrap();
+    });
+}
+
 /// Enumeration (`Table::dests`: a cursor over the live trie that takes a counted handle
 /// per destination) races the delete of one destination's last route, which prunes its
 /// trie node (a copy of the root). The untouched destination is enumerated exactly once,
