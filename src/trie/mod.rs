@@ -96,9 +96,6 @@ pub(crate) struct Trie<V> {
     root: AtomicUsize,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
     max_len: u8,
-    /// Top levels a batched lookup reads at once, without its prefetch rounds (see
-    /// [`Trie::lookup_batch`]).
-    direct: u8,
     _values: PhantomData<*const V>,
 }
 
@@ -117,14 +114,23 @@ enum Step<T> {
 impl<V: Linked> Trie<V> {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        // The levels whose nodes stay cached under a lookup stream: IPv4's root only (its
-        // ~220 depth-1 nodes with their child arrays are about 1 MB, L2 hits at best),
-        // IPv6's top three (a real table's prefixes sit under a few /8 to /24 blocks, so
-        // those levels hold a handful of nodes). Measured on the 2023 full table
-        // (`profile_lookup 30 batch`): IPv4 with 2 direct levels 30.4 ns vs 28.7 with 1;
-        // IPv6 with 1, 2, 3, 4: 69-77, 65-67, 60, 61-63 ns.
-        let direct = if max_len <= 32 { 1 } else { 3 };
-        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, direct, _values: PhantomData }
+        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, _values: PhantomData }
+    }
+
+    /// The top levels a batched lookup reads at once, without its prefetch rounds (see
+    /// [`lookup_batch`](Self::lookup_batch)): those whose nodes stay cached under a
+    /// lookup stream. IPv4's root only (its ~220 depth-1 nodes with their child arrays are
+    /// about 1 MB, L2 hits at best); IPv6's top three (a real table's prefixes sit under a
+    /// few /8 to /24 blocks, so those levels hold a handful of nodes). Measured on the
+    /// 2023 full table (`profile_lookup 30 batch`): IPv4 with 2 direct levels 30.4 ns vs
+    /// 28.7 with 1; IPv6 with 1, 2, 3, 4: 69-77, 65-67, 60, 61-63 ns.
+    #[inline(always)]
+    fn direct_levels(&self) -> usize {
+        if self.max_len <= 32 {
+            1
+        } else {
+            3
+        }
     }
 
     /// Turns an unfrozen node address loaded (root or slot) under a guard into a view.
@@ -203,7 +209,7 @@ impl<V: Linked> Trie<V> {
             more |= node[i] != 0;
         }
         let levels = (self.max_len / 8) as usize;
-        let direct = (self.direct as usize).clamp(1, levels);
+        let direct = self.direct_levels().clamp(1, levels);
         for d in 1..direct {
             if !more {
                 break;
