@@ -321,20 +321,20 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         ($name:literal, $read:expr, $write:expr, $pre:expr) => {{
             #[allow(unused_mut)] // only the rtm writers keep state
             let mut write = $write;
-            let t0 = Instant::now();
-            for i in 0..$pre {
+            let (t0, pre): (Instant, u64) = (Instant::now(), $pre);
+            for i in 0..pre {
                 write(i);
             }
-            if $pre > 0 {
+            if pre > 0 {
                 eprintln!(
                     "churn/{}: {} writer steps before the reader's solo run, in {:.1?}",
                     $name,
-                    $pre,
+                    pre,
                     t0.elapsed()
                 );
             }
             g.bench_function(BenchmarkId::new($name, "reader_alone"), |b| b.iter($read));
-            let w = Background::spawn("writer", move |i| write(i + $pre));
+            let w = Background::spawn("writer", move |i| write(i + pre));
             let t0 = Instant::now();
             g.bench_function(BenchmarkId::new($name, "reader_with_writer"), |b| b.iter($read));
             let rate = w.count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
