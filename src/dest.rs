@@ -367,6 +367,13 @@ pub(crate) struct Dest {
     first: InlineSlot<RouteList>,
 }
 
+impl crate::trie::Prefixed for Dest {
+    #[inline(always)]
+    fn prefix(&self) -> &NetAddress {
+        &self.prefix
+    }
+}
+
 impl Touch for Dest {
     #[inline(always)]
     fn touch(&self) {

@@ -57,6 +57,31 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
     // UBATCH=n: re-announce through `add_routes`, n updates per call (IPv4 only then).
     let ubatch: usize = std::env::var("UBATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let key = |j: usize| (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % all.len();
+    // OTHER=1: the updates come from a second entity, as the churn bench's writer: it adds
+    // its own route to random destinations (re-announcing it when it has one there) and
+    // every 16th step withdraws one instead.
+    if std::env::var("OTHER").is_ok_and(|v| v == "1") {
+        let w = [
+            rtm.register(AddressFamily::Ipv4, EntityId::new(15, 1)).expect("fresh"),
+            rtm.register(AddressFamily::Ipv6, EntityId::new(15, 1)).expect("fresh"),
+        ];
+        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; all.len()];
+        let t0 = Instant::now();
+        for j in 0..n {
+            let k = key(j);
+            let p = &all[k];
+            if j % 16 == 15 {
+                if let Some(r) = refs[k].take() {
+                    w[fam(p)].delete_route(&r).expect("live");
+                }
+            } else {
+                refs[k] = Some(w[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0);
+            }
+        }
+        let dt = t0.elapsed();
+        println!("other: {n} steps in {dt:.2?} ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);
+        return;
+    }
     let t0 = Instant::now();
     if ubatch == 0 {
         for j in 0..n {

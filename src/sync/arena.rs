@@ -103,6 +103,9 @@ impl Arena {
             // SAFETY: `b` heads the list this lock owns; every block on it is a free block
             // of this class whose first word holds the next link (written by `dealloc`).
             *local = unsafe { (b as *const usize).read() };
+            // The next allocation of this class reads the new head's link: start its miss
+            // now (freed blocks are cold; a writer allocates one or two per update).
+            super::prefetch(*local as *const u8);
             return b as *mut u8;
         }
         drop(local);

@@ -214,14 +214,22 @@ impl<V: Linked> Trie<V> {
                 }
             }
         }
+        // The exact match in each final node (`Trie::find`), in two more rounds: the line
+        // holding the leaf of the prefix's first slot, then the value that leaf names.
         for i in 0..n {
-            out[i] = cs[i].and_then(|c| {
-                let v = c.get(at[i].1);
-                (v != 0).then(|| {
-                    prefetch(v as *const V);
-                    value_ref(v, g)
-                })
-            });
+            if let Some(c) = cs[i] {
+                c.prefetch(node::hk_start(at[i].1));
+            }
+        }
+        let mut leaf = [0usize; BATCH];
+        for i in 0..n {
+            if let Some(c) = cs[i] {
+                leaf[i] = c.leaf(node::hk_start(at[i].1));
+                prefetch(leaf[i] as *const u8);
+            }
+        }
+        for i in 0..n {
+            out[i] = cs[i].and_then(|c| Self::find_from_leaf(c, &keys[i], at[i].1, leaf[i], g));
         }
     }
 }

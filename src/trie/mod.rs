@@ -55,10 +55,16 @@ use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering, Touch};
 use core::marker::PhantomData;
 use node::{CNode, HeapKey, NodeBox, FROZEN, LOAD};
 
-/// Values stored in the trie: shareable between threads and exposing their loom liveness
-/// cell through the same [`Touch`] the epoch cell uses.
-pub(crate) trait Linked: Touch + Send + Sync {}
-impl<T: Touch + Send + Sync> Linked for T {}
+/// Values stored in the trie: shareable between threads, exposing their loom liveness
+/// cell through the same [`Touch`] the epoch cell uses, and knowing their prefix.
+pub(crate) trait Linked: Touch + Prefixed + Send + Sync {}
+impl<T: Touch + Prefixed + Send + Sync> Linked for T {}
+
+/// A value that knows the prefix it is linked under. Invariant: a value is only ever
+/// linked under its own `prefix()` (exact matches rely on it, see [`Trie::get`]).
+pub(crate) trait Prefixed {
+    fn prefix(&self) -> &NetAddress;
+}
 
 /// Turns a value pointer read from a live node into a reference tied to the guard.
 #[inline(always)]
@@ -335,6 +341,45 @@ impl<V: Linked> Trie<V> {
         let mut c = self.root(g);
         for &slot in &p.bytes()[..depth] {
             c = Self::child(c, slot, g)?;
+        }
+        Self::find(c, p, hk, g)
+    }
+
+    /// The value linked under `p` (heap key `hk`) in node `c`.
+    ///
+    /// The sorted prefix array answers by binary search, but in a full table's depth-2
+    /// nodes (hundreds of prefixes, kilobytes) that is a chain of five or six dependent
+    /// cache misses. The leaf vector usually answers with one line: the leaf of the first
+    /// slot `p` covers is the longest prefix of this node covering that slot. If `p` is
+    /// linked here, that leaf is `p` or a longer prefix. So a leaf whose value has `p` as
+    /// its prefix is the answer (values are linked under their own prefix, [`Prefixed`]);
+    /// no leaf, or a shorter one, means `p` is absent. Only a longer leaf (a more specific
+    /// prefix at `p`'s first slot) needs the search. The leaf vector and the prefix array
+    /// belong to the same immutable node, so both describe one state.
+    #[inline]
+    fn find<'g>(c: CNode<'g>, p: &NetAddress, hk: HeapKey, g: &'g Guard) -> Option<&'g V> {
+        Self::find_from_leaf(c, p, hk, c.leaf(node::hk_start(hk)), g)
+    }
+
+    /// [`find`](Self::find) given the leaf `l` of `hk`'s first slot in `c`.
+    #[inline]
+    fn find_from_leaf<'g>(
+        c: CNode<'g>,
+        p: &NetAddress,
+        hk: HeapKey,
+        l: usize,
+        g: &'g Guard,
+    ) -> Option<&'g V> {
+        if l == 0 {
+            return None;
+        }
+        let v: &'g V = value_ref(l, g);
+        let k = v.prefix();
+        if k.len() < p.len() {
+            return None;
+        }
+        if k == p {
+            return Some(v);
         }
         let v = c.get(hk);
         (v != 0).then(|| value_ref(v, g))

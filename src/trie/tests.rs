@@ -9,6 +9,11 @@ struct Val(NetAddress);
 impl Touch for Val {
     fn touch(&self) {}
 }
+impl Prefixed for Val {
+    fn prefix(&self) -> &NetAddress {
+        &self.0
+    }
+}
 
 fn p(s: &str) -> NetAddress {
     s.parse().unwrap()
@@ -238,6 +243,52 @@ fn random_against_model_v4_and_v6() {
         }
         let g = epoch::pin();
         assert_eq!(f.trie.node_stats(&g).0, 1);
+    }
+}
+
+/// Exact match answers from the leaf of a prefix's first slot when it can (`Trie::find`):
+/// check every prefix of a dense region, present or absent, shadowed at its first slot by
+/// a more specific one or not, against the model, single and batched.
+#[test]
+fn exact_match_in_dense_nodes_against_model() {
+    let mut r = Rng(0x5151_2024);
+    let fam = crate::AddressFamily::Ipv4;
+    // All prefixes of lengths 16..=26 under 10.1.0.0/16 (they live in the depth-1, -2 and
+    // -3 nodes under 10.1).
+    let all: Vec<NetAddress> = (16..=26u8)
+        .flat_map(|len| {
+            (0..1u32 << (len - 16)).map(move |i| {
+                let a = (10u32 << 24) | (1 << 16) | (i << (32 - len));
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.to_be_bytes());
+                NetAddress::new(fam, &b, len).unwrap()
+            })
+        })
+        .collect();
+    for density in [2u64, 5, 20] {
+        if cfg!(miri) && density != 5 {
+            continue;
+        }
+        let mut f = Fixture::new(32);
+        let mut m = BTreeMap::new();
+        for a in &all {
+            if r.next() % density == 0 {
+                assert!(f.insert(*a));
+                m.insert(*a, ());
+            }
+        }
+        let g = epoch::pin();
+        let step = if cfg!(miri) { 37 } else { 1 };
+        for a in all.iter().step_by(step) {
+            assert_eq!(f.trie.get(a, &g).map(|v| v.0), m.get_key_value(a).map(|(k, _)| *k), "get {a}");
+        }
+        for w in all.chunks(BATCH).step_by(step) {
+            let mut got = [None; BATCH];
+            f.trie.get_batch(w, &g, &mut got);
+            for (a, v) in w.iter().zip(got) {
+                assert_eq!(v.map(|v| v.0), m.get_key_value(a).map(|(k, _)| *k), "get_batch {a}");
+            }
+        }
     }
 }
 
