@@ -11,8 +11,9 @@
 //! # Operations (all under a pinned epoch guard)
 //! * `lookup`: per level, read the leaf (longest prefix in the node covering the key byte)
 //!   and the child slot; no writes, no locks, no reference counts.
-//! * `get`, `matches`: exact match and all matches longest-first, from the sorted prefix
-//!   arrays (used by the slow paths).
+//! * `get`: exact match, from the leaf vector when it can answer (`Trie::find`: the value at
+//!   the prefix's first slot, which knows its own prefix), else the sorted prefix array.
+//! * `matches`: all matches longest-first, from the sorted prefix arrays (slow paths).
 //! * A change to a node (a prefix added or removed, a child added or removed) builds a copy
 //!   and compare-and-swaps it into the slot (or root) that holds the node: the node's
 //!   *location*. Building the copy first freezes the node's own slots (`node.rs`), so a
