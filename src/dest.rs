@@ -47,8 +47,8 @@ use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current, EpochCell, InlineSlot,
-    Ordering, Touch, TrackedCell,
+    arena_drop, arena_new, node_alloc, node_dealloc, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current,
+    EpochCell, InlineSlot, Ordering, Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
@@ -124,24 +124,41 @@ unsafe impl Sync for Many where Entry: Sync {}
 
 impl Many {
     /// Several entries, best first (two or more: callers keep one route inline).
-    fn new(entries: Vec<Entry>) -> Self {
+    ///
+    /// The entries move into a block of the node arena (`node_alloc`; the global allocator
+    /// past its largest block, and in loom, miri and ASan builds): snapshots are made and
+    /// retired by the million, and as glibc chunks their frees filled the allocator's fast
+    /// bins, which every later large allocation then consolidated (BENCHMARKS.md, session 11).
+    fn new(mut entries: Vec<Entry>) -> Self {
         debug_assert!(entries.len() > 1);
         let (views, next_hops) = (entries[0].views, entries[0].next_hops.clone());
-        let all = Box::into_raw(entries.into_boxed_slice());
         // More than `u32::MAX` routes on one destination would take over 192 GiB of
         // entries: treat it as the allocation failure it is (an abort, not a panic).
-        let len = u32::try_from(all.len())
+        let len = u32::try_from(entries.len())
             .unwrap_or_else(|_| std::alloc::handle_alloc_error(core::alloc::Layout::new::<Entry>()));
-        // SAFETY: `Box::into_raw` never returns null.
-        let ptr = unsafe { NonNull::new_unchecked(all.cast::<Entry>()) };
+        let layout = Self::layout(len);
+        let Some(ptr) = NonNull::new(node_alloc(layout).cast::<Entry>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: the block holds `len` entries (its layout) and does not overlap the vector's
+        // buffer; the entries are moved (the vector forgets them by `set_len(0)` below).
+        unsafe {
+            core::ptr::copy_nonoverlapping(entries.as_ptr(), ptr.as_ptr(), len as usize);
+            entries.set_len(0);
+        }
         Self { views, len, next_hops, ptr }
+    }
+
+    /// The block layout of `len` entries (valid: `len` entries exist in a vector already).
+    fn layout(len: u32) -> core::alloc::Layout {
+        core::alloc::Layout::array::<Entry>(len as usize).expect("the entries fit in memory already")
     }
 
     /// The entries.
     #[inline(always)]
     fn all(&self) -> &[Entry] {
-        // SAFETY: `ptr` and `len` are a `Box<[Entry]>` taken apart in `new`, freed only by
-        // `Drop`, so they are a live slice for as long as `self` is borrowed.
+        // SAFETY: `ptr` holds `len` entries moved there by `new`, freed only by `Drop`, so
+        // they are a live slice for as long as `self` is borrowed.
         unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
     }
 }
@@ -154,10 +171,15 @@ impl Clone for Many {
 
 impl Drop for Many {
     fn drop(&mut self) {
-        let all = core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize);
-        // SAFETY: `ptr` and `len` are the `Box<[Entry]>` taken apart in `new`, dropped once
-        // (here); nothing borrows `self` any more.
-        drop(unsafe { Box::from_raw(all) });
+        // SAFETY: `ptr` holds `len` initialized entries from `new`, dropped once (here), then
+        // its block is freed with the layout it was allocated with; nothing borrows `self`.
+        unsafe {
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len as usize,
+            ));
+            node_dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len));
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 //! `child_at`), the unlinked off-line subtrees are freed and the walk restarts from the
 //! root with the undecided items only; decided items are never redone.
 
+use super::stack_vec::StackVec;
 use super::*;
 use std::borrow::Cow;
 
@@ -239,9 +240,26 @@ enum Below {
     /// Nothing: the group is decided (or was changed by a CAS at this level or below).
     Kept,
     /// The node would be left empty: the caller drops it from its own copy (checking, under
-    /// its freeze, that the slot still holds `raw`). When that copy's CAS succeeds, `items`
-    /// are removed and `nodes` (this node and the emptied ones below it) are unlinked.
-    Emptied { raw: usize, items: Vec<usize>, nodes: Vec<usize> },
+    /// its freeze, that the slot still holds `raw`). When that copy's CAS succeeds, the items
+    /// and nodes this call appended to the [`Acc`] are removed and unlinked (this node and
+    /// the emptied ones below it).
+    Emptied { raw: usize },
+}
+
+/// The work lists of one batched removal, shared by its whole recursion (one allocation
+/// each per batch instead of vectors per node: a full table's delete empties every node,
+/// and growing per-node vectors filled glibc's fast bins, which each later large allocation
+/// then consolidated; BENCHMARKS.md, session 11). A call appends to them; what it appended
+/// is its subtree's (contiguous from the lengths at its start), and a call that decides
+/// its subtree (a CAS, or nothing to do) truncates them back.
+#[derive(Default)]
+struct Acc {
+    /// Items removed from emptied nodes, pending the CAS above that unlinks those nodes.
+    items: Vec<usize>,
+    /// Emptied nodes, pending that CAS.
+    nodes: Vec<usize>,
+    /// Emptied children `(slot, address)` of the nodes on the current path.
+    dropped: Vec<(u8, usize)>,
 }
 
 impl<V: Linked> Trie<V> {
@@ -253,9 +271,14 @@ impl<V: Linked> Trie<V> {
     pub(crate) fn remove_batch(&self, items: &[(NetAddress, *const V)], g: &Guard, out: &mut [Option<bool>]) {
         debug_assert_eq!(items.len(), out.len());
         let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut acc = Acc::default();
         while !pending.is_empty() {
             let root = At { loc: &self.root, raw: self.root.load(LOAD) };
-            if let Step::Done(_) = self.unbatch_at(root, 0, items, &pending, g, out) {
+            // A retry starts over from the root with the undecided items.
+            acc.items.clear();
+            acc.nodes.clear();
+            acc.dropped.clear();
+            if let Step::Done(_) = self.unbatch_at(root, 0, items, &pending, g, out, &mut acc) {
                 debug_assert!(out.iter().all(Option::is_some));
                 return;
             }
@@ -265,6 +288,7 @@ impl<V: Linked> Trie<V> {
     }
 
     /// Removes `idx` (items under the node found at `at`, at depth `d`); see `Below`.
+    #[allow(clippy::too_many_arguments)]
     fn unbatch_at(
         &self,
         at: At<'_>,
@@ -273,10 +297,13 @@ impl<V: Linked> Trie<V> {
         idx: &[usize],
         g: &Guard,
         out: &mut [Option<bool>],
+        acc: &mut Acc,
     ) -> Step<Below> {
         let c = Self::cnode_ref(at.raw, g);
         let (own, below) = split(items, idx, d);
-        let (mut dropped, mut removed, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
+        // Where this call's part of the work lists starts. This node's own removed items
+        // are not listed: they are the items of `own` still undecided after the scan below.
+        let (items0, nodes0, dropped0) = (acc.items.len(), acc.nodes.len(), acc.dropped.len());
         for (slot, group) in groups(items, &below, d) {
             let child = match self.child_at(at, c, slot, g) {
                 Step::Retry => return Step::Retry,
@@ -286,41 +313,44 @@ impl<V: Linked> Trie<V> {
                 }
                 Step::Done(Some(child)) => child,
             };
-            match self.unbatch_at(child, d + 1, items, group, g, out) {
+            match self.unbatch_at(child, d + 1, items, group, g, out, acc) {
                 Step::Retry => return Step::Retry,
                 Step::Done(Below::Kept) => {}
-                Step::Done(Below::Emptied { raw, items: i, nodes: n }) => {
-                    dropped.push((slot, raw));
-                    removed.extend(i);
-                    nodes.extend(n);
-                }
+                Step::Done(Below::Emptied { raw }) => acc.dropped.push((slot, raw)),
             }
         }
-        let mut gone: Vec<HeapKey> = Vec::new();
+        // At most one item per prefix of the node (the batch holds distinct prefixes).
+        let mut gone: StackVec<HeapKey, 511> = StackVec::new();
         for &i in own.iter() {
             let hk = locate(&items[i].0).1;
             if c.get(hk) == items[i].1 as usize {
                 gone.push(hk);
-                removed.push(i);
             } else {
                 out[i] = Some(false);
             }
         }
-        if removed.is_empty() {
+        let dropped_here = acc.dropped.len() > dropped0;
+        if gone.is_empty() && !dropped_here {
             return Step::Done(Below::Kept);
         }
-        let Some(new) = c.without(&gone, &dropped) else { return Step::Retry };
+        let Some(new) = c.without(&gone, &acc.dropped[dropped0..]) else { return Step::Retry };
+        acc.dropped.truncate(dropped0);
         if d > 0 && new.is_empty() {
             // Not published: the parent's copy unlinks this node instead.
             drop(new);
-            nodes.push(at.raw);
-            return Step::Done(Below::Emptied { raw: at.raw, items: removed, nodes });
+            acc.nodes.push(at.raw);
+            acc.items.extend(own.iter().copied().filter(|&i| out[i].is_none()));
+            return Step::Done(Below::Emptied { raw: at.raw });
         }
         if !self.replace(at, new, g) {
             return Step::Retry;
         }
-        removed.into_iter().for_each(|i| out[i] = Some(true));
-        for old in nodes {
+        for &i in own.iter().chain(&acc.items[items0..]) {
+            // Own items the scan left undecided, and the emptied children's items.
+            out[i].get_or_insert(true);
+        }
+        acc.items.truncate(items0);
+        for old in acc.nodes.drain(nodes0..) {
             // SAFETY: as in `remove_once`: each emptied node's slot was frozen holding it
             // when its parent was copied without it, so our CAS (which `replace` made)
             // unlinked it, and only we retire it.
