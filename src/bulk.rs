@@ -73,8 +73,9 @@ impl EntityRef {
         let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
         // Only called for valid items.
         let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
-        {
-            let g = epoch::pin();
+        let g = epoch::pin();
+        // The snapshots and trie nodes this retires go to the collector together.
+        crate::sync::batched(&g, || {
             // 1. Find the destinations of all valid items (lock-step walks).
             let mut found: Vec<Option<&Dest>> = vec![None; routes.len()];
             for w in valid.chunks(BATCH) {
@@ -119,7 +120,8 @@ impl EntityRef {
                     }));
                 }
             }
-        }
+        });
+        drop(g);
         // One pin did the work of many single adds and retired as much garbage (node
         // copies); collection runs on pins, so help it keep up.
         crate::sync::pace_reclamation(routes.len());
@@ -179,6 +181,20 @@ fn remove_some<'r, T>(
     route: impl Fn(&'r T) -> Option<&'r Counted<Route>>,
 ) -> Vec<Result<ChangeFlags>> {
     let g = epoch::pin();
+    // The snapshots, trie nodes and links this retires go to the collector together.
+    let res = crate::sync::batched(&g, || remove_some_pinned(t, items, route, &g));
+    drop(g);
+    crate::sync::pace_reclamation(items.len());
+    res
+}
+
+/// [`remove_some`] under its pin.
+fn remove_some_pinned<'r, T>(
+    t: &TableInner,
+    items: &'r [T],
+    route: impl Fn(&'r T) -> Option<&'r Counted<Route>>,
+    g: &epoch::Guard,
+) -> Vec<Result<ChangeFlags>> {
     let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
     let mut res = Vec::with_capacity(items.len());
     for w in items.chunks(BATCH) {
@@ -188,19 +204,17 @@ fn remove_some<'r, T>(
         {
             w.iter().filter_map(&route).for_each(|r| prefetch(Counted::as_ptr(r)));
             w.iter().filter_map(&route).for_each(|r| r.dest.prefetch_all());
-            w.iter().filter_map(&route).for_each(|r| r.dest.list(&g).prefetch());
+            w.iter().filter_map(&route).for_each(|r| r.dest.list(g).prefetch());
         }
         res.extend(w.iter().map(|item| {
             let r = route(item).ok_or(Error::AccessDenied)?;
-            let (flags, died) = detach(t, r, &g)?;
+            let (flags, died) = detach(t, r, g)?;
             if died {
                 dead.push(&r.dest);
             }
             Ok(flags)
         }));
     }
-    t.unlink_batch(&dead, &g);
-    drop(g);
-    crate::sync::pace_reclamation(items.len());
+    t.unlink_batch(&dead, g);
     res
 }

@@ -34,6 +34,7 @@ mod epoch_cell;
 mod interner;
 mod max_slot;
 mod registry;
+mod retire;
 
 pub(crate) use cell::TrackedCell;
 pub(crate) use counted::Counted;
@@ -41,6 +42,7 @@ pub(crate) use epoch_cell::{retire_with, Current, EpochCell, InlineSlot, Touch};
 pub(crate) use interner::Interner;
 pub(crate) use max_slot::MaxSlot;
 pub(crate) use registry::Registry;
+pub(crate) use retire::batched;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{

@@ -210,10 +210,10 @@ impl TableInner {
         // The link reference is what keeps the destination alive for lock-free readers that
         // found it in the trie without counting (see `DestPtr`'s `Drop`): release it only
         // after every thread pinned now has unpinned.
-        #[cfg(not(rtm_mutant = "free_immediately"))]
-        g.defer(move || drop(link));
-        #[cfg(rtm_mutant = "free_immediately")]
-        drop(link);
+        // SAFETY: our trie removal unlinked `dest` (caller's contract), so no new reader
+        // can find it; `retire_with` drops the reference after the grace period (at once
+        // under the `free_immediately` mutant).
+        unsafe { crate::sync::retire_with(g, move || drop(link)) };
     }
 }
 

@@ -381,11 +381,13 @@ pub(super) fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usi
 /// (so nobody else retires it) and that is unreachable for new readers.
 pub(crate) unsafe fn retire_with<F: FnOnce()>(g: &Guard, free: F) {
     #[cfg(not(rtm_mutant = "free_immediately"))]
-    // SAFETY: forwarded from the caller: readers that may still hold the memory are pinned,
-    // and the collector runs `free` only after they unpin.
-    unsafe {
-        g.defer_unchecked(free)
-    };
+    // Inside a retirement batch the free is stored and deferred with the batch, later but
+    // still under the caller's pin (`retire.rs`).
+    if let Err(free) = super::retire::store(g, free) {
+        // SAFETY: forwarded from the caller: readers that may still hold the memory are
+        // pinned, and the collector runs `free` only after they unpin.
+        unsafe { g.defer_unchecked(free) };
+    }
     #[cfg(rtm_mutant = "free_immediately")]
     {
         let _ = g;
