@@ -16,6 +16,7 @@
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
 //! | [`Counted`] | an arena-allocated reference-counted pointer (route objects) | the same on the global allocator, loom's atomics |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
+//! | [`batched`] | retirements stored in a thread-local arena chunk, deferred to the collector together | none (each deferred directly) |
 //!
 //! `.ci/run` greps `src/` for these names outside `src/sync*` and fails if it finds one.
 
