@@ -54,22 +54,20 @@ impl EntityRef {
         }
         self.check()?;
         let t = &*self.table;
-        // Validate, and make the versions: consecutive valid items with equal parameters
-        // share one; the others are interned together (`Interner::intern_many`).
-        let mut distinct: Vec<&RouteParams> = Vec::new();
-        let which: Vec<Result<usize>> = routes
+        // Validate, and make the versions: consecutive items with equal parameters share one.
+        let mut last: Option<(&RouteParams, Arc<RouteInfo>)> = None;
+        let infos: Vec<Result<Arc<RouteInfo>>> = routes
             .iter()
             .map(|(prefix, p)| {
                 self.validate(Some(prefix), p)?;
-                if distinct.last() != Some(&p) {
-                    distinct.push(p);
-                }
-                Ok(distinct.len() - 1)
+                let info = match &last {
+                    Some((lp, li)) if *lp == p => li.clone(),
+                    _ => self.entity.version(p),
+                };
+                last = Some((p, info.clone()));
+                Ok(info)
             })
             .collect();
-        let versions = self.entity.versions(distinct.into_iter());
-        let infos: Vec<Result<Arc<RouteInfo>>> =
-            which.into_iter().map(|w| w.map(|k| versions[k].clone())).collect();
         let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> =
             infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
         let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();

@@ -75,11 +75,6 @@ impl Entity {
         self.infos.intern(RouteInfo::from_params(params, self.id))
     }
 
-    /// [`version`](Self::version) of each of `params`, in order, interned together.
-    pub(crate) fn versions<'p>(&self, params: impl Iterator<Item = &'p RouteParams>) -> Vec<Arc<RouteInfo>> {
-        self.infos.intern_many(params.map(|p| RouteInfo::from_params(p, self.id)).collect())
-    }
-
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern
     /// with `deregister` described in the module docs (pairs with its SeqCst store).
     pub(crate) fn is_registered(&self) -> bool {

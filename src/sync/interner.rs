@@ -53,23 +53,6 @@ struct Shard<T> {
     sweep_at: usize,
 }
 
-#[cfg(not(loom))]
-impl<T: Eq> Shard<T> {
-    /// [`Interner::intern`] of `v`, whose hash is `h`, in this (locked) shard.
-    fn intern(&mut self, h: u64, v: T) -> Arc<T> {
-        if let Some(a) = self.map.get(&h) {
-            return if **a == v { a.clone() } else { Arc::new(v) };
-        }
-        if self.map.len() >= self.sweep_at {
-            self.map.retain(|_, a| Arc::strong_count(a) > 1);
-            self.sweep_at = (2 * self.map.len()).max(MIN_SWEEP);
-        }
-        let a = Arc::new(v);
-        self.map.insert(h, a.clone());
-        a
-    }
-}
-
 /// The values' hasher (see the module docs).
 #[cfg(not(loom))]
 struct Mix(u64);
@@ -158,59 +141,26 @@ impl<T: Eq + Hash> Interner<T> {
         return Arc::new(v);
         #[cfg(not(loom))]
         {
-            let h = self.hash(&v);
-            let mut s = self.shard(h);
-            s.intern(h, v)
-        }
-    }
-
-    /// [`intern`](Self::intern) of each of `vals`, in order. Each shard's lock is taken
-    /// once for all the values it holds: a lock is a full barrier on x86, and without one
-    /// between them the out-of-order core overlaps the lookups' cache misses (a bucket and
-    /// the value it compares, per value).
-    pub(crate) fn intern_many(&self, vals: Vec<T>) -> Vec<Arc<T>> {
-        #[cfg(loom)]
-        return vals.into_iter().map(Arc::new).collect();
-        #[cfg(not(loom))]
-        {
-            let hs: Vec<u64> = vals.iter().map(|v| self.hash(v)).collect();
-            let mut vals: Vec<Option<T>> = vals.into_iter().map(Some).collect();
-            let mut out: Vec<Option<Arc<T>>> = (0..vals.len()).map(|_| None).collect();
-            for k in 0..SHARDS {
-                let mut mine = (0..hs.len()).filter(|&i| Self::shard_of(hs[i]) == k).peekable();
-                if mine.peek().is_none() {
-                    continue;
-                }
-                let mut s = self.shard(hs[*mine.peek().unwrap_or_else(|| unreachable!("peeked"))]);
-                for i in mine {
-                    let v = vals[i].take().unwrap_or_else(|| unreachable!("each value is taken once"));
-                    out[i] = Some(s.intern(hs[i], v));
-                }
+            use std::hash::Hasher;
+            let mut m = Mix(self.seed);
+            v.hash(&mut m);
+            let h = m.finish();
+            // The low bits pick the map's bucket; take the shard from the high ones.
+            let shard = &self.shards[(h >> 60) as usize % SHARDS];
+            // A panic never happens under this lock (no user code runs there), but a
+            // poisoned lock still guards a consistent map: use it.
+            let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(a) = s.map.get(&h) {
+                return if **a == v { a.clone() } else { Arc::new(v) };
             }
-            out.into_iter().map(|a| a.unwrap_or_else(|| unreachable!("every value interned"))).collect()
+            if s.map.len() >= s.sweep_at {
+                s.map.retain(|_, a| Arc::strong_count(a) > 1);
+                s.sweep_at = (2 * s.map.len()).max(MIN_SWEEP);
+            }
+            let a = Arc::new(v);
+            s.map.insert(h, a.clone());
+            a
         }
-    }
-
-    /// The value's hash (see the module docs).
-    #[cfg(not(loom))]
-    fn hash(&self, v: &T) -> u64 {
-        use std::hash::Hasher;
-        let mut m = Mix(self.seed);
-        v.hash(&mut m);
-        m.finish()
-    }
-
-    /// The shard of hash `h`: the low bits pick the map's bucket, so the high ones.
-    #[cfg(not(loom))]
-    fn shard_of(h: u64) -> usize {
-        (h >> 60) as usize % SHARDS
-    }
-
-    /// The locked shard of hash `h`. A panic never happens under this lock (no user code
-    /// runs there), but a poisoned lock still guards a consistent map: use it.
-    #[cfg(not(loom))]
-    fn shard(&self, h: u64) -> std::sync::MutexGuard<'_, Shard<T>> {
-        self.shards[Self::shard_of(h)].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Values the interner holds (test and memory accounting).
@@ -254,23 +204,6 @@ mod tests {
         for (n, a) in kept.iter().enumerate() {
             assert!(Arc::ptr_eq(a, &i.intern(n as u32)));
         }
-    }
-
-    #[test]
-    fn intern_many_shares_like_intern() {
-        let i = Interner::new();
-        let before: Vec<Arc<u32>> = (0..50).map(|n| i.intern(n)).collect();
-        let vals: Vec<u32> = (0..200).map(|n| (n * 7) % 100).collect();
-        let got = i.intern_many(vals.clone());
-        assert_eq!(got.len(), vals.len());
-        for (v, a) in vals.iter().zip(&got) {
-            assert_eq!(**a, *v, "in order");
-            if *v < 50 {
-                assert!(Arc::ptr_eq(a, &before[*v as usize]), "shares the existing {v}");
-            }
-            assert!(Arc::ptr_eq(a, &i.intern(*v)), "and is what intern returns for {v}");
-        }
-        assert!(i.intern_many(Vec::new()).is_empty());
     }
 
     #[test]
