@@ -254,8 +254,10 @@ fn exact_match_in_dense_nodes_against_model() {
     let mut r = Rng(0x5151_2024);
     let fam = crate::AddressFamily::Ipv4;
     // All prefixes of lengths 16..=26 under 10.1.0.0/16 (they live in the depth-1, -2 and
-    // -3 nodes under 10.1).
-    let all: Vec<NetAddress> = (16..=26u8)
+    // -3 nodes under 10.1); under miri, whose node copies are slow, lengths 17..=20 (one
+    // depth-2 node with 30 possible prefixes, still with shadowed first slots).
+    let lens = if cfg!(miri) { 17..=20u8 } else { 16..=26u8 };
+    let all: Vec<NetAddress> = lens
         .flat_map(|len| {
             (0..1u32 << (len - 16)).map(move |i| {
                 let a = (10u32 << 24) | (1 << 16) | (i << (32 - len));
@@ -266,9 +268,6 @@ fn exact_match_in_dense_nodes_against_model() {
         })
         .collect();
     for density in [2u64, 5, 20] {
-        if cfg!(miri) && density != 5 {
-            continue;
-        }
         let mut f = Fixture::new(32);
         let mut m = BTreeMap::new();
         for a in &all {
@@ -278,11 +277,10 @@ fn exact_match_in_dense_nodes_against_model() {
             }
         }
         let g = epoch::pin();
-        let step = if cfg!(miri) { 37 } else { 1 };
-        for a in all.iter().step_by(step) {
+        for a in &all {
             assert_eq!(f.trie.get(a, &g).map(|v| v.0), m.get_key_value(a).map(|(k, _)| *k), "get {a}");
         }
-        for w in all.chunks(BATCH).step_by(step) {
+        for w in all.chunks(BATCH) {
             let mut got = [None; BATCH];
             f.trie.get_batch(w, &g, &mut got);
             for (a, v) in w.iter().zip(got) {
