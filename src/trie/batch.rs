@@ -41,6 +41,7 @@ impl<V: Linked> Trie<V> {
         out: &mut [Option<Result<(), &'g V>>],
     ) {
         debug_assert_eq!(items.len(), out.len());
+        debug_assert!(items.iter().all(|(p, v)| value_ref::<V>(*v as usize, g).prefix() == p));
         debug_assert!(items
             .windows(2)
             .all(|w| (w[0].0.bytes(), w[0].0.len()) < (w[1].0.bytes(), w[1].0.len())));

@@ -445,6 +445,8 @@ impl<V: Linked> Trie<V> {
     /// Links `value` under `p` unless a value is linked there already, which is returned as
     /// `Err`. On `Ok` the trie holds the pointer until `remove` unlinks it.
     pub(crate) fn insert<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Result<(), &'g V> {
+        // `Prefixed`'s invariant, which `find` relies on (the value is the caller's, alive).
+        debug_assert!(value_ref::<V>(value as usize, g).prefix() == p, "linked under its own prefix");
         loop {
             if let Step::Done(r) = self.insert_once(p, value, g) {
                 return r;
