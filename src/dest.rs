@@ -22,9 +22,30 @@
 //! their first snapshot (most routes never change), so a lookup reads line 2 only: one
 //! cache miss per destination. A snapshot that finds the slot busy lives in an arena
 //! block of its own; a placed one, once replaced, is moved out and dropped epoch-deferred
-//! like any snapshot (`sync/epoch_cell.rs`, "Placed values"). Its routes hold references
-//! to the destination, so the destination is still allocated when that deferred drop reads
-//! the slot.
+//! like any snapshot (`sync/epoch_cell.rs`, "Placed values"). It holds a reference to the
+//! destination (see "Ownership"), so the destination is still allocated when that
+//! deferred drop reads the slot.
+//!
+//! # Ownership
+//! A snapshot's entries own nothing: each is a bitwise share of a route object and a
+//! version ([`Entry`]). The destination's *current* snapshot owns one count on each of
+//! its entries' routes and versions (a multiset: several routes may share a version);
+//! replaced snapshots own none. So copying a snapshot into the next one is a memory copy
+//! that touches no route or version object (it used to raise and later drop two counts
+//! per entry, four cache misses per existing route of a destination on every write).
+//! A transition ([`Dest::modify`]) changes one route, and its [`Delta`] says which counts
+//! move: after the installing CAS the writer takes the counts the new snapshot needs on
+//! objects it still holds itself (so they are alive), and releases the counts of what the
+//! new snapshot dropped epoch-deferred, since readers of the old snapshot may still read
+//! those objects. A failed CAS owns nothing and is simply dropped. A reader turning an
+//! entry into a handle increments under its pin: the count the entry shares is released
+//! only after that pin, so it is still at least one.
+//!
+//! A *placed* snapshot (below) also holds a reference to its destination from placement
+//! until its deferred move-out (`Touch::placed`/`unplaced` of [`RouteList`]): the move-out
+//! writes the destination's slot and flag, and the snapshot's own routes no longer keep
+//! the destination alive (their counts may be released, in another deferred function
+//! that can run first).
 //!
 //! # Death
 //! A destination leaves the table when its last route is deleted: the deleting writer
@@ -35,40 +56,77 @@
 //!
 //! # References
 //! `refs` counts: one for the trie link (held from insertion until unlink), one per route
-//! object on it, one per [`DestRef`]. Taking a reference from a pointer found in the trie
-//! uses [`Dest::try_ref`], which never increments from zero (a destination at zero is
-//! already retired). Lock-free readers hold *uncounted* pointers found in the trie; the
+//! object on it, one per placed snapshot not yet moved out, one per [`DestRef`]. Taking a
+//! reference from a pointer found in the trie uses [`Dest::try_ref`], which never
+//! increments from zero (a destination at zero is already retired). Lock-free readers hold *uncounted* pointers found in the trie; the
 //! trie's link reference covers them, because it is released epoch-deferred after the
 //! unlink (every reader that could have seen the link has unpinned by then). So the last
 //! release frees the destination at once: no destructor pins the epoch again, which keeps
-//! chains of deferred destructors (snapshot -> route -> destination) finite.
+//! chains of deferred destructors (a route count's release -> the route -> its destination)
+//! finite.
 
 use crate::prefix::NetAddress;
 use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, node_alloc, node_dealloc, prefetch, Arc, AtomicU64, AtomicUsize, Counted, Current,
-    EpochCell, InlineSlot, Ordering, Touch, TrackedCell,
+    arena_drop, arena_new, node_alloc, node_dealloc, prefetch, retire_with, AfterRetire, Arc, AtomicU64,
+    AtomicUsize, Counted, Current, EpochCell, InlineSlot, Ordering, Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 /// One route in a snapshot: its identity, the version this snapshot holds, and a copy of
 /// that version's forwarding data (views and next hops), so the fast path reads the best
 /// route's next hops from the snapshot itself without dereferencing `info`.
-#[derive(Clone)]
+///
+/// An entry owns nothing (see "Ownership" in the module docs): its pointers are bitwise
+/// shares of counts the destination's current snapshot holds, so copying a snapshot is a
+/// memory copy and never touches the route and version objects. `next_hops` shares the
+/// version's own next hops (which the version keeps alive).
 pub(crate) struct Entry {
     views: ViewSet,
-    next_hops: NextHops,
-    pub(crate) route: Counted<Route>,
-    /// Private so that it cannot change without its forwarding copy: see `set_info`.
-    info: Arc<RouteInfo>,
+    next_hops: ManuallyDrop<NextHops>,
+    pub(crate) route: ManuallyDrop<Counted<Route>>,
+    /// Private so that it cannot change without its forwarding copy.
+    info: ManuallyDrop<Arc<RouteInfo>>,
+}
+
+/// A non-owning bitwise copy of `v`, never dropped.
+///
+/// Sound where `v`'s owner outlives every use of the copy: entries of a snapshot are read
+/// under a pin, and the counts they share are released epoch-deferred (module docs).
+#[inline(always)]
+fn share<T>(v: &T) -> ManuallyDrop<T> {
+    // SAFETY: the copy is wrapped in `ManuallyDrop` and never dropped or given out owned:
+    // it aliases `v`'s pointer(s) without a count of its own (see above).
+    ManuallyDrop::new(unsafe { core::ptr::read(v) })
 }
 
 impl Entry {
-    pub(crate) fn new(route: Counted<Route>, info: Arc<RouteInfo>) -> Self {
-        Self { views: info.views, next_hops: info.next_hops.clone(), route, info }
+    /// An entry sharing `route` and `info`; the snapshot it goes into takes counts on them
+    /// when it is installed ([`Delta`]).
+    pub(crate) fn new(route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
+        Self { views: info.views, next_hops: share(&info.next_hops), route: share(route), info: share(info) }
+    }
+
+    /// Another non-owning copy of this entry (for the next snapshot).
+    #[inline(always)]
+    pub(crate) fn share(&self) -> Self {
+        Self {
+            views: self.views,
+            next_hops: share(&*self.next_hops),
+            route: share(&*self.route),
+            info: share(&*self.info),
+        }
+    }
+
+    /// A counted reference to the route (a handle). Call under the pin the snapshot was
+    /// read with: the count this entry shares is released only after that pin.
+    #[inline]
+    pub(crate) fn route_ref(&self) -> RouteRef {
+        RouteRef { route: Counted::clone(&self.route) }
     }
 
     /// The version of the route this snapshot holds.
@@ -83,16 +141,88 @@ impl Entry {
         &self.next_hops
     }
 
-    /// Replaces the version (and its forwarding copy): the only way to change `info`.
-    pub(crate) fn set_info(&mut self, info: Arc<RouteInfo>) {
-        self.views = info.views;
-        self.next_hops = info.next_hops.clone();
-        self.info = info;
+    /// The same route with the version `info` (shared, as in [`new`](Self::new)).
+    fn with_info(&self, info: &Arc<RouteInfo>) -> Self {
+        Self::new(&self.route, info)
+    }
+}
+
+/// The counts a snapshot transition moves (see "Ownership" in the module docs): the ones
+/// the new snapshot needs beyond those it takes over from the old one (`came_*`, taken
+/// after the installing CAS, on objects the writer still holds) and the ones the old
+/// snapshot held that the new one does not (`went`, released epoch-deferred, in the old
+/// snapshot's own deferred drop: readers of the old snapshot may still use them). One
+/// route changes per transition.
+#[must_use = "a transition's counts must be applied once it is installed"]
+#[derive(Default)]
+pub(crate) struct Delta {
+    came_route: Option<ManuallyDrop<Counted<Route>>>,
+    came_info: Option<ManuallyDrop<Arc<RouteInfo>>>,
+    went: Went,
+}
+
+/// Counts an installed transition released: run after the replaced snapshot's deferred
+/// drop (`EpochCell::compare_and_swap_in`'s `then`). Two words.
+#[derive(Default)]
+pub(crate) struct Went {
+    route: Option<ManuallyDrop<Counted<Route>>>,
+    info: Option<ManuallyDrop<Arc<RouteInfo>>>,
+}
+
+impl AfterRetire for Went {
+    fn is_noop(&self) -> bool {
+        self.route.is_none() && self.info.is_none()
+    }
+
+    /// Releases the counts (after the grace period of the CAS that removed them from the
+    /// current snapshot, so no reader still uses them through an older one).
+    fn run(self) {
+        drop(self.route.map(ManuallyDrop::into_inner));
+        drop(self.info.map(ManuallyDrop::into_inner));
+    }
+}
+
+impl Went {
+    /// Releases the counts after the grace period, on their own (no retirement to join).
+    fn defer(self, g: &Guard) {
+        if !self.is_noop() {
+            // SAFETY: the caller's CAS or swap removed these counts' entries from the
+            // current snapshot (they are its to release); readers pinned before may still
+            // read the objects through the old snapshot, so the release waits for them.
+            unsafe { retire_with(g, move || self.run()) };
+        }
+    }
+}
+
+impl Delta {
+    /// The counts to take once the transition is installed, and the ones it releases
+    /// (the CAS's `then`).
+    fn split(self) -> (Came, Went) {
+        (Came { route: self.came_route, info: self.came_info }, self.went)
+    }
+}
+
+/// The counts a transition takes (see [`Delta`]).
+struct Came {
+    route: Option<ManuallyDrop<Counted<Route>>>,
+    info: Option<ManuallyDrop<Arc<RouteInfo>>>,
+}
+
+impl Came {
+    /// Takes the new snapshot's counts, right after its installing CAS: increments on
+    /// objects the writer holds a count of its own on (so alive), forgotten (the snapshot
+    /// owns them now).
+    fn take(self) {
+        if let Some(r) = &self.route {
+            core::mem::forget(Counted::clone(r));
+        }
+        if let Some(i) = &self.info {
+            core::mem::forget(Arc::clone(i));
+        }
     }
 }
 
 /// A snapshot's routes: none (dead), one inline (the common case), or a boxed slice.
-#[derive(Clone)]
 pub(crate) enum Entries {
     None,
     One(Entry),
@@ -111,7 +241,7 @@ pub(crate) enum Entries {
 pub(crate) struct Many {
     views: ViewSet,
     len: u32,
-    next_hops: NextHops,
+    next_hops: ManuallyDrop<NextHops>,
     /// `len` entries: a `Box<[Entry]>` taken apart (see [`Many::all`] and `Drop`).
     ptr: NonNull<Entry>,
 }
@@ -131,7 +261,7 @@ impl Many {
     /// bins, which every later large allocation then consolidated (BENCHMARKS.md, session 11).
     fn new(mut entries: Vec<Entry>) -> Self {
         debug_assert!(entries.len() > 1);
-        let (views, next_hops) = (entries[0].views, entries[0].next_hops.clone());
+        let (views, next_hops) = (entries[0].views, share(&*entries[0].next_hops));
         // More than `u32::MAX` routes on one destination would take over 192 GiB of
         // entries: treat it as the allocation failure it is (an abort, not a panic).
         let len = u32::try_from(entries.len())
@@ -163,23 +293,13 @@ impl Many {
     }
 }
 
-impl Clone for Many {
-    fn clone(&self) -> Self {
-        Self::new(self.all().to_vec())
-    }
-}
-
 impl Drop for Many {
     fn drop(&mut self) {
-        // SAFETY: `ptr` holds `len` initialized entries from `new`, dropped once (here), then
-        // its block is freed with the layout it was allocated with; nothing borrows `self`.
-        unsafe {
-            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr(),
-                self.len as usize,
-            ));
-            node_dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len));
-        }
+        // Entries own nothing (no drop glue): only the block goes.
+        const { assert!(!core::mem::needs_drop::<Entry>()) };
+        // SAFETY: `ptr` is the block `new` allocated with this layout, freed once (here);
+        // nothing borrows `self`.
+        unsafe { node_dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
     }
 }
 
@@ -210,6 +330,23 @@ impl Touch for RouteList {
     fn touch(&self) {
         self.alive.touch();
     }
+
+    /// A placed list holds a reference to its destination until its deferred move-out
+    /// (module docs, "Ownership"): the move-out reads the destination's slot and flag.
+    unsafe fn placed(slot: *const InlineSlot<Self>) {
+        // SAFETY: route lists are only placed in a destination's `first` slot, so the
+        // destination starts `Dest::FIRST` bytes before it; the caller guarantees it is
+        // alive. Relaxed: as `DestPtr::clone`, the caller reaches a live destination (it
+        // is pinned and the destination is linked or still private) and the count protects
+        // nothing published by the increment.
+        unsafe { (*Dest::of_slot(slot)).refs.fetch_add(1, Ordering::Relaxed) };
+    }
+
+    unsafe fn unplaced(slot: *const InlineSlot<Self>) {
+        // SAFETY: releases the reference `placed` took for this list (the caller's
+        // contract: once, after the move-out); the destination is alive until then.
+        drop(DestPtr(owning_ptr(unsafe { Dest::of_slot(slot) })));
+    }
 }
 
 impl Drop for RouteList {
@@ -234,32 +371,53 @@ impl RouteList {
         Self { alive: TrackedCell::new(()), gen, entries: Entries::One(entry) }
     }
 
-    /// The next snapshot after this one with entry `i`'s version replaced by `info`.
-    pub(crate) fn with_info(&self, i: usize, info: &Arc<RouteInfo>) -> Self {
+    /// The next snapshot after this one with entry `i`'s version replaced by `info`, and
+    /// its counts.
+    pub(crate) fn with_info(&self, i: usize, info: &Arc<RouteInfo>) -> (Self, Delta) {
+        let delta = Delta {
+            came_info: Some(share(info)),
+            went: Went { info: Some(share(self.entries[i].info())), ..Went::default() },
+            ..Delta::default()
+        };
         if let Entries::One(e) = &self.entries {
-            let mut e = e.clone();
-            e.set_info(info.clone());
-            return Self::one(self.gen + 1, e);
+            return (Self::one(self.gen + 1, e.with_info(info)), delta);
         }
-        let mut entries = self.entries.to_vec();
-        entries[i].set_info(info.clone());
-        Self::new(self.gen + 1, entries)
+        let mut entries: Vec<Entry> = self.entries.iter().map(Entry::share).collect();
+        entries[i] = entries[i].with_info(info);
+        (Self::new(self.gen + 1, entries), delta)
     }
 
-    /// The next snapshot after this one without entry `i` (dead if it was the last).
-    pub(crate) fn without(&self, i: usize) -> Self {
+    /// The next snapshot after this one with a new entry for `route` at version `info`,
+    /// and its counts.
+    pub(crate) fn with_added(&self, route: &Counted<Route>, info: &Arc<RouteInfo>) -> (Self, Delta) {
+        // Exact capacity: the boxed slice takes the buffer without a realloc.
+        let mut entries = Vec::with_capacity(self.entries.len() + 1);
+        entries.extend(self.entries.iter().map(Entry::share));
+        entries.push(Entry::new(route, info));
+        let delta =
+            Delta { came_route: Some(share(route)), came_info: Some(share(info)), ..Delta::default() };
+        (Self::new(self.gen + 1, entries), delta)
+    }
+
+    /// The next snapshot after this one without entry `i` (dead if it was the last), and
+    /// its counts.
+    pub(crate) fn without(&self, i: usize) -> (Self, Delta) {
         let gen = self.gen + 1;
-        match self.entries.len() {
+        let gone = &self.entries[i];
+        let went = Went { route: Some(share(&*gone.route)), info: Some(share(gone.info())) };
+        let delta = Delta { went, ..Delta::default() };
+        let next = match self.entries.len() {
             1 => Self::dead(gen),
-            2 => Self::one(gen, self.entries[1 - i].clone()),
+            2 => Self::one(gen, self.entries[1 - i].share()),
             _ => {
                 // Exact capacity: the boxed slice takes the buffer without a realloc.
                 let mut entries = Vec::with_capacity(self.entries.len() - 1);
                 entries
-                    .extend(self.entries.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, e)| e.clone()));
+                    .extend(self.entries.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, e)| e.share()));
                 Self::new(gen, entries)
             }
-        }
+        };
+        (next, delta)
     }
 
     /// Whether the destination is dead (its last route went; it is being unlinked). A
@@ -415,7 +573,7 @@ impl Dest {
     /// returned pointer holds (it becomes the trie link once inserted).
     pub(crate) fn create(prefix: NetAddress) -> DestPtr {
         crate::sync::LIVE_DESTS.add(1);
-        DestPtr(arena_new(Dest {
+        let p = arena_new(Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
@@ -430,7 +588,10 @@ impl Dest {
                 None => EpochCell::new(RouteList::new(0, Vec::new())),
             },
             first: InlineSlot::new(),
-        }))
+        });
+        // For `of_slot` (and `owning_ptr`): pointers rebuilt from the address.
+        let _ = p.as_ptr().expose_provenance();
+        DestPtr(p)
     }
 
     /// Installs the first route list of a destination that `create` just made, placed in
@@ -442,23 +603,56 @@ impl Dest {
     pub(crate) fn install_first<'g>(this: &DestPtr, list: RouteList, g: &'g Guard) -> &'g RouteList {
         debug_assert!(!list.is_dead(), "a placed list holds a route");
         debug_assert!(list.entries.iter().all(|e| core::ptr::eq(e.route.dest.as_ptr(), this.as_ptr())));
+        // The current snapshot owns counts on its routes and versions (the caller holds
+        // its own, so they are alive).
+        for e in list.entries.iter() {
+            core::mem::forget(Counted::clone(&e.route));
+            core::mem::forget(Arc::clone(e.info()));
+        }
         // SAFETY: `this` came from `create` and is not linked yet (the caller's contract),
-        // so no other thread reaches the cell or the slot; the slot is used once; `list`'s
-        // routes hold references to this destination, so it outlives the list.
+        // so no other thread reaches the cell or the slot; the slot is used once; the
+        // placed list takes a reference to this destination (`RouteList::placed`), so it
+        // outlives the list.
         unsafe { this.routes.swap_placed(&this.first, list, g) }
     }
 
     /// Marks the destination dead unconditionally (the caller owns the transition: an
-    /// unpublished destination, or the table's drop); retires the current list.
-    pub(crate) fn kill(&self, gen: u64, g: &Guard) {
+    /// unpublished destination, or the table's drop); retires the current list and
+    /// releases the counts it held: at once if `private` (no other thread ever reached the
+    /// destination, so none can read the list), else epoch-deferred (a `DestRef` holder may
+    /// be reading it).
+    pub(crate) fn kill(&self, gen: u64, private: bool, g: &Guard) {
+        let old = self.list(g);
         match RouteList::shared_dead() {
             Some(dead) => self.routes.swap_static(dead, g),
             None => self.routes.swap(RouteList::dead(gen), g),
         };
+        if private {
+            for e in old.entries.iter() {
+                // The list's counts, which nothing else releases (see above).
+                drop(ManuallyDrop::into_inner(share(&*e.route)));
+                drop(ManuallyDrop::into_inner(share(e.info())));
+            }
+            return;
+        }
+        // The counts the old snapshot held go, epoch-deferred.
+        for e in old.entries.iter() {
+            Went { route: Some(share(&*e.route)), info: Some(share(e.info())) }.defer(g);
+        }
     }
 
     /// Byte offset of the line a lookup reads (see [`prefetch`](Self::prefetch)).
     pub(crate) const HOT: usize = core::mem::offset_of!(Dest, first);
+
+    /// The destination whose `first` slot is at `slot`.
+    ///
+    /// # Safety
+    /// `slot` is a destination's `first` slot.
+    unsafe fn of_slot(slot: *const InlineSlot<RouteList>) -> *const Dest {
+        // The destination's address was exposed by `create`: rebuild the pointer from it
+        // (a pointer to the slot field has no provenance over the rest).
+        core::ptr::with_exposed_provenance::<Dest>(slot as usize - core::mem::offset_of!(Dest, first))
+    }
 
     /// Prefetches the line a lookup reads: the snapshot cell's address word and (the
     /// usual place of the current route list) the first list's slot.
@@ -518,21 +712,29 @@ impl Dest {
         self.routes.load(g)
     }
 
-    /// Replaces the snapshot by `f(current)` with a CAS loop. `f` returns the new snapshot
+    /// Replaces the snapshot by `f(current)` with a CAS loop. `f` returns the new snapshot,
+    /// its counts ([`Delta`], applied once it is installed; a failed attempt owns nothing)
     /// and a result, or an error which is returned as is (nothing changed). Returns the
     /// snapshot replaced (retired, still readable under `g`), the one installed, and `f`'s
-    /// result.
+    /// result. The objects `f` adds must be held by the caller until this returns.
     pub(crate) fn modify<'g, R, E>(
         &self,
         g: &'g Guard,
-        mut f: impl FnMut(&RouteList) -> Result<(RouteList, R), E>,
+        mut f: impl FnMut(&RouteList) -> Result<(RouteList, Delta, R), E>,
     ) -> Result<(&'g RouteList, &'g RouteList, R), E> {
         loop {
             let cur: Current<'g, RouteList> = self.routes.load_current(g);
-            let (next, r) = f(cur.get())?;
+            let (next, delta, r) = f(cur.get())?;
+            let (came, went) = delta.split();
+            // Mutant `eager_release` releases the counts at the CAS instead of after the
+            // replaced snapshot's grace period.
+            #[cfg(rtm_mutant = "eager_release")]
+            let (went, eager) = ((), went);
             #[cfg(rtm_mutant = "lost_update")]
             {
                 let new = self.routes.swap(next, g);
+                came.take();
+                went.defer(g);
                 return Ok((cur.get(), new, r));
             }
             #[cfg(not(rtm_mutant = "lost_update"))]
@@ -542,7 +744,10 @@ impl Dest {
                 // A dead list: the shared one, where there is one (no allocation).
                 if next.is_dead() {
                     if let Some(dead) = RouteList::shared_dead() {
-                        if let Ok(new) = self.routes.compare_and_swap_static(cur, dead, g) {
+                        if let Ok(new) = self.routes.compare_and_swap_static(cur, dead, g, went) {
+                            came.take();
+                            #[cfg(rtm_mutant = "eager_release")]
+                            eager.run();
                             return Ok((cur.get(), new, r));
                         }
                         crate::sync::spin_hint();
@@ -552,7 +757,10 @@ impl Dest {
                 // A list with a route may go to the slot (its routes keep the destination
                 // allocated until the list is dropped, as `swap_placed` requires).
                 let slot = (!next.is_dead()).then_some(&self.first);
-                if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g) {
+                if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g, went) {
+                    came.take();
+                    #[cfg(rtm_mutant = "eager_release")]
+                    eager.run();
                     return Ok((cur.get(), new, r));
                 }
             }
@@ -681,22 +889,17 @@ impl DestRef {
 
     /// A consistent snapshot of the routes, best first.
     pub fn routes(&self) -> Vec<RouteRef> {
-        self.dest.list(&epoch::pin()).entries.iter().map(|e| RouteRef { route: e.route.clone() }).collect()
+        self.dest.list(&epoch::pin()).entries.iter().map(|e| e.route_ref()).collect()
     }
 
     /// The snapshot's routes and the versions the snapshot holds, best first.
     pub fn route_infos(&self) -> Vec<(RouteRef, Arc<RouteInfo>)> {
-        self.dest
-            .list(&epoch::pin())
-            .entries
-            .iter()
-            .map(|e| (RouteRef { route: e.route.clone() }, e.info.clone()))
-            .collect()
+        self.dest.list(&epoch::pin()).entries.iter().map(|e| (e.route_ref(), Arc::clone(e.info()))).collect()
     }
 
     /// The best route of view `v`, if any.
     pub fn best(&self, v: ViewId) -> Option<RouteRef> {
-        self.dest.list(&epoch::pin()).best(v).map(|e| RouteRef { route: e.route.clone() })
+        self.dest.list(&epoch::pin()).best(v).map(|e| e.route_ref())
     }
 
     /// The best route of view `v` among routes whose owner's protocol id is `protocol`.
@@ -706,7 +909,7 @@ impl DestRef {
             .entries
             .iter()
             .find(|e| e.views.contains(v) && e.info.owner.protocol == protocol)
-            .map(|e| RouteRef { route: e.route.clone() })
+            .map(|e| e.route_ref())
     }
 
     /// The views the destination has routes in.
@@ -755,6 +958,57 @@ mod tests {
         assert_eq!(d.refs.load(Ordering::Relaxed), 0, "a refused try_ref must not change the count");
         d.refs.store(1, Ordering::Relaxed);
         drop(d);
+    }
+
+    /// The current snapshot owns exactly one count per entry on its routes and versions,
+    /// and replaced snapshots none ("Ownership"): after each kind of transition (a route
+    /// added, a version replaced, a route removed, the last route removed) and once the
+    /// deferred releases ran, each route's count is its handles plus one if it is in the
+    /// current snapshot, and each version's is its holders (the interner, the snapshot,
+    /// the test). A missed `Delta` count fails here, not only as a leak at exit.
+    #[test]
+    fn snapshots_own_one_count_per_entry() {
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm};
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let p = "10.0.0.0/8".parse().unwrap();
+        let count = |r: &RouteRef| {
+            crate::drain_deferred_garbage();
+            Counted::count(&r.route)
+        };
+        let (ra, _) = a.add_route(&p, RouteParams::new(5, 1)).unwrap();
+        assert_eq!(count(&ra), 2, "handle + first snapshot");
+        let v1 = ra.info();
+        crate::drain_deferred_garbage();
+        assert_eq!(Arc::strong_count(&v1), 3, "interner + snapshot + v1");
+        let (rb, _) = b.add_route(&p, RouteParams::new(7, 1)).unwrap();
+        assert_eq!((count(&ra), count(&rb)), (2, 2), "an added route: one count each");
+        a.update_route(&ra, RouteParams::new(5, 2)).unwrap();
+        assert_eq!((count(&ra), count(&rb)), (2, 2), "a version replaced");
+        assert_eq!(Arc::strong_count(&v1), 2, "the old version's snapshot count went");
+        let v2 = ra.info();
+        crate::drain_deferred_garbage();
+        assert_eq!(Arc::strong_count(&v2), 3);
+        // The same version again (the interner hands out the same object): no change.
+        a.update_route(&ra, RouteParams::new(5, 2)).unwrap();
+        crate::drain_deferred_garbage();
+        assert_eq!((count(&ra), Arc::strong_count(&v2)), (2, 3));
+        b.delete_route(&rb).unwrap();
+        assert_eq!((count(&ra), count(&rb)), (2, 1), "a removed route keeps only its handle");
+        a.delete_route(&ra).unwrap();
+        assert_eq!(count(&ra), 1, "the last route: the destination died");
+        // One version shared by two routes (same owner and parameters, on two destinations).
+        let q = "10.1.0.0/16".parse().unwrap();
+        let (r1, _) = a.add_route(&p, RouteParams::new(9, 9)).unwrap();
+        let (r2, _) = a.add_route(&q, RouteParams::new(9, 9)).unwrap();
+        let v = r1.info();
+        crate::drain_deferred_garbage();
+        assert!(Arc::ptr_eq(&v, &r2.info()));
+        assert_eq!(Arc::strong_count(&v), 4, "interner + two snapshots + v");
+        a.delete_routes(&[r1.clone(), r2.clone()]).unwrap();
+        assert_eq!((count(&r1), count(&r2)), (1, 1));
+        assert_eq!(Arc::strong_count(&v), 4, "interner + v + the two tombstones' copies");
     }
 
     /// Where the current list of `prefix` lives: `Some(true)` in the destination's slot.

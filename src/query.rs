@@ -291,7 +291,7 @@ impl Table {
         list.entries
             .iter()
             .find(|e| (views.is_empty() || e.info().views.intersects(views)) && criteria.matches(e.info()))
-            .map(|e| RouteRef { route: e.route.clone() })
+            .map(|e| e.route_ref())
             .ok_or(Error::NotFound)
     }
 }
@@ -351,7 +351,7 @@ impl<'a> Best<'a> {
 
     /// A counted handle to the best route (this one costs a reference count).
     pub fn to_ref(&self) -> RouteRef {
-        RouteRef { route: self.list.entries[self.idx].route.clone() }
+        self.list.entries[self.idx].route_ref()
     }
 
     /// A counted handle to the destination, unless it was retired meanwhile.

@@ -351,7 +351,7 @@ impl RouteRef {
         // tombstone visible here.
         let list = r.dest.list(&g);
         if let Some(i) = list.position(r) {
-            return list.entries[i].info().clone();
+            return Arc::clone(list.entries[i].info());
         }
         // A handle's route was in a snapshot before the handle existed (adds return after
         // their CAS), so it is missing only once deleted: the tombstone is set. (Checked

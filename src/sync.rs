@@ -39,7 +39,7 @@ mod retire;
 
 pub(crate) use cell::TrackedCell;
 pub(crate) use counted::Counted;
-pub(crate) use epoch_cell::{retire_with, Current, EpochCell, InlineSlot, Touch};
+pub(crate) use epoch_cell::{retire_with, AfterRetire, Current, EpochCell, InlineSlot, Touch};
 pub(crate) use interner::Interner;
 pub(crate) use max_slot::MaxSlot;
 pub(crate) use registry::Registry;

@@ -233,7 +233,7 @@ impl Drop for TableInner {
             for e in old.entries.iter() {
                 e.route.bury(gen, e.info(), &g);
             }
-            d.kill(gen, &g);
+            d.kill(gen, false, &g);
             // SAFETY: the trie is being dropped; its link reference is ours to release.
             drop(unsafe { DestPtr::from_link(p) });
         }

@@ -125,7 +125,6 @@ impl EntityRef {
         g: &epoch::Guard,
     ) -> (DestPtr, Counted<Route>) {
         let dest = Dest::create(*prefix);
-        let info = info.clone();
         let route = Counted::new(Route::new(dest.clone(), self.entity.clone(), 0));
         // The empty first list is retired through the epoch like any replaced snapshot.
         // Freeing it at once (session 5), or creating the destination with its first list
@@ -133,7 +132,7 @@ impl EntityRef {
         // loom model `delete_last_vs_add_same_prefix` explore far longer (59 s -> over 13
         // min at bound 1: one deferral fewer moves where crossbeam's small sanitize-mode
         // bags fill, into the racy part), so the check stays cheap.
-        Dest::install_first(&dest, RouteList::one(1, Entry::new(route.clone(), info)), g);
+        Dest::install_first(&dest, RouteList::one(1, Entry::new(&route, info)), g);
         (dest, route)
     }
 
@@ -176,7 +175,6 @@ impl EntityRef {
                 if cur.is_dead() {
                     return Err(());
                 }
-                let gen = cur.gen + 1;
                 let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
                 // Among several matches (possible after `New` or `First`), the oldest.
                 let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
@@ -189,8 +187,11 @@ impl EntityRef {
                     AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                     AddMode::New => None,
                 };
-                let (list, route, created) = match existing {
-                    Some(i) => (cur.with_info(i, info), cur.entries[i].route.clone(), false),
+                let (list, delta, route, created) = match existing {
+                    Some(i) => {
+                        let (list, delta) = cur.with_info(i, info);
+                        (list, delta, Counted::clone(&cur.entries[i].route), false)
+                    }
                     None => {
                         let r = match spare {
                             // Reusable only for the same destination: a spare built for a
@@ -203,14 +204,13 @@ impl EntityRef {
                                 r
                             }
                         };
-                        // Exact capacity: the boxed slice takes the buffer without a realloc.
-                        let mut entries = Vec::with_capacity(cur.entries.len() + 1);
-                        entries.extend_from_slice(&cur.entries);
-                        entries.push(Entry::new(r.clone(), info.clone()));
-                        (RouteList::new(gen, entries), r, true)
+                        // `spare` holds the route and the caller `info` until `modify` has
+                        // applied the counts.
+                        let (list, delta) = cur.with_added(&r, info);
+                        (list, delta, r, true)
                     }
                 };
-                Ok((list, (route, created)))
+                Ok((list, delta, (route, created)))
             })
             .ok()?;
         if created {
@@ -236,7 +236,8 @@ impl EntityRef {
         let g = epoch::pin();
         let (old, new, ()) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
-            Ok((cur.with_info(i, &info), ()))
+            let (list, delta) = cur.with_info(i, &info);
+            Ok((list, delta, ()))
         })?;
         Ok(ChangeFlags { new: false, best: best_changed(old, new, r, self.table.profile.views_supported) })
     }
@@ -259,7 +260,7 @@ impl EntityRef {
 /// Drops a destination made by `new_dest` that the trie did not link: it was never
 /// visible, so breaking the dest -> route -> dest cycle lets both go.
 pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
-    dest.kill(0, g);
+    dest.kill(0, true, g);
 }
 
 /// Removes `route` from its destination; kills and unlinks the destination if it was the
@@ -289,7 +290,8 @@ pub(crate) fn detach(
         // route module docs, "Deletion". Mutant `late_tombstone` writes it after the CAS.
         #[cfg(not(rtm_mutant = "late_tombstone"))]
         route.bury(gen, e.info(), g);
-        Ok((cur.without(i), (gen, e.info().clone())))
+        let (list, delta) = cur.without(i);
+        Ok((list, delta, (gen, Arc::clone(e.info()))))
     })?;
     #[cfg(rtm_mutant = "late_tombstone")]
     route.bury(_tomb.0, &_tomb.1, g);
@@ -307,7 +309,7 @@ impl TableInner {
             self.trie.for_each(&g, &mut |d| {
                 for e in d.list(&g).entries.iter() {
                     if Arc::ptr_eq(&e.route.owner, entity) {
-                        victims.push(e.route.clone());
+                        victims.push(Counted::clone(&e.route));
                     }
                 }
             });

@@ -14,7 +14,8 @@ fn p(s: &str) -> NetAddress {
 }
 
 /// Flushes at the end of a model: enough for the chains of deferred destructors here
-/// (snapshot -> route -> destination), with `crossbeam_sanitize`'s small bags.
+/// (a route count's release -> route -> destination), with `crossbeam_sanitize`'s small
+/// bags.
 const FLUSHES: usize = 64;
 
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -337,6 +338,39 @@ fn route_handles_released_on_two_threads() {
         assert_eq!(r.owner(), EntityId::new(1, 1));
         drop(r);
         w.join().unwrap();
+    });
+}
+
+/// A reader turns a destination's snapshot entries into route handles
+/// (`DestRef::routes`) and reads them, while another thread deletes one of those routes and
+/// drops its last handle. Entries own no counts; the current snapshot does, and a
+/// transition releases the counts of what it removed epoch-deferred, so the reader's
+/// increment (under its pin, from a snapshot that may already be replaced) finds the count
+/// still held. Mutant `eager_release` releases at the CAS: the route is then freed under
+/// the reader (its liveness cell: the reader's read is not ordered before the free).
+/// Another entity's route keeps the destination alive (no unlink: a small model).
+#[test]
+fn routes_vs_delete_release() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (_rb, _) = b.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let (ra, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 2)).unwrap();
+        let d = t.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap();
+        let w = thread::spawn(move || {
+            a.delete_route(&ra).unwrap();
+            drop(ra);
+        });
+        let routes = d.routes();
+        assert!(matches!(routes.len(), 1 | 2));
+        for r in &routes {
+            assert!(matches!(r.owner(), o if o == EntityId::new(1, 1) || o == EntityId::new(2, 1)));
+        }
+        drop(routes);
+        w.join().unwrap();
+        assert_eq!(d.route_count(), 1);
     });
 }
 

@@ -70,6 +70,12 @@ impl<T> Counted<T> {
         unsafe { &raw const (*this.ptr.as_ptr()).value }
     }
 
+    /// The number of references (tests only: racy by nature).
+    #[cfg(test)]
+    pub(crate) fn count(this: &Self) -> usize {
+        this.inner().refs.load(Ordering::Relaxed)
+    }
+
     #[inline(always)]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: the block lives while any reference does, and `self` is one.

@@ -50,10 +50,55 @@ const SLOT_FREE: Ordering = Ordering::Relaxed;
 #[cfg(rtm_mutant = "slot_reuse_relaxed")]
 const SLOT_CLAIM: Ordering = Ordering::Relaxed;
 
-/// Values kept in an [`EpochCell`] expose their loom liveness cell.
+/// Values kept in an [`EpochCell`] expose their loom liveness cell, and may hook their
+/// placement in an owner's [`InlineSlot`].
 pub(crate) trait Touch {
     /// A loom-tracked read of the value's `alive` cell (no-op in normal builds).
     fn touch(&self);
+
+    /// A value was just published in the owner's `slot` (by `compare_and_swap_in` or
+    /// `swap_placed`). A type whose deferred move-out needs its owner alive takes a
+    /// reference to the owner here (a destination's route list, `dest.rs`) and releases it
+    /// in [`unplaced`](Self::unplaced). Default: nothing.
+    ///
+    /// # Safety
+    /// `slot` is the owner's slot holding the value just published, the caller is pinned
+    /// and the owner is alive.
+    unsafe fn placed(_slot: *const InlineSlot<Self>)
+    where
+        Self: Sized,
+    {
+    }
+
+    /// The deferred drop of a placed value has moved it out of `slot`, marked the slot
+    /// free and dropped it: the last access to the owner on the value's behalf.
+    ///
+    /// # Safety
+    /// Called once per [`placed`](Self::placed), after that value's move-out.
+    unsafe fn unplaced(_slot: *const InlineSlot<Self>)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+/// Work a writer hands to the deferred drop of the value its CAS replaced, to run right
+/// after that drop in the same deferred function (a destination's snapshot transition
+/// releases the counts of what the new snapshot dropped: `dest::Went`). Folding it into the
+/// retirement keeps one deferral per transition, which keeps crossbeam's bag traffic, and
+/// with it the loom models' state space, as it was before the counts moved.
+pub(crate) trait AfterRetire {
+    /// Nothing to run (lets a retirement that frees nothing skip deferring).
+    fn is_noop(&self) -> bool;
+    /// Runs it (once, after the grace period).
+    fn run(self);
+}
+
+impl AfterRetire for () {
+    fn is_noop(&self) -> bool {
+        true
+    }
+    fn run(self) {}
 }
 
 /// See the module docs.
@@ -210,31 +255,59 @@ impl<T: Touch> EpochCell<T> {
         Current { word, value: Self::deref(word, g) }
     }
 
+    /// Byte distance from a cell to its owner's slot: the owner keeps the slot right after
+    /// the cell (asserted where a slot is used), so a placed value's deferred drop finds
+    /// the cell's flag from the slot's address and captures one word fewer.
+    const TO_SLOT: usize = {
+        let a = core::mem::align_of::<InlineSlot<T>>();
+        (core::mem::size_of::<Self>() + a - 1) / a * a
+    };
+
     /// Retires the value at address word `old`, which the caller's own CAS or swap just
-    /// unlinked.
-    fn retire(&self, old: usize, g: &Guard) {
+    /// unlinked, and runs `then` after its drop (in the same deferred function).
+    fn retire<A: AfterRetire>(&self, old: usize, g: &Guard, then: A) {
         if old & STATIC != 0 {
+            if !then.is_noop() {
+                // SAFETY: `then` is the caller's to run after the grace period (its
+                // contract, `compare_and_swap_in`); nothing else is retired here.
+                unsafe { retire_with(g, move || then.run()) };
+            }
             return;
         }
         if old & PLACED == 0 {
-            retire_block::<T>(old, g);
+            let free_block = move || {
+                // SAFETY: our atomic operation unlinked `old` (nobody else retires it), new
+                // readers can no longer load it, and it came from `arena_new::<T>`.
+                unsafe { arena_drop(old as *mut T) };
+                then.run();
+            };
+            // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
+            unsafe { retire_with(g, free_block) };
             return;
         }
-        let slot = (old & !PLACED) as *const InlineSlot<T>;
-        let free = &self.slot_free as *const AtomicBool;
+        let slot = old & !PLACED;
+        debug_assert_eq!(slot, self as *const Self as usize + Self::TO_SLOT, "the slot follows the cell");
+        // The cell is found again from the slot's address (see `TO_SLOT`).
+        let _ = (self as *const Self).expose_provenance();
         let drop_placed = move || {
+            let slot = slot as *const InlineSlot<T>;
+            // SAFETY: the cell is `TO_SLOT` bytes before its slot (asserted above); its
+            // address was exposed above; its owner is still allocated (below).
+            let cell = unsafe { &*core::ptr::with_exposed_provenance::<Self>(slot as usize - Self::TO_SLOT) };
             // SAFETY: our atomic operation unlinked the placed value (nobody else retires
             // it), and after the grace period nobody reads the slot: the value is ours to
             // move out. The slot and the flag belong to the cell's owner, which the value
-            // keeps allocated until it is dropped (`swap_placed`'s contract), so both are
-            // still valid here, and the value is moved out before it is dropped (its drop
-            // may release the owner).
+            // keeps allocated until `unplaced` (`Touch::placed`), so both are still valid
+            // here, and the value is moved out before it is dropped.
             let v = unsafe { (*slot).take() };
             // Release: our move-out happens before the write of whoever claims the slot
             // next (its Acquire claim in `claim_slot` pairs with this store).
-            // SAFETY: as above, the owner is still allocated.
-            unsafe { (*free).store(true, SLOT_FREE) };
+            cell.slot_free.store(true, SLOT_FREE);
             drop(v);
+            then.run();
+            // SAFETY: the value was placed (`placed` ran for it) and is moved out; this is
+            // the closure's last access to the owner.
+            unsafe { T::unplaced(slot) };
         };
         // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
         unsafe { retire_with(g, drop_placed) };
@@ -250,21 +323,25 @@ impl<T: Touch> EpochCell<T> {
     }
 
     /// Replaces `current` (loaded from this cell under `g`) by `new`. On success returns
-    /// the installed value and retires `current`; on failure returns `new` back. With a
-    /// `slot` (the owner's, see [`swap_placed`](Self::swap_placed) for what the owner
-    /// guarantees), `new` is placed there when the slot is free.
-    pub(crate) fn compare_and_swap_in<'g>(
+    /// the installed value and retires `current`, running `then` after its deferred drop;
+    /// on failure returns `new` back (and `then` is dropped unrun). With a `slot` (the
+    /// owner's, right after this cell; see [`swap_placed`](Self::swap_placed) for what the
+    /// owner guarantees), `new` is placed there when the slot is free.
+    ///
+    /// `then` must be safe to run once after every thread pinned now has unpinned.
+    pub(crate) fn compare_and_swap_in<'g, A: AfterRetire>(
         &self,
         current: Current<'g, T>,
         new: T,
         slot: Option<&InlineSlot<T>>,
         g: &'g Guard,
+        then: A,
     ) -> Result<&'g T, T> {
         // A placed current value means the slot is busy: no need to look at the flag.
         let Some(slot) = slot.filter(|_| current.word & PLACED == 0 && self.claim_slot()) else {
             return match cas(&self.ptr, current.word, new) {
                 Ok(n) => {
-                    self.retire(current.word, g);
+                    self.retire(current.word, g, then);
                     Ok(Self::deref(n, g))
                 }
                 Err(v) => Err(v),
@@ -276,7 +353,10 @@ impl<T: Touch> EpochCell<T> {
         // AcqRel / Acquire: as in `cas`.
         match self.ptr.compare_exchange(current.word, n, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
-                self.retire(current.word, g);
+                // SAFETY: we just published the value in the owner's slot, pinned; the owner
+                // is alive (the caller reached this cell under `g`).
+                unsafe { T::placed(slot) };
+                self.retire(current.word, g, then);
                 Ok(Self::deref(n, g))
             }
             Err(_) => {
@@ -291,18 +371,19 @@ impl<T: Touch> EpochCell<T> {
 
     /// [`compare_and_swap_in`](Self::compare_and_swap_in) to a shared `'static` value,
     /// which is never retired or freed; on failure nothing changed.
-    pub(crate) fn compare_and_swap_static<'g>(
+    pub(crate) fn compare_and_swap_static<'g, A: AfterRetire>(
         &self,
         current: Current<'g, T>,
         new: &'static T,
         g: &'g Guard,
+        then: A,
     ) -> Result<&'g T, ()> {
         let n = new as *const T as usize | STATIC;
         debug_assert_eq!(n & PLACED, 0, "a static value is 4-aligned");
         // AcqRel / Acquire: as in `cas` (the static's contents were initialized before
         // any thread could run).
         self.ptr.compare_exchange(current.word, n, Ordering::AcqRel, Ordering::Acquire).map_err(|_| ())?;
-        self.retire(current.word, g);
+        self.retire(current.word, g, then);
         Ok(Self::deref(n, g))
     }
 
@@ -329,13 +410,16 @@ impl<T: Touch> EpochCell<T> {
         // SAFETY: per the contract nobody else accesses the slot now and it was never used
         // (empty), so it is ours.
         let p = unsafe { slot.put(value) };
+        // SAFETY: the value is in the owner's slot; the owner is alive (the caller's
+        // contract), and nobody can retire the value before the swap publishes it.
+        unsafe { T::placed(slot) };
         self.swap_word(p as usize | PLACED, g)
     }
 
     fn swap_word<'g>(&self, n: usize, g: &'g Guard) -> &'g T {
         // AcqRel: as in `cas`.
         let old = self.ptr.swap(n, Ordering::AcqRel);
-        self.retire(old, g);
+        self.retire(old, g, ());
         Self::deref(n, g)
     }
 }
@@ -402,6 +486,8 @@ impl<T: Touch> Drop for EpochCell<T> {
             return;
         }
         if p & PLACED != 0 {
+            // (Not for a type whose `placed` takes a reference to the owner: that keeps
+            // the owner alive while the value is current, so it is never dropped here.)
             // SAFETY: `&mut self`: no reader can reach this cell any more, and the placed
             // value is initialized (it is current); moved out first, as in `retire`.
             drop(unsafe { (*((p & !PLACED) as *const InlineSlot<T>)).take() });

@@ -11,10 +11,10 @@
 //! # Design
 //! Inside [`batched`] (the bulk paths: `add_routes`, `delete_routes`, withdraw-all),
 //! [`retire_with`](super::retire_with) does not defer each free: it stores it, type-erased
-//! as a function pointer and two words, in a thread-local *chunk* (one arena block, 170
+//! as a function pointer and three words, in a thread-local *chunk* (one arena block, 127
 //! entries). A full chunk, and the last one when the outermost `batched` ends, is deferred
 //! to crossbeam as a single function that runs every free it holds, then frees the block.
-//! Frees too large for two words, and retirements outside a batch, are deferred directly.
+//! Frees too large for three words (crossbeam stores up to three inline too), and retirements outside a batch, are deferred directly.
 //!
 //! # Why it is correct
 //! A free stored at time T1 (when its object was unlinked) is deferred at T2 >= T1, still
@@ -32,7 +32,7 @@ use core::cell::Cell;
 use core::mem::{align_of, size_of, MaybeUninit};
 
 /// The words a stored free may occupy.
-type Data = [usize; 2];
+type Data = [usize; 3];
 
 /// A stored free: its closure's bytes and the function that runs it once.
 struct Entry {
@@ -230,8 +230,8 @@ mod tests {
         with_collector(|h| {
             let g = h.pin();
             assert!(store(&g, || ()).is_err());
-            let big = [1usize; 3];
-            batched(&g, || assert!(store(&g, move || assert_eq!(big.iter().sum::<usize>(), 3)).is_err()));
+            let big = [1usize; 4];
+            batched(&g, || assert!(store(&g, move || assert_eq!(big.iter().sum::<usize>(), 4)).is_err()));
         });
     }
 
