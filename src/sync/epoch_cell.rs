@@ -260,7 +260,7 @@ impl<T: Touch> EpochCell<T> {
     /// the cell's flag from the slot's address and captures one word fewer.
     const TO_SLOT: usize = {
         let a = core::mem::align_of::<InlineSlot<T>>();
-        (core::mem::size_of::<Self>() + a - 1) / a * a
+        core::mem::size_of::<Self>().div_ceil(a) * a
     };
 
     /// Retires the value at address word `old`, which the caller's own CAS or swap just
