@@ -19,8 +19,14 @@
 //! are at least 2-aligned). Retiring a placed value moves it out of the slot and drops it
 //! (epoch-deferred, as any retired value), then marks the slot free (`slot_free`, Release);
 //! a later writer may claim it (a CAS on that flag, Acquire) and place its value there
-//! instead of in a new block. The owner must outlive that deferred drop: see
-//! `swap_placed`. Under loom the slot carries a tracked cell (placing and moving out are
+//! instead of in a new block. The owner keeps the slot right after the cell (the deferred
+//! drop finds the flag from the slot's address) and must outlive that deferred drop: see
+//! `swap_placed`, and [`Touch::placed`], which lets a value hold a reference to its owner
+//! until then.
+//!
+//! A writer's CAS may hand the retirement work of its own to run after the replaced
+//! value's drop, in the same deferred function ([`AfterRetire`]): one deferral per
+//! replacement, however much it releases. Under loom the slot carries a tracked cell (placing and moving out are
 //! writes, reader derefs are reads), so a reuse that races a reader fails the model.
 
 use super::epoch::Guard;
