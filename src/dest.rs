@@ -598,8 +598,8 @@ impl Dest {
     /// its own second cache line; the empty list is retired.
     ///
     /// Only for an unpublished destination (no other thread can reach it), once: `list`
-    /// must hold a route. (Those routes keep the destination alive until the list is
-    /// dropped, which `EpochCell::swap_placed` requires.)
+    /// must hold a route. (The placed list holds a reference to the destination until its
+    /// deferred move-out, `RouteList::placed`, which `EpochCell::swap_placed` requires.)
     pub(crate) fn install_first<'g>(this: &DestPtr, list: RouteList, g: &'g Guard) -> &'g RouteList {
         debug_assert!(!list.is_dead(), "a placed list holds a route");
         debug_assert!(list.entries.iter().all(|e| core::ptr::eq(e.route.dest.as_ptr(), this.as_ptr())));
@@ -754,8 +754,9 @@ impl Dest {
                         continue;
                     }
                 }
-                // A list with a route may go to the slot (its routes keep the destination
-                // allocated until the list is dropped, as `swap_placed` requires).
+                // A list with a route may go to the slot (a placed list holds a reference to
+                // the destination until its deferred move-out: `RouteList::placed`). A dead
+                // one is never placed (nothing to read; it is final).
                 let slot = (!next.is_dead()).then_some(&self.first);
                 if let Ok(new) = self.routes.compare_and_swap_in(cur, next, slot, g, went) {
                     came.take();
