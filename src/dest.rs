@@ -148,28 +148,26 @@ impl Entry {
 }
 
 /// The counts a snapshot transition moves (see "Ownership" in the module docs): the ones
-/// the new snapshot needs beyond those it takes over from the old one (`came_*`, taken
-/// after the installing CAS, on objects the writer still holds) and the ones the old
-/// snapshot held that the new one does not (`went`, released epoch-deferred, in the old
-/// snapshot's own deferred drop: readers of the old snapshot may still use them). One
-/// route changes per transition.
+/// the new snapshot needs beyond those it takes over from the old one (`came`, taken after
+/// the installing CAS, on objects the writer still holds) and the ones the old snapshot
+/// held that the new one does not (`went`, released epoch-deferred, in the old snapshot's
+/// own deferred drop: readers of the old snapshot may still use them). One route changes
+/// per transition.
 #[must_use = "a transition's counts must be applied once it is installed"]
 #[derive(Default)]
 pub(crate) struct Delta {
-    came_route: Option<ManuallyDrop<Counted<Route>>>,
-    came_info: Option<ManuallyDrop<Arc<RouteInfo>>>,
-    went: Went,
+    came: Counts,
+    went: Counts,
 }
 
-/// Counts an installed transition released: run after the replaced snapshot's deferred
-/// drop (`EpochCell::compare_and_swap_in`'s `then`). Two words.
+/// One route's count and one version's count (either may be absent). Two words.
 #[derive(Default)]
-pub(crate) struct Went {
+pub(crate) struct Counts {
     route: Option<ManuallyDrop<Counted<Route>>>,
     info: Option<ManuallyDrop<Arc<RouteInfo>>>,
 }
 
-impl AfterRetire for Went {
+impl AfterRetire for Counts {
     fn is_noop(&self) -> bool {
         self.route.is_none() && self.info.is_none()
     }
@@ -182,33 +180,7 @@ impl AfterRetire for Went {
     }
 }
 
-impl Went {
-    /// Releases the counts after the grace period, on their own (no retirement to join).
-    fn defer(self, g: &Guard) {
-        if !self.is_noop() {
-            // SAFETY: the caller's CAS or swap removed these counts' entries from the
-            // current snapshot (they are its to release); readers pinned before may still
-            // read the objects through the old snapshot, so the release waits for them.
-            unsafe { retire_with(g, move || self.run()) };
-        }
-    }
-}
-
-impl Delta {
-    /// The counts to take once the transition is installed, and the ones it releases
-    /// (the CAS's `then`).
-    fn split(self) -> (Came, Went) {
-        (Came { route: self.came_route, info: self.came_info }, self.went)
-    }
-}
-
-/// The counts a transition takes (see [`Delta`]).
-struct Came {
-    route: Option<ManuallyDrop<Counted<Route>>>,
-    info: Option<ManuallyDrop<Arc<RouteInfo>>>,
-}
-
-impl Came {
+impl Counts {
     /// Takes the new snapshot's counts, right after its installing CAS: increments on
     /// objects the writer holds a count of its own on (so alive), forgotten (the snapshot
     /// owns them now).
@@ -219,6 +191,21 @@ impl Came {
         if let Some(i) = &self.info {
             core::mem::forget(Arc::clone(i));
         }
+    }
+
+    /// Releases the counts after the grace period, on their own (no retirement to join).
+    fn defer(self, g: &Guard) {
+        if !self.is_noop() {
+            // SAFETY: the caller's CAS or swap removed these counts' entries from the
+            // current snapshot (they are its to release); readers pinned before may still
+            // read the objects through the old snapshot, so the release waits for them.
+            unsafe { retire_with(g, move || self.run()) };
+        }
+    }
+
+    /// An entry's two counts.
+    fn of(e: &Entry) -> Self {
+        Self { route: Some(share(&*e.route)), info: Some(share(e.info())) }
     }
 }
 
@@ -375,9 +362,8 @@ impl RouteList {
     /// its counts.
     pub(crate) fn with_info(&self, i: usize, info: &Arc<RouteInfo>) -> (Self, Delta) {
         let delta = Delta {
-            came_info: Some(share(info)),
-            went: Went { info: Some(share(self.entries[i].info())), ..Went::default() },
-            ..Delta::default()
+            came: Counts { info: Some(share(info)), ..Counts::default() },
+            went: Counts { info: Some(share(self.entries[i].info())), ..Counts::default() },
         };
         if let Entries::One(e) = &self.entries {
             return (Self::one(self.gen + 1, e.with_info(info)), delta);
@@ -395,7 +381,7 @@ impl RouteList {
         entries.extend(self.entries.iter().map(Entry::share));
         entries.push(Entry::new(route, info));
         let delta =
-            Delta { came_route: Some(share(route)), came_info: Some(share(info)), ..Delta::default() };
+            Delta { came: Counts { route: Some(share(route)), info: Some(share(info)) }, ..Delta::default() };
         (Self::new(self.gen + 1, entries), delta)
     }
 
@@ -404,8 +390,7 @@ impl RouteList {
     pub(crate) fn without(&self, i: usize) -> (Self, Delta) {
         let gen = self.gen + 1;
         let gone = &self.entries[i];
-        let went = Went { route: Some(share(&*gone.route)), info: Some(share(gone.info())) };
-        let delta = Delta { went, ..Delta::default() };
+        let delta = Delta { went: Counts::of(gone), ..Delta::default() };
         let next = match self.entries.len() {
             1 => Self::dead(gen),
             2 => Self::one(gen, self.entries[1 - i].share()),
@@ -630,14 +615,13 @@ impl Dest {
         if private {
             for e in old.entries.iter() {
                 // The list's counts, which nothing else releases (see above).
-                drop(ManuallyDrop::into_inner(share(&*e.route)));
-                drop(ManuallyDrop::into_inner(share(e.info())));
+                Counts::of(e).run();
             }
             return;
         }
         // The counts the old snapshot held go, epoch-deferred.
         for e in old.entries.iter() {
-            Went { route: Some(share(&*e.route)), info: Some(share(e.info())) }.defer(g);
+            Counts::of(e).defer(g);
         }
     }
 
@@ -725,7 +709,7 @@ impl Dest {
         loop {
             let cur: Current<'g, RouteList> = self.routes.load_current(g);
             let (next, delta, r) = f(cur.get())?;
-            let (came, went) = delta.split();
+            let Delta { came, went } = delta;
             // Mutant `eager_release` releases the counts at the CAS instead of after the
             // replaced snapshot's grace period.
             #[cfg(rtm_mutant = "eager_release")]
