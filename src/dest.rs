@@ -87,6 +87,9 @@ use core::ptr::NonNull;
 /// version's own next hops (which the version keeps alive).
 pub(crate) struct Entry {
     views: ViewSet,
+    /// The route owner's registration number (`Entity::serial`), so that a writer's
+    /// search for its own routes reads only the snapshot (it sits in what was padding).
+    pub(crate) owner: u32,
     next_hops: ManuallyDrop<NextHops>,
     pub(crate) route: ManuallyDrop<Counted<Route>>,
     /// Private so that it cannot change without its forwarding copy.
@@ -108,7 +111,17 @@ impl Entry {
     /// An entry sharing `route` and `info`; the snapshot it goes into takes counts on them
     /// when it is installed ([`Delta`]).
     pub(crate) fn new(route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
-        Self { views: info.views, next_hops: share(&info.next_hops), route: share(route), info: share(info) }
+        Self::with_owner(route.owner.serial, route, info)
+    }
+
+    fn with_owner(owner: u32, route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
+        Self {
+            views: info.views,
+            owner,
+            next_hops: share(&info.next_hops),
+            route: share(route),
+            info: share(info),
+        }
     }
 
     /// Another non-owning copy of this entry (for the next snapshot).
@@ -116,6 +129,7 @@ impl Entry {
     pub(crate) fn share(&self) -> Self {
         Self {
             views: self.views,
+            owner: self.owner,
             next_hops: share(&*self.next_hops),
             route: share(&*self.route),
             info: share(&*self.info),
@@ -143,7 +157,7 @@ impl Entry {
 
     /// The same route with the version `info` (shared, as in [`new`](Self::new)).
     fn with_info(&self, info: &Arc<RouteInfo>) -> Self {
-        Self::new(&self.route, info)
+        Self::with_owner(self.owner, &self.route, info)
     }
 }
 
@@ -443,12 +457,13 @@ impl RouteList {
         prefetch((self as *const Self).cast::<u8>());
     }
 
-    /// Prefetches the route and route-info objects the entries point to (a writer's
-    /// identity match reads them). Reads the entries: call once the snapshot is cached.
+    /// Prefetches the versions the entries point to (a writer's identity match reads their
+    /// neighbours, and the sort their keys; owners are tagged in the entries, so route
+    /// objects are read only for the writer's own routes). Reads the entries: call once
+    /// the snapshot is cached.
     #[inline]
     pub(crate) fn prefetch_entries(&self) {
         for e in self.entries.iter() {
-            prefetch(Counted::as_ptr(&e.route).cast::<u8>());
             prefetch(Arc::as_ptr(&e.info).cast::<u8>());
         }
     }
@@ -943,6 +958,43 @@ mod tests {
         assert_eq!(d.refs.load(Ordering::Relaxed), 0, "a refused try_ref must not change the count");
         d.refs.store(1, Ordering::Relaxed);
         drop(d);
+    }
+
+    /// A writer finds its own routes by the entries' owner tags (`Entity::owns`): the tag
+    /// tells registrations apart, and a tag match is confirmed on the route object, so
+    /// neither another entity nor another registration of the same id (a stale route of a
+    /// deregistered one may still be on a destination while the deregistration's
+    /// withdrawal runs) is taken for the owner.
+    #[test]
+    fn entries_tell_owners_apart() {
+        use crate::entity::Entity;
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm};
+        let rtm = Rtm::new();
+        let id = EntityId::new(1, 1);
+        let a = rtm.register(AddressFamily::Ipv4, id).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let p = "10.0.0.0/8".parse().unwrap();
+        let (ra, _) = a.add_route(&p, RouteParams::new(5, 1)).unwrap();
+        let (rb, _) = b.add_route(&p, RouteParams::new(6, 1)).unwrap();
+        let same_id = Arc::new(Entity::new(id));
+        assert_ne!(same_id.serial, a.entity.serial);
+        let g = epoch::pin();
+        let list = ra.route.dest.list(&g);
+        assert_eq!(list.entries.len(), 2);
+        for e in list.entries.iter() {
+            let of_a = Counted::ptr_eq(&e.route, &ra.route);
+            assert!(of_a || Counted::ptr_eq(&e.route, &rb.route));
+            assert_eq!(a.entity.owns(e), of_a);
+            assert_eq!(b.entity.owns(e), !of_a);
+            assert!(!same_id.owns(e), "another registration of the same id owns nothing here");
+        }
+        // A forged tag (the number of `a`'s registration on a copy of `b`'s entry) is
+        // still refused by the route object's owner.
+        let forged = Entry {
+            owner: a.entity.serial,
+            ..list.entries.iter().find(|e| !a.entity.owns(e)).unwrap().share()
+        };
+        assert!(!a.entity.owns(&forged));
     }
 
     /// The current snapshot owns exactly one count per entry on its routes and versions,

@@ -59,6 +59,11 @@ pub struct EntityInfo {
 /// The shared entity record.
 pub(crate) struct Entity {
     pub(crate) id: EntityId,
+    /// This registration's number in the process: a route-list entry carries it
+    /// (`dest::Entry::owner`) so that a writer finds its own routes on a destination
+    /// without loading every route object. Unique until 2^32 registrations wrap it, so a
+    /// match is confirmed on the route object (`Route::owner`).
+    pub(crate) serial: u32,
     pub(crate) registered: AtomicBool,
     /// The entity's distinct route versions, shared between its routes.
     infos: Interner<RouteInfo>,
@@ -66,7 +71,19 @@ pub(crate) struct Entity {
 
 impl Entity {
     pub(crate) fn new(id: EntityId) -> Self {
-        Self { id, registered: AtomicBool::new(true), infos: Interner::new() }
+        // Relaxed: only uniqueness matters; the number is published with the entity (its
+        // `Arc`), and entries carry it through the snapshot CAS. A std atomic in loom
+        // builds too: a counter whose one property is uniqueness has nothing to model.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { id, serial, registered: AtomicBool::new(true), infos: Interner::new() }
+    }
+
+    /// Whether entry `e` is one of this entity's routes: the entry's owner tag,
+    /// then (only on a tag match) the route object.
+    #[inline]
+    pub(crate) fn owns(&self, e: &crate::dest::Entry) -> bool {
+        e.owner == self.serial && core::ptr::eq(Arc::as_ptr(&e.route.owner), self)
     }
 
     /// A route version of this entity with `params`: shared with its other routes that

@@ -175,7 +175,7 @@ impl EntityRef {
                 if cur.is_dead() {
                     return Err(());
                 }
-                let mine = |e: &&Entry| Arc::ptr_eq(&e.route.owner, me);
+                let mine = |e: &&Entry| me.owns(e);
                 // Among several matches (possible after `New` or `First`), the oldest.
                 let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
                     it.min_by_key(|e| e.route.seq).and_then(|f| cur.position(&f.route))
@@ -308,7 +308,7 @@ impl TableInner {
             let g = epoch::pin();
             self.trie.for_each(&g, &mut |d| {
                 for e in d.list(&g).entries.iter() {
-                    if Arc::ptr_eq(&e.route.owner, entity) {
+                    if entity.owns(e) {
                         victims.push(Counted::clone(&e.route));
                     }
                 }

@@ -59,8 +59,26 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
     let key = |j: usize| (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % all.len();
     // OTHER=1: the updates come from a second entity, as the churn bench's writer: it adds
     // its own route to random destinations (re-announcing it when it has one there) and
-    // every 16th step withdraws one instead.
+    // every 16th step withdraws one instead. PEERS=k: first (untimed) k more entities each
+    // add a route to every IPv4 destination, so the writer meets destinations of 1 + k
+    // routes (the churn bench's writer meets 3-5).
     if std::env::var("OTHER").is_ok_and(|v| v == "1") {
+        let peers: u8 = std::env::var("PEERS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let t0 = Instant::now();
+        for k in 0..peers {
+            let peer = rtm.register(AddressFamily::Ipv4, EntityId::new(16, k.into())).expect("fresh");
+            for chunk in v4.chunks(4096) {
+                let items: Vec<_> =
+                    chunk.iter().enumerate().map(|(i, p)| (*p, params(i + k as usize, p, 15))).collect();
+                peer.add_routes(&items)
+                    .expect("registered")
+                    .into_iter()
+                    .for_each(|r| drop(r.expect("valid")));
+            }
+        }
+        if peers > 0 {
+            println!("peers: {peers} x {} routes in {:.2?}", v4.len(), t0.elapsed());
+        }
         let w = [
             rtm.register(AddressFamily::Ipv4, EntityId::new(15, 1)).expect("fresh"),
             rtm.register(AddressFamily::Ipv6, EntityId::new(15, 1)).expect("fresh"),
