@@ -109,7 +109,7 @@ impl EntityRef {
             for w in on_found.chunks(BATCH) {
                 let lists: Vec<_> = w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)).collect();
                 lists.iter().for_each(|l| l.prefetch());
-                lists.iter().for_each(|l| l.prefetch_entries());
+                lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
                 for &i in w {
                     let Some(dest) = found[i] else { continue };
                     let mut spare = None;

@@ -457,14 +457,18 @@ impl RouteList {
         prefetch((self as *const Self).cast::<u8>());
     }
 
-    /// Prefetches the versions the entries point to (a writer's identity match reads their
-    /// neighbours, and the sort their keys; owners are tagged in the entries, so route
-    /// objects are read only for the writer's own routes). Reads the entries: call once
-    /// the snapshot is cached.
+    /// Prefetches what a write by the entity numbered `owner` reads through the entries:
+    /// every version (the identity match reads their neighbours, the sort their keys) and
+    /// the owner's own route objects (confirmed and counted by an update); owners are
+    /// tagged in the entries, so other routes' objects are not read. Reads the entries:
+    /// call once the snapshot is cached.
     #[inline]
-    pub(crate) fn prefetch_entries(&self) {
+    pub(crate) fn prefetch_entries(&self, owner: u32) {
         for e in self.entries.iter() {
             prefetch(Arc::as_ptr(&e.info).cast::<u8>());
+            if e.owner == owner {
+                prefetch(Counted::as_ptr(&e.route).cast::<u8>());
+            }
         }
     }
 

@@ -85,15 +85,43 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
         ];
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; all.len()];
         let t0 = Instant::now();
-        for j in 0..n {
-            let k = key(j);
-            let p = &all[k];
-            if j % 16 == 15 {
-                if let Some(r) = refs[k].take() {
-                    w[fam(p)].delete_route(&r).expect("live");
+        if ubatch == 0 {
+            for j in 0..n {
+                let k = key(j);
+                let p = &all[k];
+                if j % 16 == 15 {
+                    if let Some(r) = refs[k].take() {
+                        w[fam(p)].delete_route(&r).expect("live");
+                    }
+                } else {
+                    let r = w[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0;
+                    refs[k] = Some(r);
                 }
-            } else {
-                refs[k] = Some(w[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0);
+            }
+        } else {
+            // UBATCH=n: as the churn bench's batched writer (IPv4 only): the steps' adds
+            // n per `add_routes` call, the withdrawals per `delete_routes` call.
+            let v4n = v4.len();
+            let (mut adds, mut add_keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
+            for j in 0..n {
+                let k = key(j) % v4n;
+                if j % 16 == 15 {
+                    dels.extend(refs[k].take());
+                } else {
+                    adds.push((all[k], params(k, &all[k], 10 + (j % 20) as u32)));
+                    add_keys.push(k);
+                }
+                if j % ubatch == ubatch - 1 || j == n - 1 {
+                    w[0].delete_routes(&dels).expect("registered").into_iter().for_each(|r| {
+                        r.expect("live");
+                    });
+                    dels.clear();
+                    for (&k, r) in add_keys.iter().zip(w[0].add_routes(&adds).expect("registered")) {
+                        refs[k] = Some(r.expect("valid").0);
+                    }
+                    adds.clear();
+                    add_keys.clear();
+                }
             }
         }
         let dt = t0.elapsed();

@@ -8,8 +8,13 @@
 //! then spans a few TLB entries, whatever the rest of the heap looks like.
 //!
 //! # Design
-//! * Size classes of 64-byte multiples up to [`MAX`] (nodes are 64-aligned and padded to
-//!   64); larger requests go to the global allocator.
+//! * Size classes of 64-byte multiples up to [`MAX`], 64-aligned (nodes are 64-aligned
+//!   and padded to 64); larger requests go to the global allocator.
+//! * Below [`SMALL_MAX`], requests aligned to at most 16 whose size rounds to a multiple
+//!   of 16 that is not one of 64 get a *small* class of that size (16, 32, 48, 80, ...),
+//!   16-aligned: a route object (48 bytes) or two snapshot entries (96) then no longer
+//!   take a 64- or 128-byte block. A small class is refilled four blocks at a time, a
+//!   multiple of 64 bytes, so the bump pointer stays 64-aligned for the line classes.
 //! * Freeing is lock-free: a push onto the class's free stack (a CAS loop on its head). It
 //!   runs in epoch-deferred destructors, i.e. on any thread, readers included.
 //! * Allocating (writers only) takes the class's mutex, pops from a private list and, when
@@ -28,12 +33,21 @@ use std::alloc::Layout;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Block granularity and alignment.
+/// Block granularity and alignment of the line classes.
 const LINE: usize = 64;
-/// Number of size classes: 64, 128, ..., `MAX` bytes.
+/// Number of line classes: 64, 128, ..., `MAX` bytes.
 const CLASSES: usize = 64;
 /// Largest request served from the arena.
 pub(crate) const MAX: usize = CLASSES * LINE;
+/// Granularity and alignment of the small classes.
+const GRAIN: usize = 16;
+/// Small classes are below this size: 16, 32, 48, 80, ..., 240 (the multiples of 16 that
+/// are not multiples of 64).
+const SMALL_MAX: usize = 4 * LINE;
+/// Number of small classes (numbered after the line classes).
+const SMALL: usize = SMALL_MAX / GRAIN - SMALL_MAX / LINE;
+/// Blocks a small class carves at once: `RUN * size` is a multiple of [`LINE`].
+const RUN: usize = LINE / GRAIN;
 /// Chunk size and alignment: one transparent huge page (small under miri, which is slow
 /// with large allocations).
 const CHUNK: usize = if cfg!(miri) { 1 << 16 } else { 2 << 20 };
@@ -56,7 +70,7 @@ struct Bump {
 
 /// See the module docs.
 pub(crate) struct Arena {
-    classes: [Class; CLASSES],
+    classes: [Class; CLASSES + SMALL],
     bump: Mutex<Bump>,
 }
 
@@ -67,16 +81,25 @@ pub(crate) fn global() -> &'static Arena {
     &GLOBAL
 }
 
-/// Size class serving `layout`, if the arena serves it.
-fn class_of(layout: Layout) -> Option<usize> {
-    (layout.size() != 0 && layout.size() <= MAX && layout.align() <= LINE)
-        .then(|| layout.size().div_ceil(LINE) - 1)
+/// The size class serving `layout` and its block size, if the arena serves it.
+fn class_of(layout: Layout) -> Option<(usize, usize)> {
+    let (size, align) = (layout.size(), layout.align());
+    if size == 0 || size > MAX || align > LINE {
+        return None;
+    }
+    let grains = size.div_ceil(GRAIN);
+    if align <= GRAIN && grains * GRAIN < SMALL_MAX && grains % (LINE / GRAIN) != 0 {
+        // The small classes skip the multiples of 64 (those are line classes).
+        return Some((CLASSES + grains - 1 - grains / (LINE / GRAIN), grains * GRAIN));
+    }
+    let lines = size.div_ceil(LINE);
+    Some((lines - 1, lines * LINE))
 }
 
 impl Arena {
     pub(crate) const fn new() -> Self {
         Self {
-            classes: [const { Class { free: AtomicUsize::new(0), local: Mutex::new(0) } }; CLASSES],
+            classes: [const { Class { free: AtomicUsize::new(0), local: Mutex::new(0) } }; CLASSES + SMALL],
             bump: Mutex::new(Bump { cur: 0, end: 0, chunks: Vec::new() }),
         }
     }
@@ -84,7 +107,7 @@ impl Arena {
     /// Allocates a block for `layout` (the global allocator beyond [`MAX`]). Null on
     /// out-of-memory, like `std::alloc::alloc`.
     pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(c) = class_of(layout) else {
+        let Some((c, size)) = class_of(layout) else {
             // SAFETY: `layout` has a non-zero size: callers are node layouts (they hold a head)
             // and `arena_new`, which is never used for zero-sized types.
             return unsafe { std::alloc::alloc(layout) };
@@ -108,8 +131,24 @@ impl Arena {
             super::prefetch(*local as *const u8);
             return b as *mut u8;
         }
-        drop(local);
-        self.carve((c + 1) * LINE)
+        if c < CLASSES {
+            drop(local);
+            return self.carve(size);
+        }
+        // A small class: carve a run (keeps the bump 64-aligned), hand out the first block
+        // and keep the others on the list this lock owns. (Lock order: a class's list,
+        // then the bump; `carve` takes no other lock.)
+        let run = self.carve(RUN * size);
+        if !run.is_null() {
+            for i in 1..RUN {
+                let next = if i + 1 < RUN { run as usize + (i + 1) * size } else { 0 };
+                // SAFETY: block `i` of the fresh run is ours (no one else has seen the run);
+                // its first word becomes the list link, as `dealloc` writes it.
+                unsafe { run.add(i * size).cast::<usize>().write(next) };
+            }
+            *local = run as usize + size;
+        }
+        run
     }
 
     /// A fresh block of `size` bytes from the current chunk, starting a chunk if needed.
@@ -138,7 +177,7 @@ impl Arena {
     /// `p` came from [`alloc`](Self::alloc) of this arena with the same `layout`, and
     /// nothing uses it any more.
     pub(crate) unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let Some(c) = class_of(layout) else {
+        let Some((c, _)) = class_of(layout) else {
             // SAFETY: forwarded: `p` came from `std::alloc::alloc(layout)` in `alloc`.
             return unsafe { std::alloc::dealloc(p, layout) };
         };
@@ -147,7 +186,7 @@ impl Arena {
         // read through it (it is only written into our block as the link).
         let mut head = free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the block is ours (caller's contract) and at least 64 bytes, 64-aligned.
+            // SAFETY: the block is ours (caller's contract), at least 16 bytes and 16-aligned.
             unsafe { p.cast::<usize>().write(head) };
             // Release: publishes the link just written; pairs with the Acquire `swap` in
             // `alloc`. Relaxed on failure: we only retry with the newer head.
@@ -225,6 +264,70 @@ mod tests {
         x.sort_unstable();
         y.sort_unstable();
         assert_eq!(x, y, "freed blocks of a class are reused before carving");
+    }
+
+    /// Every request maps to one class whose blocks fit it; each class has one block size;
+    /// small classes serve only requests aligned to at most 16 and never a size that is a
+    /// multiple of 64; every class is used.
+    #[test]
+    fn class_mapping() {
+        let s = |size, align| class_of(Layout::from_size_align(size, align).unwrap()).unwrap();
+        assert_eq!(s(40, 8).1, 48, "a route object");
+        assert_eq!(s(56, 8).1, 64, "a one-route snapshot stays in a line");
+        assert_eq!(s(96, 8).1, 96, "two snapshot entries");
+        assert_eq!(s(96, 64).1, 128, "64-aligned requests take line classes");
+        assert_eq!((s(240, 16).1, s(241, 8).1, s(256, 8).1), (240, 256, 256));
+        let mut size_of_class = std::collections::HashMap::new();
+        // Under miri (slow): every size up to 320, then every 61st (which still meets every
+        // line class, with more than one size each).
+        let sizes = (1..=320).chain((321..=MAX).step_by(if cfg!(miri) { 61 } else { 1 })).chain([MAX]);
+        for size in sizes {
+            for align in [1, 8, 16, 32, 64] {
+                let (c, b) = s(size, align);
+                assert!(b >= size && b % align == 0 && c < CLASSES + SMALL);
+                assert_eq!(*size_of_class.entry(c).or_insert(b), b, "one block size per class");
+                assert_eq!(c >= CLASSES, align <= GRAIN && b < SMALL_MAX && b % LINE != 0);
+            }
+        }
+        assert_eq!(size_of_class.len(), CLASSES + SMALL);
+    }
+
+    /// Small blocks are 16-aligned, distinct and reused; carving them in runs keeps the
+    /// line classes' blocks 64-aligned.
+    #[test]
+    fn small_blocks_interleave_with_line_blocks() {
+        let a = Arena::new();
+        let n = if cfg!(miri) { 60 } else { 3000 };
+        let small = |i: usize| Layout::from_size_align([16, 48, 96, 240][i % 4], 8).unwrap();
+        let mut blocks = Vec::new();
+        for i in 0..n {
+            let (ls, ll) = (small(i), l(64 * (1 + i % 3)));
+            let (p, q) = (a.alloc(ls), a.alloc(ll));
+            assert_eq!((p as usize % GRAIN, q as usize % LINE), (0, 0));
+            // SAFETY: fresh blocks of these sizes.
+            unsafe {
+                p.write_bytes(i as u8, ls.size());
+                q.write_bytes(!(i as u8), ll.size());
+            }
+            blocks.push((p, ls, i as u8));
+            blocks.push((q, ll, !(i as u8)));
+        }
+        for &(p, l, v) in &blocks {
+            // SAFETY: written above, still ours.
+            let bytes = unsafe { core::slice::from_raw_parts(p, l.size()) };
+            assert!(bytes.iter().all(|&b| b == v), "no overlap");
+        }
+        let freed: Vec<usize> =
+            blocks.iter().filter(|(_, l, _)| l.size() == 48).map(|&(p, _, _)| p as usize).collect();
+        for (p, l, _) in blocks.drain(..) {
+            // SAFETY: from `a.alloc(l)`, not used again.
+            unsafe { a.dealloc(p, l) };
+        }
+        // The class's list may still start with the unused rest of its last run.
+        let again: std::collections::HashSet<usize> =
+            (0..freed.len() + RUN - 1).map(|_| a.alloc(small(1)) as usize).collect();
+        assert_eq!(again.len(), freed.len() + RUN - 1, "no block handed out twice");
+        assert!(freed.iter().all(|p| again.contains(p)), "freed small blocks are reused before carving");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! allocator, whose state then decided the speed of a delete: freed 64-byte chunks pile up
 //! in glibc's fast bins and every later large allocation consolidates them (a full table
 //! deleted in 0.355 s in a fresh process took 1.64 s after other work had fragmented the
-//! heap; BENCHMARKS.md, session 8). From the arena ([`arena_new`], one 64-byte block, freed
-//! by a lock-free push) a route costs the same whatever ran before.
+//! heap; BENCHMARKS.md, session 8). From the arena ([`arena_new`], one 48-byte block of a
+//! small class, freed by a lock-free push) a route costs the same whatever ran before.
 //!
 //! # Design
 //! The block holds the count and the value. It is `std::sync::Arc`'s protocol:
