@@ -78,19 +78,19 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 /// One route in a snapshot: its identity, the version this snapshot holds, and a copy of
-/// that version's forwarding data (views and next hops), so the fast path reads the best
-/// route's next hops from the snapshot itself without dereferencing `info`.
+/// that version's views, so a lookup finds the best route of a view from the snapshot
+/// alone. 24 bytes. The best route's next hops are copied once per snapshot, beside the
+/// first entry ([`One`], [`Many`]): the fast path reads them without dereferencing `info`;
+/// the other entries' next hops are read through their version.
 ///
 /// An entry owns nothing (see "Ownership" in the module docs): its pointers are bitwise
 /// shares of counts the destination's current snapshot holds, so copying a snapshot is a
-/// memory copy and never touches the route and version objects. `next_hops` shares the
-/// version's own next hops (which the version keeps alive).
+/// memory copy and never touches the route and version objects.
 pub(crate) struct Entry {
     views: ViewSet,
     /// The route owner's registration number (`Entity::serial`), so that a writer's
-    /// search for its own routes reads only the snapshot (it sits in what was padding).
+    /// search for its own routes reads only the snapshot.
     pub(crate) owner: u32,
-    next_hops: ManuallyDrop<NextHops>,
     pub(crate) route: ManuallyDrop<Counted<Route>>,
     /// Private so that it cannot change without its forwarding copy.
     info: ManuallyDrop<Arc<RouteInfo>>,
@@ -115,25 +115,13 @@ impl Entry {
     }
 
     fn with_owner(owner: u32, route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
-        Self {
-            views: info.views,
-            owner,
-            next_hops: share(&info.next_hops),
-            route: share(route),
-            info: share(info),
-        }
+        Self { views: info.views, owner, route: share(route), info: share(info) }
     }
 
     /// Another non-owning copy of this entry (for the next snapshot).
     #[inline(always)]
     pub(crate) fn share(&self) -> Self {
-        Self {
-            views: self.views,
-            owner: self.owner,
-            next_hops: share(&*self.next_hops),
-            route: share(&*self.route),
-            info: share(&*self.info),
-        }
+        Self { views: self.views, owner: self.owner, route: share(&*self.route), info: share(&*self.info) }
     }
 
     /// A counted reference to the route (a handle). Call under the pin the snapshot was
@@ -149,10 +137,11 @@ impl Entry {
         &self.info
     }
 
-    /// The version's next hops, read from the snapshot's own copy.
+    /// The version's next hops (through the version; [`RouteList::next_hops`] reads the
+    /// first entry's from the snapshot's own copy).
     #[inline(always)]
     pub(crate) fn next_hops(&self) -> &[NextHop] {
-        &self.next_hops
+        &self.info.next_hops
     }
 
     /// The same route with the version `info` (shared, as in [`new`](Self::new)).
@@ -226,8 +215,24 @@ impl Counts {
 /// A snapshot's routes: none (dead), one inline (the common case), or a boxed slice.
 pub(crate) enum Entries {
     None,
-    One(Entry),
+    One(One),
     Many(Many),
+}
+
+/// One route inline, with a copy of its version's next hops: a lookup reads the route's
+/// forwarding data from the snapshot's own line. 48 bytes, so that a one-route snapshot
+/// fits its destination's line (asserted below).
+pub(crate) struct One {
+    entry: Entry,
+    /// Shares the version's own next hops (which the version keeps alive).
+    next_hops: ManuallyDrop<NextHops>,
+}
+
+impl One {
+    fn new(entry: Entry) -> Self {
+        let next_hops = share(&entry.info.next_hops);
+        Self { entry, next_hops }
+    }
 }
 
 /// Several routes: the boxed entries and a copy of the first one's forwarding data (its
@@ -236,8 +241,8 @@ pub(crate) enum Entries {
 /// their views) reads it from the snapshot's own line, without the box's lines. Routing
 /// tables where every destination has routes from two or more peers are the usual case.
 ///
-/// 40 bytes, so that [`Entries`] stays as large as an [`Entry`] and a one-route snapshot
-/// fits its destination's line (asserted below): the box is a thin pointer with its length
+/// 40 bytes, so that [`Entries`] stays as large as a [`One`] and a one-route snapshot fits
+/// its destination's line (asserted below): the box is a thin pointer with its length
 /// beside the views.
 pub(crate) struct Many {
     views: ViewSet,
@@ -262,7 +267,7 @@ impl Many {
     /// bins, which every later large allocation then consolidated (BENCHMARKS.md, session 11).
     fn new(mut entries: Vec<Entry>) -> Self {
         debug_assert!(entries.len() > 1);
-        let (views, next_hops) = (entries[0].views, share(&*entries[0].next_hops));
+        let (views, next_hops) = (entries[0].views, share(&entries[0].info.next_hops));
         // More than `u32::MAX` routes on one destination would take over 192 GiB of
         // entries: treat it as the allocation failure it is (an abort, not a panic).
         let len = u32::try_from(entries.len())
@@ -310,7 +315,7 @@ impl core::ops::Deref for Entries {
     fn deref(&self) -> &[Entry] {
         match self {
             Entries::None => &[],
-            Entries::One(e) => core::slice::from_ref(e),
+            Entries::One(o) => core::slice::from_ref(&o.entry),
             Entries::Many(m) => m.all(),
         }
     }
@@ -361,7 +366,7 @@ impl RouteList {
         entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
         let entries = match entries.len() {
             0 => Entries::None,
-            1 => Entries::One(entries.pop().unwrap_or_else(|| unreachable!())),
+            1 => Entries::One(One::new(entries.pop().unwrap_or_else(|| unreachable!()))),
             _ => Entries::Many(Many::new(entries)),
         };
         Self { alive: TrackedCell::new(()), gen, entries }
@@ -369,7 +374,7 @@ impl RouteList {
 
     /// A snapshot of one route (no sorting, no intermediate vector).
     pub(crate) fn one(gen: u64, entry: Entry) -> Self {
-        Self { alive: TrackedCell::new(()), gen, entries: Entries::One(entry) }
+        Self { alive: TrackedCell::new(()), gen, entries: Entries::One(One::new(entry)) }
     }
 
     /// The next snapshot after this one with entry `i`'s version replaced by `info`, and
@@ -379,8 +384,8 @@ impl RouteList {
             came: Counts { info: Some(share(info)), ..Counts::default() },
             went: Counts { info: Some(share(self.entries[i].info())), ..Counts::default() },
         };
-        if let Entries::One(e) = &self.entries {
-            return (Self::one(self.gen + 1, e.with_info(info)), delta);
+        if let Entries::One(o) = &self.entries {
+            return (Self::one(self.gen + 1, o.entry.with_info(info)), delta);
         }
         let mut entries: Vec<Entry> = self.entries.iter().map(Entry::share).collect();
         entries[i] = entries[i].with_info(info);
@@ -493,6 +498,7 @@ impl RouteList {
     #[inline]
     pub(crate) fn next_hops(&self, i: usize) -> &[NextHop] {
         match &self.entries {
+            Entries::One(o) if i == 0 => &o.next_hops,
             Entries::Many(m) if i == 0 => &m.next_hops,
             e => e[i].next_hops(),
         }
@@ -523,6 +529,7 @@ impl RouteList {
 const _: () = assert!(
     core::mem::size_of::<Dest>() == 128
         && core::mem::size_of::<RouteList>() == 56
+        && core::mem::size_of::<Entry>() == 24
         && core::mem::offset_of!(Dest, routes) == 56
         && core::mem::offset_of!(Dest, first) == 72
 );
