@@ -88,7 +88,7 @@ impl EntityRef {
             }
             // 2. Link a new destination for the first item of each prefix without one.
             let mut fresh: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_none()).collect();
-            fresh.sort_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
+            fresh.sort_unstable_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
             let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i), &g)).collect();
             let items: Vec<_> =

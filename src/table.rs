@@ -188,7 +188,8 @@ impl TableInner {
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
         let mut items: Vec<(crate::prefix::NetAddress, *const Dest)> =
             dests.iter().map(|d| (d.prefix, *d as *const Dest)).collect();
-        items.sort_by_key(|(p, _)| (*p.bytes(), p.len()));
+        // Unstable (no allocation): a destination dies once, so the prefixes are distinct.
+        items.sort_unstable_by_key(|(p, _)| (*p.bytes(), p.len()));
         let mut out = vec![None; items.len()];
         self.trie.remove_batch(&items, g, &mut out);
         for ((_, d), r) in items.into_iter().zip(out) {

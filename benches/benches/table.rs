@@ -60,14 +60,26 @@ fn load_rtm_batched(all: &[NetAddress]) -> (Rtm, Duration) {
     (rtm, t)
 }
 
-/// Settles the global allocator before a timed section: glibc defers the merging of freed
-/// small chunks (its fast bins) to the next allocation of a kilobyte or more, so a setup
-/// that just freed a million small vectors (the route parameters' next hops) would have
-/// that merge charged to the first allocation of the timed code. One such allocation here
-/// does it untimed.
+/// Settles the global allocator before a timed section, so that the timed code does not
+/// pay for frees that happened before it: glibc defers the merging of freed small chunks
+/// (its fast bins) to the next allocation of a kilobyte or more, and then sorts freed
+/// chunks out of its *unsorted* list into its bins at most 10,000 per allocation of that
+/// size. After a peer's table is dropped (rotonda-store's load benchmark frees tens of
+/// millions of chunks) that list takes thousands of such allocations to drain, and each
+/// one costs most of a millisecond: criterion's `delete/rtm_batch` right after
+/// `load/rotonda_store` spent half its time sorting rotonda-store's chunks in the
+/// allocations of crossbeam-epoch's garbage bags (perf with DWARF call graphs,
+/// BENCHMARKS.md, session 13). So allocate and free a 4 KiB block until the list is
+/// drained (each round sorts up to 10,000 chunks; on a settled heap a round is a few
+/// dozen nanoseconds).
 fn settle_heap() {
-    drop(black_box(Vec::<u64>::with_capacity(8 << 10)));
+    for _ in 0..SETTLE_ROUNDS {
+        drop(black_box(Vec::<u8>::with_capacity(4 << 10)));
+    }
 }
+
+/// Rounds of [`settle_heap`]: enough for 80 million freed chunks.
+const SETTLE_ROUNDS: usize = 8 << 10;
 
 fn load_rtm_batched_with_routes(all: &[NetAddress]) -> (Rtm, Vec<rtm::RouteRef>, Duration) {
     let rtm = Rtm::new();
