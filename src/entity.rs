@@ -71,12 +71,12 @@ pub(crate) struct Entity {
 
 impl Entity {
     pub(crate) fn new(id: EntityId) -> Self {
-        // Relaxed: only uniqueness matters; the number is published with the entity (its
-        // `Arc`), and entries carry it through the snapshot CAS. A std atomic in loom
-        // builds too: a counter whose one property is uniqueness has nothing to model.
-        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self { id, serial, registered: AtomicBool::new(true), infos: Interner::new() }
+        Self {
+            id,
+            serial: crate::sync::next_serial(),
+            registered: AtomicBool::new(true),
+            infos: Interner::new(),
+        }
     }
 
     /// Whether entry `e` is one of this entity's routes: the entry's owner tag,

@@ -238,6 +238,16 @@ pub fn flush_epoch(rounds: usize) {
     }
 }
 
+/// A number unique to this call in the process (until 2^32 calls wrap it): an entity
+/// registration's number (`Entity::serial`).
+pub(crate) fn next_serial() -> u32 {
+    // Relaxed: only uniqueness matters (a read-modify-write hands each number out once);
+    // the number is published with the entity that stores it. A std atomic in loom builds
+    // too: a counter whose one property is uniqueness has nothing to model.
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Epoch collection for `work` operations done under one pin: crossbeam-epoch collects a
 /// bounded amount on every 128th pin, which keeps up with one retirement or two per pin
 /// but not with a batch's worth under a single pin. A few flushes (each pushes the local
