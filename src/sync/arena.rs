@@ -12,8 +12,8 @@
 //!   and padded to 64); larger requests go to the global allocator.
 //! * Below [`SMALL_MAX`], requests aligned to at most 16 whose size rounds to a multiple
 //!   of 16 that is not one of 64 get a *small* class of that size (16, 32, 48, 80, ...),
-//!   16-aligned: a route object (48 bytes) or two snapshot entries (96) then no longer
-//!   take a 64- or 128-byte block. A small class is refilled four blocks at a time, a
+//!   16-aligned: a route object (48 bytes) or three snapshot entries (72, served by 80)
+//!   then no longer take a 64- or 128-byte block. A small class is refilled four blocks at a time, a
 //!   multiple of 64 bytes, so the bump pointer stays 64-aligned for the line classes.
 //! * Freeing is lock-free: a push onto the class's free stack (a CAS loop on its head). It
 //!   runs in epoch-deferred destructors, i.e. on any thread, readers included.
