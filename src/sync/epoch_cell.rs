@@ -26,8 +26,9 @@
 //!
 //! A writer's CAS may hand the retirement work of its own to run after the replaced
 //! value's drop, in the same deferred function ([`AfterRetire`]): one deferral per
-//! replacement, however much it releases. Under loom the slot carries a tracked cell (placing and moving out are
-//! writes, reader derefs are reads), so a reuse that races a reader fails the model.
+//! replacement, however much it releases. Under loom the slot carries a tracked cell
+//! (placing and moving out are writes, reader derefs are reads), so a reuse that races a
+//! reader fails the model.
 
 use super::epoch::Guard;
 use super::{arena_drop, arena_new, node_dealloc, AtomicBool, AtomicUsize, Ordering};
