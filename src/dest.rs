@@ -131,6 +131,12 @@ impl Entry {
         RouteRef { route: Counted::clone(&self.route) }
     }
 
+    /// The views of the route's version (a copy of `info().views`).
+    #[inline(always)]
+    pub(crate) fn views(&self) -> ViewSet {
+        self.views
+    }
+
     /// The version of the route this snapshot holds.
     #[inline(always)]
     pub(crate) fn info(&self) -> &Arc<RouteInfo> {
@@ -212,6 +218,42 @@ impl Counts {
     }
 }
 
+/// How a snapshot's successor differs from it: one route changes per transition.
+enum Change {
+    /// Entry `i` with a new version.
+    Replace(usize, Entry),
+    /// A new route.
+    Insert(Entry),
+    /// Entry `i` gone.
+    Remove(usize),
+}
+
+impl Change {
+    /// The number of entries after the change to a snapshot of `len`.
+    fn len_after(&self, len: usize) -> usize {
+        match self {
+            Change::Replace(..) => len,
+            Change::Insert(_) => len + 1,
+            Change::Remove(_) => len - 1,
+        }
+    }
+}
+
+/// Moves `es[i]` to its place in the selection order, the other entries being in order.
+fn settle(es: &mut [Entry], mut i: usize) {
+    let before = |a: &Entry, b: &Entry| {
+        selection_order((&a.route, &a.info), (&b.route, &b.info)) == core::cmp::Ordering::Less
+    };
+    while i > 0 && before(&es[i], &es[i - 1]) {
+        es.swap(i, i - 1);
+        i -= 1;
+    }
+    while i + 1 < es.len() && before(&es[i + 1], &es[i]) {
+        es.swap(i, i + 1);
+        i += 1;
+    }
+}
+
 /// A snapshot's routes: none (dead), one inline (the common case), or a boxed slice.
 pub(crate) enum Entries {
     None,
@@ -259,30 +301,58 @@ unsafe impl Send for Many where Entry: Send {}
 unsafe impl Sync for Many where Entry: Sync {}
 
 impl Many {
-    /// Several entries, best first (two or more: callers keep one route inline).
+    /// The entries of `old` with `change` applied (two or more: callers keep one route
+    /// inline), best first. They are written straight into the block and only the changed
+    /// entry is moved to its place: the others keep their order (the selection order is
+    /// total, so one entry's change does not reorder the rest), which saves a sort and an
+    /// intermediate vector per write.
     ///
-    /// The entries move into a block of the node arena (`node_alloc`; the global allocator
+    /// The entries go to a block of the node arena (`node_alloc`; the global allocator
     /// past its largest block, and in loom, miri and ASan builds): snapshots are made and
     /// retired by the million, and as glibc chunks their frees filled the allocator's fast
     /// bins, which every later large allocation then consolidated (BENCHMARKS.md, session 11).
-    fn new(mut entries: Vec<Entry>) -> Self {
-        debug_assert!(entries.len() > 1);
-        let (views, next_hops) = (entries[0].views, share(&entries[0].info.next_hops));
-        // More than `u32::MAX` routes on one destination would take over 192 GiB of
+    fn changed(old: &[Entry], change: Change) -> Self {
+        let len = change.len_after(old.len());
+        debug_assert!(len > 1);
+        // More than `u32::MAX` routes on one destination would take over 96 GiB of
         // entries: treat it as the allocation failure it is (an abort, not a panic).
-        let len = u32::try_from(entries.len())
+        let len32 = u32::try_from(len)
             .unwrap_or_else(|_| std::alloc::handle_alloc_error(core::alloc::Layout::new::<Entry>()));
-        let layout = Self::layout(len);
+        let layout = Self::layout(len32);
         let Some(ptr) = NonNull::new(node_alloc(layout).cast::<Entry>()) else {
             std::alloc::handle_alloc_error(layout)
         };
-        // SAFETY: the block holds `len` entries (its layout) and does not overlap the vector's
-        // buffer; the entries are moved (the vector forgets them by `set_len(0)` below).
-        unsafe {
-            core::ptr::copy_nonoverlapping(entries.as_ptr(), ptr.as_ptr(), len as usize);
-            entries.set_len(0);
+        let block = ptr.as_ptr();
+        // The slot of each kept entry of `old`, then the changed one's.
+        let (skip, put) = match change {
+            Change::Replace(i, _) => (None, i),
+            Change::Insert(_) => (None, old.len()),
+            Change::Remove(i) => (Some(i), usize::MAX),
+        };
+        let mut k = 0;
+        for (j, e) in old.iter().enumerate() {
+            if Some(j) != skip {
+                // SAFETY: `k < len`: every `old` entry but a removed one gets a slot, and
+                // `len` counts them (`len_after`); writes to a fresh block of `len` entries.
+                unsafe { block.add(k).write(e.share()) };
+                k += 1;
+            }
         }
-        Self { views, len, next_hops, ptr }
+        if let Change::Replace(_, e) | Change::Insert(e) = change {
+            // SAFETY: `put < len`: a replaced index of `old` (the callers index `old` with
+            // it first, which bounds-checks it), or the slot after its copies for an insert;
+            // the copy written there for a replace is overwritten without a drop (entries
+            // have no drop glue).
+            unsafe { block.add(put).write(e) };
+        }
+        // SAFETY: all `len` entries are written (above); the block is ours alone until
+        // the snapshot is published.
+        let entries = unsafe { core::slice::from_raw_parts_mut(block, len) };
+        if put != usize::MAX {
+            settle(entries, put);
+        }
+        let (views, next_hops) = (entries[0].views, share(&entries[0].info.next_hops));
+        Self { views, len: len32, next_hops, ptr }
     }
 
     /// The block layout of `len` entries (valid: `len` entries exist in a vector already).
@@ -362,12 +432,13 @@ impl Drop for RouteList {
 }
 
 impl RouteList {
-    pub(crate) fn new(gen: u64, mut entries: Vec<Entry>) -> Self {
-        entries.sort_by(|a, b| selection_order((&a.route, &a.info), (&b.route, &b.info)));
-        let entries = match entries.len() {
-            0 => Entries::None,
-            1 => Entries::One(One::new(entries.pop().unwrap_or_else(|| unreachable!()))),
-            _ => Entries::Many(Many::new(entries)),
+    /// The snapshot after `old` with `change` applied.
+    fn changed(gen: u64, old: &[Entry], change: Change) -> Self {
+        let entries = match (change.len_after(old.len()), change) {
+            (0, _) => Entries::None,
+            (1, Change::Replace(_, e) | Change::Insert(e)) => Entries::One(One::new(e)),
+            (1, Change::Remove(i)) => Entries::One(One::new(old[1 - i].share())),
+            (_, change) => Entries::Many(Many::changed(old, change)),
         };
         Self { alive: TrackedCell::new(()), gen, entries }
     }
@@ -384,42 +455,28 @@ impl RouteList {
             came: Counts { info: Some(share(info)), ..Counts::default() },
             went: Counts { info: Some(share(self.entries[i].info())), ..Counts::default() },
         };
-        if let Entries::One(o) = &self.entries {
-            return (Self::one(self.gen + 1, o.entry.with_info(info)), delta);
-        }
-        let mut entries: Vec<Entry> = self.entries.iter().map(Entry::share).collect();
-        entries[i] = entries[i].with_info(info);
-        (Self::new(self.gen + 1, entries), delta)
+        let e = self.entries[i].with_info(info);
+        (Self::changed(self.gen + 1, &self.entries, Change::Replace(i, e)), delta)
     }
 
     /// The next snapshot after this one with a new entry for `route` at version `info`,
     /// and its counts.
     pub(crate) fn with_added(&self, route: &Counted<Route>, info: &Arc<RouteInfo>) -> (Self, Delta) {
-        // Exact capacity: the boxed slice takes the buffer without a realloc.
-        let mut entries = Vec::with_capacity(self.entries.len() + 1);
-        entries.extend(self.entries.iter().map(Entry::share));
-        entries.push(Entry::new(route, info));
         let delta =
             Delta { came: Counts { route: Some(share(route)), info: Some(share(info)) }, ..Delta::default() };
-        (Self::new(self.gen + 1, entries), delta)
+        let e = Entry::new(route, info);
+        (Self::changed(self.gen + 1, &self.entries, Change::Insert(e)), delta)
     }
 
     /// The next snapshot after this one without entry `i` (dead if it was the last), and
     /// its counts.
     pub(crate) fn without(&self, i: usize) -> (Self, Delta) {
+        let delta = Delta { went: Counts::of(&self.entries[i]), ..Delta::default() };
         let gen = self.gen + 1;
-        let gone = &self.entries[i];
-        let delta = Delta { went: Counts::of(gone), ..Delta::default() };
-        let next = match self.entries.len() {
-            1 => Self::dead(gen),
-            2 => Self::one(gen, self.entries[1 - i].share()),
-            _ => {
-                // Exact capacity: the boxed slice takes the buffer without a realloc.
-                let mut entries = Vec::with_capacity(self.entries.len() - 1);
-                entries
-                    .extend(self.entries.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, e)| e.share()));
-                Self::new(gen, entries)
-            }
+        let next = if self.entries.len() == 1 {
+            Self::dead(gen)
+        } else {
+            Self::changed(gen, &self.entries, Change::Remove(i))
         };
         (next, delta)
     }
@@ -596,7 +653,7 @@ impl Dest {
             // block to allocate and retire); loom builds allocate it (see `shared_dead`).
             routes: match RouteList::shared_dead() {
                 Some(dead) => EpochCell::new_static(dead),
-                None => EpochCell::new(RouteList::new(0, Vec::new())),
+                None => EpochCell::new(RouteList::dead(0)),
             },
             first: InlineSlot::new(),
         });

@@ -18,9 +18,14 @@ use crate::table::TableInner;
 use crate::view::ViewSet;
 
 /// `RTM_ROUTE_CHANGE_BEST`: some view's best route changed, or `route` is or was best.
-fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>, views: ViewSet) -> bool {
+///
+/// Only the views `route` belongs to before or after the change can qualify: a transition
+/// changes one route, the selection order is total, so in every other view the same
+/// routes keep the same order and the same best route (which is not `route`).
+fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>) -> bool {
     let me = Counted::as_ptr(route);
-    views.iter().any(|v| {
+    let views_of = |l: &RouteList| l.position(route).map_or(ViewSet::ANY, |i| l.entries[i].views());
+    (views_of(old) | views_of(new)).iter().any(|v| {
         let o = old.best(v).map(|e| Counted::as_ptr(&e.route));
         let n = new.best(v).map(|e| Counted::as_ptr(&e.route));
         o != n || o == Some(me) || n == Some(me)
@@ -216,7 +221,7 @@ impl EntityRef {
         if created {
             t.route_count.add(1);
         }
-        let best = best_changed(old, new, &route, t.profile.views_supported);
+        let best = best_changed(old, new, &route);
         Some((RouteRef { route }, ChangeFlags { new: created, best }))
     }
 
@@ -239,7 +244,7 @@ impl EntityRef {
             let (list, delta) = cur.with_info(i, &info);
             Ok((list, delta, ()))
         })?;
-        Ok(ChangeFlags { new: false, best: best_changed(old, new, r, self.table.profile.views_supported) })
+        Ok(ChangeFlags { new: false, best: best_changed(old, new, r) })
     }
 
     /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
@@ -296,7 +301,7 @@ pub(crate) fn detach(
     #[cfg(rtm_mutant = "late_tombstone")]
     route.bury(_tomb.0, &_tomb.1, g);
     t.route_count.add(-1);
-    let best = best_changed(old, new, route, t.profile.views_supported);
+    let best = best_changed(old, new, route);
     Ok((ChangeFlags { new: false, best }, new.is_dead()))
 }
 

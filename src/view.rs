@@ -83,7 +83,16 @@ impl ViewSet {
     }
     /// The views in ascending id order.
     pub fn iter(self) -> impl Iterator<Item = ViewId> {
-        (0..32u8).filter(move |i| self.0 & (1 << i) != 0).map(ViewId)
+        // Lowest set bit first, cleared as it goes: one step per view in the set.
+        let mut rest = self.0;
+        core::iter::from_fn(move || {
+            if rest == 0 {
+                return None;
+            }
+            let v = ViewId(rest.trailing_zeros() as u8);
+            rest &= rest - 1;
+            Some(v)
+        })
     }
 }
 
