@@ -27,7 +27,7 @@ pub use route::{flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, Ro
 pub use sync::drain_deferred_garbage;
 #[cfg(loom)]
 #[doc(hidden)]
-pub use sync::flush_epoch;
+pub use sync::{flush_epoch, flush_epoch_times, reset_pending};
 pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
 pub use view::{ViewId, ViewSet};
 

@@ -228,11 +228,57 @@ impl LiveCount {
     }
 }
 
-/// Loom-only: `rounds` epoch flushes (a loom model cannot afford
-/// [`drain_deferred_garbage`]'s 256).
+#[cfg(loom)]
+std::thread_local! {
+    /// Loom builds: deferred functions of the current model execution not yet run (every loom
+    /// deferral goes through `retire_with`, which counts them with [`pending`]). A std
+    /// thread-local: all loom threads of a model run on its test's OS thread, and models of
+    /// other tests run on other OS threads (a shared count made their flushes, and so their
+    /// schedules, depend on each other: loom reported a non-deterministic model). It is the
+    /// models' bookkeeping, not part of what they check.
+    static PENDING: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Loom builds: `f`, counted in [`PENDING`] until it has run.
+#[cfg(loom)]
+pub(crate) fn pending<F: FnOnce()>(f: F) -> impl FnOnce() {
+    let _ = PENDING.try_with(|p| p.set(p.get() + 1));
+    move || {
+        f();
+        // `try_with`: a collector torn down at the OS thread's exit may run it late.
+        let _ = PENDING.try_with(|p| p.set(p.get().saturating_sub(1)));
+    }
+}
+
+/// Loom-only: starts a model execution's count of deferred functions (what an earlier
+/// execution left ran, or was dropped, with that execution's collector).
 #[cfg(loom)]
 #[doc(hidden)]
-pub fn flush_epoch(rounds: usize) {
+pub fn reset_pending() {
+    PENDING.with(|p| p.set(0));
+}
+
+/// Loom-only: epoch flushes until every deferred function has run (functions that defer
+/// more are followed), at most `rounds` (a loom model cannot afford
+/// [`drain_deferred_garbage`]'s 256). Returns whether none is left. A flush costs a loom
+/// model as much as its concurrent part, every execution: stopping when nothing is left
+/// instead of always flushing `rounds` times is most of a model's run time.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn flush_epoch(rounds: usize) -> bool {
+    for _ in 0..rounds {
+        if PENDING.with(|p| p.get()) == 0 {
+            return true;
+        }
+        epoch::pin().flush();
+    }
+    PENDING.with(|p| p.get()) == 0
+}
+
+/// Loom-only: exactly `rounds` epoch flushes (a model's reclamation at a chosen point).
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn flush_epoch_times(rounds: usize) {
     for _ in 0..rounds {
         epoch::pin().flush();
     }

@@ -475,6 +475,9 @@ pub(crate) unsafe fn retire_with<F: FnOnce()>(g: &Guard, free: F) {
     // Inside a retirement batch the free is stored and deferred with the batch, later but
     // still under the caller's pin (`retire.rs`).
     if let Err(free) = super::retire::store(g, free) {
+        // Loom builds count the functions pending (`flush_epoch` flushes until none is).
+        #[cfg(loom)]
+        let free = super::pending(free);
         // SAFETY: forwarded from the caller: readers that may still hold the memory are
         // pinned, and the collector runs `free` only after they unpin.
         unsafe { g.defer_unchecked(free) };
