@@ -18,14 +18,15 @@ use crate::table::TableInner;
 use crate::view::ViewSet;
 
 /// `RTM_ROUTE_CHANGE_BEST`: some view's best route changed, or `route` is or was best.
+/// `views`: the views `route` belongs to before or after the change (callers know them
+/// from the entries they replaced or built: no search of the snapshots).
 ///
-/// Only the views `route` belongs to before or after the change can qualify: a transition
-/// changes one route, the selection order is total, so in every other view the same
-/// routes keep the same order and the same best route (which is not `route`).
-fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>) -> bool {
+/// Only those views can qualify: a transition changes one route and the selection order
+/// is total, so in every other view the same routes keep the same order and the same best
+/// route (which is not `route`).
+fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>, views: ViewSet) -> bool {
     let me = Counted::as_ptr(route);
-    let views_of = |l: &RouteList| l.position(route).map_or(ViewSet::ANY, |i| l.entries[i].views());
-    (views_of(old) | views_of(new)).iter().any(|v| {
+    views.iter().any(|v| {
         let o = old.best(v).map(|e| Counted::as_ptr(&e.route));
         let n = new.best(v).map(|e| Counted::as_ptr(&e.route));
         o != n || o == Some(me) || n == Some(me)
@@ -175,7 +176,7 @@ impl EntityRef {
     ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
         let me = &self.entity;
-        let (old, new, (route, created)) = dest
+        let (old, new, (route, created, views)) = dest
             .modify(g, |cur| {
                 if cur.is_dead() {
                     return Err(());
@@ -192,8 +193,11 @@ impl EntityRef {
                     AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
                     AddMode::New => None,
                 };
+                // The route's views before (if it exists) or after the change.
+                let mut views = info.views;
                 let (list, delta, route, created) = match existing {
                     Some(i) => {
+                        views = views | cur.entries[i].views();
                         let (list, delta) = cur.with_info(i, info);
                         (list, delta, Counted::clone(&cur.entries[i].route), false)
                     }
@@ -215,13 +219,13 @@ impl EntityRef {
                         (list, delta, r, true)
                     }
                 };
-                Ok((list, delta, (route, created)))
+                Ok((list, delta, (route, created, views)))
             })
             .ok()?;
         if created {
             t.route_count.add(1);
         }
-        let best = best_changed(old, new, &route);
+        let best = best_changed(old, new, &route, views);
         Some((RouteRef { route }, ChangeFlags { new: created, best }))
     }
 
@@ -239,12 +243,13 @@ impl EntityRef {
         let r = &route.route;
         let info = self.entity.version(&params);
         let g = epoch::pin();
-        let (old, new, ()) = r.dest.modify(&g, |cur| {
+        let (old, new, views) = r.dest.modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
+            let views = cur.entries[i].views() | info.views;
             let (list, delta) = cur.with_info(i, &info);
-            Ok((list, delta, ()))
+            Ok((list, delta, views))
         })?;
-        Ok(ChangeFlags { new: false, best: best_changed(old, new, r) })
+        Ok(ChangeFlags { new: false, best: best_changed(old, new, r, views) })
     }
 
     /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
@@ -287,21 +292,27 @@ pub(crate) fn detach(
     g: &epoch::Guard,
 ) -> Result<(ChangeFlags, bool)> {
     let dest = &route.dest;
-    let (old, new, _tomb) = dest.modify(g, |cur| {
+    let (old, new, (views, _tomb)) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
         let e = &cur.entries[i];
         // Before the CAS that removes the route (which releases it to readers); see the
         // route module docs, "Deletion". Mutant `late_tombstone` writes it after the CAS.
         #[cfg(not(rtm_mutant = "late_tombstone"))]
-        route.bury(gen, e.info(), g);
+        let tomb = {
+            route.bury(gen, e.info(), g);
+            gen
+        };
+        // The mutant's late burial needs the contents after the CAS.
+        #[cfg(rtm_mutant = "late_tombstone")]
+        let tomb = (gen, Arc::clone(e.info()));
         let (list, delta) = cur.without(i);
-        Ok((list, delta, (gen, Arc::clone(e.info()))))
+        Ok((list, delta, (e.views(), tomb)))
     })?;
     #[cfg(rtm_mutant = "late_tombstone")]
     route.bury(_tomb.0, &_tomb.1, g);
     t.route_count.add(-1);
-    let best = best_changed(old, new, route);
+    let best = best_changed(old, new, route, views);
     Ok((ChangeFlags { new: false, best }, new.is_dead()))
 }
 
