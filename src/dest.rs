@@ -355,7 +355,7 @@ impl Many {
         Self { views, len: len32, next_hops, ptr }
     }
 
-    /// The block layout of `len` entries (valid: `len` entries exist in a vector already).
+    /// The block layout of `len` entries (valid: at most one more than a snapshot in memory).
     fn layout(len: u32) -> core::alloc::Layout {
         core::alloc::Layout::array::<Entry>(len as usize).expect("the entries fit in memory already")
     }
