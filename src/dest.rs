@@ -1154,4 +1154,50 @@ mod tests {
         assert_eq!(placed(t, "10.0.0.0/8"), None, "unlinked");
         assert_eq!(r.info().metric(), 3, "the tombstone keeps the last contents");
     }
+
+    /// Snapshot transitions keep the entries in selection order while moving only the
+    /// changed one (`RouteList::changed`): a version change that moves a route from last to
+    /// first and back, an insert that lands in the middle, removals from the middle and the
+    /// front; after each, the forwarding copy beside the entries (`Many`'s views and next
+    /// hops, read by the fast path) is the first entry's.
+    #[test]
+    fn changes_keep_the_selection_order() {
+        use crate::{AddressFamily, EntityId, NextHop, RouteParams, Rtm};
+        let rtm = Rtm::new();
+        let e: Vec<_> =
+            (1..=4).map(|i| rtm.register(AddressFamily::Ipv4, EntityId::new(i, 1)).unwrap()).collect();
+        let p: NetAddress = "10.0.0.0/8".parse().unwrap();
+        let hop = |i: u8| NextHop::new(format!("192.0.2.{i}").parse().unwrap(), u32::from(i));
+        let params = |pref: u32, i: u8| RouteParams::new(pref, 0).next_hop(hop(i));
+        let check = |want: &[u32]| {
+            let g = epoch::pin();
+            let d = rtm.table(AddressFamily::Ipv4).inner.trie.get(&p, &g).unwrap();
+            let list = d.list(&g);
+            let prefs: Vec<u32> = list.entries.iter().map(|e| e.info().preference).collect();
+            assert_eq!(prefs, want);
+            let first = &list.entries[0];
+            assert_eq!(list.next_hops(0), first.next_hops(), "the forwarding copy is the first entry's");
+            if let Entries::Many(m) = &list.entries {
+                assert_eq!(m.views, first.views);
+            }
+        };
+        let (r0, _) = e[0].add_route(&p, params(10, 0)).unwrap();
+        let (r1, _) = e[1].add_route(&p, params(20, 1)).unwrap();
+        let (r2, _) = e[2].add_route(&p, params(30, 2)).unwrap();
+        check(&[10, 20, 30]);
+        e[2].update_route(&r2, params(5, 2)).unwrap();
+        check(&[5, 10, 20]);
+        e[2].update_route(&r2, params(40, 2)).unwrap();
+        check(&[10, 20, 40]);
+        let (r3, _) = e[3].add_route(&p, params(15, 3)).unwrap();
+        check(&[10, 15, 20, 40]);
+        e[1].update_route(&r1, params(12, 1)).unwrap();
+        check(&[10, 12, 15, 40]);
+        e[3].delete_route(&r3).unwrap();
+        check(&[10, 12, 40]);
+        e[0].delete_route(&r0).unwrap();
+        check(&[12, 40]);
+        e[1].delete_route(&r1).unwrap();
+        check(&[40]);
+    }
 }
