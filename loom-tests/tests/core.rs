@@ -15,10 +15,13 @@ fn p(s: &str) -> NetAddress {
 
 /// Most flushes at the end of a model: enough for the chains of deferred destructors here
 /// (a route count's release -> route -> destination), with `crossbeam_sanitize`'s small
-/// bags. `flush_epoch` stops as soon as every deferred function has run. In some
-/// executions crossbeam-epoch under loom never reclaims a spawned thread's garbage (nor,
-/// then, the main thread's: measured with a bare `defer` per thread, about 1.5 % of that
-/// model's executions); the models report how many (docs/verification.md).
+/// bags. `flush_epoch` stops as soon as every deferred function has run: loom wakes a
+/// joiner before the joined thread's thread-locals drop, so the spawned thread's crossbeam
+/// `Local::finalize` runs beside these flushes, and always flushing 64 times made most of
+/// a model's executions schedules of that teardown. In some executions (~1.4 %) the
+/// flushes end while that thread is still pinned in `finalize` or before its bag is
+/// queued, and its garbage (or, while it is pinned, all) is not reclaimed inside the
+/// model; the models report how many (docs/verification.md, "Session 14").
 const FLUSHES: usize = 64;
 
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
