@@ -323,11 +323,12 @@ impl Many {
             std::alloc::handle_alloc_error(layout)
         };
         let block = ptr.as_ptr();
-        // The slot of each kept entry of `old`, then the changed one's.
+        // The entry of `old` not copied, and the slot of the changed entry (none for a
+        // removal: the rest keep their order).
         let (skip, put) = match change {
-            Change::Replace(i, _) => (None, i),
-            Change::Insert(_) => (None, old.len()),
-            Change::Remove(i) => (Some(i), usize::MAX),
+            Change::Replace(i, _) => (None, Some(i)),
+            Change::Insert(_) => (None, Some(old.len())),
+            Change::Remove(i) => (Some(i), None),
         };
         let mut k = 0;
         for (j, e) in old.iter().enumerate() {
@@ -338,7 +339,7 @@ impl Many {
                 k += 1;
             }
         }
-        if let Change::Replace(_, e) | Change::Insert(e) = change {
+        if let (Change::Replace(_, e) | Change::Insert(e), Some(put)) = (change, put) {
             // SAFETY: `put < len`: a replaced index of `old` (the callers index `old` with
             // it first, which bounds-checks it), or the slot after its copies for an insert;
             // the copy written there for a replace is overwritten without a drop (entries
@@ -348,7 +349,7 @@ impl Many {
         // SAFETY: all `len` entries are written (above); the block is ours alone until
         // the snapshot is published.
         let entries = unsafe { core::slice::from_raw_parts_mut(block, len) };
-        if put != usize::MAX {
+        if let Some(put) = put {
             settle(entries, put);
         }
         let (views, next_hops) = (entries[0].views, share(&entries[0].info.next_hops));
