@@ -175,7 +175,10 @@ impl<V: Linked> Trie<V> {
                 best = l;
             }
             match Self::child(c, slot, g) {
-                Some(ch) => c = ch,
+                Some(ch) => {
+                    ch.prefetch_body();
+                    c = ch
+                }
                 None => break,
             }
         }

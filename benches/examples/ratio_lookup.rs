@@ -1,0 +1,145 @@
+//! Lookup ratios against prefix-trie measured *interleaved*: every round runs each variant
+//! once over the same 65,536 in-table host addresses (IPv4; IPv6 with `V6=1`), so a drift
+//! of the machine's speed between rounds (this VM's same binary varies 2-5x over minutes)
+//! hits every variant alike. Criterion runs its benchmarks one after another, so its ratios
+//! carry that drift; these do not. `ratio_lookup [ROUNDS]` prints, per variant, the mean
+//! and the best round in ns per lookup, and each mean's ratio to prefix-trie's (above 1:
+//! faster than prefix-trie).
+//!
+//! Variants: prefix-trie's `get_lpm`; rtm's single fast path (`Table::lookup`, a pin per
+//! 1,024 lookups as the criterion bench does), its batched fast path
+//! (`Table::lookup_batch`), the single handle path (`Table::most_specific`: a pin and a
+//! counted destination handle per lookup, released at once) and the batched handle path
+//! (`Table::most_specific_batch`).
+use ipnet::IpNet;
+use prefix_trie::{Prefix, PrefixMap};
+use rtm::{AddressFamily, ViewId, ViewSet};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// One variant: a name and a closure running one pass over the queries, returning a
+/// checksum (so no pass is optimized away).
+type Variant<'a> = (&'static str, Box<dyn Fn() -> u64 + 'a>);
+
+fn main() {
+    let (_, v4, v6) = rtm_benches::full_table();
+    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    if std::env::var_os("V6").is_some() {
+        run(AddressFamily::Ipv6, &v6, rounds, |n| match n {
+            IpNet::V6(n) => n,
+            IpNet::V4(_) => unreachable!("an IPv6 table"),
+        });
+    } else {
+        run(AddressFamily::Ipv4, &v4, rounds, |n: IpNet| match n {
+            IpNet::V4(n) => n,
+            IpNet::V6(_) => unreachable!("an IPv4 table"),
+        });
+    }
+}
+
+/// Measures every variant on `prefixes` (all of family `fam`); `net` converts to the
+/// prefix-trie key type (`Ipv4Net` or `Ipv6Net`).
+fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usize, net: fn(IpNet) -> N) {
+    let rtm = rtm_benches::load_rtm(prefixes);
+    let t = rtm.table(fam);
+    let mut map: PrefixMap<N, u32> = PrefixMap::new();
+    for (i, p) in prefixes.iter().enumerate() {
+        map.insert(net(IpNet::from(*p)), (i % 64) as u32 + 1);
+    }
+    let (inside, _) = rtm_benches::queries(prefixes, 1 << 16, 42);
+    let nets: Vec<N> = inside.iter().map(|a| net(IpNet::from(*a))).collect();
+
+    let variants: Vec<Variant> = vec![
+        (
+            "prefix_trie",
+            Box::new(|| nets.iter().filter_map(|q| map.get_lpm(q)).map(|(_, v)| *v as u64).sum()),
+        ),
+        (
+            "rtm_fast",
+            Box::new(|| {
+                let mut sum = 0u64;
+                for chunk in inside.chunks(1024) {
+                    let g = t.pin();
+                    for q in chunk {
+                        if let Some(b) = t.lookup(q, &g) {
+                            sum += b.next_hops()[0].interface as u64;
+                        }
+                    }
+                }
+                sum
+            }),
+        ),
+        (
+            "rtm_batch",
+            Box::new(|| {
+                let mut sum = 0u64;
+                for chunk in inside.chunks(1024) {
+                    let g = t.pin();
+                    t.lookup_batch(chunk, ViewId::UNICAST, &g, |_, b| {
+                        sum += b.map_or(0, |b| b.next_hops()[0].interface as u64)
+                    });
+                }
+                sum
+            }),
+        ),
+        (
+            "rtm_handle",
+            Box::new(|| {
+                inside
+                    .iter()
+                    .filter_map(|q| t.most_specific(q, ViewSet::UNICAST).ok())
+                    .map(|d| d.prefix().len() as u64)
+                    .sum()
+            }),
+        ),
+        (
+            "rtm_handle_pinned",
+            Box::new(|| {
+                let mut sum = 0u64;
+                for chunk in inside.chunks(1024) {
+                    let _g = t.pin();
+                    for q in chunk {
+                        if let Ok(d) = t.most_specific(q, ViewSet::UNICAST) {
+                            sum += d.prefix().len() as u64;
+                        }
+                    }
+                }
+                sum
+            }),
+        ),
+        (
+            "rtm_handle_batch",
+            Box::new(|| {
+                let mut sum = 0u64;
+                t.most_specific_batch(&inside, ViewSet::UNICAST, |_, r| {
+                    if let Ok(d) = r {
+                        sum += d.prefix().len() as u64;
+                    }
+                });
+                sum
+            }),
+        ),
+    ];
+
+    // One warm-up pass each, then the measured rounds.
+    let mut sums: Vec<u64> = variants.iter().map(|(_, f)| black_box(f())).collect();
+    let mut total = vec![Duration::ZERO; variants.len()];
+    let mut best = vec![Duration::MAX; variants.len()];
+    for _ in 0..rounds {
+        for (k, (_, f)) in variants.iter().enumerate() {
+            let t0 = Instant::now();
+            sums[k] = sums[k].wrapping_add(black_box(f()));
+            let dt = t0.elapsed();
+            total[k] += dt;
+            best[k] = best[k].min(dt);
+        }
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / inside.len() as f64;
+    let mean = |k: usize| per(total[k]) / rounds.max(1) as f64;
+    println!("{fam:?} in-table lookups, {} addresses, {rounds} interleaved rounds", inside.len());
+    println!("{:<18} {:>10} {:>10} {:>16}", "variant", "mean ns", "best ns", "x prefix-trie");
+    for (k, (name, _)) in variants.iter().enumerate() {
+        println!("{name:<18} {:>10.1} {:>10.1} {:>15.2}x", mean(k), per(best[k]), mean(0) / mean(k));
+    }
+    black_box(sums);
+}
