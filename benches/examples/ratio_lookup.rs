@@ -6,6 +6,12 @@
 //! and the best round in ns per lookup, and each mean's ratio to prefix-trie's (above 1:
 //! faster than prefix-trie).
 //!
+//! `WRITER=1`: a writer thread churns rtm's table through every round (the churn bench's
+//! batched writer: a second entity re-announces random prefixes with changing preferences,
+//! 64 per `add_routes` call, and withdraws every 16th), so rtm's figures are lookups
+//! *while a writer churns*; prefix-trie, which cannot take a concurrent writer, runs under
+//! the same load on the machine. The writer's rate is printed at the end.
+//!
 //! Variants: prefix-trie's `get_lpm`; rtm's single fast path (`Table::lookup`, a pin per
 //! 1,024 lookups as the criterion bench does), its batched fast path
 //! (`Table::lookup_batch`), the single handle path (`Table::most_specific`: a pin and a
@@ -13,8 +19,9 @@
 //! (`Table::most_specific_batch`).
 use ipnet::IpNet;
 use prefix_trie::{Prefix, PrefixMap};
-use rtm::{AddressFamily, ViewId, ViewSet};
+use rtm::{AddressFamily, EntityId, RouteParams, ViewId, ViewSet};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One variant: a name and a closure running one pass over the queries, returning a
@@ -121,6 +128,57 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
         ),
     ];
 
+    let stop = AtomicBool::new(false);
+    let steps = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        if std::env::var_os("WRITER").is_some_and(|v| v == "1") {
+            s.spawn(|| churn(&rtm, fam, prefixes, &stop, &steps));
+        }
+        let t0 = Instant::now();
+        measure(fam, &variants, rounds, inside.len());
+        let dt = t0.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let n = steps.load(Ordering::Relaxed);
+        if n > 0 {
+            println!("writer: {n} steps during the rounds ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);
+        }
+    });
+}
+
+/// The churn bench's batched writer (see the module docs), until `stop`; counts its steps.
+fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], stop: &AtomicBool, steps: &AtomicU64) {
+    let w = rtm.register(fam, EntityId::new(8, 3)).expect("a fresh entity");
+    let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; prefixes.len()];
+    let (mut adds, mut keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % prefixes.len();
+        let p = &prefixes[k];
+        if i % 16 == 15 {
+            dels.extend(refs[k].take());
+        } else {
+            let nh = rtm::gen::peer_next_hop(fam, (k % 32) as u8);
+            adds.push((*p, RouteParams::new(10 + (i % 20) as u32, (k % 7) as u32).next_hop(nh)));
+            keys.push(k);
+        }
+        i += 1;
+        if i % 64 == 0 {
+            let _ = w.delete_routes(&dels);
+            dels.clear();
+            if let Ok(res) = w.add_routes(&adds) {
+                for (&k, r) in keys.iter().zip(res) {
+                    refs[k] = r.ok().map(|(r, _)| r);
+                }
+            }
+            adds.clear();
+            keys.clear();
+            steps.store(i, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs the interleaved rounds and prints the table.
+fn measure(fam: AddressFamily, variants: &[Variant], rounds: usize, n: usize) {
     // One warm-up pass each, then the measured rounds.
     let mut sums: Vec<u64> = variants.iter().map(|(_, f)| black_box(f())).collect();
     let mut total = vec![Duration::ZERO; variants.len()];
@@ -134,9 +192,9 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
             best[k] = best[k].min(dt);
         }
     }
-    let per = |d: Duration| d.as_nanos() as f64 / inside.len() as f64;
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
     let mean = |k: usize| per(total[k]) / rounds.max(1) as f64;
-    println!("{fam:?} in-table lookups, {} addresses, {rounds} interleaved rounds", inside.len());
+    println!("{fam:?} in-table lookups, {n} addresses, {rounds} interleaved rounds");
     println!("{:<18} {:>10} {:>10} {:>16}", "variant", "mean ns", "best ns", "x prefix-trie");
     for (k, (name, _)) in variants.iter().enumerate() {
         println!("{name:<18} {:>10.1} {:>10.1} {:>15.2}x", mean(k), per(best[k]), mean(0) / mean(k));
