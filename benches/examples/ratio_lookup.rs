@@ -146,7 +146,13 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
 }
 
 /// The churn bench's batched writer (see the module docs), until `stop`; counts its steps.
-fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], stop: &AtomicBool, steps: &AtomicU64) {
+fn churn(
+    rtm: &rtm::Rtm,
+    fam: AddressFamily,
+    prefixes: &[rtm::NetAddress],
+    stop: &AtomicBool,
+    steps: &AtomicU64,
+) {
     let w = rtm.register(fam, EntityId::new(8, 3)).expect("a fresh entity");
     let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; prefixes.len()];
     let (mut adds, mut keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
@@ -162,7 +168,7 @@ fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], stop:
             keys.push(k);
         }
         i += 1;
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             let _ = w.delete_routes(&dels);
             dels.clear();
             if let Ok(res) = w.add_routes(&adds) {
