@@ -128,36 +128,58 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
         ),
     ];
 
-    let stop = AtomicBool::new(false);
+    let ctl =
+        Control { stop: AtomicBool::new(false), run: AtomicBool::new(false), idle: AtomicBool::new(true) };
     let steps = AtomicU64::new(0);
+    let writer = std::env::var_os("WRITER").is_some_and(|v| v == "1");
     std::thread::scope(|s| {
-        if std::env::var_os("WRITER").is_some_and(|v| v == "1") {
-            s.spawn(|| churn(&rtm, fam, prefixes, &stop, &steps));
+        if writer {
+            s.spawn(|| churn(&rtm, fam, prefixes, &ctl, &steps));
         }
-        let t0 = Instant::now();
-        measure(fam, &variants, rounds, inside.len());
-        let dt = t0.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        let n = steps.load(Ordering::Relaxed);
-        if n > 0 {
-            println!("writer: {n} steps during the rounds ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);
+        let busy = measure(fam, &variants, rounds, inside.len(), writer.then_some(&ctl));
+        ctl.stop.store(true, Ordering::Relaxed);
+        if writer {
+            let n = steps.load(Ordering::Relaxed);
+            println!(
+                "writer: {n} steps while the lookups ran ({:.2} M/s)",
+                n as f64 / busy.as_secs_f64() / 1e6
+            );
         }
     });
 }
 
-/// The churn bench's batched writer (see the module docs), until `stop`; counts its steps.
-fn churn(
-    rtm: &rtm::Rtm,
-    fam: AddressFamily,
-    prefixes: &[rtm::NetAddress],
-    stop: &AtomicBool,
-    steps: &AtomicU64,
-) {
+/// How the measuring thread drives the writer: `run` lets it work (it sets `idle` while
+/// it waits), `stop` ends it.
+struct Control {
+    stop: AtomicBool,
+    run: AtomicBool,
+    idle: AtomicBool,
+}
+
+impl Control {
+    /// Starts (`true`) or pauses the writer and waits until it follows.
+    fn set(&self, run: bool) {
+        self.run.store(run, Ordering::SeqCst);
+        while self.idle.load(Ordering::SeqCst) == run {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The churn bench's batched writer (see the module docs) while `ctl` lets it run; counts
+/// its steps.
+fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &AtomicU64) {
     let w = rtm.register(fam, EntityId::new(8, 3)).expect("a fresh entity");
     let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; prefixes.len()];
     let (mut adds, mut keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
     let mut i = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !ctl.stop.load(Ordering::Relaxed) {
+        if !ctl.run.load(Ordering::SeqCst) {
+            ctl.idle.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_micros(20));
+            continue;
+        }
+        ctl.idle.store(false, Ordering::SeqCst);
         let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % prefixes.len();
         let p = &prefixes[k];
         if i % 16 == 15 {
@@ -178,32 +200,78 @@ fn churn(
             }
             adds.clear();
             keys.clear();
-            steps.store(i, Ordering::Relaxed);
+            steps.fetch_add(64, Ordering::Relaxed);
         }
     }
 }
 
-/// Runs the interleaved rounds and prints the table.
-fn measure(fam: AddressFamily, variants: &[Variant], rounds: usize, n: usize) {
+/// Runs the interleaved rounds and prints the table. With a writer, every variant runs
+/// twice per round, the writer paused and then running; returns the time of the passes
+/// with the writer running (it is paused otherwise).
+fn measure(
+    fam: AddressFamily,
+    variants: &[Variant],
+    rounds: usize,
+    n: usize,
+    writer: Option<&Control>,
+) -> Duration {
+    let phases: &[bool] = if writer.is_some() { &[false, true] } else { &[false] };
     // One warm-up pass each, then the measured rounds.
     let mut sums: Vec<u64> = variants.iter().map(|(_, f)| black_box(f())).collect();
-    let mut total = vec![Duration::ZERO; variants.len()];
-    let mut best = vec![Duration::MAX; variants.len()];
+    // Per phase and variant: total and best pass.
+    let mut total = vec![vec![Duration::ZERO; variants.len()]; 2];
+    let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
+    let mut busy = Duration::ZERO;
     for _ in 0..rounds {
         for (k, (_, f)) in variants.iter().enumerate() {
-            let t0 = Instant::now();
-            sums[k] = sums[k].wrapping_add(black_box(f()));
-            let dt = t0.elapsed();
-            total[k] += dt;
-            best[k] = best[k].min(dt);
+            for &w in phases {
+                if let Some(c) = writer {
+                    c.set(w);
+                }
+                let t0 = Instant::now();
+                sums[k] = sums[k].wrapping_add(black_box(f()));
+                let dt = t0.elapsed();
+                total[w as usize][k] += dt;
+                best[w as usize][k] = best[w as usize][k].min(dt);
+                if w {
+                    busy += dt;
+                }
+            }
         }
     }
+    if let Some(c) = writer {
+        c.set(false);
+    }
     let per = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let mean = |k: usize| per(total[k]) / rounds.max(1) as f64;
+    let mean = |w: usize, k: usize| per(total[w][k]) / rounds.max(1) as f64;
     println!("{fam:?} in-table lookups, {n} addresses, {rounds} interleaved rounds");
-    println!("{:<18} {:>10} {:>10} {:>16}", "variant", "mean ns", "best ns", "x prefix-trie");
+    println!("{:<18} {:>10} {:>10} {:>14}", "variant", "mean ns", "best ns", "x prefix-trie");
     for (k, (name, _)) in variants.iter().enumerate() {
-        println!("{name:<18} {:>10.1} {:>10.1} {:>15.2}x", mean(k), per(best[k]), mean(0) / mean(k));
+        println!(
+            "{name:<18} {:>10.1} {:>10.1} {:>13.2}x",
+            mean(0, k),
+            per(best[0][k]),
+            mean(0, 0) / mean(0, k)
+        );
+    }
+    if writer.is_some() {
+        println!(
+            "with the writer running (prefix-trie's table is not written; its pass runs beside the writer):"
+        );
+        println!(
+            "{:<18} {:>10} {:>10} {:>14} {:>8}",
+            "variant", "mean ns", "best ns", "x prefix-trie", "keeps"
+        );
+        for (k, (name, _)) in variants.iter().enumerate() {
+            println!(
+                "{name:<18} {:>10.1} {:>10.1} {:>13.2}x {:>7.0}%",
+                mean(1, k),
+                per(best[1][k]),
+                mean(1, 0) / mean(1, k),
+                100.0 * mean(0, k) / mean(1, k)
+            );
+        }
     }
     black_box(sums);
+    busy
 }
