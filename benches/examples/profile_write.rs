@@ -2,6 +2,7 @@
 //! load (one route per prefix), re-announcements with a changed preference, deletes with
 //! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
 //! and including the named one (default: all); `REPEAT=n` runs them n times.
+//! `NO_TEARDOWN=1` (with `OTHER=1`) exits after the steps without dropping the table.
 use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
 use std::time::Instant;
 
@@ -126,6 +127,11 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
         }
         let dt = t0.elapsed();
         println!("other: {n} steps in {dt:.2?} ({:.2} M/s)", n as f64 / dt.as_secs_f64() / 1e6);
+        if std::env::var_os("NO_TEARDOWN").is_some() {
+            // Exit without dropping the table, so that a profile of runs with different
+            // step counts differs by the steps alone (their teardowns would differ too).
+            std::process::exit(0);
+        }
         return;
     }
     let t0 = Instant::now();

@@ -6,11 +6,13 @@
 //! and the best round in ns per lookup, and each mean's ratio to prefix-trie's (above 1:
 //! faster than prefix-trie).
 //!
-//! `WRITER=1`: a writer thread churns rtm's table through every round (the churn bench's
-//! batched writer: a second entity re-announces random prefixes with changing preferences,
-//! 64 per `add_routes` call, and withdraws every 16th), so rtm's figures are lookups
-//! *while a writer churns*; prefix-trie, which cannot take a concurrent writer, runs under
-//! the same load on the machine. The writer's rate is printed at the end.
+//! `WRITER=1`: every variant also runs, in every round, while a writer thread churns rtm's
+//! table (the churn bench's batched writer: a second entity re-announces random prefixes
+//! with changing preferences, 64 per `add_routes` call, and withdraws every 16th; it is
+//! paused for the other pass, and the two passes alternate which goes first); prefix-trie,
+//! which cannot take a concurrent writer, runs beside it under the same load on the
+//! machine. A second table gives those figures and what each variant keeps of its solo
+//! figure; the writer's rate while it ran is printed at the end.
 //!
 //! Variants: prefix-trie's `get_lpm`; rtm's single fast path (`Table::lookup`, a pin per
 //! 1,024 lookups as the criterion bench does), its batched fast path
@@ -175,8 +177,11 @@ fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], ctl: 
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
         if !ctl.run.load(Ordering::SeqCst) {
+            // Paused, it spins rather than sleeps: the other core stays busy in both
+            // phases (an idle vCPU changed the reader's speed by ~10 % on this VM), so the
+            // phases differ only in the writes.
             ctl.idle.store(true, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_micros(20));
+            std::hint::spin_loop();
             continue;
         }
         ctl.idle.store(false, Ordering::SeqCst);
@@ -206,7 +211,7 @@ fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], ctl: 
 }
 
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
-/// twice per round, the writer paused and then running; returns the time of the passes
+/// twice per round, with the writer paused and running (in alternating order); returns the time of the passes
 /// with the writer running (it is paused otherwise).
 fn measure(
     fam: AddressFamily,
@@ -222,9 +227,12 @@ fn measure(
     let mut total = vec![vec![Duration::ZERO; variants.len()]; 2];
     let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
     let mut busy = Duration::ZERO;
-    for _ in 0..rounds {
+    for r in 0..rounds {
         for (k, (_, f)) in variants.iter().enumerate() {
-            for &w in phases {
+            // The second pass over the same addresses finds some of the first one's lines
+            // still cached: alternate which phase goes first, so neither gains from it.
+            for j in 0..phases.len() {
+                let w = phases[(j + r) % phases.len()];
                 if let Some(c) = writer {
                     c.set(w);
                 }
