@@ -40,6 +40,9 @@ pub struct Loaded {
     pub load_time: Duration,
     pub routes: usize,
     pub rss_growth: Option<u64>,
+    /// Bytes of that growth that are the demo's own, not the table's: the heap block of
+    /// `ibgp_routes` (the RIB's bytes are the rest).
+    pub harness_bytes: u64,
 }
 
 /// Process resident set size in bytes (Linux), for bytes-per-route figures.
@@ -101,7 +104,8 @@ pub fn load(prefixes: &[NetAddress]) -> Loaded {
     pb.finish_and_clear();
     let routes = rtm.table(AddressFamily::Ipv4).route_count() + rtm.table(AddressFamily::Ipv6).route_count();
     let rss_growth = rss().zip(rss0).map(|(a, b)| a.saturating_sub(b));
-    Loaded { rtm, ebgp, ibgp, ibgp_routes, load_time, routes, rss_growth }
+    let harness_bytes = (ibgp_routes.capacity() * std::mem::size_of::<(NetAddress, RouteRef)>()) as u64;
+    Loaded { rtm, ebgp, ibgp, ibgp_routes, load_time, routes, rss_growth, harness_bytes }
 }
 
 /// What the readers measured in one run.
