@@ -243,33 +243,10 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         }
     };
     // The same steps, re-announcements 64 per `add_routes` call and withdrawals 64 per
-    // `delete_routes` call (a BGP speaker applying UPDATE messages' NLRI together).
+    // `delete_routes` call (`rtm_benches::BatchedChurn`).
     let rtm_batch_writer = move |instance: u32| {
-        let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
-        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
-        let (mut adds, mut add_keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
-        move |i: u64| {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
-            if i % 16 == 15 {
-                if let Some(r) = refs[k].take() {
-                    dels.push(r);
-                }
-            } else {
-                adds.push((v4[k], params(k, &v4[k], 10 + (i % 20) as u32)));
-                add_keys.push(k);
-            }
-            if i % 64 == 63 {
-                let _ = writer.delete_routes(&dels);
-                dels.clear();
-                if let Ok(res) = writer.add_routes(&adds) {
-                    for (&k, r) in add_keys.iter().zip(res) {
-                        refs[k] = r.ok().map(|(r, _)| r);
-                    }
-                }
-                adds.clear();
-                add_keys.clear();
-            }
-        }
+        let mut w = rtm_benches::BatchedChurn::new(rtm, v4, instance);
+        move |i: u64| w.step(i)
     };
     let locked: &'static RwLock<PrefixMap<Ipv4Net, u32>> = Box::leak(Box::new(RwLock::new({
         let mut m = PrefixMap::new();

@@ -21,7 +21,7 @@
 //! (`Table::most_specific_batch`).
 use ipnet::IpNet;
 use prefix_trie::{Prefix, PrefixMap};
-use rtm::{AddressFamily, EntityId, RouteParams, ViewId, ViewSet};
+use rtm::{AddressFamily, ViewId, ViewSet};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -136,7 +136,7 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
     let writer = std::env::var_os("WRITER").is_some_and(|v| v == "1");
     std::thread::scope(|s| {
         if writer {
-            s.spawn(|| churn(&rtm, fam, prefixes, &ctl, &steps));
+            s.spawn(|| churn(&rtm, prefixes, &ctl, &steps));
         }
         let busy = measure(fam, &variants, rounds, inside.len(), writer.then_some(&ctl));
         ctl.stop.store(true, Ordering::Relaxed);
@@ -168,12 +168,10 @@ impl Control {
     }
 }
 
-/// The churn bench's batched writer (see the module docs) while `ctl` lets it run; counts
-/// its steps.
-fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &AtomicU64) {
-    let w = rtm.register(fam, EntityId::new(8, 3)).expect("a fresh entity");
-    let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; prefixes.len()];
-    let (mut adds, mut keys, mut dels) = (Vec::new(), Vec::new(), Vec::new());
+/// The churn bench's batched writer (`rtm_benches::BatchedChurn`) while `ctl` lets it run;
+/// counts its steps.
+fn churn(rtm: &rtm::Rtm, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &AtomicU64) {
+    let mut w = rtm_benches::BatchedChurn::new(rtm, prefixes, 3);
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
         if !ctl.run.load(Ordering::SeqCst) {
@@ -185,26 +183,9 @@ fn churn(rtm: &rtm::Rtm, fam: AddressFamily, prefixes: &[rtm::NetAddress], ctl: 
             continue;
         }
         ctl.idle.store(false, Ordering::SeqCst);
-        let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % prefixes.len();
-        let p = &prefixes[k];
-        if i % 16 == 15 {
-            dels.extend(refs[k].take());
-        } else {
-            let nh = rtm::gen::peer_next_hop(fam, (k % 32) as u8);
-            adds.push((*p, RouteParams::new(10 + (i % 20) as u32, (k % 7) as u32).next_hop(nh)));
-            keys.push(k);
-        }
+        w.step(i);
         i += 1;
         if i.is_multiple_of(64) {
-            let _ = w.delete_routes(&dels);
-            dels.clear();
-            if let Ok(res) = w.add_routes(&adds) {
-                for (&k, r) in keys.iter().zip(res) {
-                    refs[k] = r.ok().map(|(r, _)| r);
-                }
-            }
-            adds.clear();
-            keys.clear();
             steps.fetch_add(64, Ordering::Relaxed);
         }
     }

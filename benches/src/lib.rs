@@ -1,10 +1,11 @@
 //! Shared helpers for the rtm benches: the data set (the real full table from
-//! `../shared/data` when present, else rtm's deterministic generator) and table loading.
+//! `../shared/data` when present, else rtm's deterministic generator), table loading and
+//! the churn benches' batched writer.
 
 pub mod peers;
 pub use peers::Rotonda;
 
-use rtm::{gen, AddressFamily, EntityId, NetAddress, NextHop, RouteParams, Rtm};
+use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef, Rtm};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
@@ -80,4 +81,52 @@ pub fn queries(prefixes: &[NetAddress], n: usize, seed: u64) -> (Vec<NetAddress>
     let any = NetAddress::new(fam, &[0; 16], 0).expect("/0 is valid");
     let random = (0..n).map(|_| gen::host_in(&any, &mut r)).collect();
     (inside, random)
+}
+
+/// The churn benches' batched writer, one step at a time: an entity of its own re-announces
+/// random prefixes of `prefixes` with changing preferences and every 16th step withdraws
+/// the route it has there instead; re-announcements go 64 per `add_routes` call and
+/// withdrawals 64 per `delete_routes` call (a BGP speaker applying UPDATE messages' NLRI
+/// together). It keeps the handle of each route it has, for the withdrawals.
+pub struct BatchedChurn<'a> {
+    entity: EntityRef,
+    prefixes: &'a [NetAddress],
+    refs: Vec<Option<RouteRef>>,
+    adds: Vec<(NetAddress, RouteParams)>,
+    keys: Vec<usize>,
+    dels: Vec<RouteRef>,
+}
+
+impl<'a> BatchedChurn<'a> {
+    /// A writer registered in `rtm` as entity `(8, instance)` of the prefixes' family.
+    pub fn new(rtm: &Rtm, prefixes: &'a [NetAddress], instance: u32) -> Self {
+        let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
+        let entity = rtm.register(fam, EntityId::new(8, instance)).expect("a fresh entity");
+        let refs = vec![None; prefixes.len()];
+        Self { entity, prefixes, refs, adds: Vec::new(), keys: Vec::new(), dels: Vec::new() }
+    }
+
+    /// Step `i` (steps are numbered from 0; every 64th sends the calls).
+    pub fn step(&mut self, i: u64) {
+        let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % self.prefixes.len();
+        let p = &self.prefixes[k];
+        if i % 16 == 15 {
+            self.dels.extend(self.refs[k].take());
+        } else {
+            let nh = gen::peer_next_hop(p.family(), (k % 32) as u8);
+            self.adds.push((*p, RouteParams::new(10 + (i % 20) as u32, (k % 7) as u32).next_hop(nh)));
+            self.keys.push(k);
+        }
+        if i % 64 == 63 {
+            let _ = self.entity.delete_routes(&self.dels);
+            self.dels.clear();
+            if let Ok(res) = self.entity.add_routes(&self.adds) {
+                for (&k, r) in self.keys.iter().zip(res) {
+                    self.refs[k] = r.ok().map(|(r, _)| r);
+                }
+            }
+            self.adds.clear();
+            self.keys.clear();
+        }
+    }
 }
