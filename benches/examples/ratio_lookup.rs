@@ -1,7 +1,8 @@
 //! Lookup ratios against prefix-trie measured *interleaved*: every round runs each variant
 //! once over the same 65,536 in-table host addresses (IPv4; IPv6 with `V6=1`), so a drift
 //! of the machine's speed between rounds (this VM's same binary varies 2-5x over minutes)
-//! hits every variant alike. Criterion runs its benchmarks one after another, so its ratios
+//! hits every variant alike. Each pass starts with cold caches (64 MiB written over first)
+//! and the variants take turns going first, so no variant runs on lines another left. Criterion runs its benchmarks one after another, so its ratios
 //! carry that drift; these do not. `ratio_lookup [ROUNDS]` prints, per variant, the mean
 //! and the best round in ns per lookup, and each mean's ratio to prefix-trie's (above 1:
 //! faster than prefix-trie).
@@ -191,6 +192,10 @@ fn churn(rtm: &rtm::Rtm, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &At
     }
 }
 
+/// Bytes written between two passes to push the previous pass's lines out of the caches
+/// (twice this VM's 32 MiB of L3).
+const EVICT: usize = 64 << 20;
+
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
 /// twice per round, with the writer paused and running (in alternating order); returns the time of the passes
 /// with the writer running (it is paused otherwise).
@@ -208,15 +213,24 @@ fn measure(
     let mut total = vec![vec![Duration::ZERO; variants.len()]; 2];
     let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
     let mut busy = Duration::ZERO;
+    // A pass over the same addresses right after another one finds some of its lines in
+    // the last-level cache (rtm's variants share a table; 32 MiB of L3 holds part of a
+    // full table): every pass starts after `EVICT` bytes have been written over, the
+    // variants take turns going first, and so do the two phases.
+    let mut evict = vec![0u8; EVICT];
     for r in 0..rounds {
-        for (k, (_, f)) in variants.iter().enumerate() {
-            // The second pass over the same addresses finds some of the first one's lines
-            // still cached: alternate which phase goes first, so neither gains from it.
+        for kk in 0..variants.len() {
+            let k = (kk + r) % variants.len();
+            let f = &variants[k].1;
             for j in 0..phases.len() {
                 let w = phases[(j + r) % phases.len()];
                 if let Some(c) = writer {
                     c.set(w);
                 }
+                for i in (0..evict.len()).step_by(64) {
+                    evict[i] = evict[i].wrapping_add(1);
+                }
+                black_box(&evict);
                 let t0 = Instant::now();
                 sums[k] = sums[k].wrapping_add(black_box(f()));
                 let dt = t0.elapsed();
