@@ -307,15 +307,18 @@ impl<'g> CNode<'g> {
         Self { head, raw: unsafe { NonNull::new_unchecked(raw) } }
     }
 
-    /// Prefetches the three lines after the head's first one, for a lookup that is about to
-    /// read this node: it reads the head's first line and then the line of its run or slot,
-    /// whose address depends on the head's bitmaps. Most nodes a full-table lookup ends in
-    /// (the depth-2 nodes holding /17../24 prefixes) are at most four lines, so issuing
-    /// their lines together with the head's turns two dependent cache misses into one.
-    /// Single lookups only: the batched walk prefetches the exact lines a round ahead.
-    /// On the 2023 full table: 195 -> 182 ns per single lookup, both variants interleaved in
-    /// one process; `ratio_lookup` 0.77-0.82x -> 0.83-0.85x prefix-trie (BENCHMARKS.md,
-    /// session 15).
+    /// Prefetches the three lines after the head's first one, for a single lookup that is
+    /// about to read this node: it reads the head (88 bytes: the children bitmap is in its
+    /// second line) and then the line of its run or slot, whose offset depends on the
+    /// head's bitmaps. With the next three lines on their way, the head's second line and
+    /// the runs or slots in the first ~200 bytes after it no longer wait for the first
+    /// line's miss. (The node a full-table lookup ends in usually has more runs than that:
+    /// 752 bytes up to its last run at the median, so this covers about a quarter of them.)
+    /// Measured with `ratio_lookup` (cold caches, variants in turn, only the count
+    /// differing): IPv4 single lookups 0.63-0.68x prefix-trie with no prefetch, 0.68-0.76x
+    /// with 3 lines, 0.67-0.76x with 6, 0.60-0.66x with 12 (the traffic costs more than
+    /// it saves); IPv6 the same within noise for 0, 3 and 6 lines. Single lookups only: the
+    /// batched walk prefetches the exact lines a round ahead.
     #[inline(always)]
     pub(super) fn prefetch_body(self) {
         // A prefetch never faults, so lines past the node's end cost bandwidth, not safety.
