@@ -9,8 +9,9 @@
 //! indirection cell between a slot and its child: a lookup loads the slot and goes on.
 //!
 //! # Operations (all under a pinned epoch guard)
-//! * `lookup`: per level, read the leaf (longest prefix in the node covering the key byte)
-//!   and the child slot; no writes, no locks, no reference counts.
+//! * `lookup`: per level, read the child slot, down to the deepest node on the key's path;
+//!   then, from the bottom up, the leaf (longest prefix in the node covering the key byte)
+//!   until one is found; no writes, no locks, no reference counts.
 //! * `get`: exact match, from the leaf vector when it can answer (`Trie::find`: the value at
 //!   the prefix's first slot, which knows its own prefix), else the sorted prefix array.
 //! * `matches`: all matches longest-first, from the sorted prefix arrays (slow paths).
@@ -55,6 +56,7 @@ use crate::sync::epoch::Guard;
 use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering, Touch};
 use core::marker::PhantomData;
 use node::{CNode, HeapKey, NodeBox, FROZEN, LOAD};
+use stack_vec::StackVec;
 
 /// Values stored in the trie: shareable between threads, exposing their loom liveness
 /// cell through the same [`Touch`] the epoch cell uses, and knowing their prefix.
@@ -165,15 +167,22 @@ impl<V: Linked> Trie<V> {
 
     /// Longest-prefix match of a full-length key: the value linked under the longest
     /// prefix covering `key`. Wait-free: at most `max_len / 8` node visits.
+    ///
+    /// The walk goes down the children first and reads the leaves on the way back up: a
+    /// deeper node's prefixes are longer than any above it, so the first leaf found from
+    /// the bottom is the match, and most lookups of a full table find it in the deepest
+    /// node, without reading the leaf runs of the nodes above (a cache miss each at the
+    /// upper levels). Reading a node's leaf later than its child slot changes nothing a
+    /// reader can observe: everything in a node but its slots is immutable. Measured with
+    /// `ratio_lookup` (one build, only this differing, five runs): IPv4 single lookups
+    /// 0.63-0.71x -> 0.78-0.89x prefix-trie; IPv6 (two runs) 0.87-0.90x -> 0.89-0.94x.
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<&'g V> {
+        // At most 16 levels (a 128-bit key, one byte per level).
+        let mut path: StackVec<(CNode<'g>, u8), 16> = StackVec::new();
         let mut c = self.root(g);
-        let mut best = 0usize;
         for &slot in key.iter().take((self.max_len / 8) as usize) {
-            let l = c.leaf(slot);
-            if l != 0 {
-                best = l;
-            }
+            path.push((c, slot));
             match Self::child(c, slot, g) {
                 Some(ch) => {
                     ch.prefetch_body();
@@ -182,7 +191,7 @@ impl<V: Linked> Trie<V> {
                 None => break,
             }
         }
-        (best != 0).then(|| value_ref(best, g))
+        path.iter().rev().map(|&(c, slot)| c.leaf(slot)).find(|&l| l != 0).map(|l| value_ref(l, g))
     }
 
     /// [`lookup`](Self::lookup) of up to [`BATCH`] keys at once: `out[i]` receives the
