@@ -197,7 +197,8 @@ impl<V: Linked> Trie<V> {
             let mut more = false;
             for i in 0..n {
                 if let Some(c) = cs[i].filter(|_| d < at[i].0) {
-                    c.prefetch(keys[i].bytes()[d]);
+                    // Only the child: an exact match reads a leaf in its final node alone.
+                    c.prefetch_child(keys[i].bytes()[d]);
                     more = true;
                 }
             }
@@ -220,7 +221,7 @@ impl<V: Linked> Trie<V> {
         // holding the leaf of the prefix's first slot, then the value that leaf names.
         for i in 0..n {
             if let Some(c) = cs[i] {
-                c.prefetch(node::hk_start(at[i].1));
+                c.prefetch_leaf(node::hk_start(at[i].1));
             }
         }
         let mut leaf = [0usize; BATCH];

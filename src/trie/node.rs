@@ -416,16 +416,20 @@ impl<'g> CNode<'g> {
         (run, child)
     }
 
-    /// Prefetches the cache lines [`leaf`](Self::leaf) and [`child`](Self::child) will read
-    /// for `slot`.
+    /// Prefetches the cache line [`leaf`](Self::leaf) will read for `slot`.
     #[inline(always)]
-    pub(super) fn prefetch(self, slot: u8) {
-        let (run, child) = self.addrs(slot);
-        if !child.is_null() {
-            prefetch(child.cast::<u8>());
+    pub(super) fn prefetch_leaf(self, slot: u8) {
+        if let Some(i) = self.run_index(slot) {
+            prefetch(self.run_ptr(i).cast::<u8>());
         }
-        if !run.is_null() {
-            prefetch(run.cast::<u8>());
+    }
+
+    /// Prefetches the cache line [`child`](Self::child) will read for `slot` (a walk that
+    /// goes on down and needs no leaf here).
+    #[inline(always)]
+    pub(super) fn prefetch_child(self, slot: u8) {
+        if let Some(i) = self.child_index(slot) {
+            prefetch(self.slot_ptr(i).cast::<u8>());
         }
     }
 
