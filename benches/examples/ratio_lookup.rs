@@ -152,7 +152,11 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
 }
 
 /// How the measuring thread drives the writer: `run` lets it work (it sets `idle` while
-/// it waits), `stop` ends it.
+/// it waits), `stop` ends it. The flags publish no data (the writer's table is rtm's own,
+/// synchronized by rtm), so any ordering would be correct; `run` and `idle` use SeqCst
+/// only so that the handshake reads plainly as one total order of the two threads'
+/// stores. `stop` and the step count are Relaxed: read once at the end, a late value only
+/// shifts the writer's rate by a few steps.
 struct Control {
     stop: AtomicBool,
     run: AtomicBool,
@@ -197,8 +201,8 @@ fn churn(rtm: &rtm::Rtm, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &At
 const EVICT: usize = 64 << 20;
 
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
-/// twice per round, with the writer paused and running (in alternating order); returns the time of the passes
-/// with the writer running (it is paused otherwise).
+/// twice per round, with the writer paused and running (in alternating order); returns
+/// the time of the passes with the writer running (it is paused otherwise).
 fn measure(
     fam: AddressFamily,
     variants: &[Variant],
