@@ -19,12 +19,13 @@
 use crate::dest::Dest;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
+use crate::identity::RoutePtr;
 use crate::prefix::NetAddress;
-use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef};
+use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
 use crate::sync::epoch;
 #[cfg(not(loom))]
 use crate::sync::prefetch;
-use crate::sync::{Arc, Counted};
+use crate::sync::Arc;
 use crate::table::TableInner;
 use crate::trie::BATCH;
 use crate::update::{detach, discard};
@@ -160,7 +161,7 @@ impl EntityRef {
 
 /// Removes `routes` (deregistration's withdraw-all), unlinking emptied destinations in one
 /// batch.
-pub(crate) fn remove_routes(t: &TableInner, routes: &[Counted<Route>]) {
+pub(crate) fn remove_routes(t: &TableInner, routes: &[RoutePtr]) {
     let _ = remove_some(t, routes, Some);
 }
 
@@ -178,7 +179,7 @@ pub(crate) fn remove_routes(t: &TableInner, routes: &[Counted<Route>]) {
 fn remove_some<'r, T>(
     t: &TableInner,
     items: &'r [T],
-    route: impl Fn(&'r T) -> Option<&'r Counted<Route>>,
+    route: impl Fn(&'r T) -> Option<&'r RoutePtr>,
 ) -> Vec<Result<ChangeFlags>> {
     let g = epoch::pin();
     // The snapshots, trie nodes and links this retires go to the collector together.
@@ -192,7 +193,7 @@ fn remove_some<'r, T>(
 fn remove_some_pinned<'r, T>(
     t: &TableInner,
     items: &'r [T],
-    route: impl Fn(&'r T) -> Option<&'r Counted<Route>>,
+    route: impl Fn(&'r T) -> Option<&'r RoutePtr>,
     g: &epoch::Guard,
 ) -> Vec<Result<ChangeFlags>> {
     let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
@@ -202,15 +203,15 @@ fn remove_some_pinned<'r, T>(
         // snapshot loads would only add interleavings to explore.
         #[cfg(not(loom))]
         {
-            w.iter().filter_map(&route).for_each(|r| prefetch(Counted::as_ptr(r)));
-            w.iter().filter_map(&route).for_each(|r| r.dest.prefetch_all());
-            w.iter().filter_map(&route).for_each(|r| r.dest.list(g).prefetch());
+            w.iter().filter_map(&route).for_each(|r| prefetch(r.addr()));
+            w.iter().filter_map(&route).for_each(|r| r.dest().prefetch_all());
+            w.iter().filter_map(&route).for_each(|r| r.dest().list(g).prefetch());
         }
         res.extend(w.iter().map(|item| {
             let r = route(item).ok_or(Error::AccessDenied)?;
             let (flags, died) = detach(t, r, g)?;
             if died {
-                dead.push(&r.dest);
+                dead.push(r.dest());
             }
             Ok(flags)
         }));

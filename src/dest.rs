@@ -65,12 +65,14 @@
 //! chains of deferred destructors (a route count's release -> the route -> its destination)
 //! finite.
 
+use crate::entity::Entity;
+use crate::identity::{Identity, RoutePtr};
 use crate::prefix::NetAddress;
-use crate::route::{selection_order, NextHop, NextHops, Route, RouteInfo, RouteRef};
+use crate::route::{selection_order, NextHop, NextHops, RouteInfo, RouteRef};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
-    arena_drop, arena_new, node_alloc, node_dealloc, prefetch, retire_with, AfterRetire, Arc, AtomicU64,
-    AtomicUsize, Counted, Current, EpochCell, InlineSlot, Ordering, Touch, TrackedCell,
+    arena_drop, arena_new, node_alloc, node_dealloc, prefetch, retire_with, AfterRetire, Arc, AtomicUsize,
+    Current, EpochCell, InlineSlot, Ordering, Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
 use core::fmt;
@@ -91,7 +93,7 @@ pub(crate) struct Entry {
     /// The route owner's registration number (`Entity::serial`), so that a writer's
     /// search for its own routes reads only the snapshot.
     pub(crate) owner: u32,
-    pub(crate) route: ManuallyDrop<Counted<Route>>,
+    pub(crate) route: ManuallyDrop<RoutePtr>,
     /// Private so that it cannot change without its forwarding copy.
     info: ManuallyDrop<Arc<RouteInfo>>,
 }
@@ -110,11 +112,11 @@ fn share<T>(v: &T) -> ManuallyDrop<T> {
 impl Entry {
     /// An entry sharing `route` and `info`; the snapshot it goes into takes counts on them
     /// when it is installed ([`Delta`]).
-    pub(crate) fn new(route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
-        Self::with_owner(route.owner.serial, route, info)
+    pub(crate) fn new(route: &RoutePtr, info: &Arc<RouteInfo>) -> Self {
+        Self::with_owner(route.owner().serial, route, info)
     }
 
-    fn with_owner(owner: u32, route: &Counted<Route>, info: &Arc<RouteInfo>) -> Self {
+    fn with_owner(owner: u32, route: &RoutePtr, info: &Arc<RouteInfo>) -> Self {
         Self { views: info.views, owner, route: share(route), info: share(info) }
     }
 
@@ -128,7 +130,7 @@ impl Entry {
     /// read with: the count this entry shares is released only after that pin.
     #[inline]
     pub(crate) fn route_ref(&self) -> RouteRef {
-        RouteRef { route: Counted::clone(&self.route) }
+        RouteRef { route: RoutePtr::clone(&self.route) }
     }
 
     /// The views of the route's version (a copy of `info().views`).
@@ -172,7 +174,7 @@ pub(crate) struct Delta {
 /// One route's count and one version's count (either may be absent). Two words.
 #[derive(Default)]
 pub(crate) struct Counts {
-    route: Option<ManuallyDrop<Counted<Route>>>,
+    route: Option<ManuallyDrop<RoutePtr>>,
     info: Option<ManuallyDrop<Arc<RouteInfo>>>,
 }
 
@@ -195,7 +197,7 @@ impl Counts {
     /// owns them now).
     fn take(self) {
         if let Some(r) = &self.route {
-            core::mem::forget(Counted::clone(r));
+            core::mem::forget(RoutePtr::clone(r));
         }
         if let Some(i) = &self.info {
             core::mem::forget(Arc::clone(i));
@@ -462,7 +464,7 @@ impl RouteList {
 
     /// The next snapshot after this one with a new entry for `route` at version `info`,
     /// and its counts.
-    pub(crate) fn with_added(&self, route: &Counted<Route>, info: &Arc<RouteInfo>) -> (Self, Delta) {
+    pub(crate) fn with_added(&self, route: &RoutePtr, info: &Arc<RouteInfo>) -> (Self, Delta) {
         let delta =
             Delta { came: Counts { route: Some(share(route)), info: Some(share(info)) }, ..Delta::default() };
         let e = Entry::new(route, info);
@@ -530,7 +532,7 @@ impl RouteList {
         for e in self.entries.iter() {
             prefetch(Arc::as_ptr(&e.info).cast::<u8>());
             if e.owner == owner {
-                prefetch(Counted::as_ptr(&e.route).cast::<u8>());
+                prefetch(e.route.addr());
             }
         }
     }
@@ -576,8 +578,8 @@ impl RouteList {
         }
     }
 
-    pub(crate) fn position(&self, r: &Counted<Route>) -> Option<usize> {
-        self.entries.iter().position(|e| Counted::ptr_eq(&e.route, r))
+    pub(crate) fn position(&self, r: &RoutePtr) -> Option<usize> {
+        self.entries.iter().position(|e| RoutePtr::ptr_eq(&e.route, r))
     }
 }
 
@@ -588,6 +590,8 @@ const _: () = assert!(
     core::mem::size_of::<Dest>() == 128
         && core::mem::size_of::<RouteList>() == 56
         && core::mem::size_of::<Entry>() == 24
+        && core::mem::size_of::<Identity>() == 24
+        && core::mem::offset_of!(Dest, own) == 32
         && core::mem::offset_of!(Dest, routes) == 56
         && core::mem::offset_of!(Dest, first) == 72
 );
@@ -604,14 +608,9 @@ pub(crate) struct Dest {
     alive: TrackedCell<()>,
     pub(crate) prefix: NetAddress,
     refs: AtomicUsize,
-    /// Creation sequence of the next route (`Route::seq`: unique per destination, so
-    /// the tie-break of `selection_order` is total). Taken with a Relaxed `fetch_add`: only
-    /// uniqueness matters, and routes of one destination compare by it only once both are
-    /// published through the snapshot cell (whose CAS orders everything).
-    next_seq: AtomicU64,
-    /// Puts `routes`' address word at the start of line 2 (layout asserted above).
-    #[cfg(not(loom))]
-    _line1: [u64; 2],
+    /// The identity of the destination's own route, the one it was created with (see
+    /// `identity.rs`): its references are this destination's.
+    pub(crate) own: Identity,
     pub(crate) routes: EpochCell<RouteList>,
     first: InlineSlot<RouteList>,
 }
@@ -640,16 +639,13 @@ impl Drop for Dest {
 impl Dest {
     /// A new, unlinked destination with an empty snapshot and one reference, which the
     /// returned pointer holds (it becomes the trie link once inserted).
-    pub(crate) fn create(prefix: NetAddress) -> DestPtr {
+    pub(crate) fn create(prefix: NetAddress, owner: Arc<Entity>) -> DestPtr {
         crate::sync::LIVE_DESTS.add(1);
         let p = arena_new(Dest {
             alive: TrackedCell::new(()),
             prefix,
             refs: AtomicUsize::new(1),
-            // 0 is the first route's (`Updater::new_dest`).
-            next_seq: AtomicU64::new(1),
-            #[cfg(not(loom))]
-            _line1: [0; 2],
+            own: Identity::new(owner),
             // Starts empty, which reads as dead: the shared dead list outside loom (no
             // block to allocate and retire); loom builds allocate it (see `shared_dead`).
             routes: match RouteList::shared_dead() {
@@ -671,11 +667,11 @@ impl Dest {
     /// deferred move-out, `RouteList::placed`, which `EpochCell::swap_placed` requires.)
     pub(crate) fn install_first<'g>(this: &DestPtr, list: RouteList, g: &'g Guard) -> &'g RouteList {
         debug_assert!(!list.is_dead(), "a placed list holds a route");
-        debug_assert!(list.entries.iter().all(|e| core::ptr::eq(e.route.dest.as_ptr(), this.as_ptr())));
+        debug_assert!(list.entries.iter().all(|e| core::ptr::eq(e.route.dest(), this.as_ptr())));
         // The current snapshot owns counts on its routes and versions (the caller holds
         // its own, so they are alive).
         for e in list.entries.iter() {
-            core::mem::forget(Counted::clone(&e.route));
+            core::mem::forget(RoutePtr::clone(&e.route));
             core::mem::forget(Arc::clone(e.info()));
         }
         // SAFETY: `this` came from `create` and is not linked yet (the caller's contract),
@@ -737,9 +733,18 @@ impl Dest {
         self.prefetch();
     }
 
-    /// A fresh creation sequence for a new route of this destination (see `next_seq`).
-    pub(crate) fn take_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    /// A new reference to `self`, which the caller reaches through a reference it holds
+    /// (so the count is at least 1).
+    pub(crate) fn counted_clone(&self) -> DestPtr {
+        // Relaxed: a reference made from a held one, as in `DestPtr::clone`.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        self.counted()
+    }
+
+    /// The reference count (tests only: racy by nature).
+    #[cfg(test)]
+    pub(crate) fn ref_count(&self) -> usize {
+        self.refs.load(Ordering::Relaxed)
     }
 
     /// A counted pointer to `self`, for a reference just taken.
@@ -857,6 +862,35 @@ impl DestPtr {
         let p = self.0.as_ptr();
         core::mem::forget(self);
         p
+    }
+
+    /// Gives up this reference as the destination's address, for a pointer that keeps it
+    /// in a tagged word (`identity::RoutePtr`); [`from_raw`](Self::from_raw) takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<Dest> {
+        let p = self.0;
+        core::mem::forget(self);
+        p
+    }
+
+    /// Takes back a reference given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and that reference is taken back once.
+    pub(crate) unsafe fn from_raw(p: NonNull<Dest>) -> DestPtr {
+        DestPtr(p)
+    }
+
+    /// Borrows the destination of a reference given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and that reference is held for `'a`.
+    #[inline(always)]
+    pub(crate) unsafe fn borrow_raw<'a>(p: NonNull<Dest>) -> &'a Dest {
+        // SAFETY: the reference the caller holds keeps the count >= 1 for `'a`, so the
+        // destination is not retired (as in `Deref`).
+        let d = unsafe { p.as_ref() };
+        d.alive.touch();
+        d
     }
 
     /// Re-owns the trie's link reference after a successful unlink.
@@ -1017,7 +1051,8 @@ mod tests {
     /// the check that the defence itself works.
     #[test]
     fn try_ref_refuses_a_retired_destination() {
-        let d = Dest::create("10.0.0.0/8".parse().unwrap());
+        let owner = Arc::new(crate::entity::Entity::new(crate::EntityId::new(1, 1)));
+        let d = Dest::create("10.0.0.0/8".parse().unwrap(), owner);
         let extra = d.try_ref().expect("a live destination can be referenced");
         assert_eq!(d.refs.load(Ordering::Relaxed), 2);
         drop(extra);
@@ -1048,11 +1083,11 @@ mod tests {
         let same_id = Arc::new(Entity::new(id));
         assert_ne!(same_id.serial, a.entity.serial);
         let g = epoch::pin();
-        let list = ra.route.dest.list(&g);
+        let list = ra.route.dest().list(&g);
         assert_eq!(list.entries.len(), 2);
         for e in list.entries.iter() {
-            let of_a = Counted::ptr_eq(&e.route, &ra.route);
-            assert!(of_a || Counted::ptr_eq(&e.route, &rb.route));
+            let of_a = RoutePtr::ptr_eq(&e.route, &ra.route);
+            assert!(of_a || RoutePtr::ptr_eq(&e.route, &rb.route));
             assert_eq!(a.entity.owns(e), of_a);
             assert_eq!(b.entity.owns(e), !of_a);
             assert!(!same_id.owns(e), "another registration of the same id owns nothing here");
@@ -1078,13 +1113,17 @@ mod tests {
         let rtm = Rtm::new();
         let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
         let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let c = rtm.register(AddressFamily::Ipv4, EntityId::new(3, 1)).unwrap();
         let p = "10.0.0.0/8".parse().unwrap();
         let count = |r: &RouteRef| {
             crate::drain_deferred_garbage();
-            Counted::count(&r.route)
+            r.route.count()
         };
+        // `c` creates the destination (its own route), so `a`'s and `b`'s are blocks, whose
+        // counts are theirs alone.
+        let (rc, _) = c.add_route(&p, RouteParams::new(1, 1)).unwrap();
         let (ra, _) = a.add_route(&p, RouteParams::new(5, 1)).unwrap();
-        assert_eq!(count(&ra), 2, "handle + first snapshot");
+        assert_eq!(count(&ra), 2, "handle + snapshot");
         let v1 = ra.info();
         crate::drain_deferred_garbage();
         assert_eq!(Arc::strong_count(&v1), 3, "interner + snapshot + v1");
@@ -1103,7 +1142,16 @@ mod tests {
         b.delete_route(&rb).unwrap();
         assert_eq!((count(&ra), count(&rb)), (2, 1), "a removed route keeps only its handle");
         a.delete_route(&ra).unwrap();
-        assert_eq!(count(&ra), 1, "the last route: the destination died");
+        assert_eq!(count(&ra), 1);
+        // The own route's counts are its destination's: the trie link, the current
+        // snapshot's count on the own route, the handle, one per route block (`ra`'s and
+        // `rb`'s handles keep theirs), and the current snapshot's if it is placed.
+        let is_placed = placed(rtm.table(AddressFamily::Ipv4), "10.0.0.0/8").unwrap();
+        assert_eq!(count(&rc), 5 + usize::from(is_placed));
+        c.delete_route(&rc).unwrap();
+        assert_eq!(count(&rc), 3, "the last route: the destination died (unlinked, dead list)");
+        drop((ra, rb));
+        assert_eq!(count(&rc), 1, "only the handle");
         // One version shared by two routes (same owner and parameters, on two destinations).
         let q = "10.1.0.0/16".parse().unwrap();
         let (r1, _) = a.add_route(&p, RouteParams::new(9, 9)).unwrap();

@@ -83,7 +83,7 @@ impl Entity {
     /// then (only on a tag match) the route object.
     #[inline]
     pub(crate) fn owns(&self, e: &crate::dest::Entry) -> bool {
-        e.owner == self.serial && core::ptr::eq(Arc::as_ptr(&e.route.owner), self)
+        e.owner == self.serial && core::ptr::eq(Arc::as_ptr(e.route.owner()), self)
     }
 
     /// A route version of this entity with `params`: shared with its other routes that
@@ -155,6 +155,10 @@ impl EntityRef {
         }
         crate::sync::fence(Ordering::SeqCst);
         self.table.withdraw_all(&self.entity);
+        // Destinations this entity created keep its record (their own routes' owner) until
+        // they die; its versions need not stay with it. (An add racing the deregistration
+        // may intern one more, freed with the record.)
+        self.entity.infos.clear();
         self.table.entities.remove_if(&self.entity.id, |e| Arc::ptr_eq(e, &self.entity));
         Ok(())
     }
@@ -172,5 +176,30 @@ impl fmt::Debug for EntityRef {
             .field("family", &self.table.family)
             .field("registered", &self.is_registered())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::sync::Arc;
+    use crate::{AddressFamily, EntityId, RouteParams, Rtm};
+
+    /// A destination an entity created keeps the entity's record after deregistration
+    /// (its own route's owner) while another entity's route keeps the destination, but
+    /// not the entity's versions: the interner is emptied.
+    #[test]
+    fn deregistration_empties_the_versions() {
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let p = "10.0.0.0/8".parse().unwrap();
+        drop(a.add_route(&p, RouteParams::new(5, 1)).unwrap());
+        drop(b.add_route(&p, RouteParams::new(6, 1)).unwrap());
+        assert_eq!(a.entity.infos.len(), 1);
+        a.deregister().unwrap();
+        crate::drain_deferred_garbage();
+        assert_eq!(a.entity.infos.len(), 0);
+        assert_eq!(rtm.table(AddressFamily::Ipv4).route_count(), 1);
+        assert_eq!(Arc::strong_count(&a.entity), 2, "the handle and the destination it created");
     }
 }

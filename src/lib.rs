@@ -8,6 +8,7 @@ mod dest;
 mod entity;
 mod error;
 pub mod gen;
+mod identity;
 mod prefix;
 mod query;
 mod route;

@@ -1,10 +1,10 @@
 //! Routes: the caller-facing value types ([`RouteParams`], [`RouteInfo`], [`NextHop`],
-//! [`ChangeFlags`]) and the route identity object behind a [`RouteRef`].
+//! [`ChangeFlags`]) and the route handle, [`RouteRef`].
 //!
 //! # Identity and versions
-//! A route's identity is the [`Route`] object, created when `(destination, owner,
-//! neighbour)` is first added and kept across updates; a [`RouteRef`] is a reference-counted
-//! pin of it (`Clone` = RtmReferenceHandles, `Drop` = RtmReleaseRoutes). Its contents are
+//! A route's identity (`identity.rs`: its destination's own route, or a route block) is
+//! created when `(destination, owner, neighbour)` is first added and kept across updates;
+//! a [`RouteRef`] is a reference-counted pin of it (`Clone` = RtmReferenceHandles, `Drop` = RtmReleaseRoutes). Its contents are
 //! an immutable [`RouteInfo`] replaced as a whole; the only copy lives in the destination's
 //! route-list snapshot, so a handle reads its route's entry in the current snapshot (after
 //! a writer returns, the handle shows its version or a newer one). A `RouteInfo` holds no
@@ -15,7 +15,7 @@
 //! # Deletion
 //! A deleted route stays readable through its handles (state [`RouteState::Deleted`],
 //! last contents) until the last handle is released. Its last contents are the route's
-//! *tombstone* (`Route::gone`, an epoch-reclaimed slot that stays empty until a delete),
+//! *tombstone* (`Identity::gone`, an epoch-reclaimed slot that stays empty until a delete),
 //! written by the deleter *before* the snapshot CAS that removes the route, so a reader
 //! that no longer finds the route in the snapshot finds the tombstone. A delete attempt
 //! whose CAS fails may have written a tombstone from an older snapshot; the slot is a *max
@@ -23,11 +23,10 @@
 //! successful deleter read the newest snapshot holding the route, so its tombstone is the
 //! one that stays.
 
-use crate::dest::DestPtr;
 use crate::entity::{Entity, EntityId};
+use crate::identity::RoutePtr;
 use crate::prefix::NetAddress;
-use crate::sync::epoch::Guard;
-use crate::sync::{Arc, Counted, MaxSlot, SharedSlice};
+use crate::sync::{Arc, SharedSlice};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -286,49 +285,16 @@ impl RouteInfo {
     }
 }
 
-/// The route identity object. See the module docs.
-pub(crate) struct Route {
-    /// Its destination (a counted reference: a route handle keeps the destination
-    /// readable).
-    pub(crate) dest: DestPtr,
-    pub(crate) owner: Arc<Entity>,
-    /// Creation order on its destination: the last tie-breaker of route selection.
-    pub(crate) seq: u64,
-    /// The tombstone: empty until a delete attempt; then the route's last contents, keyed
-    /// by the generation of the snapshot that removed it (see the module docs).
-    gone: MaxSlot<RouteInfo>,
-}
-
-impl Route {
-    pub(crate) fn new(dest: DestPtr, owner: Arc<Entity>, seq: u64) -> Self {
-        crate::sync::LIVE_ROUTES.add(1);
-        Self { dest, owner, seq, gone: MaxSlot::empty() }
-    }
-
-    /// Records `info` as this route's last contents, removed by the snapshot of generation
-    /// `gen`, unless the tombstone already holds contents at least as new. Call before the
-    /// CAS that removes the route.
-    pub(crate) fn bury(&self, gen: u64, info: &Arc<RouteInfo>, g: &Guard) {
-        self.gone.raise(gen, info, g);
-    }
-}
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        crate::sync::LIVE_ROUTES.add(-1);
-    }
-}
-
 /// Route selection order: lower preference, then lower metric, then lower owner entity id
 /// (protocol id, then instance id), then neighbour (routes without one first, then by
 /// address and interface), then creation order on the destination. Total and
 /// deterministic: a tie never depends on timing.
-pub(crate) fn selection_order(a: (&Route, &RouteInfo), b: (&Route, &RouteInfo)) -> CmpOrdering {
+pub(crate) fn selection_order(a: (&RoutePtr, &RouteInfo), b: (&RoutePtr, &RouteInfo)) -> CmpOrdering {
     // The creation sequence is read only on a full tie of the versions' keys: it lives in
     // the route object, a cache line a writer's sort would otherwise load per entry.
     (a.1.preference, a.1.metric, a.1.owner, a.1.neighbour)
         .cmp(&(b.1.preference, b.1.metric, b.1.owner, b.1.neighbour))
-        .then_with(|| a.0.seq.cmp(&b.0.seq))
+        .then_with(|| a.0.seq().cmp(&b.0.seq()))
 }
 
 /// A reference-counted pin of a route (RTMv2 route handle). `Clone` adds a reference,
@@ -336,7 +302,7 @@ pub(crate) fn selection_order(a: (&Route, &RouteInfo), b: (&Route, &RouteInfo)) 
 #[derive(Clone)]
 #[must_use = "dropping a RouteRef releases the route handle"]
 pub struct RouteRef {
-    pub(crate) route: Counted<Route>,
+    pub(crate) route: RoutePtr,
 }
 
 impl RouteRef {
@@ -347,7 +313,7 @@ impl RouteRef {
         // The snapshot load is Acquire and pairs with the Release CAS that removed the route,
         // which the deleter made after `bury`: a route missing from the snapshot has its
         // tombstone visible here.
-        let list = r.dest.list(&g);
+        let list = r.dest().list(&g);
         if let Some(i) = list.position(r) {
             return Arc::clone(list.entries[i].info());
         }
@@ -355,21 +321,21 @@ impl RouteRef {
         // their CAS), so it is missing only once deleted: the tombstone is set. (Checked
         // by the loom models, built with debug assertions; a release build that broke the
         // invariant would report a deleted route without contents rather than panic.)
-        let tomb = r.gone.load(&g);
+        let tomb = r.tombstone(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
         let last =
-            tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner.id), |t| t.clone());
+            tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner().id), |t| t.clone());
         Arc::new(last.deleted())
     }
 
     /// The destination prefix.
     pub fn prefix(&self) -> NetAddress {
-        self.route.dest.prefix
+        self.route.dest().prefix
     }
 
     /// The owning entity's id.
     pub fn owner(&self) -> EntityId {
-        self.route.owner.id
+        self.route.owner().id
     }
 
     /// Created or deleted.
@@ -377,7 +343,7 @@ impl RouteRef {
         // A route is live exactly while its snapshot holds it (what `info` reads); no
         // need to build the tombstone's copy just to read its state.
         let g = crate::sync::epoch::pin();
-        match self.route.dest.list(&g).position(&self.route) {
+        match self.route.dest().list(&g).position(&self.route) {
             Some(_) => RouteState::Created,
             None => RouteState::Deleted,
         }
@@ -385,18 +351,18 @@ impl RouteRef {
 
     /// A handle to the route's destination (which may have left the table).
     pub fn dest(&self) -> crate::dest::DestRef {
-        crate::dest::DestRef { dest: self.route.dest.clone() }
+        crate::dest::DestRef { dest: self.route.dest_ptr() }
     }
 
     /// The views in which this route is currently its destination's best route
     /// (RtmIsBestRoute); empty if it is deleted.
     pub fn best_in_views(&self) -> ViewSet {
         let g = crate::sync::epoch::pin();
-        let list = self.route.dest.list(&g);
+        let list = self.route.dest().list(&g);
         let mut out = ViewSet::ANY;
         for v in list.views().iter() {
             if let Some(e) = list.best(v) {
-                if Counted::ptr_eq(&e.route, &self.route) {
+                if RoutePtr::ptr_eq(&e.route, &self.route) {
                     out = out.with(v);
                 }
             }
@@ -406,11 +372,11 @@ impl RouteRef {
 
     /// Whether two handles name the same route.
     pub fn ptr_eq(&self, other: &RouteRef) -> bool {
-        Counted::ptr_eq(&self.route, &other.route)
+        RoutePtr::ptr_eq(&self.route, &other.route)
     }
 
     pub(crate) fn is_owned_by(&self, e: &Arc<Entity>) -> bool {
-        Arc::ptr_eq(&self.route.owner, e)
+        Arc::ptr_eq(self.route.owner(), e)
     }
 }
 

@@ -11,9 +11,10 @@
 use crate::dest::{Dest, DestPtr, Entry, RouteList};
 use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
+use crate::identity::RoutePtr;
 use crate::prefix::NetAddress;
-use crate::route::{AddMode, ChangeFlags, Route, RouteInfo, RouteParams, RouteRef};
-use crate::sync::{epoch, fence, Arc, Counted, Ordering};
+use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
+use crate::sync::{epoch, fence, Arc, Ordering};
 use crate::table::TableInner;
 use crate::view::ViewSet;
 
@@ -24,11 +25,11 @@ use crate::view::ViewSet;
 /// Only those views can qualify: a transition changes one route and the selection order
 /// is total, so in every other view the same routes keep the same order and the same best
 /// route (which is not `route`).
-fn best_changed(old: &RouteList, new: &RouteList, route: &Counted<Route>, views: ViewSet) -> bool {
-    let me = Counted::as_ptr(route);
+fn best_changed(old: &RouteList, new: &RouteList, route: &RoutePtr, views: ViewSet) -> bool {
+    let me = route.addr();
     views.iter().any(|v| {
-        let o = old.best(v).map(|e| Counted::as_ptr(&e.route));
-        let n = new.best(v).map(|e| Counted::as_ptr(&e.route));
+        let o = old.best(v).map(|e| e.route.addr());
+        let n = new.best(v).map(|e| e.route.addr());
         o != n || o == Some(me) || n == Some(me)
     })
 }
@@ -85,8 +86,8 @@ impl EntityRef {
     ) -> (RouteRef, ChangeFlags) {
         let t = &*self.table;
         let g = epoch::pin();
-        // A route object created by a failed attempt, reused if its sequence still fits.
-        let mut spare: Option<Counted<Route>> = None;
+        // A route block created by a failed attempt, reused if its sequence still fits.
+        let mut spare: Option<RoutePtr> = None;
         let (route, flags) = loop {
             let Some(dest) = t.trie.get(prefix, &g) else {
                 if let Some(r) = self.create_dest(prefix, info, &g) {
@@ -129,9 +130,10 @@ impl EntityRef {
         prefix: &NetAddress,
         info: &Arc<RouteInfo>,
         g: &epoch::Guard,
-    ) -> (DestPtr, Counted<Route>) {
-        let dest = Dest::create(*prefix);
-        let route = Counted::new(Route::new(dest.clone(), self.entity.clone(), 0));
+    ) -> (DestPtr, RoutePtr) {
+        // The new route is the destination's own (`identity.rs`).
+        let dest = Dest::create(*prefix, self.entity.clone());
+        let route = RoutePtr::own(dest.clone());
         // The empty first list is retired through the epoch like any replaced snapshot.
         // Freeing it at once (session 5), or creating the destination with its first list
         // in place (session 6), saves one deferred free (under 5 % of a load) but made the
@@ -144,7 +146,7 @@ impl EntityRef {
 
     /// Bookkeeping once the trie links `dest` (made by `new_dest`): the trie keeps its
     /// reference as the link.
-    pub(crate) fn linked(&self, dest: DestPtr, route: Counted<Route>) -> (RouteRef, ChangeFlags) {
+    pub(crate) fn linked(&self, dest: DestPtr, route: RoutePtr) -> (RouteRef, ChangeFlags) {
         let t = &*self.table;
         let _link = dest.into_link();
         t.dest_count.add(1);
@@ -155,7 +157,7 @@ impl EntityRef {
     /// After an add published routes: if the entity was deregistered meanwhile, its
     /// withdraw-all scan may have missed them, so withdraw them here (store-buffering with
     /// `deregister`, see entity.rs).
-    pub(crate) fn withdraw_if_deregistered<'a>(&self, routes: impl Iterator<Item = &'a Counted<Route>>) {
+    pub(crate) fn withdraw_if_deregistered<'a>(&self, routes: impl Iterator<Item = &'a RoutePtr>) {
         fence(Ordering::SeqCst);
         if !self.entity.is_registered() {
             for r in routes {
@@ -172,7 +174,7 @@ impl EntityRef {
         dest: &Dest,
         info: &Arc<RouteInfo>,
         mode: AddMode,
-        spare: &mut Option<Counted<Route>>,
+        spare: &mut Option<RoutePtr>,
     ) -> Option<(RouteRef, ChangeFlags)> {
         let t = &*self.table;
         let me = &self.entity;
@@ -184,7 +186,7 @@ impl EntityRef {
                 let mine = |e: &&Entry| me.owns(e);
                 // Among several matches (possible after `New` or `First`), the oldest.
                 let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
-                    it.min_by_key(|e| e.route.seq).and_then(|f| cur.position(&f.route))
+                    it.min_by_key(|e| e.route.seq()).and_then(|f| cur.position(&f.route))
                 };
                 let existing = match mode {
                     AddMode::Normal => oldest(
@@ -199,16 +201,20 @@ impl EntityRef {
                     Some(i) => {
                         views = views | cur.entries[i].views();
                         let (list, delta) = cur.with_info(i, info);
-                        (list, delta, Counted::clone(&cur.entries[i].route), false)
+                        (list, delta, RoutePtr::clone(&cur.entries[i].route), false)
                     }
                     None => {
+                        // The creation sequence is the generation of the snapshot that
+                        // adds the route (`identity.rs`, "Creation sequence").
+                        let seq = cur.gen + 1;
                         let r = match spare {
-                            // Reusable only for the same destination: a spare built for a
-                            // destination that died belongs to that one.
-                            Some(r) if core::ptr::eq(r.dest.as_ptr(), dest) => r.clone(),
+                            // Reusable only for the same destination (a spare built for a
+                            // destination that died belongs to that one) and the same
+                            // transition.
+                            Some(r) if core::ptr::eq(r.dest(), dest) && r.seq() == seq => r.clone(),
                             _ => {
                                 let dp = dest.try_ref().ok_or(())?;
-                                let r = Counted::new(Route::new(dp, me.clone(), dest.take_seq()));
+                                let r = RoutePtr::block(dp, me.clone(), seq);
                                 *spare = Some(r.clone());
                                 r
                             }
@@ -243,7 +249,7 @@ impl EntityRef {
         let r = &route.route;
         let info = self.entity.version(&params);
         let g = epoch::pin();
-        let (old, new, views) = r.dest.modify(&g, |cur| {
+        let (old, new, views) = r.dest().modify(&g, |cur| {
             let i = cur.position(r).ok_or(Error::NotFound)?;
             let views = cur.entries[i].views() | info.views;
             let (list, delta) = cur.with_info(i, &info);
@@ -275,23 +281,19 @@ pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
 
 /// Removes `route` from its destination; kills and unlinks the destination if it was the
 /// last route.
-pub(crate) fn remove_route(t: &TableInner, route: &Counted<Route>) -> Result<ChangeFlags> {
+pub(crate) fn remove_route(t: &TableInner, route: &RoutePtr) -> Result<ChangeFlags> {
     let g = epoch::pin();
     let (flags, dead) = detach(t, route, &g)?;
     if dead {
-        t.unlink(&route.dest, &g);
+        t.unlink(route.dest(), &g);
     }
     Ok(flags)
 }
 
 /// Removes `route` from its destination's snapshot; `true` if that killed the destination,
 /// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
-pub(crate) fn detach(
-    t: &TableInner,
-    route: &Counted<Route>,
-    g: &epoch::Guard,
-) -> Result<(ChangeFlags, bool)> {
-    let dest = &route.dest;
+pub(crate) fn detach(t: &TableInner, route: &RoutePtr, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
+    let dest = route.dest();
     let (old, new, (views, _tomb)) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
         let gen = cur.gen + 1;
@@ -325,7 +327,7 @@ impl TableInner {
             self.trie.for_each(&g, &mut |d| {
                 for e in d.list(&g).entries.iter() {
                     if entity.owns(e) {
-                        victims.push(Counted::clone(&e.route));
+                        victims.push(RoutePtr::clone(&e.route));
                     }
                 }
             });

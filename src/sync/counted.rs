@@ -35,7 +35,9 @@ struct Inner<T> {
     value: T,
 }
 
-/// See the module docs.
+/// See the module docs. `repr(transparent)`: a `Counted<T>` is its block's address, so a
+/// tagged word holding that address can be borrowed as one ([`Counted::borrow_raw`]).
+#[repr(transparent)]
 pub(crate) struct Counted<T> {
     ptr: NonNull<Inner<T>>,
 }
@@ -56,14 +58,44 @@ impl<T> Counted<T> {
         Self { ptr: arena_new(Inner { refs: AtomicUsize::new(1), alive: TrackedCell::new(()), value }) }
     }
 
-    /// Whether `a` and `b` point to the same object.
-    #[inline(always)]
+    /// Whether `a` and `b` point to the same object (tests: `identity::RoutePtr` compares
+    /// its words).
+    #[cfg(test)]
     pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.ptr == b.ptr
     }
 
-    /// The value's address (for prefetching and identity comparisons).
+    /// Gives up this reference as the block's address (at least 8-aligned: the count comes
+    /// first), for a pointer that keeps it in a tagged word (`identity::RoutePtr`).
+    /// [`from_raw`](Self::from_raw) takes the reference back.
+    pub(crate) fn into_raw(this: Self) -> NonNull<u8> {
+        let p = this.ptr.cast();
+        core::mem::forget(this);
+        p
+    }
+
+    /// Takes back a reference given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw` on a `Counted<T>`, and that reference is taken back once.
+    pub(crate) unsafe fn from_raw(p: NonNull<u8>) -> Self {
+        Self { ptr: p.cast() }
+    }
+
+    /// Borrows a reference given up by [`into_raw`](Self::into_raw) and still held in `*p`.
+    ///
+    /// # Safety
+    /// `*p` came from `into_raw` on a `Counted<T>` and holds that reference while `p` is
+    /// borrowed.
     #[inline(always)]
+    pub(crate) unsafe fn borrow_raw(p: &NonNull<u8>) -> &Self {
+        // SAFETY: `Counted<T>` is `repr(transparent)` over a `NonNull`, which has the same
+        // layout whatever it points to; `*p` is that pointer (the caller's contract).
+        unsafe { &*(p as *const NonNull<u8>).cast::<Self>() }
+    }
+
+    /// The value's address (tests).
+    #[cfg(test)]
     pub(crate) fn as_ptr(this: &Self) -> *const T {
         // SAFETY: `ptr` is a live block (we hold a reference); only the field's address is
         // taken, nothing is read.

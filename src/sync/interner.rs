@@ -163,6 +163,18 @@ impl<T: Eq + Hash> Interner<T> {
         }
     }
 
+    /// Forgets every value (their other holders keep theirs): for an owner that will
+    /// intern no more (a deregistered entity, which destinations it created may keep
+    /// allocated for a long time; see `identity.rs`).
+    pub(crate) fn clear(&self) {
+        #[cfg(not(loom))]
+        for shard in &self.shards {
+            let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            s.map = HashMap::default();
+            s.sweep_at = MIN_SWEEP;
+        }
+    }
+
     /// Values the interner holds (test and memory accounting).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -204,6 +216,18 @@ mod tests {
         for (n, a) in kept.iter().enumerate() {
             assert!(Arc::ptr_eq(a, &i.intern(n as u32)));
         }
+    }
+
+    #[test]
+    fn clear_forgets_the_values_and_keeps_working() {
+        let i = Interner::new();
+        let a = i.intern(7u32);
+        i.clear();
+        assert_eq!(i.len(), 0);
+        assert_eq!(Arc::strong_count(&a), 1, "the holder keeps its value");
+        let b = i.intern(7u32);
+        assert!(!Arc::ptr_eq(&a, &b), "a cleared value is no longer shared");
+        assert!(Arc::ptr_eq(&b, &i.intern(7u32)));
     }
 
     #[test]
