@@ -329,19 +329,47 @@ fn two_deletes_one_route() {
     });
 }
 
-/// A route object's last two references are released on two threads, each after reading
+/// A route block's last two references are released on two threads, each after reading
 /// the route through its handle (`owner` pins no epoch, so only the count orders one
-/// thread's read before the other thread's drop and free of the object). Catches
+/// thread's read before the other thread's drop and free of the block). Another entity's
+/// route made the destination first, so `a`'s is a block (`identity.rs`). Catches
 /// `counted_relaxed_drop` (the block's liveness cell: a read not ordered before the free).
 #[test]
 fn route_handles_released_on_two_threads() {
     model(1, || {
         let rtm = Rtm::new();
         let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let (_rb, _) = b.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 2)).unwrap();
         let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
         a.delete_route(&r).unwrap();
         // The removed snapshot's reference goes with its deferred drop: then only the two
         // handles hold the route.
+        assert!(rtm::flush_epoch(FLUSHES));
+        let r2 = r.clone();
+        let w = thread::spawn(move || {
+            assert_eq!(r2.owner(), EntityId::new(1, 1));
+            drop(r2);
+        });
+        assert_eq!(r.owner(), EntityId::new(1, 1));
+        drop(r);
+        w.join().unwrap();
+    });
+}
+
+/// The same for a destination's own route, whose references are its destination's: the
+/// route was the last one, so once it is deleted (the destination unlinked) and the
+/// deferred releases have run, the two handles are all that hold the destination, and the
+/// last release frees it, own route and all. Catches `relaxed_release` (the destination's
+/// liveness cell: the other thread's read of the own route's owner is not ordered before
+/// the free).
+#[test]
+fn own_route_handles_released_on_two_threads() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let (r, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        a.delete_route(&r).unwrap();
         assert!(rtm::flush_epoch(FLUSHES));
         let r2 = r.clone();
         let w = thread::spawn(move || {
