@@ -170,7 +170,7 @@ pub(crate) fn remove_routes(t: &TableInner, routes: &[RoutePtr]) {
 /// the result). No per-item vector is built: on a fragmented heap every large temporary
 /// allocation costs a consolidation of the allocator's bins.
 ///
-/// A window of items at a time: prefetch the route objects, then (reading them) their
+/// A window of items at a time: prefetch the route identities, then (reading them) their
 /// destinations' two lines, then (reading those) each current snapshot, then detach on
 /// warm lines. Each item is a chain of dependent misses (route -> destination ->
 /// snapshot); the window overlaps the chains of its items, which matters most when the

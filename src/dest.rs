@@ -27,7 +27,7 @@
 //! deferred drop reads the slot.
 //!
 //! # Ownership
-//! A snapshot's entries own nothing: each is a bitwise share of a route object and a
+//! A snapshot's entries own nothing: each is a bitwise share of a route identity and a
 //! version ([`Entry`]). The destination's *current* snapshot owns one count on each of
 //! its entries' routes and versions (a multiset: several routes may share a version);
 //! replaced snapshots own none. So copying a snapshot into the next one is a memory copy
@@ -56,7 +56,9 @@
 //!
 //! # References
 //! `refs` counts: one for the trie link (held from insertion until unlink), one per route
-//! object on it, one per placed snapshot not yet moved out, one per [`DestRef`]. Taking a
+//! block on it, one per reference to its own route (`identity.rs`: the current snapshot's
+//! while it holds the route, and every handle's), one per placed snapshot not yet moved
+//! out, one per [`DestRef`]. Taking a
 //! reference from a pointer found in the trie uses [`Dest::try_ref`], which never
 //! increments from zero (a destination at zero is already retired). Lock-free readers hold *uncounted* pointers found in the trie; the
 //! trie's link reference covers them, because it is released epoch-deferred after the
@@ -524,7 +526,7 @@ impl RouteList {
 
     /// Prefetches what a write by the entity numbered `owner` reads through the entries:
     /// every version (the identity match reads their neighbours, the sort their keys) and
-    /// the owner's own route objects (confirmed and counted by an update); owners are
+    /// the owner's own route identities (confirmed and counted by an update); owners are
     /// tagged in the entries, so other routes' objects are not read. Reads the entries:
     /// call once the snapshot is cached.
     #[inline]
@@ -1065,7 +1067,7 @@ mod tests {
     }
 
     /// A writer finds its own routes by the entries' owner tags (`Entity::owns`): the tag
-    /// tells registrations apart, and a tag match is confirmed on the route object, so
+    /// tells registrations apart, and a tag match is confirmed on the route's identity, so
     /// neither another entity nor another registration of the same id (a stale route of a
     /// deregistered one may still be on a destination while the deregistration's
     /// withdrawal runs) is taken for the owner.
@@ -1093,7 +1095,7 @@ mod tests {
             assert!(!same_id.owns(e), "another registration of the same id owns nothing here");
         }
         // A forged tag (the number of `a`'s registration on a copy of `b`'s entry) is
-        // still refused by the route object's owner.
+        // still refused by the route identity's owner.
         let forged = Entry {
             owner: a.entity.serial,
             ..list.entries.iter().find(|e| !a.entity.owns(e)).unwrap().share()

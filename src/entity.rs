@@ -62,7 +62,7 @@ pub(crate) struct Entity {
     /// This registration's number in the process: a route-list entry carries it
     /// (`dest::Entry::owner`) so that a writer finds its own routes on a destination
     /// without loading every route object. Unique until 2^32 registrations wrap it, so a
-    /// match is confirmed on the route object (`Route::owner`).
+    /// match is confirmed on the route's identity (`RoutePtr::owner`).
     pub(crate) serial: u32,
     pub(crate) registered: AtomicBool,
     /// The entity's distinct route versions, shared between its routes.
@@ -80,7 +80,7 @@ impl Entity {
     }
 
     /// Whether entry `e` is one of this entity's routes: the entry's owner tag,
-    /// then (only on a tag match) the route object.
+    /// then (only on a tag match) the route's identity.
     #[inline]
     pub(crate) fn owns(&self, e: &crate::dest::Entry) -> bool {
         e.owner == self.serial && core::ptr::eq(Arc::as_ptr(e.route.owner()), self)

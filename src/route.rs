@@ -291,7 +291,8 @@ impl RouteInfo {
 /// deterministic: a tie never depends on timing.
 pub(crate) fn selection_order(a: (&RoutePtr, &RouteInfo), b: (&RoutePtr, &RouteInfo)) -> CmpOrdering {
     // The creation sequence is read only on a full tie of the versions' keys: it lives in
-    // the route object, a cache line a writer's sort would otherwise load per entry.
+    // the route block (0 for a destination's own route), a line a writer's sort would
+    // otherwise load per entry.
     (a.1.preference, a.1.metric, a.1.owner, a.1.neighbour)
         .cmp(&(b.1.preference, b.1.metric, b.1.owner, b.1.neighbour))
         .then_with(|| a.0.seq().cmp(&b.0.seq()))

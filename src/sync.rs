@@ -14,7 +14,7 @@
 //! | [`EpochCell`] | an epoch-reclaimed `Atomic` (route-list snapshots) | the same, crossbeam in loom mode |
 //! | [`MaxSlot`] | an epoch-reclaimed max register, empty until raised (a deleted route's tombstone) | the same, crossbeam in loom mode |
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
-//! | [`Counted`] | an arena-allocated reference-counted pointer (route objects) | the same on the global allocator, loom's atomics |
+//! | [`Counted`] | an arena-allocated reference-counted pointer (route blocks) | the same on the global allocator, loom's atomics |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
 //! | [`batched`] | retirements stored in a thread-local arena chunk, deferred to the collector together | none (each deferred directly) |
 //!
@@ -194,7 +194,7 @@ impl Counter {
 /// Process-wide count of allocated destination objects (including ones awaiting epoch
 /// reclamation). Not maintained under loom (loom checks leaks itself).
 pub(crate) static LIVE_DESTS: LiveCount = LiveCount::new();
-/// Process-wide count of allocated route objects.
+/// Process-wide count of allocated route identities (blocks and destinations' own routes).
 pub(crate) static LIVE_ROUTES: LiveCount = LiveCount::new();
 
 /// A process-wide [`Counter`] usable in a `static` (a no-op under loom, whose atomics

@@ -332,7 +332,8 @@ impl Table {
 pub struct LiveObjects {
     /// Destination objects.
     pub dests: isize,
-    /// Route objects.
+    /// Route identities: route blocks, and one own route per destination object (released
+    /// with it; see `identity.rs`).
     pub routes: isize,
 }
 

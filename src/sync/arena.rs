@@ -12,7 +12,7 @@
 //!   and padded to 64); larger requests go to the global allocator.
 //! * Below [`SMALL_MAX`], requests aligned to at most 16 whose size rounds to a multiple
 //!   of 16 that is not one of 64 get a *small* class of that size (16, 32, 48, 80, ...),
-//!   16-aligned: a route object (48 bytes) or three snapshot entries (72, served by 80)
+//!   16-aligned: a route block (48 bytes) or three snapshot entries (72, served by 80)
 //!   then no longer take a 64- or 128-byte block. A small class is refilled four blocks at a time, a
 //!   multiple of 64 bytes, so the bump pointer stays 64-aligned for the line classes.
 //! * Freeing is lock-free: a push onto the class's free stack (a CAS loop on its head). It
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn class_mapping() {
         let s = |size, align| class_of(Layout::from_size_align(size, align).unwrap()).unwrap();
-        assert_eq!(s(40, 8).1, 48, "a route object");
+        assert_eq!(s(40, 8).1, 48, "a route block");
         assert_eq!(s(56, 8).1, 64, "a one-route snapshot stays in a line");
         assert_eq!(s(96, 8).1, 96, "two snapshot entries");
         assert_eq!(s(96, 64).1, 128, "64-aligned requests take line classes");

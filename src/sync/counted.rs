@@ -1,7 +1,8 @@
 //! [`Counted`]: a reference-counted pointer whose block comes from the node arena.
 //!
 //! # Why
-//! Route objects (a route's identity, see `route.rs`) are created and freed by the million
+//! Route blocks (the identity of a destination's routes after its first, see
+//! `identity.rs`) are created and freed by the million
 //! when a table loads or is deleted. As `std::sync::Arc`s they came from the global
 //! allocator, whose state then decided the speed of a delete: freed 64-byte chunks pile up
 //! in glibc's fast bins and every later large allocation consolidates them (a full table
