@@ -74,6 +74,9 @@ impl EntityRef {
         let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
         // Only called for valid items.
         let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
+        // Destinations given another route whose snapshot could not be placed (their slot
+        // still held the one replaced): `place_unplaced` moves them in later.
+        let mut unplaced = Vec::new();
         let g = epoch::pin();
         // The snapshots and trie nodes this retires go to the collector together.
         crate::sync::batched(&g, || {
@@ -115,7 +118,12 @@ impl EntityRef {
                     let Some(dest) = found[i] else { continue };
                     let mut spare = None;
                     out[i] = Some(Ok(match self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
-                        Some(r) => r,
+                        Some(r) => {
+                            if r.1.new && !dest.is_placed(dest.list(&g)) {
+                                unplaced.extend(dest.try_ref());
+                            }
+                            r
+                        }
                         // The destination died since step 1: the usual path handles it.
                         None => self.add_info(&routes[i].0, info(i), AddMode::Normal),
                     }));
@@ -126,6 +134,7 @@ impl EntityRef {
         // One pin did the work of many single adds and retired as much garbage (node
         // copies); collection runs on pins, so help it keep up.
         crate::sync::pace_reclamation(routes.len());
+        t.place_unplaced(unplaced);
         self.withdraw_if_deregistered(
             out.iter().flatten().filter_map(|r| r.as_ref().ok()).map(|(r, _)| &r.route),
         );

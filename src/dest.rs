@@ -473,6 +473,12 @@ impl RouteList {
         (Self::changed(self.gen + 1, &self.entries, Change::Insert(e)), delta)
     }
 
+    /// The next snapshot after this one with the same routes and versions, for moving a live
+    /// current snapshot into its destination's slot ([`Dest::place`]): no counts move.
+    pub(crate) fn copied(&self) -> Self {
+        Self::changed(self.gen + 1, &self.entries, Change::Replace(0, self.entries[0].share()))
+    }
+
     /// The next snapshot after this one without entry `i` (dead if it was the last), and
     /// its counts.
     pub(crate) fn without(&self, i: usize) -> (Self, Delta) {
@@ -704,6 +710,41 @@ impl Dest {
         // The counts the old snapshot held go, epoch-deferred.
         for e in old.entries.iter() {
             Counts::of(e).defer(g);
+        }
+    }
+
+    /// Whether `list` (read from this destination) is the one placed in its slot.
+    #[inline]
+    pub(crate) fn is_placed(&self, list: &RouteList) -> bool {
+        core::ptr::eq(list, self.first.as_ptr())
+    }
+
+    /// Moves the current snapshot into the destination's slot if it lives in a block of its
+    /// own and the slot is free (one transition that changes no route: a copy, placed, and
+    /// the block retired like any replaced snapshot). A write that finds the slot busy puts
+    /// its snapshot in a block; the slot frees after the grace period of the placed one it
+    /// replaced, and a destination nobody writes again would keep the block (and its line
+    /// apart from the one a lookup reads) for good: a table loaded feed by feed leaves most
+    /// destinations with several routes that way. `false` if the slot is still busy (try
+    /// again later); `true` once there is nothing to do (placed, or dead).
+    pub(crate) fn place(&self, g: &Guard) -> bool {
+        let cur = self.list(g);
+        if cur.is_dead() || self.is_placed(cur) {
+            return true;
+        }
+        if !self.routes.slot_may_be_free() {
+            return false;
+        }
+        let copy = |cur: &RouteList| {
+            if cur.is_dead() || self.is_placed(cur) {
+                return Err(());
+            }
+            Ok((cur.copied(), Delta::default(), ()))
+        };
+        match self.modify(g, copy) {
+            // Another writer may have claimed the slot meanwhile: the copy went to a block.
+            Ok((_, new, ())) => self.is_placed(new),
+            Err(()) => true,
         }
     }
 
@@ -1204,6 +1245,43 @@ mod tests {
         e.delete_route(&r).unwrap();
         assert_eq!(placed(t, "10.0.0.0/8"), None, "unlinked");
         assert_eq!(r.info().metric(), 3, "the tombstone keeps the last contents");
+    }
+
+    /// A batched add that gives destinations another route while their first snapshot is
+    /// still placed puts the new snapshots in blocks (the slots are busy); once the slots
+    /// are reclaimed, the next batched add (of any entity, on any prefix) moves them in
+    /// (`TableInner::place_unplaced`), the routes unchanged. Destinations that died
+    /// meanwhile are let go.
+    #[test]
+    fn batched_adds_place_the_snapshots_they_left_in_blocks() {
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewId, ViewSet};
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(AddressFamily::Ipv4);
+        let names: Vec<String> = (0..40).map(|i| format!("10.{i}.0.0/16")).collect();
+        let items = |pref: u32| -> Vec<(NetAddress, RouteParams)> {
+            names.iter().map(|n| (n.parse().unwrap(), RouteParams::new(pref, 1))).collect()
+        };
+        assert!(a.add_routes(&items(20)).unwrap().iter().all(|r| r.is_ok()));
+        assert!(names.iter().all(|n| placed(t, n) == Some(true)));
+        let theirs = b.add_routes(&items(10)).unwrap();
+        assert!(names.iter().all(|n| placed(t, n) == Some(false)), "the slots were busy");
+        assert_eq!(t.inner.unplaced.len(), names.len());
+        // One of them dies before it is placed.
+        a.delete_route(&t.get(&names[0].parse().unwrap(), ViewSet::ANY).unwrap().routes()[1]).unwrap();
+        b.delete_route(&theirs[0].as_ref().unwrap().0).unwrap();
+        crate::drain_deferred_garbage();
+        a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+        assert_eq!(placed(t, &names[0]), None);
+        assert!(names[1..].iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
+        assert_eq!(t.inner.unplaced.len(), 0);
+        for n in &names[1..] {
+            let d = t.get(&n.parse().unwrap(), ViewSet::ANY).unwrap();
+            let prefs: Vec<u32> = d.route_infos().iter().map(|(_, i)| i.preference()).collect();
+            assert_eq!(prefs, [10, 20], "both routes, best first");
+            assert_eq!(d.best(ViewId::UNICAST).unwrap().owner(), EntityId::new(2, 1));
+        }
     }
 
     /// Snapshot transitions keep the entries in selection order while moving only the

@@ -16,6 +16,7 @@
 //! | [`Registry`] | `dashmap::DashMap` | `loom::sync::Mutex<HashMap>` |
 //! | [`Counted`] | an arena-allocated reference-counted pointer (route blocks) | the same on the global allocator, loom's atomics |
 //! | [`Interner`] | sharded `std::sync::Mutex<HashMap>` (shared route versions) | no cache (always allocates) |
+//! | [`WorkList`] | `std::sync::Mutex<Vec>` (writers' deferred work) | `loom::sync::Mutex<Vec>` |
 //! | [`batched`] | retirements stored in a thread-local arena chunk, deferred to the collector together | none (each deferred directly) |
 //!
 //! `.ci/run` greps `src/` for these names outside `src/sync*` and fails if it finds one.
@@ -36,6 +37,7 @@ mod interner;
 mod max_slot;
 mod registry;
 mod retire;
+mod work_list;
 
 pub(crate) use cell::TrackedCell;
 pub(crate) use counted::Counted;
@@ -44,6 +46,7 @@ pub(crate) use interner::Interner;
 pub(crate) use max_slot::MaxSlot;
 pub(crate) use registry::Registry;
 pub(crate) use retire::batched;
+pub(crate) use work_list::WorkList;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{

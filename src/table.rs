@@ -11,7 +11,7 @@ use crate::dest::{Dest, DestPtr, DestRef};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
-use crate::sync::{epoch, Arc, Counter, Registry};
+use crate::sync::{epoch, Arc, Counter, Registry, WorkList};
 use crate::trie::Trie;
 use crate::view::ViewSet;
 
@@ -91,6 +91,7 @@ impl RtmBuilder {
                 entities: Registry::new(),
                 dest_count: Counter::new(),
                 route_count: Counter::new(),
+                unplaced: WorkList::new(),
             }),
         };
         Ok(Rtm {
@@ -171,9 +172,31 @@ pub(crate) struct TableInner {
     pub(crate) entities: Registry<EntityId, Arc<Entity>>,
     pub(crate) dest_count: Counter,
     pub(crate) route_count: Counter,
+    /// Destinations whose snapshot went to a block because their slot was busy when a
+    /// batched add gave them another route, with a reference each: later batched adds move
+    /// the snapshots into the slots once those are free ([`Dest::place`]).
+    pub(crate) unplaced: WorkList<DestPtr>,
 }
 
 impl TableInner {
+    /// Moves the snapshots of the destinations that earlier calls left unplaced into their
+    /// slots where those are free now, keeps the rest for a later call, and adds `fresh`
+    /// (this call's). Call unpinned: the slots of `fresh` free only after this thread's
+    /// pin of the call that filled them has ended.
+    pub(crate) fn place_unplaced(&self, fresh: Vec<DestPtr>) {
+        let earlier = self.unplaced.take();
+        let busy = if earlier.is_empty() {
+            earlier
+        } else {
+            let g = epoch::pin();
+            let busy: Vec<DestPtr> = earlier.into_iter().filter(|d| !d.place(&g)).collect();
+            drop(g);
+            busy
+        };
+        self.unplaced.extend(busy);
+        self.unplaced.extend(fresh);
+    }
+
     /// Unlinks a dead destination from the trie if it is still linked, releasing the
     /// trie's reference. Any thread may call it; exactly one unlink succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {

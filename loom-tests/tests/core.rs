@@ -503,6 +503,39 @@ fn batch_delete_vs_insert_below() {
     });
 }
 
+/// Moving a snapshot into its slot (`Dest::place`, which a batched add runs on the table's
+/// list of destinations it left unplaced) races an update of the same destination and the
+/// updater's read. Setup: `a`'s route is placed; `b`'s batched add puts the two-route list
+/// in a block (the slot still holds the list it replaced) and the destination on the list;
+/// the flushes free the slot. Then `a`'s batched add on another prefix (spawned thread)
+/// places the list while the main thread updates `b`'s route and reads it back. The copy
+/// is a compare-and-swap like any write, so the update is never lost, and a read after
+/// the update returned sees it, placed or not. Catches `lost_update` (the copy or the
+/// update overwrites the other).
+#[test]
+fn place_vs_update() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (_ra, _) = a.add_route(&p("10.0.0.0/8"), RouteParams::new(5, 1)).unwrap();
+        let (rb, _) = b.add_routes(&[(p("10.0.0.0/8"), RouteParams::new(4, 1))]).unwrap().remove(0).unwrap();
+        assert!(rtm::flush_epoch(FLUSHES));
+        let w = thread::spawn(move || {
+            assert!(a.add_routes(&[(p("10.1.0.0/16"), RouteParams::new(5, 1))]).unwrap()[0].is_ok());
+        });
+        b.update_route(&rb, RouteParams::new(4, 2)).unwrap();
+        assert_eq!(rb.info().metric(), 2, "the update is not lost");
+        let g = t.pin();
+        let best = t.lookup(&p("10.0.0.1/32"), &g).expect("routed");
+        assert_eq!(best.route().metric(), 2);
+        drop(g);
+        w.join().unwrap();
+        assert_eq!(t.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap().route_count(), 2);
+    });
+}
+
 /// Slot reuse: a destination's first list sits in its inline slot; an update (main thread)
 /// puts the next list in a block of its own and retires the placed one, and the main
 /// thread's flushes move it out after the grace period, freeing the slot; the other

@@ -320,6 +320,12 @@ impl<T: Touch> EpochCell<T> {
         unsafe { retire_with(g, drop_placed) };
     }
 
+    /// Whether the owner's slot looked free (a Relaxed load: a filter only; claiming it is
+    /// `compare_and_swap_in`'s).
+    pub(crate) fn slot_may_be_free(&self) -> bool {
+        self.slot_free.load(Ordering::Relaxed)
+    }
+
     /// Claims the owner's slot if it is free.
     fn claim_slot(&self) -> bool {
         // The Relaxed load only filters (the slot is usually busy). Acquire on the claim

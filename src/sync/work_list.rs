@@ -1,0 +1,104 @@
+//! [`WorkList`]: a bounded list of deferred work items that writers append to and take
+//! whole (destinations whose snapshot is waiting to move into its slot, `table.rs`).
+//!
+//! # Design
+//! A mutex around a `Vec`: `std::sync::Mutex` normally, `loom::sync::Mutex` under
+//! `cfg(loom)` (loom runs every model thread on one OS thread, so a std mutex held across a
+//! loom operation would deadlock the model; loom's is modelled). Only writers touch it,
+//! never lookups, and every critical section is a `Vec` append or swap: items are dropped
+//! and worked on outside the lock. [`take`](WorkList::take) gives up rather than wait when
+//! another writer holds the lock (the work is an optimisation; it waits for the next
+//! call). Past [`WorkList::CAP`] items, new ones are dropped: the work only saves memory,
+//! and the bound keeps a stalled epoch (a reader pinned for a long time, so no slot frees)
+//! from growing the list without limit.
+
+/// See the module docs.
+pub(crate) struct WorkList<T> {
+    #[cfg(not(loom))]
+    items: std::sync::Mutex<Vec<T>>,
+    #[cfg(loom)]
+    items: loom::sync::Mutex<Vec<T>>,
+}
+
+impl<T> WorkList<T> {
+    /// The most items the list keeps.
+    pub(crate) const CAP: usize = 1 << 16;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            items: std::sync::Mutex::new(Vec::new()),
+            #[cfg(loom)]
+            items: loom::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Appends `items` up to the bound; the rest are dropped (after the lock is released).
+    pub(crate) fn extend(&self, mut items: Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        let rest = {
+            // A poisoned lock still guards a whole `Vec` (no user code runs under it).
+            #[cfg(not(loom))]
+            let mut v = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            #[cfg(loom)]
+            let mut v = self.items.lock().unwrap();
+            let room = Self::CAP.saturating_sub(v.len());
+            let rest = items.split_off(room.min(items.len()));
+            v.append(&mut items);
+            rest
+        };
+        drop(rest);
+    }
+
+    /// Takes every item, or none if another thread holds the list.
+    pub(crate) fn take(&self) -> Vec<T> {
+        match self.items.try_lock() {
+            Ok(mut v) => core::mem::take(&mut *v),
+            #[cfg(not(loom))]
+            Err(std::sync::TryLockError::Poisoned(e)) => core::mem::take(&mut *e.into_inner()),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The number of items (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        #[cfg(not(loom))]
+        return self.items.lock().unwrap_or_else(|e| e.into_inner()).len();
+        #[cfg(loom)]
+        return self.items.lock().unwrap().len();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_what_was_added_up_to_the_bound() {
+        let w = WorkList::new();
+        assert!(w.take().is_empty());
+        w.extend(vec![1, 2]);
+        w.extend(vec![3]);
+        assert_eq!(w.take(), vec![1, 2, 3]);
+        assert!(w.take().is_empty(), "taken whole");
+        w.extend((0..WorkList::<usize>::CAP + 10).collect());
+        assert_eq!(w.len(), WorkList::<usize>::CAP, "items past the bound are dropped");
+        w.extend(vec![7]);
+        assert_eq!(w.len(), WorkList::<usize>::CAP);
+    }
+
+    #[test]
+    fn take_gives_up_while_another_thread_holds_the_list() {
+        let w = WorkList::new();
+        w.extend(vec![1]);
+        let held = w.items.lock().unwrap();
+        std::thread::scope(|s| {
+            assert!(s.spawn(|| w.take()).join().unwrap().is_empty());
+        });
+        drop(held);
+        assert_eq!(w.take(), vec![1]);
+    }
+}
