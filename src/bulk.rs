@@ -119,8 +119,9 @@ impl EntityRef {
                     let mut spare = None;
                     out[i] = Some(Ok(match self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
                         Some(r) => {
-                            if r.1.new && !dest.is_placed(dest.list(&g)) {
-                                unplaced.extend(dest.try_ref());
+                            let list = dest.list(&g);
+                            if r.1.new && !dest.is_placed(list) {
+                                unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
                             }
                             r
                         }

@@ -175,7 +175,8 @@ pub(crate) struct TableInner {
     /// Destinations whose snapshot went to a block because their slot was busy when a
     /// batched add gave them another route, with a reference each: later batched adds move
     /// the snapshots into the slots once those are free ([`Dest::place`]).
-    pub(crate) unplaced: WorkList<DestPtr>,
+    /// (With the generation of the snapshot left in a block: see `Dest::place`.)
+    pub(crate) unplaced: WorkList<(DestPtr, u64)>,
 }
 
 impl TableInner {
@@ -183,17 +184,33 @@ impl TableInner {
     /// slots where those are free now, keeps the rest for a later call, and adds `fresh`
     /// (this call's). Call unpinned: the slots of `fresh` free only after this thread's
     /// pin of the call that filled them has ended.
-    pub(crate) fn place_unplaced(&self, fresh: Vec<DestPtr>) {
+    pub(crate) fn place_unplaced(&self, fresh: Vec<(DestPtr, u64)>) {
         let earlier = self.unplaced.take();
-        let busy = if earlier.is_empty() {
-            earlier
-        } else {
+        if !earlier.is_empty() {
+            let mut keep = vec![false; earlier.len()];
             let g = epoch::pin();
-            let busy: Vec<DestPtr> = earlier.into_iter().filter(|d| !d.place(&g)).collect();
+            // The replaced blocks go to the collector together.
+            crate::sync::batched(&g, || {
+                // A window at a time: prefetch the destinations, then (reading them) their
+                // snapshots, then (reading those) the entry blocks, then copy on warm lines;
+                // the lines went cold since the call that left them (hints only, not in loom).
+                for (k, w) in earlier.chunks(crate::trie::BATCH).enumerate() {
+                    #[cfg(not(loom))]
+                    {
+                        w.iter().for_each(|(d, _)| d.prefetch_all());
+                        w.iter().for_each(|(d, _)| d.list(&g).prefetch());
+                        w.iter().for_each(|(d, _)| d.list(&g).prefetch_entry_block());
+                    }
+                    for (j, (d, gen)) in w.iter().enumerate() {
+                        keep[k * crate::trie::BATCH + j] = !d.place(*gen, &g);
+                    }
+                }
+            });
             drop(g);
-            busy
-        };
-        self.unplaced.extend(busy);
+            crate::sync::pace_reclamation(earlier.len());
+            let busy = earlier.into_iter().zip(keep).filter_map(|(item, busy)| busy.then_some(item));
+            self.unplaced.extend(busy.collect());
+        }
         self.unplaced.extend(fresh);
     }
 
