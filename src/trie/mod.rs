@@ -592,7 +592,7 @@ impl<V: Linked> Trie<V> {
     fn walk<'g>(&'g self, c: CNode<'g>, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
         // Internal prefixes by start slot then length, each slot's child after them.
         let mut pre: Vec<(u8, u8, usize)> =
-            c.prefixes().iter().map(|&(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
+            c.prefixes().map(|(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
         pre.sort_unstable();
         let mut children = c.children().peekable();
         let mut pi = 0;

@@ -22,10 +22,18 @@
 //!
 //! # Layout
 //! One 64-byte-aligned allocation: the [`Head`] (both bitmaps, then the counts), the slots,
-//! one value per leaf run, then the sorted internal prefixes, which only writers and the
-//! slow paths read. A lookup touches the head and the lines holding its slot and its run.
-//! Ranks are popcounts of the bitmap word holding the slot plus a stored count of the bits
-//! below that word.
+//! the *values* (one per leaf run, then one per *hidden* prefix), then the sorted internal
+//! prefixes, which only writers and the slow paths read. A lookup touches the head and the
+//! lines holding its slot and its run. Ranks are popcounts of the bitmap word holding the
+//! slot plus a stored count of the bits below that word.
+//!
+//! An internal prefix is 4 bytes ([`PEntry`]): its heap key and the index of a value
+//! holding it. Most prefixes are the longest prefix of some slot and so already have a
+//! run, whose value the entry names; a prefix for which every slot of its range sees a
+//! longer prefix (a /22 whose four /24s are all present) is *hidden* and gets a value of
+//! its own after the runs. The prefix array used to hold `(heap key, value)` pairs of 16
+//! bytes: on the 2023 full table that was 17.0 MB of the trie's 34.8 (each of those values
+//! was in a run as well, but for the hidden prefixes').
 //!
 //! # Ownership
 //! A node is built into a [`NodeBox`] (owned, unpublished), published as a raw address with
@@ -123,13 +131,35 @@ struct Head {
     n_children: u16,
     n_runs: u16,
     n_prefixes: u16,
+    /// Values after the runs: one per hidden prefix (see the module docs).
+    n_hidden: u16,
     children: Bits256,
     alive: TrackedCell<()>,
 }
 
 #[cfg(not(loom))]
-const _: () =
-    assert!(core::mem::offset_of!(Head, children) < 64 && core::mem::offset_of!(Head, n_prefixes) < 64);
+const _: () = assert!(
+    core::mem::offset_of!(Head, children) < 64
+        && core::mem::offset_of!(Head, n_prefixes) < 64
+        && core::mem::size_of::<Head>() == 88
+);
+
+/// An internal prefix in a node: its heap key (low 16 bits) and the index of the value
+/// holding it (high 16 bits): a run's, or a hidden prefix's after the runs (module docs).
+#[derive(Clone, Copy)]
+struct PEntry(u32);
+
+impl PEntry {
+    #[inline(always)]
+    fn key(self) -> HeapKey {
+        self.0 as HeapKey
+    }
+
+    #[inline(always)]
+    fn value_index(self) -> usize {
+        (self.0 >> 16) as usize
+    }
+}
 
 /// A node's children as `(slot, address)`, gathered for a copy (at most 256).
 type Children = StackVec<(u8, usize), 256>;
@@ -151,17 +181,22 @@ const _: () = assert!(core::mem::align_of::<AtomicUsize>() <= ALIGN);
 /// multiple of `usize`'s alignment). `layout` computes the same value.
 const SLOTS_AT: usize = core::mem::size_of::<Head>().next_multiple_of(core::mem::align_of::<AtomicUsize>());
 
-/// Layout of a node with `children` slots, `runs` run values and `prefixes` internal
-/// prefixes, and the byte offsets of the three arrays.
-fn layout(children: usize, runs: usize, prefixes: usize) -> (Layout, usize, usize, usize) {
-    // At most 256 slots + 256 runs and 511 prefixes: these sizes cannot overflow.
+/// Layout of a node with `children` slots, `values` values (runs, then hidden prefixes)
+/// and `prefixes` internal prefixes, and the byte offsets of the three arrays.
+fn layout(children: usize, values: usize, prefixes: usize) -> (Layout, usize, usize, usize) {
+    // At most 256 slots, 256 + 511 values and 511 prefixes: these sizes cannot overflow.
     let head = Layout::new::<Head>().align_to(ALIGN).expect("64 is a valid alignment");
     let (l, slots_at) = head.extend(Layout::array::<AtomicUsize>(children).expect("small")).expect("small");
     debug_assert_eq!(slots_at, SLOTS_AT);
-    let (l, runs_at) = l.extend(Layout::array::<usize>(runs).expect("small")).expect("small");
+    let (l, runs_at) = l.extend(Layout::array::<usize>(values).expect("small")).expect("small");
     debug_assert_eq!(runs_at, SLOTS_AT + children * SLOT);
-    let (l, pre_at) = l.extend(Layout::array::<(HeapKey, usize)>(prefixes).expect("small")).expect("small");
+    let (l, pre_at) = l.extend(Layout::array::<PEntry>(prefixes).expect("small")).expect("small");
     (l.pad_to_align(), slots_at, runs_at, pre_at)
+}
+
+/// [`layout`] of the node `h` heads.
+fn layout_of(h: &Head) -> (Layout, usize, usize, usize) {
+    layout(h.n_children as usize, h.n_runs as usize + h.n_hidden as usize, h.n_prefixes as usize)
 }
 
 /// An owned node that is not published yet. Dropping it frees it.
@@ -191,23 +226,42 @@ impl NodeBox {
         for &(s, _) in children {
             cw[(s >> 6) as usize] |= 1 << (s & 63);
         }
-        // At most one run per slot.
-        let mut runs: StackVec<usize, 256> = StackVec::new();
+        debug_assert!(prefixes.iter().all(|&(hk, v)| hk != 0 && hk < 512 && v != 0));
+        // At most one run per slot, then one value per hidden prefix.
+        let mut values: StackVec<usize, { 256 + 511 }> = StackVec::new();
+        // Each prefix's value index (`u16::MAX`: not known yet).
+        let mut at: StackVec<u16, 511> = StackVec::new();
         let mut lw = [0u64; 4];
+        let mut n_runs = 0;
         if !prefixes.is_empty() {
-            // Longest covering prefix per slot: fill in ascending length, longer overwrite.
-            let mut best = [0usize; 256];
-            for &(hk, v) in prefixes {
+            // Longest covering prefix per slot, as an index into `prefixes`: fill in
+            // ascending length, longer overwrite.
+            let mut best = [u16::MAX; 256];
+            for (i, &(hk, _)) in prefixes.iter().enumerate() {
                 let start = hk_start(hk) as usize;
                 let count = 1usize << (8 - hk_len(hk));
-                best[start..start + count].fill(v);
+                best[start..start + count].fill(i as u16);
+                at.push(u16::MAX);
             }
             let mut prev = usize::MAX;
-            for (s, &v) in best.iter().enumerate() {
+            for (s, &i) in best.iter().enumerate() {
+                let v = if i == u16::MAX { 0 } else { prefixes[i as usize].1 };
                 if v != prev {
                     lw[s >> 6] |= 1 << (s & 63);
-                    runs.push(v);
+                    values.push(v);
                     prev = v;
+                }
+                if i != u16::MAX && at[i as usize] == u16::MAX {
+                    // This slot's run holds prefix `i`'s value.
+                    at[i as usize] = (values.len() - 1) as u16;
+                }
+            }
+            n_runs = values.len();
+            for (i, &(_, v)) in prefixes.iter().enumerate() {
+                if at[i] == u16::MAX {
+                    // Hidden: longer prefixes cover every slot of its range.
+                    at[i] = values.len() as u16;
+                    values.push(v);
                 }
             }
         }
@@ -215,15 +269,16 @@ impl NodeBox {
             children: Bits256::new(cw),
             leaves: Bits256::new(lw),
             n_children: children.len() as u16,
-            n_runs: runs.len() as u16,
+            n_runs: n_runs as u16,
             n_prefixes: prefixes.len() as u16,
+            n_hidden: (values.len() - n_runs) as u16,
             alive: TrackedCell::new(()),
         };
-        let (layout, slots_at, runs_at, pre_at) = layout(children.len(), runs.len(), prefixes.len());
+        let (layout, slots_at, runs_at, pre_at) = layout(children.len(), values.len(), prefixes.len());
         let base = node_alloc(layout);
         let Some(raw) = NonNull::new(base.cast::<Head>()) else { std::alloc::handle_alloc_error(layout) };
-        // SAFETY: `base` is a fresh allocation of `layout`, whose head, slot, run and prefix
-        // ranges start at offsets 0, `slots_at`, `runs_at` and `pre_at`, are suitably
+        // SAFETY: `base` is a fresh allocation of `layout`, whose head, slot, value and
+        // prefix ranges start at offsets 0, `slots_at`, `runs_at` and `pre_at`, are suitably
         // aligned (Layout computed them) and are large enough for the counts written.
         unsafe {
             raw.as_ptr().write(head);
@@ -231,12 +286,11 @@ impl NodeBox {
             for (i, &(_, p)) in children.iter().enumerate() {
                 slots.add(i).write(AtomicUsize::new(p));
             }
-            core::ptr::copy_nonoverlapping(runs.as_ptr(), base.add(runs_at).cast::<usize>(), runs.len());
-            core::ptr::copy_nonoverlapping(
-                prefixes.as_ptr(),
-                base.add(pre_at).cast::<(HeapKey, usize)>(),
-                prefixes.len(),
-            );
+            core::ptr::copy_nonoverlapping(values.as_ptr(), base.add(runs_at).cast::<usize>(), values.len());
+            let entries = base.add(pre_at).cast::<PEntry>();
+            for (i, (&(hk, _), &j)) in prefixes.iter().zip(at.iter()).enumerate() {
+                entries.add(i).write(PEntry(hk as u32 | (j as u32) << 16));
+            }
         }
         Self(raw)
     }
@@ -280,8 +334,8 @@ pub(super) unsafe fn free(p: usize) {
     unsafe {
         let head = &mut *raw;
         head.alive.retire();
-        let (n, runs, pre) = (head.n_children as usize, head.n_runs as usize, head.n_prefixes as usize);
-        let (layout, slots_at, _, _) = layout(n, runs, pre);
+        let n = head.n_children as usize;
+        let (layout, slots_at, _, _) = layout_of(head);
         let slots = raw.cast::<u8>().add(slots_at).cast::<AtomicUsize>();
         core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(slots, n));
         core::ptr::drop_in_place(raw);
@@ -352,18 +406,41 @@ impl<'g> CNode<'g> {
         unsafe { &*self.slot_ptr(i) }
     }
 
-    /// Internal prefixes sorted by heap key: writers and the slow paths read these.
-    pub(super) fn prefixes(self) -> &'g [(HeapKey, usize)] {
+    /// The prefix entries, sorted by heap key.
+    fn entries(self) -> &'g [PEntry] {
         let h = self.head;
-        let (_, _, _, pre_at) = layout(h.n_children as usize, h.n_runs as usize, 0);
+        let (_, _, _, pre_at) = layout_of(h);
         // SAFETY: the prefix array starts at `pre_at` (the same layout computation as in
         // `build`) and holds `n_prefixes` initialized entries, immutable and live for `'g`.
         unsafe {
-            core::slice::from_raw_parts(
-                self.base().add(pre_at).cast::<(HeapKey, usize)>(),
-                h.n_prefixes as usize,
-            )
+            core::slice::from_raw_parts(self.base().add(pre_at).cast::<PEntry>(), h.n_prefixes as usize)
         }
+    }
+
+    /// The value an entry of this node names.
+    #[inline]
+    fn value(self, e: PEntry) -> usize {
+        let i = e.value_index();
+        debug_assert!(i < self.head.n_runs as usize + self.head.n_hidden as usize);
+        // SAFETY: `i` is below the value count: `build` wrote every entry with the index of
+        // a value it wrote (a run's or a hidden prefix's); values are immutable and live
+        // for `'g`.
+        unsafe { *self.run_ptr(i) }
+    }
+
+    /// Internal prefixes `(heap key, value)` sorted by heap key: writers and the slow
+    /// paths read these.
+    pub(super) fn prefixes(self) -> impl ExactSizeIterator<Item = (HeapKey, usize)> + 'g {
+        self.entries().iter().map(move |&e| (e.key(), self.value(e)))
+    }
+
+    /// The internal prefixes, gathered for a copy.
+    fn prefix_list(self) -> Prefixes {
+        let mut p = Prefixes::new();
+        for kv in self.prefixes() {
+            p.push(kv);
+        }
+        p
     }
 
     /// Index of the leaf run covering `slot`, if any prefix is stored here.
@@ -435,9 +512,9 @@ impl<'g> CNode<'g> {
 
     /// The value stored under heap key `hk` (0 if none).
     pub(super) fn get(self, hk: HeapKey) -> usize {
-        let p = self.prefixes();
-        match p.binary_search_by_key(&hk, |&(k, _)| k) {
-            Ok(i) => p[i].1,
+        let p = self.entries();
+        match p.binary_search_by_key(&hk, |e| e.key()) {
+            Ok(i) => self.value(p[i]),
             Err(_) => 0,
         }
     }
@@ -457,8 +534,7 @@ impl<'g> CNode<'g> {
 
     /// Bytes this node occupies.
     pub(super) fn heap_bytes(self) -> usize {
-        let h = self.head;
-        layout(h.n_children as usize, h.n_runs as usize, h.n_prefixes as usize).0.size()
+        layout_of(self.head).0.size()
     }
 
     /// Freezes every slot and returns the children as they are from now on (see the module
@@ -485,12 +561,12 @@ impl<'g> CNode<'g> {
 
     /// A frozen copy of the node: same prefixes, same children, unfrozen slots.
     pub(super) fn copy(self) -> NodeBox {
-        NodeBox::build(self.prefixes(), &self.freeze())
+        NodeBox::build(&self.prefix_list(), &self.freeze())
     }
 
     /// A copy with `hk -> v` added or replaced.
     pub(super) fn with_prefix(self, hk: HeapKey, v: usize) -> NodeBox {
-        let mut p = Prefixes::from_slice(self.prefixes());
+        let mut p = self.prefix_list();
         match p.binary_search_by_key(&hk, |&(k, _)| k) {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
@@ -500,7 +576,7 @@ impl<'g> CNode<'g> {
 
     /// A copy without `hk`.
     pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
-        let mut p = Prefixes::from_slice(self.prefixes());
+        let mut p = self.prefix_list();
         if let Ok(i) = p.binary_search_by_key(&hk, |&(k, _)| k) {
             p.remove(i);
         }
@@ -530,7 +606,7 @@ impl<'g> CNode<'g> {
             out
         }
         let c = self.freeze();
-        let p: Prefixes = merge(self.prefixes(), prefixes);
+        let p: Prefixes = merge(&self.prefix_list(), prefixes);
         let c: Children = merge(&c, children);
         NodeBox::build(&p, &c)
     }
@@ -541,7 +617,7 @@ impl<'g> CNode<'g> {
             Ok(i) => c[i].1 = ptr,
             Err(i) => c.insert(i, (slot, ptr)),
         }
-        NodeBox::build(self.prefixes(), &c)
+        NodeBox::build(&self.prefix_list(), &c)
     }
 
     /// A copy without child `slot`, provided the (now frozen) slot still holds `expected`;
@@ -561,7 +637,7 @@ impl<'g> CNode<'g> {
             c.remove(i);
         }
         let mut p = Prefixes::new();
-        for &(k, v) in self.prefixes() {
+        for (k, v) in self.prefixes() {
             if !hks.contains(&k) {
                 p.push((k, v));
             }
@@ -576,7 +652,7 @@ impl<'g> CNode<'g> {
             return None;
         }
         c.remove(i);
-        Some(NodeBox::build(self.prefixes(), &c))
+        Some(NodeBox::build(&self.prefix_list(), &c))
     }
 }
 
@@ -631,7 +707,35 @@ mod tests {
         assert_eq!(n.leaf(255), 2);
         assert_eq!(n.get(3), 2);
         assert_eq!(n.get(2), 0);
-        assert_eq!(n.prefixes().len(), 3);
+        assert_eq!(n.prefixes().collect::<Vec<_>>(), [(1, 1), (3, 2), ((1 << 8) | 0xab, 3)]);
+        assert_eq!(n.head.n_hidden, 0, "every prefix is some slot's longest");
+    }
+
+    #[test]
+    fn hidden_prefixes_keep_their_values() {
+        // 0/6 (v=10) covered by its four /8s (v=20..23), and 0/7 (v=30) by two of them;
+        // 4/6 (v=11) visible in the slots its one /8 (4/8, v=24) leaves over.
+        let mut p = vec![(1 << 6, 10), (1 << 7, 30), ((1 << 6) | 1, 11), ((1 << 8) | 4, 24)];
+        p.extend((0..4).map(|b| ((1 << 8) | b, 20 + b as usize)));
+        p.sort_unstable();
+        let b = NodeBox::build(&p, &[]);
+        let n = view(&b);
+        assert_eq!(n.head.n_hidden, 2, "0/6 and 0/7 are hidden");
+        assert_eq!(n.prefixes().collect::<Vec<_>>(), p, "every prefix keeps its value");
+        for &(hk, v) in &p {
+            assert_eq!(n.get(hk), v);
+        }
+        assert_eq!(
+            (n.leaf(0), n.leaf(3), n.leaf(4), n.leaf(5), n.leaf(7), n.leaf(8)),
+            (20, 23, 24, 11, 11, 0)
+        );
+        // Copies keep them: removing a /8 uncovers 0/7 at its slot.
+        let c = n.without_prefix((1 << 8) | 1);
+        let c = view(&c);
+        assert_eq!(c.leaf(1), 30);
+        assert_eq!(c.head.n_hidden, 1, "only 0/6 is still hidden");
+        assert_eq!(c.get(1 << 6), 10);
+        assert_eq!(c.get((1 << 8) | 1), 0);
     }
 
     /// A fake child address (64-aligned, like a node).
@@ -692,10 +796,11 @@ mod tests {
             assert_eq!(n.child(s), a(1000 + s as usize));
             assert_eq!(n.leaf(s), 5000 + s as usize);
         }
-        assert_eq!(n.prefixes(), &prefixes[..]);
+        assert!(n.prefixes().eq(prefixes.iter().copied()));
         let c = n.copy();
-        assert_eq!(view(&c).prefixes(), &prefixes[..]);
+        assert!(view(&c).prefixes().eq(prefixes.iter().copied()));
         assert!(view(&c).children().eq(children.iter().copied()));
-        assert!(n.heap_bytes() >= 512 * 8 + 256 * 16);
+        // Head, 256 slots, 256 runs and 256 four-byte prefix entries (no hidden values).
+        assert_eq!(n.heap_bytes(), (88 + 512 * 8 + 256 * 4usize).next_multiple_of(64));
     }
 }

@@ -26,6 +26,7 @@ impl<T: Copy, const N: usize> StackVec<T, N> {
     }
 
     /// The items of `items` (at most `N`).
+    #[cfg(test)]
     pub(super) fn from_slice(items: &[T]) -> Self {
         let mut v = Self::new();
         for &x in items {
