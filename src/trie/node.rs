@@ -219,76 +219,96 @@ impl NodeBox {
     /// Builds a node from its internal prefixes (sorted by heap key, values non-zero) and
     /// its children (sorted by slot, unfrozen addresses, non-zero).
     pub(super) fn build(prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> Self {
-        debug_assert!(prefixes.windows(2).all(|w| w[0].0 < w[1].0));
+        Self::build_from(prefixes.len(), |i| prefixes[i], children)
+    }
+
+    /// [`build`](Self::build) with prefix `i` of `n` given by `prefix(i)` (a copy reads them
+    /// from the node it copies, gathering nothing). Works in two passes over the slots, so
+    /// that the values go straight into the node and nothing of its size sits on the stack
+    /// (loom runs each thread on a 32 KiB stack, and the batch paths nest copies).
+    fn build_from(n: usize, prefix: impl Fn(usize) -> (HeapKey, usize), children: &[(u8, usize)]) -> Self {
+        debug_assert!((1..n).all(|i| prefix(i - 1).0 < prefix(i).0));
+        debug_assert!((0..n).all(|i| prefix(i).0 != 0 && prefix(i).0 < 512 && prefix(i).1 != 0));
         debug_assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(children.iter().all(|&(_, p)| p != 0 && p & FROZEN == 0));
         let mut cw = [0u64; 4];
         for &(s, _) in children {
             cw[(s >> 6) as usize] |= 1 << (s & 63);
         }
-        debug_assert!(prefixes.iter().all(|&(hk, v)| hk != 0 && hk < 512 && v != 0));
-        // At most one run per slot, then one value per hidden prefix.
-        let mut values: StackVec<usize, { 256 + 511 }> = StackVec::new();
-        // Each prefix's value index (`u16::MAX`: not known yet).
+        // The longest prefix covering each slot, as an index (`NONE`: no prefix): fill in
+        // ascending length, longer overwrite.
+        const NONE: u16 = u16::MAX;
+        let mut best = [NONE; 256];
+        for i in 0..n {
+            let hk = prefix(i).0;
+            let start = hk_start(hk) as usize;
+            best[start..start + (1usize << (8 - hk_len(hk)))].fill(i as u16);
+        }
+        let value = |i: u16| if i == NONE { 0 } else { prefix(i as usize).1 };
+        // Pass 1: the runs (a run starts where the value changes) and each prefix's value
+        // index: the first run holding it, else (hidden) one of its own after the runs.
         let mut at: StackVec<u16, 511> = StackVec::new();
+        for _ in 0..n {
+            at.push(NONE);
+        }
         let mut lw = [0u64; 4];
-        let mut n_runs = 0;
-        if !prefixes.is_empty() {
-            // Longest covering prefix per slot, as an index into `prefixes`: fill in
-            // ascending length, longer overwrite.
-            let mut best = [u16::MAX; 256];
-            for (i, &(hk, _)) in prefixes.iter().enumerate() {
-                let start = hk_start(hk) as usize;
-                let count = 1usize << (8 - hk_len(hk));
-                best[start..start + count].fill(i as u16);
-                at.push(u16::MAX);
+        let (mut n_runs, mut prev) = (0, usize::MAX);
+        for (s, &i) in best.iter().enumerate() {
+            let v = value(i);
+            if v != prev {
+                lw[s >> 6] |= 1 << (s & 63);
+                n_runs += 1;
+                prev = v;
             }
-            let mut prev = usize::MAX;
-            for (s, &i) in best.iter().enumerate() {
-                let v = if i == u16::MAX { 0 } else { prefixes[i as usize].1 };
-                if v != prev {
-                    lw[s >> 6] |= 1 << (s & 63);
-                    values.push(v);
-                    prev = v;
-                }
-                if i != u16::MAX && at[i as usize] == u16::MAX {
-                    // This slot's run holds prefix `i`'s value.
-                    at[i as usize] = (values.len() - 1) as u16;
-                }
+            if i != NONE && at[i as usize] == NONE {
+                at[i as usize] = (n_runs - 1) as u16;
             }
-            n_runs = values.len();
-            for (i, &(_, v)) in prefixes.iter().enumerate() {
-                if at[i] == u16::MAX {
-                    // Hidden: longer prefixes cover every slot of its range.
-                    at[i] = values.len() as u16;
-                    values.push(v);
-                }
-            }
+        }
+        let mut n_values = n_runs;
+        for j in at.iter_mut().filter(|j| **j == NONE) {
+            *j = n_values as u16;
+            n_values += 1;
         }
         let head = Head {
             children: Bits256::new(cw),
             leaves: Bits256::new(lw),
             n_children: children.len() as u16,
             n_runs: n_runs as u16,
-            n_prefixes: prefixes.len() as u16,
-            n_hidden: (values.len() - n_runs) as u16,
+            n_prefixes: n as u16,
+            n_hidden: (n_values - n_runs) as u16,
             alive: TrackedCell::new(()),
         };
-        let (layout, slots_at, runs_at, pre_at) = layout(children.len(), values.len(), prefixes.len());
+        let (layout, slots_at, runs_at, pre_at) = layout(children.len(), n_values, n);
         let base = node_alloc(layout);
         let Some(raw) = NonNull::new(base.cast::<Head>()) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: `base` is a fresh allocation of `layout`, whose head, slot, value and
         // prefix ranges start at offsets 0, `slots_at`, `runs_at` and `pre_at`, are suitably
-        // aligned (Layout computed them) and are large enough for the counts written.
+        // aligned (Layout computed them) and are large enough for the counts written: pass 2
+        // writes the `n_runs` run values pass 1 counted (the same scan) and the hidden
+        // prefixes' values at the indices pass 1 gave them, all below `n_values`.
         unsafe {
             raw.as_ptr().write(head);
             let slots = base.add(slots_at).cast::<AtomicUsize>();
             for (i, &(_, p)) in children.iter().enumerate() {
                 slots.add(i).write(AtomicUsize::new(p));
             }
-            core::ptr::copy_nonoverlapping(values.as_ptr(), base.add(runs_at).cast::<usize>(), values.len());
+            let values = base.add(runs_at).cast::<usize>();
+            let (mut r, mut prev) = (0, usize::MAX);
+            for &i in &best {
+                let v = value(i);
+                if v != prev {
+                    values.add(r).write(v);
+                    r += 1;
+                    prev = v;
+                }
+            }
+            debug_assert_eq!(r, n_runs);
             let entries = base.add(pre_at).cast::<PEntry>();
-            for (i, (&(hk, _), &j)) in prefixes.iter().zip(at.iter()).enumerate() {
+            for (i, &j) in at.iter().enumerate() {
+                let (hk, v) = prefix(i);
+                if j as usize >= n_runs {
+                    values.add(j as usize).write(v);
+                }
                 entries.add(i).write(PEntry(hk as u32 | (j as u32) << 16));
             }
         }
@@ -434,13 +454,19 @@ impl<'g> CNode<'g> {
         self.entries().iter().map(move |&e| (e.key(), self.value(e)))
     }
 
-    /// The internal prefixes, gathered for a copy.
+    /// The internal prefixes, gathered for a copy that changes them.
     fn prefix_list(self) -> Prefixes {
         let mut p = Prefixes::new();
         for kv in self.prefixes() {
             p.push(kv);
         }
         p
+    }
+
+    /// A node with this node's prefixes and `children` (the copies that keep the prefixes).
+    fn build_with(self, children: &[(u8, usize)]) -> NodeBox {
+        let e = self.entries();
+        NodeBox::build_from(e.len(), |i| (e[i].key(), self.value(e[i])), children)
     }
 
     /// Index of the leaf run covering `slot`, if any prefix is stored here.
@@ -561,7 +587,7 @@ impl<'g> CNode<'g> {
 
     /// A frozen copy of the node: same prefixes, same children, unfrozen slots.
     pub(super) fn copy(self) -> NodeBox {
-        NodeBox::build(&self.prefix_list(), &self.freeze())
+        self.build_with(&self.freeze())
     }
 
     /// A copy with `hk -> v` added or replaced.
@@ -588,26 +614,29 @@ impl<'g> CNode<'g> {
     /// (sorted by slot, none present here) added: one copy for a whole batch.
     pub(super) fn with_added(self, prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> NodeBox {
         fn merge<K: Ord + Copy, const N: usize>(
-            a: &[(K, usize)],
+            a: impl Iterator<Item = (K, usize)>,
             b: &[(K, usize)],
         ) -> StackVec<(K, usize), N> {
             let mut out = StackVec::new();
-            let (mut i, mut j) = (0, 0);
-            while i < a.len() || j < b.len() {
-                if j == b.len() || (i < a.len() && a[i].0 < b[j].0) {
-                    out.push(a[i]);
-                    i += 1;
-                } else {
-                    debug_assert!(i == a.len() || a[i].0 != b[j].0, "an added key is present");
+            let (mut a, mut j) = (a.peekable(), 0);
+            while let Some(&x) = a.peek() {
+                if j < b.len() && b[j].0 < x.0 {
                     out.push(b[j]);
                     j += 1;
+                } else {
+                    debug_assert!(j == b.len() || b[j].0 != x.0, "an added key is present");
+                    out.push(x);
+                    a.next();
                 }
+            }
+            for &y in &b[j..] {
+                out.push(y);
             }
             out
         }
         let c = self.freeze();
-        let p: Prefixes = merge(&self.prefix_list(), prefixes);
-        let c: Children = merge(&c, children);
+        let p: Prefixes = merge(self.prefixes(), prefixes);
+        let c: Children = merge(c.iter().copied(), children);
         NodeBox::build(&p, &c)
     }
 
@@ -617,7 +646,7 @@ impl<'g> CNode<'g> {
             Ok(i) => c[i].1 = ptr,
             Err(i) => c.insert(i, (slot, ptr)),
         }
-        NodeBox::build(&self.prefix_list(), &c)
+        self.build_with(&c)
     }
 
     /// A copy without child `slot`, provided the (now frozen) slot still holds `expected`;
@@ -652,7 +681,7 @@ impl<'g> CNode<'g> {
             return None;
         }
         c.remove(i);
-        Some(NodeBox::build(&self.prefix_list(), &c))
+        Some(self.build_with(&c))
     }
 }
 
