@@ -244,24 +244,27 @@ impl NodeBox {
             let start = hk_start(hk) as usize;
             best[start..start + (1usize << (8 - hk_len(hk)))].fill(i as u16);
         }
-        let value = |i: u16| if i == NONE { 0 } else { prefix(i as usize).1 };
-        // Pass 1: the runs (a run starts where the value changes) and each prefix's value
-        // index: the first run holding it, else (hidden) one of its own after the runs.
+        // Pass 1: the runs (a run starts where the slot's prefix changes; none at all
+        // without prefixes) and each prefix's value index: the first run holding it (a
+        // prefix's first slot starts a run), else (hidden) one of its own after the runs.
         let mut at: StackVec<u16, 511> = StackVec::new();
         for _ in 0..n {
             at.push(NONE);
         }
         let mut lw = [0u64; 4];
-        let (mut n_runs, mut prev) = (0, usize::MAX);
-        for (s, &i) in best.iter().enumerate() {
-            let v = value(i);
-            if v != prev {
-                lw[s >> 6] |= 1 << (s & 63);
-                n_runs += 1;
-                prev = v;
-            }
-            if i != NONE && at[i as usize] == NONE {
-                at[i as usize] = (n_runs - 1) as u16;
+        let mut n_runs = 0;
+        if n != 0 {
+            // Neither a prefix index nor `NONE`: slot 0 starts a run.
+            let mut prev = NONE - 1;
+            for (s, &i) in best.iter().enumerate() {
+                if i != prev {
+                    lw[s >> 6] |= 1 << (s & 63);
+                    if i != NONE && at[i as usize] == NONE {
+                        at[i as usize] = n_runs as u16;
+                    }
+                    n_runs += 1;
+                    prev = i;
+                }
             }
         }
         let mut n_values = n_runs;
@@ -284,8 +287,8 @@ impl NodeBox {
         // SAFETY: `base` is a fresh allocation of `layout`, whose head, slot, value and
         // prefix ranges start at offsets 0, `slots_at`, `runs_at` and `pre_at`, are suitably
         // aligned (Layout computed them) and are large enough for the counts written: pass 2
-        // writes the `n_runs` run values pass 1 counted (the same scan) and the hidden
-        // prefixes' values at the indices pass 1 gave them, all below `n_values`.
+        // writes one value per run start pass 1 marked in `lw` (`n_runs` of them), and the
+        // hidden prefixes' values at the indices pass 1 gave them, all below `n_values`.
         unsafe {
             raw.as_ptr().write(head);
             let slots = base.add(slots_at).cast::<AtomicUsize>();
@@ -293,13 +296,15 @@ impl NodeBox {
                 slots.add(i).write(AtomicUsize::new(p));
             }
             let values = base.add(runs_at).cast::<usize>();
-            let (mut r, mut prev) = (0, usize::MAX);
-            for &i in &best {
-                let v = value(i);
-                if v != prev {
-                    values.add(r).write(v);
+            // Pass 2: a value per run start, in slot order.
+            let mut r = 0;
+            for (w, &word) in lw.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let i = best[w * 64 + bits.trailing_zeros() as usize];
+                    values.add(r).write(if i == NONE { 0 } else { prefix(i as usize).1 });
                     r += 1;
-                    prev = v;
+                    bits &= bits - 1;
                 }
             }
             debug_assert_eq!(r, n_runs);
