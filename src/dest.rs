@@ -766,6 +766,10 @@ impl Dest {
     /// Byte offset of the line a lookup reads (see [`prefetch`](Self::prefetch)).
     pub(crate) const HOT: usize = core::mem::offset_of!(Dest, first);
 
+    /// Bytes of one destination object (its arena block: the size is a multiple of its
+    /// 64-byte alignment).
+    pub(crate) const BYTES: usize = core::mem::size_of::<Dest>();
+
     /// The destination whose `first` slot is at `slot`.
     ///
     /// # Safety

@@ -29,7 +29,7 @@ pub use sync::drain_deferred_garbage;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use sync::{flush_epoch, flush_epoch_times, reset_pending};
-pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table};
+pub use table::{live_objects, LiveObjects, RegnProfile, Rtm, RtmBuilder, Table, TableMemory};
 pub use view::{ViewId, ViewSet};
 
 /// The README's examples, compiled and run as doctests.

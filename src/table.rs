@@ -363,6 +363,30 @@ impl Table {
         let g = epoch::pin();
         self.inner.trie.node_stats(&g)
     }
+
+    /// The memory of the table's two largest parts: its trie nodes and its destination
+    /// objects (what is left of a table's memory is route blocks for the routes after a
+    /// destination's first, several-route snapshots and versions). Walks the trie; exact
+    /// when no writer is active.
+    pub fn memory(&self) -> TableMemory {
+        let (trie_nodes, trie_bytes) = self.node_stats();
+        let destinations = self.len();
+        TableMemory { trie_nodes, trie_bytes, destinations, destination_bytes: destinations * Dest::BYTES }
+    }
+}
+
+/// See [`Table::memory`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableMemory {
+    /// Trie nodes linked.
+    pub trie_nodes: usize,
+    /// Their bytes (each node's allocation).
+    pub trie_bytes: usize,
+    /// Destinations in the table ([`Table::len`]).
+    pub destinations: usize,
+    /// Their bytes: a destination is one allocation of fixed size, its first snapshot
+    /// placed inside it.
+    pub destination_bytes: usize,
 }
 
 /// Process-wide numbers of allocated destination and route objects, including those

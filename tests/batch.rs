@@ -203,12 +203,21 @@ fn a_table_deleted_in_batches_is_empty_and_pruned() {
     let routes: Vec<RouteRef> = e.add_routes(&items).unwrap().into_iter().map(|r| r.unwrap().0).collect();
     let t = rtm.table(V4);
     assert_eq!(t.len(), prefixes.len());
+    let m = t.memory();
+    assert_eq!(m.destinations, prefixes.len());
+    let each = m.destination_bytes / prefixes.len();
+    assert_eq!(m.destination_bytes, each * prefixes.len());
+    assert!(each >= 64 && each % 64 == 0, "a destination is whole lines ({each} bytes)");
+    assert_eq!((m.trie_nodes, m.trie_bytes), t.node_stats());
+    assert!(m.trie_nodes > 1 && m.trie_bytes >= 64 * m.trie_nodes);
     for chunk in routes.chunks(if cfg!(miri) { 25 } else { 1000 }) {
         assert!(e.delete_routes(chunk).unwrap().iter().all(|r| r.is_ok()));
     }
     assert!(t.is_empty());
     assert_eq!(t.route_count(), 0);
     assert_eq!(t.node_stats().0, 1, "every emptied node is unlinked");
+    let m = t.memory();
+    assert_eq!((m.trie_nodes, m.destinations, m.destination_bytes), (1, 0, 0));
     let g = t.pin();
     assert!(t.lookup(&gen::host_in(&prefixes[7], &mut gen::SplitMix64::new(1)), &g).is_none());
 }

@@ -130,6 +130,21 @@ fn summary_load(l: &Loaded) {
             l.harness_bytes as f64 / 1048576.0,
             rib / l.routes.max(1) as u64
         );
+        let m = [t4.memory(), t6.memory()];
+        let (trie, dests) =
+            (m[0].trie_bytes + m[1].trie_bytes, m[0].destination_bytes + m[1].destination_bytes);
+        let per_route = |b: usize| b as u64 / l.routes.max(1) as u64;
+        println!(
+            "  of which trie nodes {:.1} MiB ({} B/route), destinations {:.1} MiB ({} B/route), \
+             the rest {:.1} MiB ({} B/route: routes after a destination's first, several-route \
+             snapshots, versions)",
+            trie as f64 / 1048576.0,
+            per_route(trie),
+            dests as f64 / 1048576.0,
+            per_route(dests),
+            rib.saturating_sub((trie + dests) as u64) as f64 / 1048576.0,
+            rib.saturating_sub((trie + dests) as u64) / l.routes.max(1) as u64
+        );
     }
 }
 
