@@ -1284,6 +1284,11 @@ mod tests {
         };
         assert!(a.add_routes(&items(20)).unwrap().iter().all(|r| r.is_ok()));
         assert!(names.iter().all(|n| placed(t, n) == Some(true)));
+        // Until the drain below this thread stays pinned, so the snapshots `b` replaces
+        // cannot be moved out of their slots meanwhile: other tests pinning and unpinning
+        // on other threads would otherwise let the epoch advance and free a slot early
+        // (seen under ASan, where the update of `names[1]` below then found its slot free).
+        let hold = epoch::pin();
         let theirs = b.add_routes(&items(10)).unwrap();
         assert!(names.iter().all(|n| placed(t, n) == Some(false)), "the slots were busy");
         assert_eq!(t.inner.unplaced.len(), names.len());
@@ -1293,6 +1298,7 @@ mod tests {
         b.delete_route(&theirs[0].as_ref().unwrap().0).unwrap();
         b.update_route(&theirs[1].as_ref().unwrap().0, RouteParams::new(10, 1)).unwrap();
         assert_eq!(placed(t, &names[1]), Some(false));
+        drop(hold);
         crate::drain_deferred_garbage();
         a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
         assert_eq!(placed(t, &names[0]), None);
