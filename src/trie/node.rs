@@ -227,8 +227,6 @@ impl NodeBox {
     /// that the values go straight into the node and nothing of its size sits on the stack
     /// (loom runs each thread on a 32 KiB stack, and the batch paths nest copies).
     fn build_from(n: usize, prefix: impl Fn(usize) -> (HeapKey, usize), children: &[(u8, usize)]) -> Self {
-        debug_assert!((1..n).all(|i| prefix(i - 1).0 < prefix(i).0));
-        debug_assert!((0..n).all(|i| prefix(i).0 != 0 && prefix(i).0 < 512 && prefix(i).1 != 0));
         debug_assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(children.iter().all(|&(_, p)| p != 0 && p & FROZEN == 0));
         let mut cw = [0u64; 4];
@@ -239,8 +237,12 @@ impl NodeBox {
         // ascending length, longer overwrite.
         const NONE: u16 = u16::MAX;
         let mut best = [NONE; 256];
+        let mut last: HeapKey = 0;
         for i in 0..n {
             let hk = prefix(i).0;
+            // Checked here rather than in a pass of their own (debug builds, miri).
+            debug_assert!(last < hk && hk < 512, "sorted heap keys");
+            last = hk;
             let start = hk_start(hk) as usize;
             best[start..start + (1usize << (8 - hk_len(hk)))].fill(i as u16);
         }
@@ -311,6 +313,7 @@ impl NodeBox {
             let entries = base.add(pre_at).cast::<PEntry>();
             for (i, &j) in at.iter().enumerate() {
                 let (hk, v) = prefix(i);
+                debug_assert_ne!(v, 0, "values are non-zero");
                 if j as usize >= n_runs {
                     values.add(j as usize).write(v);
                 }
