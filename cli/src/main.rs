@@ -133,17 +133,18 @@ fn summary_load(l: &Loaded) {
         let m = [t4.memory(), t6.memory()];
         let (trie, dests) =
             (m[0].trie_bytes + m[1].trie_bytes, m[0].destination_bytes + m[1].destination_bytes);
-        let per_route = |b: usize| b as u64 / l.routes.max(1) as u64;
+        let rest = rib.saturating_sub((trie + dests) as u64);
+        let per_route = |b: u64| b / l.routes.max(1) as u64;
         println!(
             "  of which trie nodes {:.1} MiB ({} B/route), destinations {:.1} MiB ({} B/route), \
              the rest {:.1} MiB ({} B/route: routes after a destination's first, several-route \
              snapshots, versions)",
             trie as f64 / 1048576.0,
-            per_route(trie),
+            per_route(trie as u64),
             dests as f64 / 1048576.0,
-            per_route(dests),
-            rib.saturating_sub((trie + dests) as u64) as f64 / 1048576.0,
-            rib.saturating_sub((trie + dests) as u64) / l.routes.max(1) as u64
+            per_route(dests as u64),
+            rest as f64 / 1048576.0,
+            per_route(rest)
         );
     }
 }

@@ -32,8 +32,8 @@
 //! run, whose value the entry names; a prefix for which every slot of its range sees a
 //! longer prefix (a /22 whose four /24s are all present) is *hidden* and gets a value of
 //! its own after the runs. The prefix array used to hold `(heap key, value)` pairs of 16
-//! bytes: on the 2023 full table that was 17.0 MB of the trie's 34.8 (each of those values
-//! was in a run as well, but for the hidden prefixes').
+//! bytes, although all values but the hidden prefixes' were in runs as well: on the 2023
+//! full table that was 17.0 MB of the trie's 34.8.
 //!
 //! # Ownership
 //! A node is built into a [`NodeBox`] (owned, unpublished), published as a raw address with
