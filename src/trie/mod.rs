@@ -594,20 +594,17 @@ impl<V: Linked> Trie<V> {
         let mut pre: Vec<(u8, u8, usize)> =
             c.prefixes().map(|(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
         pre.sort_unstable();
-        let mut children = c.children().peekable();
-        let mut pi = 0;
-        for slot in 0..=255u8 {
-            while pi < pre.len() && pre[pi].0 == slot {
-                f(value_ref(pre[pi].2, g));
-                pi += 1;
+        // A merge of the two slot-ordered sequences: a prefix starting at a slot comes
+        // before that slot's child.
+        let mut pre = pre.into_iter().peekable();
+        for (s, ch) in c.children() {
+            while let Some(&(_, _, v)) = pre.peek().filter(|p| p.0 <= s) {
+                f(value_ref(v, g));
+                pre.next();
             }
-            if let Some(&(s, ch)) = children.peek() {
-                if s == slot {
-                    self.walk(Self::cnode_ref(ch, g), g, f);
-                    children.next();
-                }
-            }
+            self.walk(Self::cnode_ref(ch, g), g, f);
         }
+        pre.for_each(|(_, _, v)| f(value_ref(v, g)));
     }
 
     /// Number of nodes and bytes of node memory currently linked (for memory figures).

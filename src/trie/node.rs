@@ -110,6 +110,22 @@ impl Bits256 {
         self.base[w] as usize + (self.words[w] & ((1u64 << (slot & 63)) - 1)).count_ones() as usize
     }
 
+    /// The set bits in ascending order: one step per set bit, not per slot (a sparse
+    /// node's walk, copy or drop visits its few children, not 256 slots).
+    #[inline]
+    fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..4usize).flat_map(move |w| {
+            let mut bits = self.words[w];
+            core::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w as u32 * 64 + b) as u8
+                })
+            })
+        })
+    }
+
     /// Number of set bits at or below `slot`.
     #[inline(always)]
     fn rank_incl(&self, slot: u8) -> usize {
@@ -555,15 +571,8 @@ impl<'g> CNode<'g> {
 
     /// Children as `(slot, unfrozen address)` in slot order.
     pub(super) fn children(self) -> impl Iterator<Item = (u8, usize)> + 'g {
-        let mut k = 0;
-        (0..=255u8).filter_map(move |s| {
-            if self.head.children.contains(s) {
-                k += 1;
-                Some((s, self.slot_at(k - 1).load(LOAD) & !FROZEN))
-            } else {
-                None
-            }
-        })
+        // The k-th set bit's child is in slot k (slots are in bit order).
+        self.head.children.iter().enumerate().map(move |(k, s)| (s, self.slot_at(k).load(LOAD) & !FROZEN))
     }
 
     /// Bytes this node occupies.
@@ -574,21 +583,17 @@ impl<'g> CNode<'g> {
     /// Freezes every slot and returns the children as they are from now on (see the module
     /// docs): the starting point of every copy.
     fn freeze(self) -> Children {
-        let mut k = 0;
         let mut out = Children::new();
-        for s in 0..=255u8 {
-            if self.head.children.contains(s) {
-                let slot = self.slot_at(k);
-                k += 1;
-                // Acquire: pairs with the AcqRel CAS that stored the child, so the copy we
-                // publish (Release) passes the child's contents on to its readers. After
-                // this no slot CAS can succeed: every landed child update is in `v`.
-                #[cfg(not(rtm_mutant = "no_freeze"))]
-                let v = slot.fetch_or(FROZEN, Ordering::Acquire);
-                #[cfg(rtm_mutant = "no_freeze")]
-                let v = slot.load(Ordering::Acquire);
-                out.push((s, v & !FROZEN));
-            }
+        for (k, s) in self.head.children.iter().enumerate() {
+            let slot = self.slot_at(k);
+            // Acquire: pairs with the AcqRel CAS that stored the child, so the copy we
+            // publish (Release) passes the child's contents on to its readers. After
+            // this no slot CAS can succeed: every landed child update is in `v`.
+            #[cfg(not(rtm_mutant = "no_freeze"))]
+            let v = slot.fetch_or(FROZEN, Ordering::Acquire);
+            #[cfg(rtm_mutant = "no_freeze")]
+            let v = slot.load(Ordering::Acquire);
+            out.push((s, v & !FROZEN));
         }
         out
     }
@@ -778,6 +783,19 @@ mod tests {
     /// A fake child address (64-aligned, like a node).
     fn a(i: usize) -> usize {
         i << 6
+    }
+
+    #[test]
+    fn bits_iterate_in_order() {
+        let slots = [0u8, 1, 63, 64, 100, 127, 128, 200, 254, 255];
+        let mut words = [0u64; 4];
+        for &s in &slots {
+            words[(s >> 6) as usize] |= 1 << (s & 63);
+        }
+        let b = Bits256::new(words);
+        assert_eq!(b.iter().collect::<Vec<_>>(), slots);
+        assert_eq!(Bits256::new([0; 4]).iter().count(), 0);
+        assert_eq!(Bits256::new([u64::MAX; 4]).iter().collect::<Vec<_>>(), (0..=255u8).collect::<Vec<_>>());
     }
 
     #[test]
