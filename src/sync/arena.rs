@@ -508,6 +508,38 @@ mod tests {
         }
     }
 
+    /// An allocation from a thread-local destructor that runs after the thread's cache was
+    /// destroyed takes the mutex path (and one that runs before it, the cache): either way
+    /// it gets a usable block and nothing crashes. (Destructors run in reverse order of
+    /// registration on Linux, so `Late`, touched before the first allocation, runs last.)
+    #[test]
+    fn allocating_in_a_late_thread_local_destructor() {
+        struct Late;
+        impl Drop for Late {
+            fn drop(&mut self) {
+                let layout = Layout::from_size_align(96, 16).unwrap();
+                let p = global().alloc(layout);
+                assert!(!p.is_null());
+                // SAFETY: a fresh 96-byte block.
+                unsafe { p.write_bytes(7, 96) };
+                // SAFETY: from `global().alloc(layout)`, not used again.
+                unsafe { global().dealloc(p, layout) };
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late };
+        }
+        std::thread::spawn(|| {
+            LATE.with(|_| {});
+            let layout = Layout::from_size_align(96, 16).unwrap();
+            let p = global().alloc(layout);
+            // SAFETY: from `global().alloc(layout)`, not used again.
+            unsafe { global().dealloc(p, layout) };
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn large_requests_use_the_global_allocator() {
         let a = Arena::new();
