@@ -77,6 +77,8 @@ impl EntityRef {
         // Destinations given another route whose snapshot could not be placed (their slot
         // still held the one replaced): `place_unplaced` moves them in later.
         let mut unplaced = Vec::new();
+        // Destinations linked and routes created on found ones (counted in once, below).
+        let (mut n_dests, mut n_routes) = (0usize, 0usize);
         let g = epoch::pin();
         // The snapshots and trie nodes this retires go to the collector together.
         crate::sync::batched(&g, || {
@@ -101,7 +103,10 @@ impl EntityRef {
             t.trie.insert_batch(&items, &g, &mut linked);
             for ((&i, (dest, route)), r) in fresh.iter().zip(made).zip(linked) {
                 match r {
-                    Some(Ok(())) => out[i] = Some(Ok(self.linked(dest, route))),
+                    Some(Ok(())) => {
+                        n_dests += 1;
+                        out[i] = Some(Ok(self.linked(dest, route)));
+                    }
                     // Another writer linked the prefix first: the item goes the usual way.
                     _ => discard(dest, &g),
                 }
@@ -119,6 +124,7 @@ impl EntityRef {
                     let mut spare = None;
                     out[i] = Some(Ok(match self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
                         Some(r) => {
+                            n_routes += usize::from(r.1.new);
                             let list = dest.list(&g);
                             if r.1.new && !dest.is_placed(list) {
                                 unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
@@ -132,6 +138,8 @@ impl EntityRef {
             }
         });
         drop(g);
+        t.dest_count.add(n_dests as isize);
+        t.route_count.add((n_dests + n_routes) as isize);
         // One pin did the work of many single adds and retired as much garbage (node
         // copies); collection runs on pins, so help it keep up.
         crate::sync::pace_reclamation(routes.len());
@@ -208,6 +216,8 @@ fn remove_some_pinned<'r, T>(
 ) -> Vec<Result<ChangeFlags>> {
     let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
     let mut res = Vec::with_capacity(items.len());
+    // Routes detached (counted out once, below).
+    let mut gone = 0isize;
     for w in items.chunks(BATCH) {
         // Hints only (nothing read here is used): left out of loom builds, where the
         // snapshot loads would only add interleavings to explore.
@@ -219,13 +229,15 @@ fn remove_some_pinned<'r, T>(
         }
         res.extend(w.iter().map(|item| {
             let r = route(item).ok_or(Error::AccessDenied)?;
-            let (flags, died) = detach(t, r, g)?;
+            let (flags, died) = detach(r, g)?;
+            gone += 1;
             if died {
                 dead.push(r.dest());
             }
             Ok(flags)
         }));
     }
+    t.route_count.add(-gone);
     t.unlink_batch(&dead, g);
     res
 }

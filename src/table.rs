@@ -218,6 +218,7 @@ impl TableInner {
     /// trie's reference. Any thread may call it; exactly one unlink succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
         if self.trie.remove(&dest.prefix, dest, g) {
+            self.dest_count.add(-1);
             // SAFETY: our `remove` unlinked it.
             unsafe { self.release_link(dest, g) };
         }
@@ -232,20 +233,22 @@ impl TableInner {
         items.sort_unstable_by_key(|(p, _)| (*p.bytes(), p.len()));
         let mut out = vec![None; items.len()];
         self.trie.remove_batch(&items, g, &mut out);
+        let mut unlinked = 0isize;
         for ((_, d), r) in items.into_iter().zip(out) {
             if r == Some(true) {
+                unlinked += 1;
                 // SAFETY: our `remove_batch` unlinked it.
                 unsafe { self.release_link(d, g) };
             }
         }
+        self.dest_count.add(-unlinked);
     }
 
-    /// Counts an unlinked destination out and releases the trie's reference to it.
+    /// Releases the trie's reference to an unlinked destination (the caller counts it out).
     ///
     /// # Safety
     /// The caller's own trie removal unlinked `dest`, so it owns the link reference.
     unsafe fn release_link(&self, dest: *const Dest, g: &epoch::Guard) {
-        self.dest_count.add(-1);
         // SAFETY: the link reference is ours (caller's contract).
         let link = unsafe { DestPtr::from_link(dest) };
         // The link reference is what keeps the destination alive for lock-free readers that

@@ -96,7 +96,12 @@ impl EntityRef {
                 continue;
             };
             match self.upsert(&g, dest, info, mode, &mut spare) {
-                Some(r) => break r,
+                Some(r) => {
+                    if r.1.new {
+                        t.route_count.add(1);
+                    }
+                    break r;
+                }
                 None => t.unlink(dest, &g),
             }
             crate::sync::spin_hint();
@@ -116,7 +121,11 @@ impl EntityRef {
     ) -> Option<(RouteRef, ChangeFlags)> {
         let (dest, route) = self.new_dest(prefix, info, g);
         match self.table.trie.insert(prefix, dest.as_ptr(), g) {
-            Ok(()) => Some(self.linked(dest, route)),
+            Ok(()) => {
+                self.table.dest_count.add(1);
+                self.table.route_count.add(1);
+                Some(self.linked(dest, route))
+            }
             Err(_) => {
                 discard(dest, g);
                 None
@@ -145,12 +154,11 @@ impl EntityRef {
     }
 
     /// Bookkeeping once the trie links `dest` (made by `new_dest`): the trie keeps its
-    /// reference as the link.
+    /// reference as the link. The caller counts the destination and its route in (a batch
+    /// once for all its items: a counter add is a locked instruction, which also keeps the
+    /// next item's misses from overlapping this one's).
     pub(crate) fn linked(&self, dest: DestPtr, route: RoutePtr) -> (RouteRef, ChangeFlags) {
-        let t = &*self.table;
         let _link = dest.into_link();
-        t.dest_count.add(1);
-        t.route_count.add(1);
         (RouteRef { route }, ChangeFlags { new: true, best: true })
     }
 
@@ -167,7 +175,8 @@ impl EntityRef {
     }
 
     /// One find-or-create on a live destination (a CAS loop on its snapshot); `None` if
-    /// the destination is dead (unlink it and retry with a fresh one).
+    /// the destination is dead (unlink it and retry with a fresh one). The caller counts a
+    /// created route (`ChangeFlags::new`) in, as for `linked`.
     pub(crate) fn upsert(
         &self,
         g: &epoch::Guard,
@@ -176,7 +185,6 @@ impl EntityRef {
         mode: AddMode,
         spare: &mut Option<RoutePtr>,
     ) -> Option<(RouteRef, ChangeFlags)> {
-        let t = &*self.table;
         let me = &self.entity;
         let (old, new, (route, created, views)) = dest
             .modify(g, |cur| {
@@ -228,9 +236,6 @@ impl EntityRef {
                 Ok((list, delta, (route, created, views)))
             })
             .ok()?;
-        if created {
-            t.route_count.add(1);
-        }
         let best = best_changed(old, new, &route, views);
         Some((RouteRef { route }, ChangeFlags { new: created, best }))
     }
@@ -283,7 +288,8 @@ pub(crate) fn discard(dest: DestPtr, g: &epoch::Guard) {
 /// last route.
 pub(crate) fn remove_route(t: &TableInner, route: &RoutePtr) -> Result<ChangeFlags> {
     let g = epoch::pin();
-    let (flags, dead) = detach(t, route, &g)?;
+    let (flags, dead) = detach(route, &g)?;
+    t.route_count.add(-1);
     if dead {
         t.unlink(route.dest(), &g);
     }
@@ -291,8 +297,9 @@ pub(crate) fn remove_route(t: &TableInner, route: &RoutePtr) -> Result<ChangeFla
 }
 
 /// Removes `route` from its destination's snapshot; `true` if that killed the destination,
-/// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`).
-pub(crate) fn detach(t: &TableInner, route: &RoutePtr, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
+/// which the caller must then unlink (`TableInner::unlink` or `unlink_batch`). The caller
+/// counts the route out (a batch once for all its items, as for `linked`).
+pub(crate) fn detach(route: &RoutePtr, g: &epoch::Guard) -> Result<(ChangeFlags, bool)> {
     let dest = route.dest();
     let (old, new, (views, _tomb)) = dest.modify(g, |cur| {
         let i = cur.position(route).ok_or(Error::NotFound)?;
@@ -313,7 +320,6 @@ pub(crate) fn detach(t: &TableInner, route: &RoutePtr, g: &epoch::Guard) -> Resu
     })?;
     #[cfg(rtm_mutant = "late_tombstone")]
     route.bury(_tomb.0, &_tomb.1, g);
-    t.route_count.add(-1);
     let best = best_changed(old, new, route, views);
     Ok((ChangeFlags { new: false, best }, new.is_dead()))
 }
