@@ -222,11 +222,25 @@ impl Arena {
             }
             tail = next;
         }
+        // SAFETY: the list `head..=tail` is the caller's, linked through first words.
+        unsafe { self.push_list(c, head, tail) };
+    }
+
+    /// Pushes the list `head ..= tail` (linked through the blocks' first words) onto class
+    /// `c`'s shared stack with a CAS loop that links `tail` to the stack's head: the lock-free
+    /// push of [`dealloc`](Self::dealloc) (a list of one) and [`give_back`](Self::give_back).
+    ///
+    /// # Safety
+    /// Every block of the list is a free block of class `c` owned by the caller, and `tail`
+    /// is its last block.
+    #[inline]
+    unsafe fn push_list(&self, c: usize, head: usize, tail: usize) {
         let free = &self.classes[c].free;
-        // Relaxed: a first guess, checked by the CAS (as in `dealloc`).
+        // Relaxed: only a first guess at the stack's head; the CAS below checks it, and
+        // nothing is read through it (it is only written into our tail as the link).
         let mut top = free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: `tail` is the list's last block, still ours until the CAS succeeds.
+            // SAFETY: `tail` is ours until the CAS succeeds (caller's contract).
             unsafe { (tail as *mut usize).write(top) };
             // Release: publishes every link of the list; pairs with the Acquire `swap` in
             // `take`. Relaxed on failure: we only retry with the newer head.
@@ -267,20 +281,9 @@ impl Arena {
             // SAFETY: forwarded: `p` came from `std::alloc::alloc(layout)` in `alloc`.
             return unsafe { std::alloc::dealloc(p, layout) };
         };
-        let free = &self.classes[c].free;
-        // Relaxed: only a first guess at the head; the CAS below checks it, and nothing is
-        // read through it (it is only written into our block as the link).
-        let mut head = free.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the block is ours (caller's contract), at least 16 bytes and 16-aligned.
-            unsafe { p.cast::<usize>().write(head) };
-            // Release: publishes the link just written; pairs with the Acquire `swap` in
-            // `alloc`. Relaxed on failure: we only retry with the newer head.
-            match free.compare_exchange_weak(head, p as usize, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: the block is ours (caller's contract), at least 16 bytes and 16-aligned: a
+        // list of one.
+        unsafe { self.push_list(c, p as usize, p as usize) };
     }
 }
 

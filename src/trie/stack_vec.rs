@@ -25,7 +25,8 @@ impl<T: Copy, const N: usize> StackVec<T, N> {
         // SAFETY: an array of `MaybeUninit` needs no initialization, so an uninitialized
         // one is a valid value (the pattern `MaybeUninit::uninit_array` stands for). Unlike
         // `[const { MaybeUninit::uninit() }; N]` it is not built element by element in debug
-        // builds and under miri, where that loop was a tenth of a trie insert's work.
+        // builds and under miri, where that loop was about 8 % of a miri-sized test's instructions
+        // (callgrind of `tests/drop_tracking.rs` built with `--cfg miri`).
         let buf = unsafe { MaybeUninit::<[MaybeUninit<T>; N]>::uninit().assume_init() };
         Self { buf, len: 0 }
     }
