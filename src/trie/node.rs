@@ -45,6 +45,7 @@
 use super::stack_vec::StackVec;
 use crate::sync::{node_alloc, node_dealloc, prefetch, AtomicUsize, Ordering, TrackedCell};
 use core::alloc::Layout;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 /// Tag bit of a frozen slot (see the module docs).
@@ -221,9 +222,10 @@ pub(super) struct NodeBox(NonNull<Head>);
 /// A shared view of a published node, valid for `'g` (the guard it was loaded under).
 #[derive(Clone, Copy)]
 pub(super) struct CNode<'g> {
-    head: &'g Head,
-    /// The whole allocation (the head reference alone does not cover the arrays).
+    /// The whole allocation (a `&Head` would not cover the arrays). One word: a lookup
+    /// keeps the nodes of its path (see `Trie::lookup`).
     raw: NonNull<Head>,
+    _node: PhantomData<&'g Head>,
 }
 
 impl NodeBox {
@@ -402,7 +404,15 @@ impl<'g> CNode<'g> {
         let head = unsafe { &*raw };
         head.alive.touch();
         // SAFETY: `raw` is non-null: it points to a live node.
-        Self { head, raw: unsafe { NonNull::new_unchecked(raw) } }
+        Self { raw: unsafe { NonNull::new_unchecked(raw) }, _node: PhantomData }
+    }
+
+    /// The node's head.
+    #[inline(always)]
+    fn head(self) -> &'g Head {
+        // SAFETY: `raw` points to a node that is live for `'g` (`from_raw`'s contract),
+        // whose head is immutable after publication.
+        unsafe { self.raw.as_ref() }
     }
 
     /// Prefetches the three lines after the head's first one, for a single lookup that is
@@ -438,13 +448,15 @@ impl<'g> CNode<'g> {
     #[inline(always)]
     fn run_ptr(self, i: usize) -> *const usize {
         self.base()
-            .wrapping_add(SLOTS_AT + self.head.n_children as usize * SLOT + i * core::mem::size_of::<usize>())
+            .wrapping_add(
+                SLOTS_AT + self.head().n_children as usize * SLOT + i * core::mem::size_of::<usize>(),
+            )
             .cast::<usize>()
     }
 
     #[inline(always)]
     fn slot_at(self, i: usize) -> &'g AtomicUsize {
-        debug_assert!(i < self.head.n_children as usize);
+        debug_assert!(i < self.head().n_children as usize);
         // SAFETY: `i` is below the slot count (callers derive it from the children bitmap,
         // built from the same array); the slots were initialized by `build` and live for `'g`.
         unsafe { &*self.slot_ptr(i) }
@@ -452,7 +464,7 @@ impl<'g> CNode<'g> {
 
     /// The prefix entries, sorted by heap key.
     fn entries(self) -> &'g [PEntry] {
-        let h = self.head;
+        let h = self.head();
         let (_, _, _, pre_at) = layout_of(h);
         // SAFETY: the prefix array starts at `pre_at` (the same layout computation as in
         // `build`) and holds `n_prefixes` initialized entries, immutable and live for `'g`.
@@ -465,7 +477,7 @@ impl<'g> CNode<'g> {
     #[inline]
     fn value(self, e: PEntry) -> usize {
         let i = e.value_index();
-        debug_assert!(i < self.head.n_runs as usize + self.head.n_hidden as usize);
+        debug_assert!(i < self.head().n_runs as usize + self.head().n_hidden as usize);
         // SAFETY: `i` is below the value count: `build` wrote every entry with the index of
         // a value it wrote (a run's or a hidden prefix's); values are immutable and live
         // for `'g`.
@@ -497,7 +509,7 @@ impl<'g> CNode<'g> {
     #[inline(always)]
     fn run_index(self, slot: u8) -> Option<usize> {
         // Slot 0 always starts a run, so the run containing `slot` is rank(slot + 1) - 1.
-        let h = self.head;
+        let h = self.head();
         (h.n_runs != 0).then(|| h.leaves.rank_incl(slot) - 1)
     }
 
@@ -505,7 +517,7 @@ impl<'g> CNode<'g> {
     /// answers from the head's first line (see [`Head`]).
     #[inline(always)]
     fn child_index(self, slot: u8) -> Option<usize> {
-        let h = self.head;
+        let h = self.head();
         (h.n_children != 0 && h.children.contains(slot)).then(|| h.children.rank(slot))
     }
 
@@ -513,7 +525,7 @@ impl<'g> CNode<'g> {
     #[inline(always)]
     pub(super) fn leaf(self, slot: u8) -> usize {
         self.run_index(slot).map_or(0, |i| {
-            debug_assert!(i < self.head.n_runs as usize);
+            debug_assert!(i < self.head().n_runs as usize);
             // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from
             // the same array); runs are immutable and live for `'g`.
             unsafe { *self.run_ptr(i) }
@@ -572,19 +584,19 @@ impl<'g> CNode<'g> {
     /// Children as `(slot, unfrozen address)` in slot order.
     pub(super) fn children(self) -> impl Iterator<Item = (u8, usize)> + 'g {
         // The k-th set bit's child is in slot k (slots are in bit order).
-        self.head.children.iter().enumerate().map(move |(k, s)| (s, self.slot_at(k).load(LOAD) & !FROZEN))
+        self.head().children.iter().enumerate().map(move |(k, s)| (s, self.slot_at(k).load(LOAD) & !FROZEN))
     }
 
     /// Bytes this node occupies.
     pub(super) fn heap_bytes(self) -> usize {
-        layout_of(self.head).0.size()
+        layout_of(self.head()).0.size()
     }
 
     /// Freezes every slot and returns the children as they are from now on (see the module
     /// docs): the starting point of every copy.
     fn freeze(self) -> Children {
         let mut out = Children::new();
-        for (k, s) in self.head.children.iter().enumerate() {
+        for (k, s) in self.head().children.iter().enumerate() {
             let slot = self.slot_at(k);
             // Acquire: pairs with the AcqRel CAS that stored the child, so the copy we
             // publish (Release) passes the child's contents on to its readers. After
@@ -750,7 +762,7 @@ mod tests {
         assert_eq!(n.get(3), 2);
         assert_eq!(n.get(2), 0);
         assert_eq!(n.prefixes().collect::<Vec<_>>(), [(1, 1), (3, 2), ((1 << 8) | 0xab, 3)]);
-        assert_eq!(n.head.n_hidden, 0, "every prefix is some slot's longest");
+        assert_eq!(n.head().n_hidden, 0, "every prefix is some slot's longest");
     }
 
     #[test]
@@ -762,7 +774,7 @@ mod tests {
         p.sort_unstable();
         let b = NodeBox::build(&p, &[]);
         let n = view(&b);
-        assert_eq!(n.head.n_hidden, 2, "0/6 and 0/7 are hidden");
+        assert_eq!(n.head().n_hidden, 2, "0/6 and 0/7 are hidden");
         assert_eq!(n.prefixes().collect::<Vec<_>>(), p, "every prefix keeps its value");
         for &(hk, v) in &p {
             assert_eq!(n.get(hk), v);
@@ -775,7 +787,7 @@ mod tests {
         let c = n.without_prefix((1 << 8) | 1);
         let c = view(&c);
         assert_eq!(c.leaf(1), 30);
-        assert_eq!(c.head.n_hidden, 1, "only 0/6 is still hidden");
+        assert_eq!(c.head().n_hidden, 1, "only 0/6 is still hidden");
         assert_eq!(c.get(1 << 6), 10);
         assert_eq!(c.get((1 << 8) | 1), 0);
     }
