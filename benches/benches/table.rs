@@ -195,6 +195,22 @@ impl Background {
     }
 }
 
+/// The untimed writer steps before a churn pair's first routine runs (`reader_pair!`),
+/// once: `warmed` records that they ran. A filter that selects neither benchmark of the
+/// pair runs no writer and prints nothing.
+fn pre_churn(name: &str, warmed: &mut bool, pre: u64, write: &mut Option<impl FnMut(u64)>) {
+    if std::mem::replace(warmed, true) {
+        return;
+    }
+    let (t0, w) = (Instant::now(), write.as_mut().expect("the writer is not spawned yet"));
+    for i in 0..pre {
+        w(i);
+    }
+    if pre > 0 {
+        eprintln!("churn/{name}: {pre} writer steps before the reader's solo run, in {:.1?}", t0.elapsed());
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -321,31 +337,35 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
             reader_pair!($name, $read, $write, 0)
         };
         ($name:literal, $read:expr, $write:expr, $pre:expr) => {{
-            #[allow(unused_mut)] // only the rtm writers keep state
-            let mut write = $write;
-            let (t0, pre): (Instant, u64) = (Instant::now(), $pre);
-            for i in 0..pre {
-                write(i);
-            }
-            if pre > 0 {
+            // The writer's state goes to its thread once the reader's run with it starts.
+            let mut write = Some($write);
+            let pre: u64 = $pre;
+            let mut warmed = false;
+            // The pre-churn runs on the first call of either routine (`pre_churn`).
+            let mut warm = |write: &mut Option<_>| pre_churn($name, &mut warmed, pre, write);
+            g.bench_function(BenchmarkId::new($name, "reader_alone"), |b| {
+                warm(&mut write);
+                b.iter($read)
+            });
+            let mut writer: Option<(Background, Instant)> = None;
+            g.bench_function(BenchmarkId::new($name, "reader_with_writer"), |b| {
+                if writer.is_none() {
+                    warm(&mut write);
+                    #[allow(unused_mut)] // only the rtm writers keep state
+                    let mut w = write.take().expect("spawned once");
+                    writer = Some((Background::spawn("writer", move |i| w(i + pre)), Instant::now()));
+                }
+                b.iter($read)
+            });
+            if let Some((w, t0)) = writer {
+                let rate = w.count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
+                drop(w);
                 eprintln!(
-                    "churn/{}: {} writer steps before the reader's solo run, in {:.1?}",
+                    "churn/{}: the writer made {:.2} M updates/s during the reader's run",
                     $name,
-                    pre,
-                    t0.elapsed()
+                    rate / 1e6
                 );
             }
-            g.bench_function(BenchmarkId::new($name, "reader_alone"), |b| b.iter($read));
-            let w = Background::spawn("writer", move |i| write(i + pre));
-            let t0 = Instant::now();
-            g.bench_function(BenchmarkId::new($name, "reader_with_writer"), |b| b.iter($read));
-            let rate = w.count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
-            drop(w);
-            eprintln!(
-                "churn/{}: the writer made {:.2} M updates/s during the reader's run",
-                $name,
-                rate / 1e6
-            );
         }};
     }
     const PRE_CHURN: u64 = 3 << 20;
