@@ -131,7 +131,11 @@ fn split<'a>(
     idx: &'a [usize],
     d: usize,
 ) -> (Cow<'a, [usize]>, Cow<'a, [usize]>) {
-    let own = |i: usize| locate(&items[i].0).0 == d;
+    // The items under a node at depth `d` are longer than `8 d` bits (the root's may be
+    // /0), so the node's own are those of at most `8 d + 8` (`locate`'s depth, without
+    // its division).
+    debug_assert!(idx.iter().all(|&i| d == 0 || items[i].0.len() as usize > 8 * d));
+    let own = |i: usize| items[i].0.len() as usize <= 8 * d + 8;
     match idx.iter().filter(|&&i| own(i)).count() {
         0 => (Cow::Borrowed(&[]), Cow::Borrowed(idx)),
         n if n == idx.len() => (Cow::Borrowed(idx), Cow::Borrowed(&[])),
@@ -325,7 +329,11 @@ impl<V: Linked> Trie<V> {
         let mut gone: StackVec<HeapKey, 511> = StackVec::new();
         for &i in own.iter() {
             let hk = locate(&items[i].0).1;
-            if c.get(hk) == items[i].1 as usize {
+            let expected = items[i].1 as usize;
+            // The leaf of the prefix's first slot is the prefix's own value unless a
+            // longer prefix covers that slot (`Trie::find`): one popcount, where the
+            // search of the sorted prefixes was a chain of a node's-size log steps.
+            if c.leaf(node::hk_start(hk)) == expected || c.get(hk) == expected {
                 gone.push(hk);
             } else {
                 out[i] = Some(false);
@@ -335,15 +343,28 @@ impl<V: Linked> Trie<V> {
         if gone.is_empty() && !dropped_here {
             return Step::Done(Below::Kept);
         }
-        let Some(new) = c.without(&gone, &acc.dropped[dropped0..]) else { return Step::Retry };
-        acc.dropped.truncate(dropped0);
-        if d > 0 && new.is_empty() {
-            // Not published: the parent's copy unlinks this node instead.
-            drop(new);
-            acc.nodes.push(at.raw);
-            acc.items.extend(own.iter().copied().filter(|&i| out[i].is_none()));
-            return Step::Done(Below::Emptied { raw: at.raw });
-        }
+        // A node without children that loses every prefix is emptied without building its
+        // empty copy (the depth-2 nodes of a full table's delete): nothing here needs a
+        // freeze, and the parent's copy checks, under its freeze, that its slot still
+        // holds this node, as it does for an emptied copy below.
+        let emptied = d > 0 && c.is_childless_with(gone.len());
+        let new = if emptied {
+            None
+        } else {
+            let Some(new) = c.without(&gone, &acc.dropped[dropped0..]) else { return Step::Retry };
+            acc.dropped.truncate(dropped0);
+            Some(new)
+        };
+        let new = match new {
+            Some(new) if d == 0 || !new.is_empty() => new,
+            empty => {
+                // Not published: the parent's copy unlinks this node instead.
+                drop(empty);
+                acc.nodes.push(at.raw);
+                acc.items.extend(own.iter().copied().filter(|&i| out[i].is_none()));
+                return Step::Done(Below::Emptied { raw: at.raw });
+            }
+        };
         if !self.replace(at, new, g) {
             return Step::Retry;
         }
