@@ -526,7 +526,7 @@ impl RouteList {
         None
     }
 
-    /// Prefetches the line [`best_index`](Self::best_index) reads for a single-route
+    /// Prefetches the line [`best_hops`](Self::best_hops) reads for a single-route
     /// snapshot (56 bytes, header and inline entry: in one line when placed in its
     /// destination or in a 64-aligned arena block).
     #[inline(always)]
@@ -564,23 +564,12 @@ impl RouteList {
         self.entries.iter().find(|e| e.views.contains(v))
     }
 
-    /// Index of the best route of view `v`. Reads only the snapshot's own line when the
-    /// best route is the first one (see [`Many`]).
-    #[inline]
-    pub(crate) fn best_index(&self, v: ViewId) -> Option<usize> {
-        match &self.entries {
-            // Spelled out for the one-route case, the common one: a single test, no
-            // slice and no loop.
-            Entries::One(o) => o.entry.views.contains(v).then_some(0),
-            Entries::Many(m) if m.views.contains(v) => Some(0),
-            e => e.iter().position(|e| e.views.contains(v)),
-        }
-    }
-
-    /// [`best_index`](Self::best_index) with that entry's next hops, in one match: the
-    /// fast path's result carries both. It used to match the entries twice, for the
-    /// index and then for the next hops; one match (with the trie's stored level count)
-    /// took a single lookup from 155 to 137 instructions (see `Trie::lookup`).
+    /// The index of the best route of view `v` (the first entry belonging to it) and its
+    /// next hops, in one match: the fast path's result carries both. Reads only the
+    /// snapshot's own line when the best route is the first one (see [`Many`]). The fast
+    /// path used to match the entries twice, for the index and then for the next hops;
+    /// one match (with the trie's stored level count) took a single lookup from 155 to 137
+    /// instructions (see `Trie::lookup`).
     #[inline(always)]
     pub(crate) fn best_hops(&self, v: ViewId) -> Option<(usize, &[NextHop])> {
         match &self.entries {

@@ -266,30 +266,6 @@ impl Table {
         Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
     }
 
-    #[doc(hidden)]
-    pub fn x_ms(&self, addr: &NetAddress, views: ViewSet, mode: u32) -> Result<DestRef> {
-        let g = epoch::pin();
-        let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
-        if mode & 1 != 0 {
-            d.prefetch_all();
-        }
-        if mode & 2 != 0 {
-            if d.list(&g).has_route_in(views) {
-                if let Some(dest) = d.try_ref() {
-                    return Ok(DestRef { dest });
-                }
-            }
-            return Err(Error::NotFound);
-        }
-        let list = d.list(&g);
-        if list.best_index(ViewId::UNICAST).is_some() {
-            if let Some(dest) = d.try_ref() {
-                return Ok(DestRef { dest });
-            }
-        }
-        Err(Error::NotFound)
-    }
-
     /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
     /// with a route in `views`. Repeat to walk up to the default route; after it,
     /// [`Error::NotFound`].

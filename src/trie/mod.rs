@@ -297,6 +297,8 @@ impl<V: Linked> Trie<V> {
                 prefetch((best[i] as *const u8).wrapping_add(hot));
             }
         }
+        // Per key, this round: the addresses of the run and the slot its node's head points
+        // it to (null where there is none).
         let mut runs = [core::ptr::null::<usize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // Per key and level: the run a walk that went on to a child did not read (null if

@@ -691,8 +691,9 @@ impl<'g> CNode<'g> {
             c.remove(i);
         }
         // The removed keys as a set of heap keys (all below 512): one test per prefix, where
-        // a search of `hks` per prefix was quadratic in a node that a batch empties (a
-        // full table's delete empties every node: 6 % of its instructions, session 19).
+        // a search of `hks` per prefix was quadratic in the prefixes a batch removes (most
+        // of the 6 % of a full table's delete that these copies took before emptied nodes
+        // stopped being copied, session 19).
         let mut gone = [0u64; 8];
         for &k in hks {
             gone[(k >> 6) as usize] |= 1 << (k & 63);
