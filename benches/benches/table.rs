@@ -195,6 +195,15 @@ impl Background {
     }
 }
 
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// The untimed writer steps before a churn pair's first routine runs (`reader_pair!`),
 /// once: `warmed` records that they ran. A filter that selects neither benchmark of the
 /// pair runs no writer and prints nothing.
@@ -208,15 +217,6 @@ fn pre_churn(name: &str, warmed: &mut bool, pre: u64, write: &mut Option<impl Fn
     }
     if pre > 0 {
         eprintln!("churn/{name}: {pre} writer steps before the reader's solo run, in {:.1?}", t0.elapsed());
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 
