@@ -261,8 +261,13 @@ impl NodeBox {
             // Checked here rather than in a pass of their own (debug builds, miri).
             debug_assert!(last < hk && hk < 512, "sorted heap keys");
             last = hk;
-            let start = hk_start(hk) as usize;
-            best[start..start + (1usize << (8 - hk_len(hk)))].fill(i as u16);
+            let (start, width) = (hk_start(hk) as usize, 1usize << (8 - hk_len(hk)));
+            if width == 1 {
+                // The common case (a depth-2 node's /24s): one store, not a slice fill.
+                best[start] = i as u16;
+            } else {
+                best[start..start + width].fill(i as u16);
+            }
         }
         // Pass 1: the runs (a run starts where the slot's prefix changes; none at all
         // without prefixes) and each prefix's value index: the first run holding it (a
