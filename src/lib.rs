@@ -24,7 +24,9 @@ pub use entity::{EntityId, EntityInfo, EntityRef};
 pub use error::{Error, Result};
 pub use prefix::{AddressFamily, NetAddress};
 pub use query::{Best, Guard, RouteMatch};
-pub use route::{flags, AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, RouteRef, RouteState};
+pub use route::{
+    flags, AddMode, ChangeFlags, NextHop, NextHopList, RouteInfo, RouteParams, RouteRef, RouteState,
+};
 pub use sync::drain_deferred_garbage;
 #[cfg(loom)]
 #[doc(hidden)]
