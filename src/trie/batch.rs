@@ -197,7 +197,7 @@ impl<V: Linked> Trie<V> {
         for i in 0..n {
             at[i] = locate(&keys[i]);
         }
-        for d in 0..(self.max_len / 8) as usize {
+        for d in 0..self.levels {
             let mut more = false;
             for i in 0..n {
                 if let Some(c) = cs[i].filter(|_| d < at[i].0) {
