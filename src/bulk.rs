@@ -16,7 +16,7 @@
 //! per-route data in it): a feed's runs of prefixes with the same attributes, like a BGP
 //! UPDATE's NLRI, cost one version object per run, not one per route.
 
-use crate::dest::Dest;
+use crate::dest::{Dest, DestPtr};
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
@@ -74,8 +74,11 @@ impl EntityRef {
         let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
         // Only called for valid items.
         let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
-        // Destinations given another route whose snapshot could not be placed (their slot
-        // still held the one replaced): `place_unplaced` moves them in later.
+        // Destinations written whose snapshot could not be placed (their slot still held
+        // the one replaced: an update of a placed snapshot always finds it busy), another
+        // route or a re-announcement alike: `place_unplaced` moves them in later. Left in
+        // blocks, a churned table's lookups read two lines per destination instead of one
+        // (14 % slower in `rtm bench` after its churn; BENCHMARKS.md, session 20).
         let mut unplaced = Vec::new();
         // Destinations linked and routes created on found ones (counted in once, below).
         let (mut n_dests, mut n_routes) = (0usize, 0usize);
@@ -126,7 +129,7 @@ impl EntityRef {
                         Some(r) => {
                             n_routes += usize::from(r.1.new);
                             let list = dest.list(&g);
-                            if r.1.new && !dest.is_placed(list) {
+                            if !dest.is_placed(list) {
                                 unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
                             }
                             r
@@ -201,9 +204,10 @@ fn remove_some<'r, T>(
 ) -> Vec<Result<ChangeFlags>> {
     let g = epoch::pin();
     // The snapshots, trie nodes and links this retires go to the collector together.
-    let res = crate::sync::batched(&g, || remove_some_pinned(t, items, route, &g));
+    let (res, unplaced) = crate::sync::batched(&g, || remove_some_pinned(t, items, route, &g));
     drop(g);
     crate::sync::pace_reclamation(items.len());
+    t.place_unplaced(unplaced);
     res
 }
 
@@ -213,8 +217,10 @@ fn remove_some_pinned<'r, T>(
     items: &'r [T],
     route: impl Fn(&'r T) -> Option<&'r RoutePtr>,
     g: &epoch::Guard,
-) -> Vec<Result<ChangeFlags>> {
+) -> (Vec<Result<ChangeFlags>>, Vec<(DestPtr, u64)>) {
     let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
+    // Surviving destinations whose snapshot went to a block (`TableInner::place_unplaced`).
+    let mut unplaced = Vec::new();
     let mut res = Vec::with_capacity(items.len());
     // Routes detached (counted out once, below).
     let mut gone = 0isize;
@@ -231,13 +237,19 @@ fn remove_some_pinned<'r, T>(
             let r = route(item).ok_or(Error::AccessDenied)?;
             let (flags, died) = detach(r, g)?;
             gone += 1;
+            let dest = r.dest();
             if died {
-                dead.push(r.dest());
+                dead.push(dest);
+            } else {
+                let list = dest.list(g);
+                if !dest.is_placed(list) {
+                    unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
+                }
             }
             Ok(flags)
         }));
     }
     t.route_count.add(-gone);
     t.unlink_batch(&dead, g);
-    res
+    (res, unplaced)
 }

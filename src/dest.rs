@@ -736,9 +736,12 @@ impl Dest {
     /// frees after the grace period of the placed one it replaced, and a destination nobody
     /// writes again would keep the block (and its line apart from the one a lookup reads)
     /// for good: a table loaded feed by feed leaves most destinations with several routes
-    /// that way. A destination written since needs no help: its writes alternate between
-    /// the slot and blocks anyway, and a copy per write would double their work. `false`
-    /// if the slot is still busy (try again later); `true` once there is nothing to do.
+    /// that way, and so does a churn of re-announcements (every update of a placed
+    /// snapshot finds the slot busy), which left `rtm bench`'s lookups 14 % slower until
+    /// session 20 placed those too: a copy per such write, paid by the batched writers.
+    /// A destination written again since needs no help here: that write is queued itself.
+    /// `false` if the slot is still busy (try again later); `true` once there is nothing
+    /// to do.
     pub(crate) fn place(&self, gen: u64, g: &Guard) -> bool {
         let stale = |cur: &RouteList| cur.gen != gen || cur.is_dead() || self.is_placed(cur);
         if stale(self.list(g)) {
@@ -1307,6 +1310,70 @@ mod tests {
             let prefs: Vec<u32> = d.route_infos().iter().map(|(_, i)| i.preference()).collect();
             assert_eq!(prefs, [10, 20], "both routes, best first");
             assert_eq!(d.best(ViewId::UNICAST).unwrap().owner(), EntityId::new(2, 1));
+        }
+    }
+
+    /// Batched re-announcements (a changed version of a route) and batched deletes that
+    /// leave a destination a route put their snapshots in blocks while the slots are busy,
+    /// like batched adds of another route, and are moved into the slots by a later batched
+    /// call the same way: a table churned by batched writes keeps its lookups on one line
+    /// per destination (BENCHMARKS.md, session 20: 14 % slower lookups after a churn
+    /// otherwise).
+    #[test]
+    fn batched_updates_and_deletes_place_their_snapshots_later() {
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewSet};
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(AddressFamily::Ipv4);
+        let names: Vec<String> = (0..40).map(|i| format!("10.{i}.0.0/16")).collect();
+        let items = |pref: u32, metric: u32| -> Vec<(NetAddress, RouteParams)> {
+            names.iter().map(|n| (n.parse().unwrap(), RouteParams::new(pref, metric))).collect()
+        };
+        // Half of them get a second route (of `b`), then every slot is freed again.
+        assert!(a.add_routes(&items(20, 1)).unwrap().iter().all(|r| r.is_ok()));
+        let theirs: Vec<_> =
+            b.add_routes(&items(30, 1)[..20]).unwrap().into_iter().map(|r| r.unwrap().0).collect();
+        crate::drain_deferred_garbage();
+        a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+        assert!(names.iter().all(|n| placed(t, n) == Some(true)));
+        assert_eq!(t.inner.unplaced.len(), 0);
+
+        // Re-announcements while the slots are busy (held by this thread's pin).
+        let hold = epoch::pin();
+        assert!(a.add_routes(&items(20, 2)).unwrap().iter().all(|r| r.is_ok()));
+        assert!(names.iter().all(|n| placed(t, n) == Some(false)), "the slots were busy");
+        assert_eq!(t.inner.unplaced.len(), names.len(), "every written destination is queued");
+        drop(hold);
+        crate::drain_deferred_garbage();
+        // (A new destination: its first snapshot is placed when it is made.)
+        a.add_routes(&[("192.0.3.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+        assert!(names.iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
+        assert_eq!(t.inner.unplaced.len(), 0);
+        for (i, n) in names.iter().enumerate() {
+            let d = t.get(&n.parse().unwrap(), ViewSet::ANY).unwrap();
+            let got: Vec<(u32, u32)> =
+                d.route_infos().iter().map(|(_, v)| (v.preference(), v.metric())).collect();
+            let want: &[(u32, u32)] = if i < 20 { &[(20, 2), (30, 1)] } else { &[(20, 2)] };
+            assert_eq!(got, want, "{n}: the placed copies changed no route");
+        }
+
+        // Deletes that leave a route, while the slots are busy.
+        let hold = epoch::pin();
+        assert!(b.delete_routes(&theirs).unwrap().iter().all(|r| r.is_ok()));
+        assert!(names[..20].iter().all(|n| placed(t, n) == Some(false)), "the slots were busy");
+        assert_eq!(t.inner.unplaced.len(), 20);
+        drop(hold);
+        crate::drain_deferred_garbage();
+        // Any batched call moves them in: an empty batched delete here.
+        b.delete_routes(&[]).unwrap();
+        assert!(names.iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
+        assert_eq!(t.inner.unplaced.len(), 0);
+        for n in &names {
+            let d = t.get(&n.parse().unwrap(), ViewSet::ANY).unwrap();
+            let got: Vec<(u32, u32)> =
+                d.route_infos().iter().map(|(_, v)| (v.preference(), v.metric())).collect();
+            assert_eq!(got, [(20, 2)], "{n}");
         }
     }
 

@@ -173,8 +173,9 @@ pub(crate) struct TableInner {
     pub(crate) dest_count: Counter,
     pub(crate) route_count: Counter,
     /// Destinations whose snapshot went to a block because their slot was busy when a
-    /// batched add gave them another route, with a reference each: later batched adds move
-    /// the snapshots into the slots once those are free ([`Dest::place`]).
+    /// batched write (an add, a re-announcement, a delete that left a route) changed them,
+    /// with a reference each: later batched writes move the snapshots into the slots once
+    /// those are free ([`Dest::place`]).
     /// (With the generation of the snapshot left in a block: see `Dest::place`.)
     pub(crate) unplaced: WorkList<(DestPtr, u64)>,
 }
