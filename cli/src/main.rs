@@ -224,6 +224,19 @@ fn bench(a: &BenchArgs) {
         "readers alone",
     );
     print_readers("no writer", readers, &solo);
+    // The host's share of a co-runner's cost: the same readers beside a loop that only
+    // computes (no memory, no rtm) on the writer's core. On a 2-vCPU VM it alone took
+    // 3-11 % of the reader's rate (BENCHMARKS.md, session 20).
+    let spun = run::readers_with(
+        &l.rtm,
+        AddressFamily::Ipv4,
+        &queries,
+        readers,
+        dur,
+        Some(spin),
+        "readers + busy loop",
+    );
+    print_readers("with a busy loop", readers, &spun);
     let v4: Vec<NetAddress> =
         prefixes.iter().filter(|p| p.family() == AddressFamily::Ipv4).copied().collect();
     let busy = run::readers_with(
@@ -237,8 +250,9 @@ fn bench(a: &BenchArgs) {
     );
     print_readers("with 1 writer", readers, &busy);
     println!(
-        "  readers keep {:.0} % of their solo throughput; writer {:.2} M route updates/s ({})",
+        "  readers keep {:.0} % of their solo throughput ({:.0} % beside the busy loop); writer {:.2} M route updates/s ({})",
         busy.lookups_per_sec_per_reader / solo.lookups_per_sec_per_reader * 100.0,
+        spun.lookups_per_sec_per_reader / solo.lookups_per_sec_per_reader * 100.0,
         busy.writer_updates as f64 / busy.elapsed.as_secs_f64() / 1e6,
         if a.writer_batch > 1 {
             format!("re-announcements {} per add_routes call", a.writer_batch)
@@ -248,6 +262,20 @@ fn bench(a: &BenchArgs) {
     );
     let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
     println!("end: {} + {} destinations, {} routes", t4.len(), t6.len(), t4.route_count() + t6.route_count());
+}
+
+/// A co-runner that only computes, on registers (no memory traffic, no rtm), until told to
+/// stop: what any busy thread on the writer's core costs the readers. Returns its rounds.
+fn spin(stop: &AtomicBool) -> u64 {
+    let (mut x, mut n) = (1u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..4096 {
+            x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7);
+        }
+        n += 1;
+    }
+    std::hint::black_box(x);
+    n
 }
 
 /// The bench writer: re-announcements with changed metric or preference (95 %; applied
