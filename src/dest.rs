@@ -1177,7 +1177,10 @@ mod tests {
         let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
         let c = rtm.register(AddressFamily::Ipv4, EntityId::new(3, 1)).unwrap();
         let p = "10.0.0.0/8".parse().unwrap();
+        // Route-by-route writes queue destinations whose snapshot went to a block, with a
+        // reference each (`TableInner::queue_unplaced`): transient, so let them go first.
         let count = |r: &RouteRef| {
+            drop(rtm.table(AddressFamily::Ipv4).inner.unplaced.take());
             crate::drain_deferred_garbage();
             r.route.count()
         };
@@ -1269,8 +1272,8 @@ mod tests {
     /// A batched add that gives destinations another route while their first snapshot is
     /// still placed puts the new snapshots in blocks (the slots are busy); once the slots
     /// are reclaimed, the next batched add (of any entity, on any prefix) moves them in
-    /// (`TableInner::place_unplaced`), the routes unchanged. Destinations that died or
-    /// were written meanwhile are let go.
+    /// (`TableInner::place_unplaced`), the routes unchanged. Destinations that died are
+    /// let go; one written route by route meanwhile was queued by that write too.
     #[test]
     fn batched_adds_place_the_snapshots_they_left_in_blocks() {
         use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewId, ViewSet};
@@ -1302,7 +1305,7 @@ mod tests {
         crate::drain_deferred_garbage();
         a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
         assert_eq!(placed(t, &names[0]), None);
-        assert_eq!(placed(t, &names[1]), Some(false), "written since: left to its writes");
+        assert_eq!(placed(t, &names[1]), Some(true), "written since: queued by that write, placed");
         assert!(names[2..].iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
         assert_eq!(t.inner.unplaced.len(), 0);
         for n in &names[1..] {
@@ -1374,6 +1377,84 @@ mod tests {
             let got: Vec<(u32, u32)> =
                 d.route_infos().iter().map(|(_, v)| (v.preference(), v.metric())).collect();
             assert_eq!(got, [(20, 2)], "{n}");
+        }
+    }
+
+    /// Route-by-route writes (`delete_route`, and a re-announcement through `add_route`)
+    /// queue the destinations whose snapshot went to a block, and every 64th queued item
+    /// makes the writer place the oldest ones (`TableInner::queue_unplaced`): a drain
+    /// while every slot is still busy places nothing and keeps them all; the next one,
+    /// after the grace period, places the oldest 64 and leaves the younger queued. A
+    /// drain takes on at most 64 more than twice its call's own items.
+    #[test]
+    fn route_by_route_writes_place_their_snapshots_in_batches() {
+        use crate::table::PLACE_EVERY;
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewSet};
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(AddressFamily::Ipv4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(AddressFamily::Ipv4);
+        let set = |base: usize| -> Vec<String> {
+            (0..PLACE_EVERY).map(|i| format!("10.{}.0.0/16", base + i)).collect()
+        };
+        let (names, others) = (set(0), set(100));
+        let items = |ns: &[String], pref: u32| -> Vec<(NetAddress, RouteParams)> {
+            ns.iter().map(|n| (n.parse().unwrap(), RouteParams::new(pref, 1))).collect()
+        };
+        let all_placed = |ns: &[String], want: bool| ns.iter().all(|n| placed(t, n) == Some(want));
+        a.add_routes(&items(&names, 20)).unwrap();
+        a.add_routes(&items(&others, 20)).unwrap();
+        let theirs: Vec<_> =
+            b.add_routes(&items(&names, 30)).unwrap().into_iter().map(|r| r.unwrap().0).collect();
+        crate::drain_deferred_garbage();
+        a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+        assert!(all_placed(&names, true) && all_placed(&others, true));
+        assert_eq!(t.inner.unplaced.len(), 0);
+
+        // Deletes while the slots are busy: the drain at the 64th places nothing.
+        let hold = epoch::pin();
+        for r in &theirs {
+            b.delete_route(r).unwrap();
+        }
+        assert!(all_placed(&names, false), "the slots were busy");
+        assert_eq!(t.inner.unplaced.len(), PLACE_EVERY, "the drain kept them all");
+        drop(hold);
+        crate::drain_deferred_garbage();
+        // Re-announcements: the 128th queued item drains, placing the oldest 64.
+        let reannounce = |ns: &[String], metric: u32| {
+            for n in ns {
+                drop(a.add_route(&n.parse().unwrap(), RouteParams::new(20, metric)).unwrap());
+            }
+        };
+        reannounce(&others, 2);
+        assert!(all_placed(&names, true), "the 128th item placed the oldest 64");
+        assert!(all_placed(&others, false), "not due yet");
+        assert_eq!(t.inner.unplaced.len(), PLACE_EVERY);
+
+        crate::drain_deferred_garbage();
+        b.delete_routes(&[]).unwrap();
+        assert!(all_placed(&others, true) && t.inner.unplaced.len() == 0, "any batched call drains");
+
+        // 128 while the slots are busy (two drains placing nothing), then a batched call
+        // of no items: its drain takes on the oldest 64 only, the next call the rest.
+        let hold = epoch::pin();
+        reannounce(&names, 3);
+        reannounce(&others, 3);
+        assert_eq!(t.inner.unplaced.len(), 2 * PLACE_EVERY, "the drains kept them all");
+        drop(hold);
+        crate::drain_deferred_garbage();
+        b.delete_routes(&[]).unwrap();
+        assert!(all_placed(&names, true) && all_placed(&others, false), "the oldest 64 only");
+        b.delete_routes(&[]).unwrap();
+        assert!(all_placed(&others, true));
+        assert_eq!(t.inner.unplaced.len(), 0);
+        for (ns, metric) in [(&names, 3), (&others, 3)] {
+            for n in ns {
+                let d = t.get(&n.parse().unwrap(), ViewSet::ANY).unwrap();
+                let got: Vec<(u32, u32)> =
+                    d.route_infos().iter().map(|(_, v)| (v.preference(), v.metric())).collect();
+                assert_eq!(got, [(20, metric)], "{n}");
+            }
         }
     }
 

@@ -7,13 +7,17 @@
 //! table alive; [`DestRef`]/[`RouteRef`] keep only their objects alive (readable after the
 //! table is gone, with no routes / state `Deleted`).
 
-use crate::dest::{Dest, DestPtr, DestRef};
+use crate::dest::{Dest, DestPtr, DestRef, RouteList};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
 use crate::sync::{epoch, Arc, Counter, Registry, WorkList};
 use crate::trie::Trie;
 use crate::view::ViewSet;
+
+/// Items of the unplaced list a route-by-route writer adds between two drains, and the
+/// least a drain takes on ([`TableInner::place_unplaced`]).
+pub(crate) const PLACE_EVERY: usize = 64;
 
 /// Limits every registration gets (`RTM_REGN_PROFILE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -185,10 +189,18 @@ impl TableInner {
     /// slots where those are free now, keeps the rest for a later call, and adds `fresh`
     /// (this call's). Call unpinned: the slots of `fresh` free only after this thread's
     /// pin of the call that filled them has ended.
+    ///
+    /// Bounded work per call: the oldest `2 * fresh.len() + PLACE_EVERY` items at most,
+    /// and none after a window of [`BATCH`](crate::trie::BATCH) items whose slots were
+    /// all still busy (slots free in the order of their grace periods, so the younger
+    /// ones are busy too: a reader pinned for long stalls every slot, and the list must
+    /// not cost each call a pass over its [`WorkList::CAP`] items meanwhile).
     pub(crate) fn place_unplaced(&self, fresh: Vec<(DestPtr, u64)>) {
-        let earlier = self.unplaced.take();
+        let mut earlier = self.unplaced.take();
         if !earlier.is_empty() {
-            let mut keep = vec![false; earlier.len()];
+            let budget = 2 * fresh.len() + PLACE_EVERY;
+            let rest = earlier.split_off(budget.min(earlier.len()));
+            let mut keep = vec![true; earlier.len()];
             let g = epoch::pin();
             // The replaced blocks go to the collector together.
             crate::sync::batched(&g, || {
@@ -202,17 +214,41 @@ impl TableInner {
                         w.iter().for_each(|(d, _)| d.list(&g).prefetch());
                         w.iter().for_each(|(d, _)| d.list(&g).prefetch_entry_block());
                     }
+                    let mut any = false;
                     for (j, (d, gen)) in w.iter().enumerate() {
-                        keep[k * crate::trie::BATCH + j] = !d.place(*gen, &g);
+                        let busy = !d.place(*gen, &g);
+                        keep[k * crate::trie::BATCH + j] = busy;
+                        any |= !busy;
+                    }
+                    if !any && w.len() == crate::trie::BATCH {
+                        break;
                     }
                 }
             });
             drop(g);
             crate::sync::pace_reclamation(earlier.len());
-            let busy = earlier.into_iter().zip(keep).filter_map(|(item, busy)| busy.then_some(item));
-            self.unplaced.extend(busy.collect());
+            let mut busy: Vec<_> =
+                earlier.into_iter().zip(keep).filter_map(|(item, busy)| busy.then_some(item)).collect();
+            busy.extend(rest);
+            self.unplaced.extend(busy);
         }
         self.unplaced.extend(fresh);
+    }
+
+    /// After a route-by-route write (under its pin `_g`, with `list` the snapshot it read
+    /// back): queues `dest` for [`place_unplaced`](Self::place_unplaced) if `list` went to
+    /// a block, as the batched writes do. Never waits (a busy list drops the item). Returns
+    /// whether the caller should drain the list once unpinned: every [`PLACE_EVERY`]th
+    /// item, so that route-by-route writers place in batches too. Not in loom builds: the
+    /// queue is a mutex-protected `Vec`, and the placement it leads to is modelled on its
+    /// own (`place_vs_update`); in every route-by-route model it would only multiply the
+    /// interleavings.
+    pub(crate) fn queue_unplaced(&self, dest: &Dest, list: &RouteList, _g: &epoch::Guard) -> bool {
+        if cfg!(loom) || list.is_dead() || dest.is_placed(list) {
+            return false;
+        }
+        let Some(d) = dest.try_ref() else { return false };
+        self.unplaced.push((d, list.gen)).is_some_and(|n| n % PLACE_EVERY == 0)
     }
 
     /// Unlinks a dead destination from the trie if it is still linked, releasing the

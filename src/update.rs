@@ -88,6 +88,7 @@ impl EntityRef {
         let g = epoch::pin();
         // A route block created by a failed attempt, reused if its sequence still fits.
         let mut spare: Option<RoutePtr> = None;
+        let mut drain = false;
         let (route, flags) = loop {
             let Some(dest) = t.trie.get(prefix, &g) else {
                 if let Some(r) = self.create_dest(prefix, info, &g) {
@@ -100,6 +101,7 @@ impl EntityRef {
                     if r.1.new {
                         t.route_count.add(1);
                     }
+                    drain = t.queue_unplaced(dest, dest.list(&g), &g);
                     break r;
                 }
                 None => t.unlink(dest, &g),
@@ -107,6 +109,9 @@ impl EntityRef {
             crate::sync::spin_hint();
         };
         drop(g);
+        if drain {
+            t.place_unplaced(Vec::new());
+        }
         self.withdraw_if_deregistered(core::iter::once(&route.route));
         (route, flags)
     }
@@ -260,7 +265,13 @@ impl EntityRef {
             let (list, delta) = cur.with_info(i, &info);
             Ok((list, delta, views))
         })?;
-        Ok(ChangeFlags { new: false, best: best_changed(old, new, r, views) })
+        let flags = ChangeFlags { new: false, best: best_changed(old, new, r, views) };
+        let drain = self.table.queue_unplaced(r.dest(), new, &g);
+        drop(g);
+        if drain {
+            self.table.place_unplaced(Vec::new());
+        }
+        Ok(flags)
     }
 
     /// Deletes one of this entity's routes (`RtmDeleteRouteToDest`). The handle stays
@@ -290,8 +301,16 @@ pub(crate) fn remove_route(t: &TableInner, route: &RoutePtr) -> Result<ChangeFla
     let g = epoch::pin();
     let (flags, dead) = detach(route, &g)?;
     t.route_count.add(-1);
-    if dead {
-        t.unlink(route.dest(), &g);
+    let dest = route.dest();
+    let drain = if dead {
+        t.unlink(dest, &g);
+        false
+    } else {
+        t.queue_unplaced(dest, dest.list(&g), &g)
+    };
+    drop(g);
+    if drain {
+        t.place_unplaced(Vec::new());
     }
     Ok(flags)
 }

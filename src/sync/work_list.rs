@@ -8,7 +8,8 @@
 //! never lookups, and every critical section is a `Vec` append or swap: items are dropped
 //! and worked on outside the lock. [`take`](WorkList::take) gives up rather than wait when
 //! another writer holds the lock (the work is an optimisation; it waits for the next
-//! call). Past [`WorkList::CAP`] items, new ones are dropped: the work only saves memory,
+//! call), and so does [`push`](WorkList::push), a route-by-route writer's append. Past
+//! [`WorkList::CAP`] items, new ones are dropped: the work only saves memory and lookups' second line,
 //! and the bound keeps a stalled epoch (a reader pinned for a long time, so no slot frees)
 //! from growing the list without limit.
 
@@ -53,6 +54,25 @@ impl<T> WorkList<T> {
         drop(rest);
     }
 
+    /// Appends one item unless another thread holds the list or it is full (then the item
+    /// is dropped, after the lock is released: the work is an optimisation, and a
+    /// route-by-route writer must never wait for it). Returns the number of items after
+    /// the push, `None` if it was dropped.
+    pub(crate) fn push(&self, item: T) -> Option<usize> {
+        let mut v = match self.items.try_lock() {
+            Ok(v) => v,
+            #[cfg(not(loom))]
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(_) => return None,
+        };
+        if v.len() >= Self::CAP {
+            drop(v);
+            return None;
+        }
+        v.push(item);
+        Some(v.len())
+    }
+
     /// Takes every item, or none if another thread holds the list.
     pub(crate) fn take(&self) -> Vec<T> {
         match self.items.try_lock() {
@@ -92,12 +112,25 @@ mod tests {
     }
 
     #[test]
-    fn take_gives_up_while_another_thread_holds_the_list() {
+    fn push_counts_and_stops_at_the_bound() {
+        let w = WorkList::new();
+        assert_eq!(w.push(1), Some(1));
+        assert_eq!(w.push(2), Some(2));
+        w.extend((0..WorkList::<usize>::CAP).collect());
+        assert_eq!(w.push(3), None, "full: dropped");
+        let all = w.take();
+        assert_eq!(all.len(), WorkList::<usize>::CAP);
+        assert_eq!(all[..3], [1, 2, 0]);
+    }
+
+    #[test]
+    fn take_and_push_give_up_while_another_thread_holds_the_list() {
         let w = WorkList::new();
         w.extend(vec![1]);
         let held = w.items.lock().unwrap();
         std::thread::scope(|s| {
             assert!(s.spawn(|| w.take()).join().unwrap().is_empty());
+            assert_eq!(s.spawn(|| w.push(2)).join().unwrap(), None);
         });
         drop(held);
         assert_eq!(w.take(), vec![1]);
