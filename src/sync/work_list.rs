@@ -9,9 +9,9 @@
 //! and worked on outside the lock. [`take`](WorkList::take) gives up rather than wait when
 //! another writer holds the lock (the work is an optimisation; it waits for the next
 //! call), and so does [`push`](WorkList::push), a route-by-route writer's append. Past
-//! [`WorkList::CAP`] items, new ones are dropped: the work only saves memory and lookups' second line,
-//! and the bound keeps a stalled epoch (a reader pinned for a long time, so no slot frees)
-//! from growing the list without limit.
+//! [`WorkList::CAP`] items, new ones are dropped: the work only saves memory and a
+//! lookup's second line, and the bound keeps a stalled epoch (a reader pinned for a long
+//! time, so no slot frees) from growing the list without limit.
 
 /// See the module docs.
 pub(crate) struct WorkList<T> {
