@@ -58,17 +58,7 @@ fn main() {
             continue;
         }
         let w: Writer<'_> = match name {
-            "spin" => Box::new(|stop: &AtomicBool| {
-                let (mut x, mut k) = (1u64, 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..4096 {
-                        x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7);
-                    }
-                    k += 4096;
-                }
-                std::hint::black_box(x);
-                k
-            }),
+            "spin" => Box::new(run::spin),
             "read" => Box::new(|stop: &AtomicBool| {
                 let (mut i, mut k) = (0usize, 0u64);
                 let b: &[u64] = &big;

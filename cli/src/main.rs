@@ -233,7 +233,7 @@ fn bench(a: &BenchArgs) {
         &queries,
         readers,
         dur,
-        Some(spin),
+        Some(run::spin),
         "readers + busy loop",
     );
     print_readers("with a busy loop", readers, &spun);
@@ -262,20 +262,6 @@ fn bench(a: &BenchArgs) {
     );
     let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
     println!("end: {} + {} destinations, {} routes", t4.len(), t6.len(), t4.route_count() + t6.route_count());
-}
-
-/// A co-runner that only computes, on registers (no memory traffic, no rtm), until told to
-/// stop: what any busy thread on the writer's core costs the readers. Returns its rounds.
-fn spin(stop: &AtomicBool) -> u64 {
-    let (mut x, mut n) = (1u64, 0u64);
-    while !stop.load(Ordering::Relaxed) {
-        for _ in 0..4096 {
-            x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7);
-        }
-        n += 1;
-    }
-    std::hint::black_box(x);
-    n
 }
 
 /// The bench writer: re-announcements with changed metric or preference (95 %; applied

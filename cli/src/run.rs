@@ -204,6 +204,21 @@ where
     }
 }
 
+/// A co-runner that only computes, on registers (no memory traffic, no rtm), until told to
+/// stop: what any busy thread on the writer's core costs the readers (`rtm bench`'s busy
+/// loop; `benches/examples/interference.rs`). Returns its iterations.
+pub fn spin(stop: &AtomicBool) -> u64 {
+    let (mut x, mut n) = (1u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..4096 {
+            x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7);
+        }
+        n += 4096;
+    }
+    std::hint::black_box(x);
+    n
+}
+
 /// `count` in-table host addresses of `prefixes` (of `family`), deterministic in `seed`.
 pub fn queries(
     prefixes: &[NetAddress],
