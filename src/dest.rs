@@ -1180,7 +1180,7 @@ mod tests {
         // Route-by-route writes queue destinations whose snapshot went to a block, with a
         // reference each (`TableInner::queue_unplaced`): transient, so let them go first.
         let count = |r: &RouteRef| {
-            drop(rtm.table(AddressFamily::Ipv4).inner.unplaced.take());
+            drop(rtm.table(AddressFamily::Ipv4).inner.unplaced.take(usize::MAX));
             crate::drain_deferred_garbage();
             r.route.count()
         };
@@ -1386,6 +1386,10 @@ mod tests {
     /// while every slot is still busy places nothing and keeps them all; the next one,
     /// after the grace period, places the oldest 64 and leaves the younger queued. A
     /// drain takes on at most 64 more than twice its call's own items.
+    ///
+    /// And a destination whose slot stays busy (its replaced snapshot's deferred drop
+    /// waiting in an idle thread's epoch bag) does not block the items queued after it:
+    /// a drain puts what it could not place at the back.
     #[test]
     fn route_by_route_writes_place_their_snapshots_in_batches() {
         use crate::table::PLACE_EVERY;
@@ -1435,8 +1439,9 @@ mod tests {
         b.delete_routes(&[]).unwrap();
         assert!(all_placed(&others, true) && t.inner.unplaced.len() == 0, "any batched call drains");
 
-        // 128 while the slots are busy (two drains placing nothing), then a batched call
-        // of no items: its drain takes on the oldest 64 only, the next call the rest.
+        // 128 while the slots are busy (two drains placing nothing, each putting what it
+        // took back behind the rest), then a batched call of no items: its drain takes on
+        // 64 only, the next call the rest.
         let hold = epoch::pin();
         reannounce(&names, 3);
         reannounce(&others, 3);
@@ -1444,9 +1449,10 @@ mod tests {
         drop(hold);
         crate::drain_deferred_garbage();
         b.delete_routes(&[]).unwrap();
-        assert!(all_placed(&names, true) && all_placed(&others, false), "the oldest 64 only");
+        let now_placed = names.iter().chain(&others).filter(|n| placed(t, n) == Some(true)).count();
+        assert_eq!(now_placed, PLACE_EVERY, "64 of them only");
         b.delete_routes(&[]).unwrap();
-        assert!(all_placed(&others, true));
+        assert!(all_placed(&names, true) && all_placed(&others, true));
         assert_eq!(t.inner.unplaced.len(), 0);
         for (ns, metric) in [(&names, 3), (&others, 3)] {
             for n in ns {
@@ -1456,6 +1462,51 @@ mod tests {
                 assert_eq!(got, [(20, metric)], "{n}");
             }
         }
+    }
+
+    /// A drain puts what it could not place behind the rest of the list: destinations
+    /// whose replaced snapshots wait in an idle thread's epoch bag (their slots busy until
+    /// that thread defers or flushes again) do not block the ones queued after them.
+    #[test]
+    fn long_busy_slots_do_not_block_the_queue() {
+        use crate::table::PLACE_EVERY;
+        use crate::{AddressFamily, EntityId, RouteParams, Rtm};
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(AddressFamily::Ipv4);
+        let names: Vec<String> = (0..PLACE_EVERY + 32).map(|i| format!("10.{i}.0.0/16")).collect();
+        let items: Vec<(NetAddress, RouteParams)> =
+            names.iter().map(|n| (n.parse().unwrap(), RouteParams::new(20, 1))).collect();
+        a.add_routes(&items).unwrap();
+        crate::drain_deferred_garbage();
+        let (stuck, rest) = names.split_at(32);
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            // Owned here, so that a failed assertion below drops it and frees the thread.
+            let go = go_tx;
+            let a = &a;
+            s.spawn(move || {
+                // 32 replaced snapshots, retired into this thread's bag (64 fit), which
+                // nobody flushes while the thread waits.
+                for n in stuck {
+                    drop(a.add_route(&n.parse().unwrap(), RouteParams::new(20, 2)).unwrap());
+                }
+                parked_tx.send(()).unwrap();
+                let _ = go_rx.recv();
+            });
+            parked_rx.recv().unwrap();
+            for n in rest {
+                drop(a.add_route(&n.parse().unwrap(), RouteParams::new(20, 2)).unwrap());
+            }
+            crate::drain_deferred_garbage();
+            assert!(stuck.iter().all(|n| placed(t, n) == Some(false)), "their slots are busy");
+            for _ in 0..4 {
+                a.delete_routes(&[]).unwrap();
+            }
+            assert!(rest.iter().all(|n| placed(t, n) == Some(true)), "not blocked behind them");
+            go.send(()).unwrap();
+        });
     }
 
     /// Snapshot transitions keep the entries in selection order while moving only the
