@@ -6,8 +6,8 @@
 //! `cfg(loom)` (loom runs every model thread on one OS thread, so a std mutex held across a
 //! loom operation would deadlock the model; loom's is modelled). Only writers touch it,
 //! never lookups, and every critical section appends to or takes from the ends of a
-//! `VecDeque`: items are dropped and worked on outside the lock. [`take`](WorkList::take) gives up rather than wait when
-//! another writer holds the lock (the work is an optimisation; it waits for the next
+//! `VecDeque`: items are dropped and worked on outside the lock. [`take`](WorkList::take)
+//! gives up rather than wait when another writer holds the lock (the work is an optimisation; it waits for the next
 //! call), and so does [`push`](WorkList::push), a route-by-route writer's append. Past
 //! [`WorkList::CAP`] items, new ones are dropped: the work only saves memory and a
 //! lookup's second line, and the bound keeps a stalled epoch (a reader pinned for a long
