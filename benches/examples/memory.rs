@@ -90,8 +90,8 @@ struct Route {
 /// as `rtm_cli::run::load` makes them.
 fn feeds(i: usize) -> impl Iterator<Item = (u32, u32, u32, usize)> {
     let ebgp = Some((1, 20, (i % 7) as u32, i));
-    let ibgp = (i % 4 == 0).then_some((2, 200, 0, i + 1));
-    let stat = (i % 64 == 0).then_some((3, 1, 0, i + 2));
+    let ibgp = i.is_multiple_of(4).then_some((2, 200, 0, i + 1));
+    let stat = i.is_multiple_of(64).then_some((3, 1, 0, i + 2));
     [ebgp, ibgp, stat].into_iter().flatten()
 }
 
