@@ -230,15 +230,13 @@ enum Change {
     Insert(Entry),
     /// Entry `i` gone.
     Remove(usize),
-    /// Nothing: the same entries (a snapshot moved into its destination's slot).
-    Copy,
 }
 
 impl Change {
     /// The number of entries after the change to a snapshot of `len`.
     fn len_after(&self, len: usize) -> usize {
         match self {
-            Change::Replace(..) | Change::Copy => len,
+            Change::Replace(..) => len,
             Change::Insert(_) => len + 1,
             Change::Remove(_) => len - 1,
         }
@@ -335,7 +333,6 @@ impl Many {
             Change::Replace(i, _) => (None, Some(i)),
             Change::Insert(_) => (None, Some(old.len())),
             Change::Remove(i) => (Some(i), None),
-            Change::Copy => (None, None),
         };
         let mut k = 0;
         for (j, e) in old.iter().enumerate() {
@@ -431,6 +428,12 @@ impl Touch for RouteList {
         // contract: once, after the move-out); the destination is alive until then.
         drop(DestPtr(owning_ptr(unsafe { Dest::of_slot(slot) })));
     }
+
+    /// The entries (a several-route list's entry block) belong to the other list of the
+    /// move ([`RouteList::moved`]): forgotten here, the rest dropped.
+    unsafe fn drop_moved(mut self) {
+        core::mem::forget(core::mem::replace(&mut self.entries, Entries::None));
+    }
 }
 
 impl Drop for RouteList {
@@ -446,7 +449,6 @@ impl RouteList {
             (0, _) => Entries::None,
             (1, Change::Replace(_, e) | Change::Insert(e)) => Entries::One(One::new(e)),
             (1, Change::Remove(i)) => Entries::One(One::new(old[1 - i].share())),
-            (1, Change::Copy) => Entries::One(One::new(old[0].share())),
             (_, change) => Entries::Many(Many::changed(old, change)),
         };
         Self { alive: TrackedCell::new(()), gen, entries }
@@ -477,10 +479,15 @@ impl RouteList {
         (Self::changed(self.gen + 1, &self.entries, Change::Insert(e)), delta)
     }
 
-    /// The next snapshot after this one with the same routes and versions, for moving a live
-    /// current snapshot into its destination's slot ([`Dest::place`]): no counts move.
-    pub(crate) fn copied(&self) -> Self {
-        Self::changed(self.gen + 1, &self.entries, Change::Copy)
+    /// The next snapshot after this one with the same routes, taking over its entries
+    /// bitwise (a several-route list's entry block moves instead of being copied). For
+    /// `EpochCell::move_into_slot` only: of the two lists, exactly one may be dropped
+    /// normally, the other with `Touch::drop_moved`.
+    fn moved(&self) -> Self {
+        // SAFETY: a bitwise copy of the entries; the caller disposes of one of the two
+        // lists with `drop_moved`, which forgets them, so the entry block is freed once.
+        let entries = unsafe { core::ptr::read(&self.entries) };
+        Self { alive: TrackedCell::new(()), gen: self.gen + 1, entries }
     }
 
     /// The next snapshot after this one without entry `i` (dead if it was the last), and
@@ -731,8 +738,9 @@ impl Dest {
 
     /// Moves the current snapshot into the destination's slot if it is still the one of
     /// generation `gen`, lives in a block of its own and the slot is free (one transition
-    /// that changes no route: a copy, placed, and the block retired like any replaced
-    /// snapshot). A write that finds the slot busy puts its snapshot in a block; the slot
+    /// that changes no route: the snapshot's 56 bytes copied into the slot, its entry
+    /// block, if any, taken over rather than copied, and the block retired without it;
+    /// `EpochCell::move_into_slot`). A write that finds the slot busy puts its snapshot in a block; the slot
     /// frees after the grace period of the placed one it replaced, and a destination nobody
     /// writes again would keep the block (and its line apart from the one a lookup reads)
     /// for good: a table loaded feed by feed leaves most destinations with several routes
@@ -743,23 +751,21 @@ impl Dest {
     /// `false` if the slot is still busy (try again later); `true` once there is nothing
     /// to do.
     pub(crate) fn place(&self, gen: u64, g: &Guard) -> bool {
-        let stale = |cur: &RouteList| cur.gen != gen || cur.is_dead() || self.is_placed(cur);
-        if stale(self.list(g)) {
+        let cur = self.routes.load_current(g);
+        let list = cur.get();
+        if list.gen != gen || list.is_dead() || self.is_placed(list) {
             return true;
         }
         if !self.routes.slot_may_be_free() {
             return false;
         }
-        let copy = |cur: &RouteList| {
-            if stale(cur) {
-                return Err(());
-            }
-            Ok((cur.copied(), Delta::default(), ()))
-        };
-        match self.modify(g, copy) {
-            // Another writer may have claimed the slot meanwhile: the copy went to a block.
-            Ok((_, new, ())) => self.is_placed(new),
-            Err(()) => true,
+        // The move changes no route, so it needs no counts (`Delta`); its entries move
+        // with it. Either it is placed, or the slot was claimed by another writer (busy:
+        // again later), or the destination was written since (that write is queued
+        // itself if it left a block: nothing to do here).
+        match self.routes.move_into_slot(cur, list.moved(), &self.first, g) {
+            Ok(_) => true,
+            Err(()) => !core::ptr::eq(self.list(g), list),
         }
     }
 
@@ -1171,6 +1177,7 @@ mod tests {
     /// the test). A missed `Delta` count fails here, not only as a leak at exit.
     #[test]
     fn snapshots_own_one_count_per_entry() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::{AddressFamily, EntityId, RouteParams, Rtm};
         let rtm = Rtm::new();
         let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
@@ -1242,6 +1249,7 @@ mod tests {
     /// list is never placed. (Not under loom: `loom-tests` models the concurrent reuse.)
     #[test]
     fn first_list_is_placed_and_the_slot_is_reused() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::{AddressFamily, EntityId, RouteParams, Rtm};
         let rtm = Rtm::new();
         let e = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
@@ -1272,10 +1280,12 @@ mod tests {
     /// A batched add that gives destinations another route while their first snapshot is
     /// still placed puts the new snapshots in blocks (the slots are busy); once the slots
     /// are reclaimed, the next batched add (of any entity, on any prefix) moves them in
-    /// (`TableInner::place_unplaced`), the routes unchanged. Destinations that died are
-    /// let go; one written route by route meanwhile was queued by that write too.
+    /// (`TableInner::place_unplaced`), the routes unchanged and their entry blocks taken
+    /// over, not copied. Destinations that died are let go; one written route by route
+    /// meanwhile was queued by that write too.
     #[test]
     fn batched_adds_place_the_snapshots_they_left_in_blocks() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewId, ViewSet};
         let rtm = Rtm::new();
         let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
@@ -1301,9 +1311,20 @@ mod tests {
         b.delete_route(&theirs[0].as_ref().unwrap().0).unwrap();
         b.update_route(&theirs[1].as_ref().unwrap().0, RouteParams::new(10, 1)).unwrap();
         assert_eq!(placed(t, &names[1]), Some(false));
+        // Where the two-route snapshots' entries are, before they are placed.
+        let blocks: Vec<*const Entry> = names[2..]
+            .iter()
+            .map(|n| t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().list(&hold).entries.as_ptr())
+            .collect();
         drop(hold);
         crate::drain_deferred_garbage();
         a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+        let g = epoch::pin();
+        for (n, &b) in names[2..].iter().zip(&blocks) {
+            let list = t.inner.trie.get(&n.parse().unwrap(), &g).unwrap().list(&g);
+            assert_eq!(list.entries.as_ptr(), b, "placing moves the entry block along, not a copy");
+        }
+        drop(g);
         assert_eq!(placed(t, &names[0]), None);
         assert_eq!(placed(t, &names[1]), Some(true), "written since: queued by that write, placed");
         assert!(names[2..].iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
@@ -1324,6 +1345,7 @@ mod tests {
     /// otherwise).
     #[test]
     fn batched_updates_and_deletes_place_their_snapshots_later() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewSet};
         let rtm = Rtm::new();
         let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
@@ -1392,6 +1414,7 @@ mod tests {
     /// a drain puts what it could not place at the back.
     #[test]
     fn route_by_route_writes_place_their_snapshots_in_batches() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::table::PLACE_EVERY;
         use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewSet};
         let rtm = Rtm::new();
@@ -1469,6 +1492,7 @@ mod tests {
     /// that thread defers or flushes again) do not block the ones queued after them.
     #[test]
     fn long_busy_slots_do_not_block_the_queue() {
+        let _serial = crate::sync::reclaim_lock();
         use crate::table::PLACE_EVERY;
         use crate::{AddressFamily, EntityId, RouteParams, Rtm};
         let rtm = Rtm::new();

@@ -297,6 +297,17 @@ pub(crate) fn next_serial() -> u32 {
     SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Test-only: serializes the unit tests that hold a pin on purpose or need the epoch to
+/// advance (reclamation, slot reuse). Cargo runs a module's tests on parallel threads, and
+/// one test's deliberate pin stops another's `drain_deferred_garbage` from freeing slots:
+/// `route_by_route_writes_place_their_snapshots_in_batches` failed that way, once in a
+/// dozen runs. Poison-tolerant: a failed test does not fail the others.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn reclaim_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Epoch collection for `work` operations done under one pin: crossbeam-epoch collects a
 /// bounded amount on every 128th pin, which keeps up with one retirement or two per pin
 /// but not with a batch's worth under a single pin. A few flushes (each pushes the local

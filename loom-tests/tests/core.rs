@@ -508,10 +508,12 @@ fn batch_delete_vs_insert_below() {
 /// updater's read. Setup: `a`'s route is placed; `b`'s batched add puts the two-route list
 /// in a block (the slot still holds the list it replaced) and the destination on the list;
 /// the flushes free the slot. Then `a`'s batched add on another prefix (spawned thread)
-/// places the list while the main thread updates `b`'s route and reads it back. The copy
-/// is a compare-and-swap like any write, so the update is never lost, and a read after
-/// the update returned sees it, placed or not. Catches `lost_update` (the copy or the
-/// update overwrites the other).
+/// places the list while the main thread updates `b`'s route and reads it back. The move
+/// (`EpochCell::move_into_slot`: the list's 56 bytes into the slot, its entry block taken
+/// over) is a compare-and-swap like any write, so the update is never lost, and a read
+/// after the update returned sees it, placed or not; whichever list loses keeps or gives
+/// up the entry block accordingly (miri and ASan check that it is freed once). Catches
+/// `lost_update` (the move or the update overwrites the other).
 #[test]
 fn place_vs_update() {
     model(1, || {

@@ -87,6 +87,20 @@ pub(crate) trait Touch {
         Self: Sized,
     {
     }
+
+    /// Drops one of the two values a move shares contents between
+    /// ([`EpochCell::move_into_slot`]): the block value the move left, or the moved
+    /// value when it could not be installed. What they share belongs to the other one,
+    /// so only the rest is dropped. Default: a plain drop, for types that are never moved.
+    ///
+    /// # Safety
+    /// `self` shares its contents with a value that is dropped normally (once).
+    unsafe fn drop_moved(self)
+    where
+        Self: Sized,
+    {
+        drop(self)
+    }
 }
 
 /// Work a writer hands to the deferred drop of the value its CAS replaced, to run right
@@ -378,6 +392,70 @@ impl<T: Touch> EpochCell<T> {
                 // Release: our accesses to the slot happen before the next claimer's.
                 self.slot_free.store(true, Ordering::Release);
                 Err(v)
+            }
+        }
+    }
+
+    /// Moves `current`, a value in a block of its own, into the owner's `slot` (see
+    /// [`swap_placed`](Self::swap_placed) for what the owner guarantees) if the slot is
+    /// free and the cell still holds `current`. `moved` is `current` moved bitwise (it
+    /// owns what `current` owned; a destination's route list moves its entry block along
+    /// instead of copying it). On success the block is retired with [`Touch::drop_moved`]
+    /// (its shared contents are now the placed value's), and the placed value is returned.
+    /// On failure nothing changed, and `moved` is disposed of with `drop_moved` (the
+    /// contents stay `current`'s).
+    pub(crate) fn move_into_slot<'g>(
+        &self,
+        current: Current<'g, T>,
+        moved: T,
+        slot: &InlineSlot<T>,
+        g: &'g Guard,
+    ) -> Result<&'g T, ()> {
+        debug_assert_eq!(current.word & TAGS, 0, "a value in a block of its own");
+        if current.word & TAGS != 0 || !self.claim_slot() {
+            // SAFETY: `moved` was never published; `current` keeps the contents.
+            unsafe { moved.drop_moved() };
+            return Err(());
+        }
+        // SAFETY: we claimed the slot: it is empty (its last value was moved out before
+        // the flag was set) and nobody else writes it until we publish or release it.
+        let n = unsafe { slot.put(moved) } as usize | PLACED;
+        // AcqRel / Acquire: as in `cas` (Release publishes what `put` wrote; pairs with the
+        // readers' `LOAD`). Mutant `move_relaxed` drops the Release.
+        #[cfg(not(rtm_mutant = "move_relaxed"))]
+        let success = Ordering::AcqRel;
+        #[cfg(rtm_mutant = "move_relaxed")]
+        let success = Ordering::Acquire;
+        match self.ptr.compare_exchange(current.word, n, success, Ordering::Acquire) {
+            Ok(_) => {
+                // SAFETY: as in `compare_and_swap_in`: published in the owner's slot,
+                // pinned, the owner alive.
+                unsafe { T::placed(slot) };
+                let old = current.word;
+                let free_block = move || {
+                    let p = old as *mut T;
+                    // SAFETY: our CAS unlinked the block (nobody else retires it) and after
+                    // the grace period nobody reads it; it came from `arena_new::<T>` (an
+                    // untagged word). Its value is read out once, dropped with
+                    // `drop_moved` (the placed value owns the shared contents), and the
+                    // block freed without dropping it again.
+                    unsafe {
+                        p.read().drop_moved();
+                        node_dealloc(p.cast(), core::alloc::Layout::new::<T>());
+                    }
+                };
+                // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
+                unsafe { retire_with(g, free_block) };
+                Ok(Self::deref(n, g))
+            }
+            Err(_) => {
+                // SAFETY: never published: still ours.
+                let v = unsafe { slot.take() };
+                // Release: our accesses to the slot happen before the next claimer's.
+                self.slot_free.store(true, Ordering::Release);
+                // SAFETY: `v` never replaced `current`, which keeps the contents.
+                unsafe { v.drop_moved() };
+                Err(())
             }
         }
     }
