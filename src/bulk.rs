@@ -118,6 +118,9 @@ impl EntityRef {
             // snapshot of each, then the route and info lines its entries point to, then
             // do the upserts on warm lines (the misses of a window overlap).
             let on_found: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_some()).collect();
+            // Most of them, when the slots are busy (a feed's routes on a loaded table): one
+            // allocation, not a reallocation per doubling (~70 instructions per route).
+            unplaced.reserve(on_found.len());
             for w in on_found.chunks(BATCH) {
                 let lists: Vec<_> = w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)).collect();
                 lists.iter().for_each(|l| l.prefetch());
@@ -220,7 +223,7 @@ fn remove_some_pinned<'r, T>(
 ) -> (Vec<Result<ChangeFlags>>, Vec<(DestPtr, u64)>) {
     let mut dead: Vec<&Dest> = Vec::with_capacity(items.len());
     // Surviving destinations whose snapshot went to a block (`TableInner::place_unplaced`).
-    let mut unplaced = Vec::new();
+    let mut unplaced = Vec::with_capacity(items.len());
     let mut res = Vec::with_capacity(items.len());
     // Routes detached (counted out once, below).
     let mut gone = 0isize;

@@ -24,6 +24,10 @@
 //! `swap_placed`, and [`Touch::placed`], which lets a value hold a reference to its owner
 //! until then.
 //!
+//! A value in a block can also be *moved* into a free slot ([`EpochCell::move_into_slot`]):
+//! the copy in the slot takes over what the value owns (a route list's entry block) and
+//! the block is retired with [`Touch::drop_moved`], which leaves that alone.
+//!
 //! A writer's CAS may hand the retirement work of its own to run after the replaced
 //! value's drop, in the same deferred function ([`AfterRetire`]): one deferral per
 //! replacement, however much it releases. Under loom the slot carries a tracked cell
