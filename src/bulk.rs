@@ -55,20 +55,23 @@ impl EntityRef {
         }
         self.check()?;
         let t = &*self.table;
-        // Validate, and make the versions: consecutive items with equal parameters share one.
-        let mut last: Option<(&RouteParams, Arc<RouteInfo>)> = None;
-        let infos: Vec<Result<Arc<RouteInfo>>> = routes
-            .iter()
-            .map(|(prefix, p)| {
-                self.validate(Some(prefix), p)?;
-                let info = match &last {
-                    Some((lp, li)) if *lp == p => li.clone(),
-                    _ => self.entity.version(p),
-                };
-                last = Some((p, info.clone()));
-                Ok(info)
-            })
-            .collect();
+        // Validate, and make the versions: consecutive items with equal parameters share one
+        // (the last valid item is remembered by index: no count taken per item for it).
+        let mut infos: Vec<Result<Arc<RouteInfo>>> = Vec::with_capacity(routes.len());
+        let mut last: Option<usize> = None;
+        for (i, (prefix, p)) in routes.iter().enumerate() {
+            let info = self.validate(Some(prefix), p).map(|()| match last {
+                Some(j) if routes[j].1 == *p => match &infos[j] {
+                    Ok(info) => info.clone(),
+                    Err(_) => unreachable!("`last` is a valid item"),
+                },
+                _ => self.entity.version(p),
+            });
+            if info.is_ok() {
+                last = Some(i);
+            }
+            infos.push(info);
+        }
         let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> =
             infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
         let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
