@@ -74,7 +74,10 @@ impl EntityRef {
         }
         let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> =
             infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
-        let valid: Vec<usize> = (0..routes.len()).filter(|&i| infos[i].is_ok()).collect();
+        // Sized up front here and below: a filtered `collect` grows by doubling, and its
+        // reallocations cost a 64-route call about a tenth of its instructions (callgrind).
+        let mut valid: Vec<usize> = Vec::with_capacity(routes.len());
+        valid.extend((0..routes.len()).filter(|&i| infos[i].is_ok()));
         // Only called for valid items.
         let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
         // Destinations written whose snapshot could not be placed (their slot still held
@@ -99,7 +102,8 @@ impl EntityRef {
                 }
             }
             // 2. Link a new destination for the first item of each prefix without one.
-            let mut fresh: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_none()).collect();
+            let mut fresh: Vec<usize> = Vec::with_capacity(valid.len());
+            fresh.extend(valid.iter().copied().filter(|&i| found[i].is_none()));
             fresh.sort_unstable_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
             let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i), &g)).collect();
@@ -120,12 +124,14 @@ impl EntityRef {
             // 3. Items on destinations found in step 1, a window at a time: prefetch the
             // snapshot of each, then the route and info lines its entries point to, then
             // do the upserts on warm lines (the misses of a window overlap).
-            let on_found: Vec<usize> = valid.iter().copied().filter(|&i| found[i].is_some()).collect();
+            let mut on_found: Vec<usize> = Vec::with_capacity(valid.len());
+            on_found.extend(valid.iter().copied().filter(|&i| found[i].is_some()));
             // Most of them, when the slots are busy (a feed's routes on a loaded table): one
             // allocation, not a reallocation per doubling (~70 instructions per route).
             unplaced.reserve(on_found.len());
             for w in on_found.chunks(BATCH) {
-                let lists: Vec<_> = w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)).collect();
+                let mut lists = Vec::with_capacity(w.len());
+                lists.extend(w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)));
                 lists.iter().for_each(|l| l.prefetch());
                 lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
                 for &i in w {
