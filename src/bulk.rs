@@ -129,8 +129,9 @@ impl EntityRef {
             // Most of them, when the slots are busy (a feed's routes on a loaded table): one
             // allocation, not a reallocation per doubling (~70 instructions per route).
             unplaced.reserve(on_found.len());
+            let mut lists = Vec::with_capacity(BATCH);
             for w in on_found.chunks(BATCH) {
-                let mut lists = Vec::with_capacity(w.len());
+                lists.clear();
                 lists.extend(w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)));
                 lists.iter().for_each(|l| l.prefetch());
                 lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
