@@ -19,6 +19,8 @@
 //!   (56 bytes), or (`rib-ids`) a `Vec<(u32, u32)>` of (owner, attribute set number) per
 //!   prefix, the lean form of a map whose attributes are interned; rotonda-store holds one record per (prefix, feed) with no attributes
 //!   (`NoMeta`: its own structure's cost only).
+//! * `rib-churned` (rtm only): `rib` after `CHURN` (default 2,000,000) updates like
+//!   `rtm bench`'s writer's and the garbage drained: what a churned table keeps.
 //! * `fib`: one route per prefix. rtm holds it as a route of one entity (`add_routes`,
 //!   handles dropped); the peers hold a `u32` per prefix (a next-hop index: their bare
 //!   structure), rotonda-store one record.
@@ -134,6 +136,17 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
             let l = rtm_cli::run::load(all);
             (l.routes, l.harness_bytes as isize, Box::new(l))
         }
+        "rtm/rib-churned" => {
+            // As `rtm/rib`, then `CHURN` (default 2,000,000) updates as `rtm bench`'s
+            // writer makes them, and the garbage drained: the heap a churned table keeps
+            // (the arena reuses freed blocks and never returns its chunks).
+            let mut l = rtm_cli::run::load(all);
+            let mut handles = std::mem::take(&mut l.ibgp_routes);
+            churn(&l, &mut handles, all);
+            l.ibgp_routes = handles;
+            rtm::drain_deferred_garbage();
+            (l.routes, l.harness_bytes as isize, Box::new(l))
+        }
         "rtm/fib" => {
             let rtm = Rtm::new();
             let mut entities = Vec::new();
@@ -209,13 +222,46 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
     })
 }
 
+/// `CHURN` updates on a loaded `rib`: IPv4 re-announcements of the eBGP routes with a
+/// changed preference and metric, 64 per `add_routes` call (15 of 16 steps), and an iBGP
+/// route withdrawn and announced again (every 16th; `handles` are the iBGP routes'
+/// handles, each replaced by its new route's, so no deleted route stays held). The route
+/// count ends as it began.
+fn churn(l: &rtm_cli::run::Loaded, handles: &mut [(NetAddress, rtm::RouteRef)], all: &[NetAddress]) {
+    let n: usize = std::env::var("CHURN").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let v4: Vec<NetAddress> = all.iter().filter(|p| p.family() == AddressFamily::Ipv4).copied().collect();
+    let ibgp: Vec<usize> =
+        (0..handles.len()).filter(|&k| handles[k].0.family() == AddressFamily::Ipv4).collect();
+    let mut r = rtm::gen::SplitMix64::new(7);
+    let mut batch = Vec::with_capacity(64);
+    for j in 0..n {
+        if j % 16 == 15 && !ibgp.is_empty() {
+            let (p, route) = &mut handles[ibgp[r.below(ibgp.len() as u64) as usize]];
+            let params = route.info().to_params();
+            let _ = l.ibgp[0].delete_route(route);
+            if let Ok((new, _)) = l.ibgp[0].add_route(p, params) {
+                *route = new;
+            }
+            continue;
+        }
+        let i = r.below(v4.len() as u64) as usize;
+        let nh = rtm::gen::peer_next_hop(AddressFamily::Ipv4, (i % 32) as u8);
+        batch.push((v4[i], RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32).next_hop(nh)));
+        if batch.len() == 64 {
+            let _ = l.ebgp[0].add_routes(&batch);
+            batch.clear();
+        }
+    }
+}
+
 fn ip_net(p: &NetAddress) -> ip_network::IpNetwork {
     let n = IpNet::from(*p);
     ip_network::IpNetwork::new(n.network(), n.prefix_len()).expect("a normalized prefix")
 }
 
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
     "rtm/rib",
+    "rtm/rib-churned",
     "prefix-trie/rib",
     "prefix-trie/rib-ids",
     "ip_network_table/rib",
