@@ -740,14 +740,15 @@ impl Dest {
     /// generation `gen`, lives in a block of its own and the slot is free (one transition
     /// that changes no route: the snapshot's 56 bytes copied into the slot, its entry
     /// block, if any, taken over rather than copied, and the block retired without it;
-    /// `EpochCell::move_into_slot`). A write that finds the slot busy puts its snapshot in a block; the slot
-    /// frees after the grace period of the placed one it replaced, and a destination nobody
-    /// writes again would keep the block (and its line apart from the one a lookup reads)
-    /// for good: a table loaded feed by feed leaves most destinations with several routes
-    /// that way, and so does a churn of re-announcements (every update of a placed
-    /// snapshot finds the slot busy), which left `rtm bench`'s lookups 14 % slower until
-    /// session 20 placed those too: a copy per such write, paid by the batched writers.
-    /// A destination written again since needs no help here: that write is queued itself.
+    /// `EpochCell::move_into_slot`). A write that finds the slot busy puts its snapshot
+    /// in a block; the slot frees after the grace period of the placed one it replaced,
+    /// and a destination nobody writes again would keep the block (and its line apart
+    /// from the one a lookup reads) for good: a table loaded feed by feed leaves most
+    /// destinations with several routes that way, and so does a churn of
+    /// re-announcements (every update of a placed snapshot finds the slot busy), which
+    /// left `rtm bench`'s lookups 14 % slower until session 20 placed those too: a move
+    /// per such write, paid by the writers. A destination written again since needs no
+    /// help here: that write is queued itself.
     /// `false` if the slot is still busy (try again later); `true` once there is nothing
     /// to do.
     pub(crate) fn place(&self, gen: u64, g: &Guard) -> bool {
