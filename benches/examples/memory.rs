@@ -36,7 +36,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// The live heap in glibc chunk bytes (module docs).
+/// The live heap in glibc chunk bytes (module docs). Every access is Relaxed: it is a
+/// statistic, read on the measuring thread after the work it measures, and each update is
+/// a read-modify-write, so none is lost; it publishes nothing (no other data is read
+/// through it), so it pairs with no other operation.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 /// What an allocation of `size` bytes takes from glibc's heap.
@@ -50,22 +53,25 @@ struct Counting;
 // SAFETY: forwards every call to `System` unchanged; the counter is a side effect only.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // Relaxed: a statistic read after the measured work, on the thread that did it.
+        // Relaxed: see `LIVE`.
         LIVE.fetch_add(chunk(l.size()), Ordering::Relaxed);
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        // Relaxed: see `LIVE`.
         LIVE.fetch_add(chunk(l.size()), Ordering::Relaxed);
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // Relaxed: see `LIVE`.
         LIVE.fetch_sub(chunk(l.size()), Ordering::Relaxed);
         // SAFETY: forwarded: `p` came from `alloc` with `l`.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // Relaxed: see `LIVE`.
         LIVE.fetch_add(chunk(new) - chunk(l.size()), Ordering::Relaxed);
         // SAFETY: forwarded with the caller's arguments.
         unsafe { System.realloc(p, l, new) }
