@@ -15,10 +15,12 @@
 //!   feed, every fourth also from an iBGP feed, every 64th also static. rtm keeps each
 //!   route's owner, preference, metric, views and next hop (interned versions), and the
 //!   harness's own list of the iBGP routes' handles is subtracted, as `rtm bench` does.
-//!   The map peers hold a `Vec<Route>` per prefix, `Route` being the same fields by value
-//!   (56 bytes), or (`rib-ids`) a `Vec<(u32, u32)>` of (owner, attribute set number) per
-//!   prefix, the lean form of a map whose attributes are interned; rotonda-store holds one record per (prefix, feed) with no attributes
-//!   (`NoMeta`: its own structure's cost only).
+//!   The map peers hold an exactly sized `Box<[Route]>` per prefix, `Route` being the
+//!   same fields by value (56 bytes), or (`rib-ids`) a `Box<[(u32, u32)]>` of (owner,
+//!   attribute set number) pairs, the lean form of a map whose attributes are interned
+//!   (a `Vec` built by `collect` would reserve room for four routes, and its slack would
+//!   count against the peer). rotonda-store holds one record per (prefix, feed) with no
+//!   attributes (`NoMeta`: its own structure's cost only).
 //! * `rib-churned` (rtm only): `rib` after `CHURN` (default 2,000,000) updates like
 //!   `rtm bench`'s writer's and the garbage drained: what a churned table keeps.
 //! * `fib`: one route per prefix. rtm holds it as a route of one entity (`add_routes`,
@@ -103,7 +105,7 @@ fn feeds(i: usize) -> impl Iterator<Item = (u32, u32, u32, usize)> {
     [ebgp, ibgp, stat].into_iter().flatten()
 }
 
-fn routes(i: usize, p: &NetAddress) -> Vec<Route> {
+fn routes(i: usize, p: &NetAddress) -> Box<[Route]> {
     feeds(i)
         .map(|(owner, preference, metric, peer)| {
             let nh = rtm::gen::peer_next_hop(p.family(), (peer % 32) as u8);
@@ -123,7 +125,7 @@ fn routes(i: usize, p: &NetAddress) -> Vec<Route> {
 
 /// The routes of prefix number `i` as `(owner, attribute set number)` pairs: a map whose
 /// routes name interned attributes (the few thousand distinct sets are not counted).
-fn ids(i: usize) -> Vec<(u32, u32)> {
+fn ids(i: usize) -> Box<[(u32, u32)]> {
     feeds(i)
         .map(|(owner, preference, metric, peer)| {
             (owner, preference * 1000 + metric * 32 + (peer % 32) as u32)
@@ -175,14 +177,14 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
             (all.len(), 0, Box::new((rtm, entities)))
         }
         "prefix-trie/rib" => {
-            let mut m: JointPrefixMap<IpNet, Vec<Route>> = JointPrefixMap::new();
+            let mut m: JointPrefixMap<IpNet, Box<[Route]>> = JointPrefixMap::new();
             for (i, p) in all.iter().enumerate() {
                 let _ = m.insert(net(p), routes(i, p));
             }
             (rib_routes, 0, Box::new(m))
         }
         "prefix-trie/rib-ids" => {
-            let mut m: JointPrefixMap<IpNet, Vec<(u32, u32)>> = JointPrefixMap::new();
+            let mut m: JointPrefixMap<IpNet, Box<[(u32, u32)]>> = JointPrefixMap::new();
             for (i, p) in all.iter().enumerate() {
                 let _ = m.insert(net(p), ids(i));
             }
@@ -196,14 +198,14 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
             (all.len(), 0, Box::new(m))
         }
         "ip_network_table/rib" => {
-            let mut m: IpNetworkTable<Vec<Route>> = IpNetworkTable::new();
+            let mut m: IpNetworkTable<Box<[Route]>> = IpNetworkTable::new();
             for (i, p) in all.iter().enumerate() {
                 let _ = m.insert(ip_net(p), routes(i, p));
             }
             (rib_routes, 0, Box::new(m))
         }
         "ip_network_table/rib-ids" => {
-            let mut m: IpNetworkTable<Vec<(u32, u32)>> = IpNetworkTable::new();
+            let mut m: IpNetworkTable<Box<[(u32, u32)]>> = IpNetworkTable::new();
             for (i, p) in all.iter().enumerate() {
                 let _ = m.insert(ip_net(p), ids(i));
             }
