@@ -17,6 +17,8 @@
 //! UPDATE's NLRI, cost one version object per run, not one per route.
 
 use crate::dest::{Dest, DestPtr};
+use crate::leaf::{Leaf, State};
+use core::ptr::NonNull;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
@@ -50,6 +52,26 @@ impl EntityRef {
         &self,
         routes: &[(NetAddress, RouteParams)],
     ) -> Result<Vec<Result<(RouteRef, ChangeFlags)>>> {
+        Ok(self
+            .write_batch(routes, true)?
+            .into_iter()
+            .map(|r| r.map(|(h, f)| (h.unwrap_or_else(|| unreachable!("a handle was asked for")), f)))
+            .collect())
+    }
+
+    /// Adds many routes without handles, with the semantics of calling
+    /// [`insert_route`](Self::insert_route) for each item in order, and one result per
+    /// item; as fast as [`add_routes`](Self::add_routes), and the prefixes that get only
+    /// this entity's route stay lone routes (no destination object, see `insert_route`).
+    ///
+    /// # Errors
+    /// As [`add_routes`](Self::add_routes).
+    pub fn insert_routes(&self, routes: &[(NetAddress, RouteParams)]) -> Result<Vec<Result<ChangeFlags>>> {
+        Ok(self.write_batch(routes, false)?.into_iter().map(|r| r.map(|(_, f)| f)).collect())
+    }
+
+    /// [`add_routes`](Self::add_routes) (`handles`) or [`insert_routes`](Self::insert_routes).
+    fn write_batch(&self, routes: &[(NetAddress, RouteParams)], handles: bool) -> Result<Vec<Result<Added>>> {
         if routes.len() > MAX_ROUTES_IN_BATCH {
             return Err(Error::InvalidParameter);
         }
@@ -72,27 +94,35 @@ impl EntityRef {
             }
             infos.push(info);
         }
-        let mut out: Vec<Option<Result<(RouteRef, ChangeFlags)>>> =
-            infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
+        let mut out: Vec<Option<Result<Added>>> = infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
         // Sized up front here and below: a filtered `collect` grows by doubling, and its
         // reallocations cost a 64-route call about a tenth of its instructions (callgrind).
         let mut valid: Vec<usize> = Vec::with_capacity(routes.len());
         valid.extend((0..routes.len()).filter(|&i| infos[i].is_ok()));
         // Only called for valid items.
         let info = |i: usize| infos[i].as_ref().unwrap_or_else(|_| unreachable!("a valid item"));
+        // The single path, for the items the batch does not settle.
+        let single = |i: usize| -> Added {
+            if handles {
+                let (r, f) = self.add_info(&routes[i].0, info(i), AddMode::Normal);
+                (Some(r), f)
+            } else {
+                (None, self.insert_info(&routes[i].0, info(i), AddMode::Normal))
+            }
+        };
         // Destinations written whose snapshot could not be placed (their slot still held
         // the one replaced: an update of a placed snapshot always finds it busy), another
         // route or a re-announcement alike: `place_unplaced` moves them in later. Left in
         // blocks, a churned table's lookups read two lines per destination instead of one
         // (14 % slower in `rtm bench` after its churn; BENCHMARKS.md, session 20).
         let mut unplaced = Vec::new();
-        // Destinations linked and routes created on found ones (counted in once, below).
+        // Prefixes linked and routes created on found ones (counted in once, below).
         let (mut n_dests, mut n_routes) = (0usize, 0usize);
         let g = epoch::pin();
         // The snapshots and trie nodes this retires go to the collector together.
         crate::sync::batched(&g, || {
-            // 1. Find the destinations of all valid items (lock-step walks).
-            let mut found: Vec<Option<&Dest>> = vec![None; routes.len()];
+            // 1. Find the leaves of all valid items (lock-step walks).
+            let mut found: Vec<Option<&Leaf>> = vec![None; routes.len()];
             for w in valid.chunks(BATCH) {
                 let keys: Vec<NetAddress> = w.iter().map(|&i| routes[i].0).collect();
                 let mut got = [None; BATCH];
@@ -101,55 +131,89 @@ impl EntityRef {
                     found[i] = d;
                 }
             }
-            // 2. Link a new destination for the first item of each prefix without one.
+            // 2. Link a new leaf for the first item of each prefix without one: a
+            // destination holding the item's route where a handle is asked for, the lone
+            // route otherwise.
             let mut fresh: Vec<usize> = Vec::with_capacity(valid.len());
             fresh.extend(valid.iter().copied().filter(|&i| found[i].is_none()));
             fresh.sort_unstable_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
-            let made: Vec<_> = fresh.iter().map(|&i| self.new_dest(&routes[i].0, info(i), &g)).collect();
-            let items: Vec<_> =
-                fresh.iter().zip(&made).map(|(&i, (d, _))| (routes[i].0, d.as_ptr())).collect();
+            let made: Vec<(NonNull<Leaf>, Option<(DestPtr, RoutePtr)>)> = fresh
+                .iter()
+                .map(|&i| {
+                    if handles {
+                        let (dest, route) = self.new_dest(&routes[i].0, info(i), &g);
+                        let keep = dest.clone();
+                        (Leaf::of_dest(dest), Some((keep, route)))
+                    } else {
+                        (Leaf::one(routes[i].0, &self.entity, info(i)), None)
+                    }
+                })
+                .collect();
+            let items: Vec<_> = fresh.iter().zip(&made).map(|(&i, (l, _))| (routes[i].0, l.as_ptr().cast_const())).collect();
             let mut linked = vec![None; items.len()];
             t.trie.insert_batch(&items, &g, &mut linked);
-            for ((&i, (dest, route)), r) in fresh.iter().zip(made).zip(linked) {
+            for ((&i, (leaf, dest)), r) in fresh.iter().zip(made).zip(linked) {
                 match r {
                     Some(Ok(())) => {
                         n_dests += 1;
-                        out[i] = Some(Ok(self.linked(dest, route)));
+                        let flags = ChangeFlags { new: true, best: true };
+                        out[i] = Some(Ok((dest.map(|(_, route)| RouteRef { route }), flags)));
                     }
                     // Another writer linked the prefix first: the item goes the usual way.
-                    _ => discard(dest, &g),
+                    _ => {
+                        // SAFETY: never linked, so ours alone.
+                        unsafe { Leaf::free(leaf.as_ptr()) };
+                        if let Some((keep, _)) = dest {
+                            discard(keep, &g);
+                        }
+                    }
                 }
             }
-            // 3. Items on destinations found in step 1, a window at a time: prefetch the
-            // snapshot of each, then the route and info lines its entries point to, then
-            // do the upserts on warm lines (the misses of a window overlap).
+            // 3. Items on leaves found in step 1, a window at a time: prefetch the
+            // destination and snapshot of each, then the route and info lines its entries
+            // point to, then do the upserts on warm lines (the misses of a window overlap).
             let mut on_found: Vec<usize> = Vec::with_capacity(valid.len());
             on_found.extend(valid.iter().copied().filter(|&i| found[i].is_some()));
             // Most of them, when the slots are busy (a feed's routes on a loaded table): one
             // allocation, not a reallocation per doubling (~70 instructions per route).
             unplaced.reserve(on_found.len());
             let mut lists = Vec::with_capacity(BATCH);
+            let dest_of = |l: &Leaf| match l.state(&g) {
+                State::Dest(d) => Some(d),
+                _ => None,
+            };
             for w in on_found.chunks(BATCH) {
                 lists.clear();
-                lists.extend(w.iter().filter_map(|&i| found[i]).map(|d| d.list(&g)));
+                w.iter().filter_map(|&i| found[i]).filter_map(dest_of).for_each(|d| d.prefetch());
+                lists.extend(w.iter().filter_map(|&i| found[i]).filter_map(dest_of).map(|d| d.list(&g)));
                 lists.iter().for_each(|l| l.prefetch());
                 lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
                 for &i in w {
-                    let Some(dest) = found[i] else { continue };
-                    let mut spare = None;
-                    out[i] = Some(Ok(match self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
-                        Some(r) => {
-                            n_routes += usize::from(r.1.new);
-                            let list = dest.list(&g);
-                            if !dest.is_placed(list) {
-                                unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
+                    let Some(leaf) = found[i] else { continue };
+                    if !handles {
+                        if let State::One(word, cur) = leaf.state(&g) {
+                            if leaf.owned_by(cur, &self.entity) && cur.neighbour == info(i).neighbour {
+                                if core::ptr::eq(cur, &**info(i)) || leaf.replace_one(word, info(i), &g) {
+                                    out[i] = Some(Ok((None, ChangeFlags { new: false, best: true })));
+                                }
+                                // Changed meanwhile: the single path (step 4).
+                                continue;
                             }
-                            r
                         }
-                        // The destination died since step 1: the usual path handles it.
-                        None => self.add_info(&routes[i].0, info(i), AddMode::Normal),
-                    }));
+                    }
+                    // Dead (step 4 then handles it), or promoted for the new route.
+                    let Some(dest) = leaf.promote(t, &g) else { continue };
+                    let mut spare = None;
+                    if let Some((r, f)) = self.upsert(&g, dest, info(i), AddMode::Normal, &mut spare) {
+                        n_routes += usize::from(f.new);
+                        let list = dest.list(&g);
+                        if !dest.is_placed(list) {
+                            unplaced.extend(dest.try_ref().map(|d| (d, list.gen)));
+                        }
+                        out[i] = Some(Ok((handles.then_some(r), f)));
+                    }
+                    // The destination died since step 1: step 4 handles it.
                 }
             }
         });
@@ -160,18 +224,29 @@ impl EntityRef {
         // copies); collection runs on pins, so help it keep up.
         crate::sync::pace_reclamation(routes.len());
         t.place_unplaced(unplaced);
-        self.withdraw_if_deregistered(
-            out.iter().flatten().filter_map(|r| r.as_ref().ok()).map(|(r, _)| &r.route),
-        );
+        if handles {
+            self.withdraw_if_deregistered(
+                out.iter().flatten().filter_map(|r| r.as_ref().ok()).filter_map(|(r, _)| r.as_ref()).map(|r| &r.route),
+            );
+        } else {
+            self.withdraw_lone_if_deregistered(
+                (0..routes.len())
+                    .filter(|&i| matches!(out[i], Some(Ok(_))))
+                    .map(|i| (&routes[i].0, &info(i).neighbour)),
+            );
+        }
         // 4. The rest (later items of a prefix first seen in this batch, lost races).
-        for (i, (prefix, _)) in routes.iter().enumerate() {
+        for i in 0..routes.len() {
             if out[i].is_none() {
-                out[i] = Some(self.check().map(|()| self.add_info(prefix, info(i), AddMode::Normal)));
+                out[i] = Some(self.check().map(|()| single(i)));
             }
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Err(Error::InvalidParameter))).collect())
     }
 }
+
+/// One item's result: the route's handle (when asked for) and the change flags.
+type Added = (Option<RouteRef>, ChangeFlags);
 
 impl EntityRef {
     /// Deletes many of this entity's routes, with the semantics of calling

@@ -770,9 +770,6 @@ impl Dest {
         }
     }
 
-    /// Byte offset of the line a lookup reads (see [`prefetch`](Self::prefetch)).
-    pub(crate) const HOT: usize = core::mem::offset_of!(Dest, first);
-
     /// Bytes of one destination object (its arena block: the size is a multiple of its
     /// 64-byte alignment).
     pub(crate) const BYTES: usize = core::mem::size_of::<Dest>();
@@ -1241,7 +1238,7 @@ mod tests {
     /// Where the current list of `prefix` lives: `Some(true)` in the destination's slot.
     fn placed(t: &crate::Table, prefix: &str) -> Option<bool> {
         let g = epoch::pin();
-        let d = t.inner.trie.get(&prefix.parse().unwrap(), &g)?;
+        let d = t.inner.trie.get(&prefix.parse().unwrap(), &g)?.dest(&g);
         Some(core::ptr::eq(d.list(&g), d.first.as_ptr()))
     }
 
@@ -1315,14 +1312,14 @@ mod tests {
         // Where the two-route snapshots' entries are, before they are placed.
         let blocks: Vec<*const Entry> = names[2..]
             .iter()
-            .map(|n| t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().list(&hold).entries.as_ptr())
+            .map(|n| t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().dest(&hold).list(&hold).entries.as_ptr())
             .collect();
         drop(hold);
         crate::drain_deferred_garbage();
         a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
         let g = epoch::pin();
         for (n, &b) in names[2..].iter().zip(&blocks) {
-            let list = t.inner.trie.get(&n.parse().unwrap(), &g).unwrap().list(&g);
+            let list = t.inner.trie.get(&n.parse().unwrap(), &g).unwrap().dest(&g).list(&g);
             assert_eq!(list.entries.as_ptr(), b, "placing moves the entry block along, not a copy");
         }
         drop(g);
@@ -1550,7 +1547,7 @@ mod tests {
         let params = |pref: u32, i: u8| RouteParams::new(pref, 0).next_hop(hop(i));
         let check = |want: &[u32]| {
             let g = epoch::pin();
-            let d = rtm.table(AddressFamily::Ipv4).inner.trie.get(&p, &g).unwrap();
+            let d = rtm.table(AddressFamily::Ipv4).inner.trie.get(&p, &g).unwrap().dest(&g);
             let list = d.list(&g);
             let prefs: Vec<u32> = list.entries.iter().map(|e| e.info().preference).collect();
             assert_eq!(prefs, want);

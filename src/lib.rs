@@ -9,6 +9,8 @@ mod entity;
 mod error;
 pub mod gen;
 mod identity;
+mod lone;
+mod leaf;
 mod prefix;
 mod query;
 mod route;

@@ -13,6 +13,7 @@
 //!   retired destination; such a candidate is skipped as if it had not been found.
 
 use crate::dest::{Dest, DestRef, RouteList};
+use crate::leaf::{Leaf, State};
 use crate::entity::EntityId;
 use crate::error::{Error, Result};
 use crate::prefix::NetAddress;
@@ -24,7 +25,7 @@ use crate::view::{ViewId, ViewSet};
 use std::net::IpAddr;
 
 /// The longest matches of one chunk of a batched lookup.
-type Found<'a> = [Option<&'a Dest>; BATCH];
+type Found<'a> = [Option<&'a Leaf>; BATCH];
 
 /// A pinned epoch: the scope of fast-path lookups. Pin once, look up many addresses, drop
 /// it soon (a guard held for long delays memory reclamation for every thread). Not `Send`.
@@ -68,22 +69,36 @@ impl Table {
         if addr.len() == t.trie.max_len() {
             // No longest match means no covering prefix at all: the slow path would only
             // walk the same nodes again.
-            let dest = t.trie.lookup(addr.bytes(), &guard.g)?;
-            // One line: the cell's word and (usually) the list placed right after it.
-            let list = dest.list(&guard.g);
-            if let Some((idx, hops)) = list.best_hops(view) {
-                return Some(Best { dest, list, idx, hops });
+            let leaf = t.trie.lookup(addr.bytes(), &guard.g)?;
+            if let Some(b) = self.best_of(leaf, view, guard) {
+                return Some(b);
             }
         }
         // Slow path: the longest match has no route in this view (mixed views, or it died
         // under us); try every covering prefix, longest first.
-        for dest in t.trie.matches(addr.bytes(), addr.len(), &guard.g) {
-            let list = dest.list(&guard.g);
-            if let Some((idx, hops)) = list.best_hops(view) {
-                return Some(Best { dest, list, idx, hops });
+        t.trie.matches(addr.bytes(), addr.len(), &guard.g).into_iter().find_map(|l| self.best_of(l, view, guard))
+    }
+
+    /// The best route of `view` on `leaf`, if it has one.
+    #[inline(always)]
+    fn best_of<'a>(&'a self, leaf: &'a Leaf, view: ViewId, guard: &'a Guard) -> Option<Best<'a>> {
+        let kind = match leaf.state(&guard.g) {
+            // A lone route: the leaf's word alone (one line), then the shared version.
+            State::One(_, info) => {
+                return info.views.contains(view).then(|| Best {
+                    table: self,
+                    guard,
+                    leaf,
+                    kind: Kind::One(info),
+                    hops: &info.next_hops,
+                })
             }
-        }
-        None
+            State::Dest(dest) => (dest, dest.list(&guard.g)),
+            State::Dead => return None,
+        };
+        let (dest, list) = kind;
+        let (idx, hops) = list.best_hops(view)?;
+        Some(Best { table: self, guard, leaf, kind: Kind::List { dest, list, idx }, hops })
     }
 
     /// [`lookup_in`](Self::lookup_in) of many addresses: calls `f(i, result)` for each
@@ -105,7 +120,7 @@ impl Table {
         let mut pending: Option<(usize, &[NetAddress], Found<'a>)> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let mut found: Found<'a> = [None; BATCH];
-            t.trie.lookup_batch(chunk, &guard.g, &mut found, Dest::HOT);
+            t.trie.lookup_batch(chunk, &guard.g, &mut found, Leaf::HOT);
             if let Some((pc, prev, pfound)) = pending.replace((c, chunk, found)) {
                 self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
             }
@@ -128,26 +143,27 @@ impl Table {
     ) {
         let t = &self.inner;
         let host_len = t.family.max_len();
-        // The snapshot pointers (prefetched lines): an updated destination's snapshot is
-        // in a block of its own, prefetched here before the second pass reads it.
-        let mut lists: [Option<&'a RouteList>; BATCH] = [None; BATCH];
-        for (l, d) in lists.iter_mut().zip(found) {
-            *l = d.map(|d| {
-                let list = d.list(&guard.g);
-                list.prefetch();
-                list
-            });
+        // Three passes over the chunk's leaves (their words' lines were prefetched as each
+        // walk ended): the destinations' lines are prefetched, then their snapshots (an
+        // updated destination's is in a block of its own), then the results are read.
+        // A lone route needs none of that: its version is shared and usually cached.
+        for leaf in found.iter().flatten() {
+            if let State::Dest(d) = leaf.state(&guard.g) {
+                d.prefetch();
+            }
+        }
+        for leaf in found.iter().flatten() {
+            if let State::Dest(d) = leaf.state(&guard.g) {
+                d.list(&guard.g).prefetch();
+            }
         }
         for (i, a) in chunk.iter().enumerate() {
-            let r = match found[i].zip(lists[i]) {
+            let r = match found[i] {
                 _ if a.family() != t.family || a.len() != host_len => self.lookup_in(a, view, guard),
                 None => None,
-                Some((dest, list)) => match list.best_hops(view) {
-                    Some((idx, hops)) => Some(Best { dest, list, idx, hops }),
-                    // The longest match has no route in the view (or just died): the single
-                    // lookup's slow path tries the shorter matches.
-                    None => self.lookup_in(a, view, guard),
-                },
+                // The longest match has no route in the view (or just died): the single
+                // lookup's slow path tries the shorter matches.
+                Some(leaf) => self.best_of(leaf, view, guard).or_else(|| self.lookup_in(a, view, guard)),
             };
             f(c * BATCH + i, r);
         }
@@ -171,11 +187,17 @@ impl Table {
         let host_len = t.family.max_len();
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let g = epoch::pin();
-            let mut found: [Option<&Dest>; BATCH] = [None; BATCH];
-            t.trie.lookup_batch(chunk, &g, &mut found, Dest::HOT);
-            found.iter().flatten().for_each(|d| d.prefetch_all());
-            for d in found.iter().flatten() {
-                d.list(&g).prefetch();
+            let mut found: Found<'_> = [None; BATCH];
+            t.trie.lookup_batch(chunk, &g, &mut found, Leaf::HOT);
+            for leaf in found.iter().flatten() {
+                if let State::Dest(d) = leaf.state(&g) {
+                    d.prefetch_all();
+                }
+            }
+            for leaf in found.iter().flatten() {
+                if let State::Dest(d) = leaf.state(&g) {
+                    d.list(&g).prefetch();
+                }
             }
             let views_ok = self.check_views(views).is_ok();
             for (i, a) in chunk.iter().enumerate() {
@@ -183,7 +205,7 @@ impl Table {
                 let fast = match found[i] {
                     // No longest match: no prefix covers the host address.
                     None if host => Some(Err(Error::NotFound)),
-                    Some(d) if host => Self::first_in(Some(d), views, &g).ok().map(Ok),
+                    Some(d) if host => self.first_in(Some(d), views, &g).ok().map(Ok),
                     _ => None,
                 };
                 // Anything else (the match has no route in `views`, a prefix rather than
@@ -210,15 +232,21 @@ impl Table {
     }
 
     /// The first candidate (longest first) that has a route in `views` and can still be
-    /// referenced.
+    /// referenced. A lone route's leaf is promoted (a handle needs a destination object).
     fn first_in<'g>(
-        cands: impl IntoIterator<Item = &'g Dest>,
+        &self,
+        cands: impl IntoIterator<Item = &'g Leaf>,
         views: ViewSet,
         g: &'g epoch::Guard,
     ) -> Result<DestRef> {
-        for d in cands {
-            if d.list(g).has_route_in(views) {
-                if let Some(dest) = d.try_ref() {
+        for l in cands {
+            let has = match l.state(g) {
+                State::One(_, info) => views.is_empty() || info.views.intersects(views),
+                State::Dest(d) => d.list(g).has_route_in(views),
+                State::Dead => false,
+            };
+            if has {
+                if let Some(dest) = l.promote(&self.inner, g).and_then(Dest::try_ref) {
                     return Ok(DestRef { dest });
                 }
             }
@@ -236,7 +264,7 @@ impl Table {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
-        Self::first_in(self.inner.trie.get(prefix, &g), views, &g)
+        self.first_in(self.inner.trie.get(prefix, &g), views, &g)
     }
 
     /// Longest-prefix match returning a handle (`RtmGetMostSpecificDestination`): the most
@@ -258,12 +286,11 @@ impl Table {
         if addr.len() == self.inner.family.max_len() {
             // No longest match: no prefix covers `addr` (see `lookup_in`).
             let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
-            d.prefetch_all();
-            if let Ok(r) = Self::first_in(Some(d), views, &g) {
+            if let Ok(r) = self.first_in(Some(d), views, &g) {
                 return Ok(r);
             }
         }
-        Self::first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
+        self.first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
     }
 
     /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
@@ -280,7 +307,7 @@ impl Table {
             return Err(Error::NotFound);
         }
         let g = epoch::pin();
-        Self::first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views, &g)
+        self.first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views, &g)
     }
 
     /// The first route on exactly `prefix`, best first, that belongs to `views` and meets
@@ -292,7 +319,14 @@ impl Table {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
-        let d = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
+        let leaf = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
+        // A lone route is promoted only if it is the one asked for.
+        if let State::One(_, info) = leaf.state(&g) {
+            if !((views.is_empty() || info.views.intersects(views)) && criteria.matches(info)) {
+                return Err(Error::NotFound);
+            }
+        }
+        let d = leaf.promote(&self.inner, &g).ok_or(Error::NotFound)?;
         let list = d.list(&g);
         list.entries
             .iter()
@@ -328,27 +362,40 @@ impl RouteMatch {
     }
 }
 
-/// The result of a fast-path lookup: a borrowed destination and the best route of the
-/// requested view in the snapshot the lookup read.
+/// The result of a fast-path lookup: the matched prefix and the best route of the
+/// requested view as the lookup read it (a lone route's version, or an entry of the
+/// destination's snapshot), borrowed under the guard.
 pub struct Best<'a> {
-    dest: &'a Dest,
-    list: &'a RouteList,
-    idx: usize,
-    /// The best route's next hops, found in the same match as `idx`.
+    table: &'a Table,
+    guard: &'a Guard,
+    leaf: &'a Leaf,
+    kind: Kind<'a>,
+    /// The best route's next hops, found in the same match as the route.
     hops: &'a [NextHop],
+}
+
+/// Where a [`Best`] route was read.
+enum Kind<'a> {
+    /// A lone route (`leaf.rs`): its version.
+    One(&'a RouteInfo),
+    /// Entry `idx` of the destination's snapshot `list`.
+    List { dest: &'a Dest, list: &'a RouteList, idx: usize },
 }
 
 impl<'a> Best<'a> {
     /// The matched destination's prefix.
     #[inline]
     pub fn prefix(&self) -> NetAddress {
-        self.dest.prefix
+        self.leaf.prefix
     }
 
     /// The best route's contents.
     #[inline]
     pub fn route(&self) -> &RouteInfo {
-        self.list.entries[self.idx].info()
+        match self.kind {
+            Kind::One(info) => info,
+            Kind::List { list, idx, .. } => list.entries[idx].info(),
+        }
     }
 
     /// The best route's next hops.
@@ -357,14 +404,38 @@ impl<'a> Best<'a> {
         self.hops
     }
 
-    /// A counted handle to the best route (this one costs a reference count).
-    pub fn to_ref(&self) -> RouteRef {
-        self.list.entries[self.idx].route_ref()
+    /// The destination object (a lone route's leaf is promoted first); `None` if the
+    /// prefix left the table meanwhile.
+    fn dest_object(&self) -> Option<&'a Dest> {
+        match self.kind {
+            Kind::List { dest, .. } => Some(dest),
+            Kind::One(_) => self.leaf.promote(&self.table.inner, &self.guard.g),
+        }
+    }
+
+    /// A counted handle to the best route (this one costs a reference count, and for a
+    /// lone route a destination object: see `Table::lookup`). `None` if the route was
+    /// withdrawn meanwhile and had no handle yet.
+    pub fn to_ref(&self) -> Option<RouteRef> {
+        match self.kind {
+            Kind::List { list, idx, .. } => Some(list.entries[idx].route_ref()),
+            Kind::One(info) => {
+                let d = self.dest_object()?;
+                // The lone route is the promoted destination's route of the same identity
+                // (owner, neighbour); the oldest if others were added since.
+                d.list(&self.guard.g)
+                    .entries
+                    .iter()
+                    .filter(|e| e.info().owner == info.owner && e.info().neighbour == info.neighbour)
+                    .min_by_key(|e| e.route.seq())
+                    .map(|e| e.route_ref())
+            }
+        }
     }
 
     /// A counted handle to the destination, unless it was retired meanwhile.
     pub fn dest(&self) -> Option<DestRef> {
-        self.dest.try_ref().map(|dest| DestRef { dest })
+        self.dest_object()?.try_ref().map(|dest| DestRef { dest })
     }
 }
 

@@ -199,6 +199,8 @@ impl Counter {
 pub(crate) static LIVE_DESTS: LiveCount = LiveCount::new();
 /// Process-wide count of allocated route identities (blocks and destinations' own routes).
 pub(crate) static LIVE_ROUTES: LiveCount = LiveCount::new();
+/// Process-wide count of allocated leaves (`leaf.rs`).
+pub(crate) static LIVE_LEAVES: LiveCount = LiveCount::new();
 
 /// A process-wide [`Counter`] usable in a `static` (a no-op under loom, whose atomics
 /// cannot live in statics across model iterations).

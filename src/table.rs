@@ -8,6 +8,7 @@
 //! table is gone, with no routes / state `Deleted`).
 
 use crate::dest::{Dest, DestPtr, DestRef, RouteList};
+use crate::leaf::{Leaf, State};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
@@ -172,7 +173,7 @@ pub(crate) struct TableInner {
     pub(crate) instance_id: u16,
     pub(crate) family: AddressFamily,
     pub(crate) profile: RegnProfile,
-    pub(crate) trie: Trie<Dest>,
+    pub(crate) trie: Trie<Leaf>,
     pub(crate) entities: Registry<EntityId, Arc<Entity>>,
     pub(crate) dest_count: Counter,
     pub(crate) route_count: Counter,
@@ -255,50 +256,66 @@ impl TableInner {
         self.unplaced.push((d, list.gen)).is_some_and(|n| n % PLACE_EVERY == 0)
     }
 
-    /// Unlinks a dead destination from the trie if it is still linked, releasing the
-    /// trie's reference. Any thread may call it; exactly one unlink succeeds.
+    /// Unlinks a dead destination from the trie if it is still linked: kills its leaf
+    /// (which releases the link reference, `Leaf::kill_dest`) and unlinks that. Any thread
+    /// may call it; exactly one unlink succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
-        if self.trie.remove(&dest.prefix, dest, g) {
+        if let Some(leaf) = self.trie.get(&dest.prefix, g) {
+            // A dead leaf found here is unlinked too (helping whoever killed it).
+            if leaf.kill_dest(dest, g) || matches!(leaf.state(g), State::Dead) {
+                self.unlink_leaf(leaf, g);
+            }
+        }
+    }
+
+    /// Unlinks a dead leaf if it is still linked, and frees it epoch-deferred. Any thread
+    /// may call it; exactly one unlink succeeds.
+    pub(crate) fn unlink_leaf(&self, leaf: &Leaf, g: &epoch::Guard) {
+        if self.trie.remove(&leaf.prefix, leaf, g) {
             self.dest_count.add(-1);
             // SAFETY: our `remove` unlinked it.
-            unsafe { self.release_link(dest, g) };
+            unsafe { Leaf::retire(leaf, g) };
         }
     }
 
     /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
     /// touched (`Trie::remove_batch`).
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
-        let mut items: Vec<(crate::prefix::NetAddress, *const Dest)> =
-            dests.iter().map(|d| (d.prefix, *d as *const Dest)).collect();
-        // Unstable (no allocation): a destination dies once, so the prefixes are distinct.
+        let mut leaves: Vec<&Leaf> = Vec::with_capacity(dests.len());
+        for w in dests.chunks(crate::trie::BATCH) {
+            let keys: Vec<crate::prefix::NetAddress> = w.iter().map(|d| d.prefix).collect();
+            let mut got = [None; crate::trie::BATCH];
+            self.trie.get_batch(&keys, g, &mut got);
+            for (d, leaf) in w.iter().zip(got) {
+                if let Some(leaf) = leaf {
+                    if leaf.kill_dest(d, g) || matches!(leaf.state(g), State::Dead) {
+                        leaves.push(leaf);
+                    }
+                }
+            }
+        }
+        self.unlink_leaves(&leaves, g);
+    }
+
+    /// Unlinks many dead leaves with one copy per trie node touched.
+    pub(crate) fn unlink_leaves(&self, leaves: &[&Leaf], g: &epoch::Guard) {
+        let mut items: Vec<(crate::prefix::NetAddress, *const Leaf)> =
+            leaves.iter().map(|l| (l.prefix, *l as *const Leaf)).collect();
+        // A leaf dies once, but two callers may list the same dead leaf: distinct prefixes
+        // are what `remove_batch` needs.
         items.sort_unstable_by_key(|(p, _)| (*p.bytes(), p.len()));
+        items.dedup_by_key(|(p, _)| *p);
         let mut out = vec![None; items.len()];
         self.trie.remove_batch(&items, g, &mut out);
         let mut unlinked = 0isize;
-        for ((_, d), r) in items.into_iter().zip(out) {
+        for ((_, l), r) in items.into_iter().zip(out) {
             if r == Some(true) {
                 unlinked += 1;
                 // SAFETY: our `remove_batch` unlinked it.
-                unsafe { self.release_link(d, g) };
+                unsafe { Leaf::retire(l, g) };
             }
         }
         self.dest_count.add(-unlinked);
-    }
-
-    /// Releases the trie's reference to an unlinked destination (the caller counts it out).
-    ///
-    /// # Safety
-    /// The caller's own trie removal unlinked `dest`, so it owns the link reference.
-    unsafe fn release_link(&self, dest: *const Dest, g: &epoch::Guard) {
-        // SAFETY: the link reference is ours (caller's contract).
-        let link = unsafe { DestPtr::from_link(dest) };
-        // The link reference is what keeps the destination alive for lock-free readers that
-        // found it in the trie without counting (see `DestPtr`'s `Drop`): release it only
-        // after every thread pinned now has unpinned.
-        // SAFETY: our trie removal unlinked `dest` (caller's contract), so no new reader
-        // can find it; `retire_with` drops the reference after the grace period (at once
-        // under the `free_immediately` mutant).
-        unsafe { crate::sync::retire_with(g, move || drop(link)) };
     }
 }
 
@@ -306,21 +323,24 @@ impl Drop for TableInner {
     fn drop(&mut self) {
         // No EntityRef is left (each holds the table), so no writer is active. Detach every
         // linked destination: mark its routes deleted, install a dead snapshot (breaking the
-        // dest -> route -> dest cycle), and release the trie's link reference.
+        // dest -> route -> dest cycle); then free every leaf, which releases what it holds
+        // (a destination's link reference, a lone route's version).
         let g = epoch::pin();
-        let mut linked: Vec<*const Dest> = Vec::new();
-        self.trie.for_each(&g, &mut |d| linked.push(d));
+        let mut linked: Vec<*const Leaf> = Vec::new();
+        self.trie.for_each(&g, &mut |l| linked.push(l));
         for p in linked {
-            // SAFETY: linked destinations hold the link reference, so they are alive.
-            let d = unsafe { &*p };
-            let old = d.list(&g);
-            let gen = old.gen + 1;
-            for e in old.entries.iter() {
-                e.route.bury(gen, e.info(), &g);
+            // SAFETY: linked leaves are alive until unlinked and freed.
+            let leaf = unsafe { &*p };
+            if let State::Dest(d) = leaf.state(&g) {
+                let old = d.list(&g);
+                let gen = old.gen + 1;
+                for e in old.entries.iter() {
+                    e.route.bury(gen, e.info(), &g);
+                }
+                d.kill(gen, false, &g);
             }
-            d.kill(gen, false, &g);
-            // SAFETY: the trie is being dropped; its link reference is ours to release.
-            drop(unsafe { DestPtr::from_link(p) });
+            // SAFETY: the trie is being dropped and no thread reaches it: the leaf is ours.
+            unsafe { Leaf::free(p) };
         }
     }
 }
@@ -390,16 +410,16 @@ impl Table {
     /// meanwhile may or may not appear.
     pub fn dests(&self) -> Vec<DestRef> {
         let g = epoch::pin();
-        let mut out = Vec::new();
-        self.inner.trie.for_each(&g, &mut |d| {
+        let mut leaves = Vec::new();
+        self.inner.trie.for_each(&g, &mut |l| leaves.push(l));
+        // A handle needs a destination object: a lone route's leaf is promoted.
+        leaves
+            .into_iter()
+            .filter_map(|l| l.promote(&self.inner, &g))
             // Skip dead destinations before touching their reference count.
-            if !d.list(&g).is_dead() {
-                if let Some(dest) = d.try_ref() {
-                    out.push(DestRef { dest });
-                }
-            }
-        });
-        out
+            .filter(|d| !d.list(&g).is_dead())
+            .filter_map(|d| d.try_ref().map(|dest| DestRef { dest }))
+            .collect()
     }
 
     /// Trie nodes and their bytes, for memory figures.
@@ -414,8 +434,19 @@ impl Table {
     /// when no writer is active.
     pub fn memory(&self) -> TableMemory {
         let (trie_nodes, trie_bytes) = self.node_stats();
-        let destinations = self.len();
-        TableMemory { trie_nodes, trie_bytes, destinations, destination_bytes: destinations * Dest::BYTES }
+        let g = epoch::pin();
+        let (mut leaves, mut objects) = (0usize, 0usize);
+        self.inner.trie.for_each(&g, &mut |l| {
+            leaves += 1;
+            objects += usize::from(matches!(l.state(&g), State::Dest(_)));
+        });
+        TableMemory {
+            trie_nodes,
+            trie_bytes,
+            destinations: leaves,
+            destination_bytes: leaves * Leaf::BYTES + objects * Dest::BYTES,
+            destination_objects: objects,
+        }
     }
 }
 
@@ -428,9 +459,12 @@ pub struct TableMemory {
     pub trie_bytes: usize,
     /// Destinations in the table ([`Table::len`]).
     pub destinations: usize,
-    /// Their bytes: a destination is one allocation of fixed size, its first snapshot
-    /// placed inside it.
+    /// Their bytes: a leaf each (32 bytes: the prefix and a word, enough for a lone
+    /// route), and a destination object (128 bytes, its first snapshot placed inside it)
+    /// for each with several routes or with handles on it.
     pub destination_bytes: usize,
+    /// Destinations with a destination object (the others are a lone route in a leaf).
+    pub destination_objects: usize,
 }
 
 /// Process-wide numbers of allocated destination and route objects, including those
@@ -441,11 +475,17 @@ pub struct LiveObjects {
     /// Destination objects.
     pub dests: isize,
     /// Route identities: route blocks, and one own route per destination object (released
-    /// with it; see `identity.rs`).
+    /// with it; see `identity.rs`). A lone route in a leaf has none.
     pub routes: isize,
+    /// Leaves: one per prefix linked (`leaf.rs`).
+    pub leaves: isize,
 }
 
 /// See [`LiveObjects`].
 pub fn live_objects() -> LiveObjects {
-    LiveObjects { dests: crate::sync::LIVE_DESTS.sum(), routes: crate::sync::LIVE_ROUTES.sum() }
+    LiveObjects {
+        dests: crate::sync::LIVE_DESTS.sum(),
+        routes: crate::sync::LIVE_ROUTES.sum(),
+        leaves: crate::sync::LIVE_LEAVES.sum(),
+    }
 }

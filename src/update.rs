@@ -9,6 +9,7 @@
 //! and unlinks the destination (see `dest.rs`, "Death").
 
 use crate::dest::{Dest, DestPtr, Entry, RouteList};
+use crate::leaf::{Leaf, State};
 use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
@@ -90,10 +91,15 @@ impl EntityRef {
         let mut spare: Option<RoutePtr> = None;
         let mut drain = false;
         let (route, flags) = loop {
-            let Some(dest) = t.trie.get(prefix, &g) else {
+            let Some(leaf) = t.trie.get(prefix, &g) else {
                 if let Some(r) = self.create_dest(prefix, info, &g) {
                     break r;
                 }
+                continue;
+            };
+            // A handle needs a destination object: a lone route's leaf is promoted.
+            let Some(dest) = leaf.promote(t, &g) else {
+                t.unlink_leaf(leaf, &g);
                 continue;
             };
             match self.upsert(&g, dest, info, mode, &mut spare) {
@@ -116,8 +122,8 @@ impl EntityRef {
         (route, flags)
     }
 
-    /// Creates a destination whose snapshot already holds the new route and links it.
-    /// `None` if another writer linked `prefix` first (retry).
+    /// Creates a destination whose snapshot already holds the new route and links it (in
+    /// a leaf). `None` if another writer linked `prefix` first (retry).
     fn create_dest(
         &self,
         prefix: &NetAddress,
@@ -125,14 +131,18 @@ impl EntityRef {
         g: &epoch::Guard,
     ) -> Option<(RouteRef, ChangeFlags)> {
         let (dest, route) = self.new_dest(prefix, info, g);
-        match self.table.trie.insert(prefix, dest.as_ptr(), g) {
+        let keep = dest.clone();
+        let leaf = Leaf::of_dest(dest);
+        match self.table.trie.insert(prefix, leaf.as_ptr(), g) {
             Ok(()) => {
                 self.table.dest_count.add(1);
                 self.table.route_count.add(1);
-                Some(self.linked(dest, route))
+                Some(self.linked(route))
             }
             Err(_) => {
-                discard(dest, g);
+                // SAFETY: never linked, so ours alone; it releases the link reference.
+                unsafe { Leaf::free(leaf.as_ptr()) };
+                discard(keep, g);
                 None
             }
         }
@@ -158,12 +168,11 @@ impl EntityRef {
         (dest, route)
     }
 
-    /// Bookkeeping once the trie links `dest` (made by `new_dest`): the trie keeps its
-    /// reference as the link. The caller counts the destination and its route in (a batch
-    /// once for all its items: a counter add is a locked instruction, which also keeps the
-    /// next item's misses from overlapping this one's).
-    pub(crate) fn linked(&self, dest: DestPtr, route: RoutePtr) -> (RouteRef, ChangeFlags) {
-        let _link = dest.into_link();
+    /// The result of an add that linked a new destination (made by `new_dest`, its leaf
+    /// holding the link reference). The caller counts the destination and its route in (a
+    /// batch once for all its items: a counter add is a locked instruction, which also
+    /// keeps the next item's misses from overlapping this one's).
+    pub(crate) fn linked(&self, route: RoutePtr) -> (RouteRef, ChangeFlags) {
         (RouteRef { route }, ChangeFlags { new: true, best: true })
     }
 
@@ -349,13 +358,29 @@ impl TableInner {
         let mut victims = Vec::new();
         {
             let g = epoch::pin();
-            self.trie.for_each(&g, &mut |d| {
-                for e in d.list(&g).entries.iter() {
-                    if entity.owns(e) {
-                        victims.push(RoutePtr::clone(&e.route));
+            let mut killed: Vec<&Leaf> = Vec::new();
+            self.trie.for_each(&g, &mut |l| loop {
+                match l.state(&g) {
+                    State::One(w, info) if l.owned_by(info, entity) => {
+                        if l.kill_one(w, &g) {
+                            killed.push(l);
+                            break;
+                        }
+                        // Changed meanwhile (re-announced, or promoted): again.
                     }
+                    State::Dest(d) => {
+                        for e in d.list(&g).entries.iter() {
+                            if entity.owns(e) {
+                                victims.push(RoutePtr::clone(&e.route));
+                            }
+                        }
+                        break;
+                    }
+                    _ => break,
                 }
             });
+            self.route_count.add(-(killed.len() as isize));
+            self.unlink_leaves(&killed, &g);
         }
         // Batched: the destinations this kills are unlinked with one copy per trie node.
         for chunk in victims.chunks(crate::bulk::MAX_ROUTES_IN_BATCH) {

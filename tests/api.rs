@@ -310,7 +310,7 @@ fn fast_path_lookup() {
     assert_eq!(b.prefix(), p("10.1.0.0/16"));
     assert!(t.lookup_ip("11.0.0.1".parse().unwrap(), &g).is_none());
     assert!(t.lookup(&p("::1"), &g).is_none(), "other family");
-    let r = t.lookup(&p("10.9.9.9"), &g).unwrap().to_ref();
+    let r = t.lookup(&p("10.9.9.9"), &g).unwrap().to_ref().expect("the route is there");
     assert_eq!(r.prefix(), p("10.0.0.0/8"));
 }
 

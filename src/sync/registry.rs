@@ -1,5 +1,5 @@
 //! [`Registry`]: a small concurrent map for registries that no lookup path reads
-//! (entities by id). It is `dashmap::DashMap` normally and a loom mutex around a `HashMap`
+//! (entities by id; read by a leaf's promotion, `leaf.rs`). It is `dashmap::DashMap` normally and a loom mutex around a `HashMap`
 //! under `cfg(loom)`: a real `DashMap` shard guard held across a loom operation deadlocks
 //! the model (loom runs every model thread on one OS thread).
 //!
@@ -50,6 +50,18 @@ impl<K: Eq + Hash + Clone, V: Clone> Registry<K, V> {
             let v = make();
             m.insert(key, v.clone());
             Ok(v)
+        }
+    }
+
+    /// The value under `key` (a clone).
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        #[cfg(not(loom))]
+        {
+            self.map.get(key).map(|e| e.value().clone())
+        }
+        #[cfg(loom)]
+        {
+            self.map.lock().unwrap().get(key).cloned()
         }
     }
 

@@ -1,0 +1,328 @@
+//! Leaves: what the trie links for each prefix, a destination object or a lone route.
+//!
+//! # Why
+//! Most prefixes of a routing table have one route and nobody holds a handle on them.
+//! A [`Dest`] (two cache lines, 128 bytes) costs such a prefix more than the rest of the
+//! table together. A leaf is 32 bytes: the prefix, and one atomic word that says what the
+//! prefix has:
+//! * **one route** (`ONE | Arc::into_raw(version)`): the route's version and nothing else.
+//!   The leaf owns one count on the version; the route's owner is the version's
+//!   (`RouteInfo::owner`) and the leaf keeps the owner's registration number
+//!   (`Entity::serial`), written when the leaf is made and never changed. Such a route has
+//!   no identity object: it gets one when somebody asks for a handle (below).
+//! * **a destination** (a [`Dest`] address, untagged): the full RTMv2 object, with its
+//!   snapshots, route identities and handles. The leaf owns the destination's link
+//!   reference (what the trie owned before leaves).
+//! * **dead** (`DEAD`): final; the leaf is about to be unlinked (anyone may help).
+//!
+//! # Transitions
+//! Every change is one compare-and-swap of the word:
+//! * one route -> one route: its owner re-announces it (same owner, same neighbour);
+//! * one route -> dead: its owner withdraws it (or the owner is gone: see `promote`);
+//! * one route -> destination: *promotion*, when the prefix gets a second route or somebody
+//!   asks for a handle. The promoter builds the destination privately from the version it
+//!   read (the route becomes the destination's own route) and installs it with the CAS; a
+//!   failed CAS (the route changed meanwhile) discards the private destination and retries;
+//! * destination -> dead: the destination died (its last route deleted, `dest.rs`,
+//!   "Death"), by whoever unlinks it.
+//!
+//! The word never returns to a value it held before except through a state equal to what
+//! the old word described: a one-route word names an interned version the leaf holds a
+//! count on (so its address cannot be reused while the word holds it) and describes the
+//! whole state of the prefix; a destination is freed only after its leaf died. So a CAS
+//! that succeeds against a word read earlier installs a state computed from the current
+//! one (no ABA).
+//!
+//! # Reclamation
+//! Replaced versions are released epoch-deferred (readers pinned before the CAS may still
+//! read them); the destination's link reference likewise after its leaf died (the argument
+//! of `DestPtr`'s `Drop`: readers find destinations only through a leaf); and an unlinked
+//! leaf is freed epoch-deferred after the trie removal. So everything a reader reaches from
+//! a leaf it found under its pin stays allocated until it unpins.
+
+use crate::dest::{Dest, DestPtr, Entry, RouteList};
+use crate::entity::Entity;
+use crate::identity::RoutePtr;
+use crate::prefix::NetAddress;
+use crate::route::RouteInfo;
+use crate::sync::epoch::Guard;
+use crate::sync::{arena_drop, arena_new, retire_with, Arc, AtomicUsize, Ordering, Touch, TrackedCell};
+use crate::table::TableInner;
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
+
+/// Tag of a one-route word (versions are at least 8-aligned: they hold words).
+const ONE: usize = 1;
+/// The dead word.
+const DEAD: usize = 2;
+
+/// Ordering of every load of a leaf's word. `Acquire` pairs with the `AcqRel` CAS that
+/// stored it (or the `Release` of the trie CAS that published a new leaf): the version or
+/// destination built before is visible to the reader.
+const LOAD: Ordering = Ordering::Acquire;
+
+/// A prefix's leaf: see the module docs. 32 bytes (asserted below).
+#[repr(C)]
+pub(crate) struct Leaf {
+    alive: TrackedCell<()>,
+    pub(crate) prefix: NetAddress,
+    /// The owner's `Entity::serial` of a leaf made with one route (0 for a leaf made with
+    /// a destination); never changes.
+    serial: u32,
+    word: AtomicUsize,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<Leaf>() == 32);
+
+/// What a leaf's word says, read under a pin.
+#[derive(Clone, Copy)]
+pub(crate) enum State<'g> {
+    /// One route: the word read (for a CAS against it) and the route's version.
+    One(usize, &'g RouteInfo),
+    /// A destination.
+    Dest(&'g Dest),
+    /// Dead: unlink the leaf and retry.
+    Dead,
+}
+
+impl crate::trie::Prefixed for Leaf {
+    #[inline(always)]
+    fn prefix(&self) -> &NetAddress {
+        &self.prefix
+    }
+}
+
+impl Touch for Leaf {
+    #[inline(always)]
+    fn touch(&self) {
+        self.alive.touch();
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        self.alive.retire();
+        crate::sync::LIVE_LEAVES.add(-1);
+    }
+}
+
+/// A non-owning `Arc` for the version at `p` (a count the caller knows is held for as
+/// long as the copy is used), never dropped.
+///
+/// # Safety
+/// `p` came from `Arc::into_raw` and that count is held while the result is used.
+unsafe fn borrowed(p: *const RouteInfo) -> ManuallyDrop<Arc<RouteInfo>> {
+    // SAFETY: forwarded from the caller; `ManuallyDrop` keeps the count untouched.
+    ManuallyDrop::new(unsafe { Arc::from_raw(p) })
+}
+
+/// The version address in a one-route word.
+#[inline(always)]
+fn version_of(word: usize) -> *const RouteInfo {
+    core::ptr::with_exposed_provenance::<RouteInfo>(word & !ONE)
+}
+
+impl Leaf {
+    /// Bytes of one leaf (its arena block).
+    pub(crate) const BYTES: usize = core::mem::size_of::<Leaf>();
+
+    /// Byte offset of the word (the line a lookup reads; see `Trie::lookup_batch`).
+    pub(crate) const HOT: usize = core::mem::offset_of!(Leaf, word);
+
+    fn alloc(prefix: NetAddress, serial: u32, word: usize) -> NonNull<Leaf> {
+        crate::sync::LIVE_LEAVES.add(1);
+        let p = arena_new(Leaf { alive: TrackedCell::new(()), prefix, serial, word: AtomicUsize::new(word) });
+        // For `free`: the trie stores the address as an integer.
+        let _ = p.as_ptr().expose_provenance();
+        p
+    }
+
+    /// A new unlinked leaf with one route of `owner`, version `info` (the leaf takes a
+    /// count of its own).
+    pub(crate) fn one(prefix: NetAddress, owner: &Entity, info: &Arc<RouteInfo>) -> NonNull<Leaf> {
+        let p = Arc::into_raw(Arc::clone(info));
+        Self::alloc(prefix, owner.serial, p.expose_provenance() | ONE)
+    }
+
+    /// A new unlinked leaf for `dest`, taking over the reference `dest` holds (the link).
+    pub(crate) fn of_dest(dest: DestPtr) -> NonNull<Leaf> {
+        let prefix = dest.prefix;
+        Self::alloc(prefix, 0, dest.into_link().expose_provenance())
+    }
+
+    /// The leaf's state, valid while `g` is pinned.
+    #[inline(always)]
+    pub(crate) fn state<'g>(&self, _g: &'g Guard) -> State<'g> {
+        self.touch();
+        Self::decode(self.word.load(LOAD))
+    }
+
+    #[inline(always)]
+    fn decode<'g>(w: usize) -> State<'g> {
+        if w & ONE != 0 {
+            // SAFETY: a one-route word holds a version the leaf counts; the count is released
+            // only epoch-deferred after a CAS replaced the word, so it outlives the caller's
+            // pin (module docs, "Reclamation").
+            State::One(w, unsafe { &*version_of(w) })
+        } else if w == DEAD {
+            State::Dead
+        } else {
+            // SAFETY: an untagged word other than DEAD is the address of a destination the
+            // leaf holds the link reference of, released epoch-deferred after the leaf died;
+            // its provenance was exposed by `Dest::create`.
+            let d = unsafe { &*core::ptr::with_exposed_provenance::<Dest>(w) };
+            d.touch();
+            State::Dest(d)
+        }
+    }
+
+    /// The destination of a leaf that has one (tests: the leaf must not be a lone route).
+    #[cfg(test)]
+    pub(crate) fn dest<'g>(&self, g: &'g Guard) -> &'g Dest {
+        match self.state(g) {
+            State::Dest(d) => d,
+            _ => panic!("not a destination's leaf"),
+        }
+    }
+
+    /// Whether a one-route state is `owner`'s route.
+    #[inline(always)]
+    pub(crate) fn owned_by(&self, info: &RouteInfo, owner: &Entity) -> bool {
+        self.serial == owner.serial && info.owner == owner.id
+    }
+
+    /// CAS of the word from `old` to `new`. `AcqRel`: Release publishes what `new` points
+    /// to (a version or a destination built before) to readers' `LOAD`; Acquire orders the
+    /// later release of what `old` held after the CAS that read it. Failure: Relaxed (the
+    /// caller reloads with `LOAD`).
+    fn cas(&self, old: usize, new: usize) -> bool {
+        self.touch();
+        self.word.compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// Releases the version count a replaced one-route word held, after the grace period.
+    fn release_version(word: usize, g: &Guard) {
+        let p = version_of(word) as usize;
+        // SAFETY: the caller's CAS replaced `word`, so its count is ours to release; readers
+        // pinned before may still read the version, so the release waits for them.
+        unsafe {
+            retire_with(g, move || {
+                drop(Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(p)))
+            })
+        };
+    }
+
+    /// Re-announcement of the one route: `old` (a one-route word read from this leaf) to
+    /// version `info`. `false` if the word changed meanwhile (reload and retry).
+    pub(crate) fn replace_one(&self, old: usize, info: &Arc<RouteInfo>, g: &Guard) -> bool {
+        let p = Arc::into_raw(Arc::clone(info)).expose_provenance() | ONE;
+        if self.cas(old, p) {
+            Self::release_version(old, g);
+            return true;
+        }
+        // SAFETY: the count taken above, never published.
+        drop(unsafe { Arc::from_raw(version_of(p)) });
+        false
+    }
+
+    /// Withdrawal of the one route: `old` (a one-route word read from this leaf) to dead.
+    /// `true` if this call killed the leaf: the caller counts the route out and unlinks
+    /// the leaf ([`TableInner::unlink_leaf`]).
+    pub(crate) fn kill_one(&self, old: usize, g: &Guard) -> bool {
+        if self.cas(old, DEAD) {
+            Self::release_version(old, g);
+            return true;
+        }
+        false
+    }
+
+    /// The destination `dest` (this leaf's) died: the leaf dies with it. `true` if this
+    /// call killed the leaf: the caller unlinks it.
+    pub(crate) fn kill_dest(&self, dest: &Dest, g: &Guard) -> bool {
+        let w = core::ptr::from_ref(dest).addr();
+        if !self.cas(w, DEAD) {
+            return false;
+        }
+        // SAFETY: the word held the link reference, which our CAS took out of it.
+        let link = unsafe { DestPtr::from_link(dest) };
+        // Readers that found the destination through this leaf hold uncounted pointers
+        // (see `DestPtr`'s `Drop`): the reference goes after their grace period.
+        // SAFETY: the word no longer names the destination, so no new reader finds it here.
+        unsafe { retire_with(g, move || drop(link)) };
+        true
+    }
+
+    /// The destination of this leaf, promoting a one-route leaf first (module docs). `None`
+    /// if the leaf is dead. A promotion whose route's owner is no longer registered under
+    /// the serial the leaf keeps withdraws the route instead (deregistration is
+    /// withdrawing it: this helps) and returns `None` once the leaf is dead.
+    pub(crate) fn promote<'g>(&self, t: &TableInner, g: &'g Guard) -> Option<&'g Dest> {
+        loop {
+            let (w, info) = match self.state(g) {
+                State::Dest(d) => return Some(d),
+                State::Dead => return None,
+                State::One(w, info) => (w, info),
+            };
+            let owner = t.entities.get(&info.owner).filter(|e| e.serial == self.serial && e.is_registered());
+            let Some(owner) = owner else {
+                if self.kill_one(w, g) {
+                    t.route_count.add(-1);
+                    t.unlink_leaf(self, g);
+                }
+                continue;
+            };
+            // SAFETY: the word `w` holds a count on the version until after our pin (it is
+            // released epoch-deferred once replaced), and the copy is used only below.
+            let info = unsafe { borrowed(core::ptr::from_ref(info)) };
+            let dest = Dest::create(self.prefix, owner);
+            let route = RoutePtr::own(dest.clone());
+            Dest::install_first(&dest, RouteList::one(1, Entry::new(&route, &info)), g);
+            drop(route);
+            if self.cas(w, dest.as_ptr().addr()) {
+                // The destination's snapshot holds its own count on the version now.
+                Self::release_version(w, g);
+                let d = dest.into_link();
+                // SAFETY: the link reference is held by the word until the leaf dies, and
+                // released epoch-deferred after that, so beyond our pin.
+                return Some(unsafe { &*d });
+            }
+            // The route changed meanwhile: the private destination was never visible.
+            crate::update::discard(dest, g);
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// Frees a leaf that no thread can reach any more: unlinked after the grace period of
+    /// its removal, or never linked. Releases what its word still holds.
+    ///
+    /// # Safety
+    /// `p` came from [`one`](Self::one) or [`of_dest`](Self::of_dest), is freed once, and no
+    /// thread reads it any more.
+    pub(crate) unsafe fn free(p: *const Leaf) {
+        let p = core::ptr::with_exposed_provenance_mut::<Leaf>(p.addr());
+        // SAFETY: the caller's contract: the leaf is ours alone.
+        let w = unsafe { (*p).word.load(Ordering::Relaxed) };
+        if w & ONE != 0 {
+            // SAFETY: the word's count, released once (the leaf goes with it).
+            drop(unsafe { Arc::from_raw(version_of(w)) });
+        } else if w != DEAD {
+            // SAFETY: the word's link reference, released once.
+            drop(unsafe { DestPtr::from_link(core::ptr::with_exposed_provenance::<Dest>(w)) });
+        }
+        // SAFETY: from `arena_new` in `alloc` (the caller's contract), freed once.
+        unsafe { arena_drop(p) };
+    }
+
+    /// Frees an unlinked leaf after the grace period of its removal.
+    ///
+    /// # Safety
+    /// The caller's trie removal unlinked `p` (so it owns it).
+    pub(crate) unsafe fn retire(p: *const Leaf, g: &Guard) {
+        let a = p.addr();
+        // SAFETY: unlinked by the caller, so no new reader finds it; readers pinned before
+        // are waited for. The word is dead (only dead leaves are unlinked): nothing else
+        // to release.
+        unsafe { retire_with(g, move || Leaf::free(a as *const Leaf)) };
+    }
+}

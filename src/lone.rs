@@ -1,0 +1,208 @@
+//! Writes without handles: RTMv2's `RtmAddRouteToDest` with a NULL `RouteHandle` (mode
+//! (c): find-or-create by identity, no handle returned), and its withdrawal by identity.
+//!
+//! A routing protocol fed by a peer (BGP) names its routes by (prefix, neighbour), not by
+//! handle: it announces and withdraws. Without a handle to hand out, a prefix whose only
+//! route is the caller's stays a *lone route* in its leaf (`leaf.rs`: 32 bytes, no
+//! destination object, no route identity), and its re-announcements and withdrawal are
+//! one CAS of the leaf's word. Everything else goes through the destination object, as
+//! `add_route` and `delete_route` do: a second route on the prefix promotes the leaf
+//! (`Leaf::promote`), and the handle those paths make is dropped at once.
+//!
+//! # Deregistration
+//! As for `add_route` (`entity.rs`): after publishing, the writer issues a SeqCst fence
+//! and re-reads the registered flag; if it was cleared, the writer withdraws what it
+//! published (by identity), since the deregistration's scan may have passed it.
+
+use crate::entity::EntityRef;
+use crate::error::{Error, Result};
+use crate::identity::RoutePtr;
+use crate::leaf::{Leaf, State};
+use crate::prefix::NetAddress;
+use crate::route::{AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams};
+use crate::sync::{epoch, fence, Arc, Ordering};
+use crate::update::remove_route;
+
+/// What one attempt of a handle-less write did.
+enum Step {
+    /// Done, with the flags.
+    Done(ChangeFlags),
+    /// The route is on a destination object: remove this route (unpinned: the removal may
+    /// drain the placement list).
+    Remove(RoutePtr),
+    /// Nothing to do (`NotFound`).
+    Missing,
+    /// The leaf changed under us: again.
+    Retry,
+}
+
+impl EntityRef {
+    /// Adds a route to `prefix`, or updates this entity's route there with the same
+    /// neighbour, without returning a handle (`RtmAddRouteToDest` with a NULL
+    /// `RouteHandle`). The result says whether a route was created and whether a best
+    /// route changed.
+    ///
+    /// A prefix whose only route is this one takes no destination object until somebody
+    /// asks for a handle on it (module docs): a table loaded this way takes much less
+    /// memory than one loaded with [`add_route`](Self::add_route).
+    ///
+    /// # Errors
+    /// As [`add_route`](Self::add_route).
+    pub fn insert_route(&self, prefix: &NetAddress, params: RouteParams) -> Result<ChangeFlags> {
+        self.insert_route_with(prefix, params, AddMode::Normal)
+    }
+
+    /// [`insert_route`](Self::insert_route) with an explicit matching mode ([`AddMode`]).
+    ///
+    /// # Errors
+    /// As [`add_route`](Self::add_route).
+    pub fn insert_route_with(&self, prefix: &NetAddress, params: RouteParams, mode: AddMode) -> Result<ChangeFlags> {
+        self.validate(Some(prefix), &params)?;
+        let info = self.entity.version(&params);
+        let flags = self.insert_info(prefix, &info, mode);
+        self.withdraw_lone_if_deregistered(core::iter::once((prefix, &info.neighbour)));
+        Ok(flags)
+    }
+
+    /// Withdraws this entity's route to `prefix` with neighbour `neighbour` (the route's
+    /// identity, as `add_route` matches it; the oldest if several match), without a handle.
+    /// Handles other threads hold on the route read it as deleted, as after
+    /// [`delete_route`](Self::delete_route).
+    ///
+    /// # Errors
+    /// [`Error::InvalidHandle`] after deregistration; [`Error::InvalidParameter`] for a
+    /// prefix of the other family; [`Error::NotFound`] if the entity has no such route.
+    pub fn withdraw_route(&self, prefix: &NetAddress, neighbour: Option<NextHop>) -> Result<ChangeFlags> {
+        self.check()?;
+        if prefix.family() != self.table.family {
+            return Err(Error::InvalidParameter);
+        }
+        self.withdraw_at(prefix, &neighbour)
+    }
+
+    /// Find-or-create of a validated version, without a handle.
+    pub(crate) fn insert_info(&self, prefix: &NetAddress, info: &Arc<RouteInfo>, mode: AddMode) -> ChangeFlags {
+        let t = &*self.table;
+        let g = epoch::pin();
+        let mut drain = false;
+        let flags = loop {
+            let Some(leaf) = t.trie.get(prefix, &g) else {
+                let p = Leaf::one(*prefix, &self.entity, info);
+                match t.trie.insert(prefix, p.as_ptr(), &g) {
+                    Ok(()) => {
+                        t.dest_count.add(1);
+                        t.route_count.add(1);
+                        break ChangeFlags { new: true, best: true };
+                    }
+                    Err(_) => {
+                        // SAFETY: never linked, so ours alone.
+                        unsafe { Leaf::free(p.as_ptr()) };
+                        continue;
+                    }
+                }
+            };
+            match leaf.state(&g) {
+                State::Dead => t.unlink_leaf(leaf, &g),
+                State::One(w, cur)
+                    if mode != AddMode::New
+                        && leaf.owned_by(cur, &self.entity)
+                        && (mode == AddMode::First || cur.neighbour == info.neighbour) =>
+                {
+                    // The lone route is the one to update: it is and stays the best of
+                    // its views (the only route).
+                    let flags = ChangeFlags { new: false, best: true };
+                    if core::ptr::eq(cur, &**info) || leaf.replace_one(w, info, &g) {
+                        break flags;
+                    }
+                }
+                _ => {
+                    let Some(dest) = leaf.promote(t, &g) else { continue };
+                    let mut spare = None;
+                    match self.upsert(&g, dest, info, mode, &mut spare) {
+                        Some((_, flags)) => {
+                            if flags.new {
+                                t.route_count.add(1);
+                            }
+                            drain = t.queue_unplaced(dest, dest.list(&g), &g);
+                            break flags;
+                        }
+                        None => t.unlink(dest, &g),
+                    }
+                }
+            }
+            crate::sync::spin_hint();
+        };
+        drop(g);
+        if drain {
+            t.place_unplaced(Vec::new());
+        }
+        flags
+    }
+
+    /// Withdraws the route (`prefix`, this entity, `neighbour`), registered or not.
+    pub(crate) fn withdraw_at(&self, prefix: &NetAddress, neighbour: &Option<NextHop>) -> Result<ChangeFlags> {
+        loop {
+            let step = {
+                let g = epoch::pin();
+                self.withdraw_once(prefix, neighbour, &g)
+            };
+            match step {
+                Step::Done(flags) => return Ok(flags),
+                Step::Missing => return Err(Error::NotFound),
+                // Deleted by another thread meanwhile: look again.
+                Step::Remove(r) => match remove_route(&self.table, &r) {
+                    Err(Error::NotFound) => {}
+                    res => return res,
+                },
+                Step::Retry => {}
+            }
+            crate::sync::spin_hint();
+        }
+    }
+
+    fn withdraw_once(&self, prefix: &NetAddress, neighbour: &Option<NextHop>, g: &epoch::Guard) -> Step {
+        let t = &*self.table;
+        let Some(leaf) = t.trie.get(prefix, g) else { return Step::Missing };
+        match leaf.state(g) {
+            State::Dead => {
+                t.unlink_leaf(leaf, g);
+                Step::Retry
+            }
+            State::One(w, cur) => {
+                if !leaf.owned_by(cur, &self.entity) || cur.neighbour != *neighbour {
+                    return Step::Missing;
+                }
+                if !leaf.kill_one(w, g) {
+                    return Step::Retry;
+                }
+                t.route_count.add(-1);
+                t.unlink_leaf(leaf, g);
+                Step::Done(ChangeFlags { new: false, best: true })
+            }
+            State::Dest(d) => {
+                let list = d.list(g);
+                // The oldest match, as `add_route` matches.
+                list.entries
+                    .iter()
+                    .filter(|e| self.entity.owns(e) && e.info().neighbour == *neighbour)
+                    .min_by_key(|e| e.route.seq())
+                    .map_or(Step::Missing, |e| Step::Remove(RoutePtr::clone(&e.route)))
+            }
+        }
+    }
+
+    /// After handle-less adds published routes: if the entity was deregistered meanwhile,
+    /// its withdraw-all scan may have missed them, so withdraw them here (store-buffering
+    /// with `deregister`, see entity.rs).
+    pub(crate) fn withdraw_lone_if_deregistered<'a>(
+        &self,
+        routes: impl Iterator<Item = (&'a NetAddress, &'a Option<NextHop>)>,
+    ) {
+        fence(Ordering::SeqCst);
+        if !self.entity.is_registered() {
+            for (prefix, neighbour) in routes {
+                while self.withdraw_at(prefix, neighbour).is_ok() {}
+            }
+        }
+    }
+}
