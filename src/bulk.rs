@@ -17,11 +17,10 @@
 //! UPDATE's NLRI, cost one version object per run, not one per route.
 
 use crate::dest::{Dest, DestPtr};
-use crate::leaf::{Leaf, State};
-use core::ptr::NonNull;
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
+use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
 use crate::sync::epoch;
@@ -31,6 +30,7 @@ use crate::sync::Arc;
 use crate::table::TableInner;
 use crate::trie::BATCH;
 use crate::update::{detach, discard};
+use core::ptr::NonNull;
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in
 /// spirit: a bound on the work and memory of one call).
@@ -94,7 +94,8 @@ impl EntityRef {
             }
             infos.push(info);
         }
-        let mut out: Vec<Option<Result<Added>>> = infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
+        let mut out: Vec<Option<Result<Added>>> =
+            infos.iter().map(|r| r.as_ref().err().map(|&e| Err(e))).collect();
         // Sized up front here and below: a filtered `collect` grows by doubling, and its
         // reallocations cost a 64-route call about a tenth of its instructions (callgrind).
         let mut valid: Vec<usize> = Vec::with_capacity(routes.len());
@@ -138,7 +139,7 @@ impl EntityRef {
             fresh.extend(valid.iter().copied().filter(|&i| found[i].is_none()));
             fresh.sort_unstable_by_key(|&i| (*routes[i].0.bytes(), routes[i].0.len(), i));
             fresh.dedup_by_key(|i| routes[*i].0);
-            let made: Vec<(NonNull<Leaf>, Option<(DestPtr, RoutePtr)>)> = fresh
+            let made: Vec<Made> = fresh
                 .iter()
                 .map(|&i| {
                     if handles {
@@ -150,7 +151,8 @@ impl EntityRef {
                     }
                 })
                 .collect();
-            let items: Vec<_> = fresh.iter().zip(&made).map(|(&i, (l, _))| (routes[i].0, l.as_ptr().cast_const())).collect();
+            let items: Vec<_> =
+                fresh.iter().zip(&made).map(|(&i, (l, _))| (routes[i].0, l.as_ptr().cast_const())).collect();
             let mut linked = vec![None; items.len()];
             t.trie.insert_batch(&items, &g, &mut linked);
             for ((&i, (leaf, dest)), r) in fresh.iter().zip(made).zip(linked) {
@@ -226,7 +228,11 @@ impl EntityRef {
         t.place_unplaced(unplaced);
         if handles {
             self.withdraw_if_deregistered(
-                out.iter().flatten().filter_map(|r| r.as_ref().ok()).filter_map(|(r, _)| r.as_ref()).map(|r| &r.route),
+                out.iter()
+                    .flatten()
+                    .filter_map(|r| r.as_ref().ok())
+                    .filter_map(|(r, _)| r.as_ref())
+                    .map(|r| &r.route),
             );
         } else {
             self.withdraw_lone_if_deregistered(
@@ -236,9 +242,9 @@ impl EntityRef {
             );
         }
         // 4. The rest (later items of a prefix first seen in this batch, lost races).
-        for i in 0..routes.len() {
-            if out[i].is_none() {
-                out[i] = Some(self.check().map(|()| single(i)));
+        for (i, o) in out.iter_mut().enumerate() {
+            if o.is_none() {
+                *o = Some(self.check().map(|()| single(i)));
             }
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Err(Error::InvalidParameter))).collect())
@@ -247,6 +253,10 @@ impl EntityRef {
 
 /// One item's result: the route's handle (when asked for) and the change flags.
 type Added = (Option<RouteRef>, ChangeFlags);
+
+/// A new leaf of a batch, and (when handles are asked for) a second reference to the
+/// destination in it (to discard it if the leaf is not linked) and the route's handle.
+type Made = (NonNull<Leaf>, Option<(DestPtr, RoutePtr)>);
 
 impl EntityRef {
     /// Deletes many of this entity's routes, with the semantics of calling

@@ -1312,7 +1312,9 @@ mod tests {
         // Where the two-route snapshots' entries are, before they are placed.
         let blocks: Vec<*const Entry> = names[2..]
             .iter()
-            .map(|n| t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().dest(&hold).list(&hold).entries.as_ptr())
+            .map(|n| {
+                t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().dest(&hold).list(&hold).entries.as_ptr()
+            })
             .collect();
         drop(hold);
         crate::drain_deferred_garbage();

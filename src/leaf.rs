@@ -207,9 +207,7 @@ impl Leaf {
         // SAFETY: the caller's CAS replaced `word`, so its count is ours to release; readers
         // pinned before may still read the version, so the release waits for them.
         unsafe {
-            retire_with(g, move || {
-                drop(Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(p)))
-            })
+            retire_with(g, move || drop(Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(p))))
         };
     }
 

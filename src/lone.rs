@@ -56,7 +56,12 @@ impl EntityRef {
     ///
     /// # Errors
     /// As [`add_route`](Self::add_route).
-    pub fn insert_route_with(&self, prefix: &NetAddress, params: RouteParams, mode: AddMode) -> Result<ChangeFlags> {
+    pub fn insert_route_with(
+        &self,
+        prefix: &NetAddress,
+        params: RouteParams,
+        mode: AddMode,
+    ) -> Result<ChangeFlags> {
         self.validate(Some(prefix), &params)?;
         let info = self.entity.version(&params);
         let flags = self.insert_info(prefix, &info, mode);
@@ -81,7 +86,12 @@ impl EntityRef {
     }
 
     /// Find-or-create of a validated version, without a handle.
-    pub(crate) fn insert_info(&self, prefix: &NetAddress, info: &Arc<RouteInfo>, mode: AddMode) -> ChangeFlags {
+    pub(crate) fn insert_info(
+        &self,
+        prefix: &NetAddress,
+        info: &Arc<RouteInfo>,
+        mode: AddMode,
+    ) -> ChangeFlags {
         let t = &*self.table;
         let g = epoch::pin();
         let mut drain = false;
@@ -140,7 +150,11 @@ impl EntityRef {
     }
 
     /// Withdraws the route (`prefix`, this entity, `neighbour`), registered or not.
-    pub(crate) fn withdraw_at(&self, prefix: &NetAddress, neighbour: &Option<NextHop>) -> Result<ChangeFlags> {
+    pub(crate) fn withdraw_at(
+        &self,
+        prefix: &NetAddress,
+        neighbour: &Option<NextHop>,
+    ) -> Result<ChangeFlags> {
         loop {
             let step = {
                 let g = epoch::pin();

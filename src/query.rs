@@ -13,9 +13,9 @@
 //!   retired destination; such a candidate is skipped as if it had not been found.
 
 use crate::dest::{Dest, DestRef, RouteList};
-use crate::leaf::{Leaf, State};
 use crate::entity::EntityId;
 use crate::error::{Error, Result};
+use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
 use crate::sync::epoch;
@@ -76,7 +76,10 @@ impl Table {
         }
         // Slow path: the longest match has no route in this view (mixed views, or it died
         // under us); try every covering prefix, longest first.
-        t.trie.matches(addr.bytes(), addr.len(), &guard.g).into_iter().find_map(|l| self.best_of(l, view, guard))
+        t.trie
+            .matches(addr.bytes(), addr.len(), &guard.g)
+            .into_iter()
+            .find_map(|l| self.best_of(l, view, guard))
     }
 
     /// The best route of `view` on `leaf`, if it has one.

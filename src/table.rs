@@ -8,9 +8,9 @@
 //! table is gone, with no routes / state `Deleted`).
 
 use crate::dest::{Dest, DestPtr, DestRef, RouteList};
-use crate::leaf::{Leaf, State};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
+use crate::leaf::{Leaf, State};
 use crate::prefix::AddressFamily;
 use crate::sync::{epoch, Arc, Counter, Registry, WorkList};
 use crate::trie::Trie;

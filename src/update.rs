@@ -9,10 +9,10 @@
 //! and unlinks the destination (see `dest.rs`, "Death").
 
 use crate::dest::{Dest, DestPtr, Entry, RouteList};
-use crate::leaf::{Leaf, State};
 use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
+use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
 use crate::sync::{epoch, fence, Arc, Ordering};

@@ -1,6 +1,8 @@
 //! Bounded multi-threaded stress: `THREADS` writer threads, each its own entity, share a
 //! small nesting prefix pool, so destinations are created, contended and killed
-//! concurrently; a reader thread does fast-path lookups meanwhile. Per-thread results are
+//! concurrently; a reader thread does fast-path lookups meanwhile. The odd threads write
+//! without handles (`insert_route`/`withdraw_route`: lone routes, promoted by the others'
+//! routes and by every handle query). Per-thread results are
 //! deterministic (an entity's routes are only touched by its thread) and asserted as they
 //! happen; at the end the table must equal the union of the per-thread models, and once
 //! the instance and every handle are dropped, every destination and route object must be
@@ -88,8 +90,9 @@ fn concurrent_mixed_operations_match_the_model() {
             let table = table.clone();
             std::thread::spawn(move || {
                 let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678));
-                // This thread's routes: prefix -> (handle, params).
-                let mut mine: HashMap<NetAddress, (RouteRef, RouteParams)> = HashMap::new();
+                // This thread's routes: prefix -> (handle, params); no handles on odd threads.
+                let lone = t % 2 == 1;
+                let mut mine: HashMap<NetAddress, (Option<RouteRef>, RouteParams)> = HashMap::new();
                 let mut old_handles: Vec<RouteRef> = Vec::new();
                 for i in 0..n {
                     let x = r.next();
@@ -102,10 +105,18 @@ fn concurrent_mixed_operations_match_the_model() {
                                 ViewSet::UNICAST | ViewSet::MULTICAST
                             };
                             let p = RouteParams::new((x >> 8) as u32 % 4, (x >> 16) as u32 % 4).views(views);
-                            let (h, f) = e.add_route(&a, p.clone()).unwrap();
+                            let (h, f) = if lone {
+                                (None, e.insert_route(&a, p.clone()).unwrap())
+                            } else {
+                                let (h, f) = e.add_route(&a, p.clone()).unwrap();
+                                (Some(h), f)
+                            };
                             match mine.get(&a) {
                                 Some((old, _)) => {
-                                    assert!(!f.new && old.ptr_eq(&h), "update keeps identity")
+                                    assert!(!f.new, "thread {t} op {i}: update at {a}");
+                                    if let (Some(old), Some(h)) = (old, &h) {
+                                        assert!(old.ptr_eq(h), "update keeps identity");
+                                    }
                                 }
                                 None => assert!(f.new, "thread {t} op {i}: new route at {a}"),
                             }
@@ -113,6 +124,10 @@ fn concurrent_mixed_operations_match_the_model() {
                         }
                         5..=7 => {
                             if let Some((h, _)) = mine.remove(&a) {
+                                let Some(h) = h else {
+                                    e.withdraw_route(&a, None).unwrap();
+                                    continue;
+                                };
                                 e.delete_route(&h).unwrap();
                                 assert_eq!(h.state(), RouteState::Deleted);
                                 if x % 5 == 0 && old_handles.len() < 100 {
@@ -128,9 +143,17 @@ fn concurrent_mixed_operations_match_the_model() {
                             });
                             if let Some((h, p)) = mine.get(&a) {
                                 // Our own route is visible with our latest contents.
-                                assert_eq!(h.info().to_params(), *p);
                                 let d = table.get(&a, ViewSet::ANY).unwrap();
-                                assert!(d.routes().iter().any(|x| x.ptr_eq(h)));
+                                match h {
+                                    Some(h) => {
+                                        assert_eq!(h.info().to_params(), *p);
+                                        assert!(d.routes().iter().any(|x| x.ptr_eq(h)));
+                                    }
+                                    None => assert!(d
+                                        .route_infos()
+                                        .iter()
+                                        .any(|(_, i)| i.owner() == e.id() && i.to_params() == *p)),
+                                }
                             }
                         }
                     }

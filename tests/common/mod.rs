@@ -82,6 +82,24 @@ pub enum Op {
         slots: Vec<usize>,
         entity: usize,
     },
+    /// `EntityRef::insert_route_with`: `Add` without a handle.
+    Insert {
+        entity: usize,
+        prefix: NetAddress,
+        params: RouteParams,
+        mode: AddMode,
+    },
+    /// `EntityRef::insert_routes`: `Insert` (mode `Normal`) for each item in order.
+    InsertBatch {
+        entity: usize,
+        items: Vec<(NetAddress, RouteParams)>,
+    },
+    /// `EntityRef::withdraw_route`: delete by identity (prefix, owner, neighbour).
+    Withdraw {
+        entity: usize,
+        prefix: NetAddress,
+        neighbour: Option<NextHop>,
+    },
     CloneHandle(usize),
     DropHandle(usize),
     Get(NetAddress, ViewSet),
@@ -104,34 +122,44 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
     for c in data.chunks_exact(12) {
         let pb: [u8; 5] = [c[2], c[3], c[4], c[5], c[6]];
         let e = (c[1] as usize) % ENTITIES;
+        // The handle-less forms of the add, batch add and delete operations.
+        let lone = (c[1] as usize / ENTITIES) % 2 == 1;
         let op = match c[0] % 16 {
             0 => Op::Register(e),
             1 => Op::Deregister(e),
-            5 => Op::AddBatch {
-                entity: e,
+            5 => {
                 // 1-4 prefixes around the first (siblings and nested ones, repeats possible).
-                items: (0..1 + c[10] % 4)
+                let items = (0..1 + c[10] % 4)
                     .map(|k| {
                         let b = [pb[0], pb[1].wrapping_add(k), pb[2] ^ k, pb[3], pb[4].wrapping_add(k * 3)];
                         (prefix(&b), params(&c[6..12]))
                     })
-                    .collect(),
-            },
-            2..=4 => Op::Add {
-                entity: e,
-                prefix: prefix(&pb),
-                params: params(&c[6..12]),
-                mode: match c[11] % 8 {
+                    .collect();
+                if lone {
+                    Op::InsertBatch { entity: e, items }
+                } else {
+                    Op::AddBatch { entity: e, items }
+                }
+            }
+            2..=4 => {
+                let (prefix, params) = (prefix(&pb), params(&c[6..12]));
+                let mode = match c[11] % 8 {
                     6 => AddMode::First,
                     7 => AddMode::New,
                     _ => AddMode::Normal,
-                },
-            },
+                };
+                if lone {
+                    Op::Insert { entity: e, prefix, params, mode }
+                } else {
+                    Op::Add { entity: e, prefix, params, mode }
+                }
+            }
             6 => Op::Update { slot: c[2] as usize, entity: e, params: params(&c[6..12]) },
             7 if c[3] % 3 == 0 => Op::DeleteBatch {
                 slots: c[4..4 + 1 + (c[5] % 4) as usize].iter().map(|&b| b as usize).collect(),
                 entity: e,
             },
+            7 if lone => Op::Withdraw { entity: e, prefix: prefix(&pb), neighbour: neighbour(c[8]) },
             7 => Op::Delete { slot: c[2] as usize, entity: e },
             8 => Op::CloneHandle(c[2] as usize),
             9 => Op::DropHandle(c[2] as usize),
@@ -316,6 +344,22 @@ impl Model {
         Some(self.flags(&a, &before, id, false))
     }
 
+    /// The oldest route of `e` on `a` with neighbour `n`, removed.
+    pub fn withdraw(&mut self, e: usize, a: NetAddress, n: Option<NextHop>) -> Result<ChangeFlags> {
+        if !self.registered[e] {
+            return Err(Error::InvalidHandle);
+        }
+        let id = self
+            .dests
+            .get(&a)
+            .and_then(|d| {
+                d.routes.iter().filter(|r| r.owner == e && r.p.neighbour == n).min_by_key(|r| r.seq)
+            })
+            .map(|r| r.id)
+            .ok_or(Error::NotFound)?;
+        self.remove(id).ok_or(Error::NotFound)
+    }
+
     pub fn deregister(&mut self, e: usize) -> Result<()> {
         if !self.registered[e] {
             return Err(Error::InvalidHandle);
@@ -446,6 +490,37 @@ impl Runner {
                         (g, w) => assert_eq!(fmt_err(&g), fmt_err(&w), "{op:?} item {prefix}"),
                     }
                 }
+            }
+            Op::Insert { entity, prefix, params, mode } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                let got = h.insert_route_with(prefix, params.clone(), *mode);
+                let want = self.model.add(*entity, *prefix, params.clone(), *mode).map(|(_, f)| f);
+                assert_eq!(got, want, "{op:?}");
+            }
+            Op::InsertBatch { entity, items } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                let got = match h.insert_routes(items) {
+                    Ok(v) => v,
+                    Err(e) => items.iter().map(|_| Err(e)).collect(),
+                };
+                assert_eq!(got.len(), items.len());
+                for (g, (prefix, params)) in got.into_iter().zip(items) {
+                    let want =
+                        self.model.add(*entity, *prefix, params.clone(), AddMode::Normal).map(|(_, f)| f);
+                    assert_eq!(g, want, "{op:?} item {prefix}");
+                }
+            }
+            Op::Withdraw { entity, prefix, neighbour } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                let got = h.withdraw_route(prefix, *neighbour);
+                let want = self.model.withdraw(*entity, *prefix, *neighbour);
+                assert_eq!(got, want, "{op:?}");
             }
             Op::Update { slot, entity, params } => {
                 let (Some(i), Some(h)) = (self.slot(*slot), self.entity(*entity)) else {
@@ -589,8 +664,10 @@ impl Runner {
 
     /// Compares the whole table with the model, and every held handle with its route.
     pub fn check_all(&self) {
-        check_table(self.table(), &self.model, entity_id);
+        // Batched lookups first: `check_table` takes a handle on every destination, which
+        // promotes every lone route (`Table::dests`).
         check_batch(self.table(), &self.model);
+        check_table(self.table(), &self.model, entity_id);
         for s in &self.slots {
             let (a, p, live) = &self.model.last[&s.id];
             let info = s.r.info();
