@@ -310,7 +310,7 @@ fn remove_some<'r, T>(
 }
 
 /// [`remove_some`] under its pin.
-fn remove_some_pinned<'r, T>(
+pub(crate) fn remove_some_pinned<'r, T>(
     t: &TableInner,
     items: &'r [T],
     route: impl Fn(&'r T) -> Option<&'r RoutePtr>,

@@ -61,6 +61,14 @@ const DEAD: usize = 2;
 /// destination built before is visible to the reader.
 const LOAD: Ordering = Ordering::Acquire;
 
+/// Success ordering of every CAS of a leaf's word (see [`Leaf::cas`]). Mutant
+/// `leaf_relaxed` makes it Relaxed: a re-announced version is then not published to the
+/// readers that load it (loom model `lone_update_vs_lookup`).
+#[cfg(not(rtm_mutant = "leaf_relaxed"))]
+const CAS: Ordering = Ordering::AcqRel;
+#[cfg(rtm_mutant = "leaf_relaxed")]
+const CAS: Ordering = Ordering::Relaxed;
+
 /// A prefix's leaf: see the module docs. 32 bytes (asserted below).
 #[repr(C)]
 pub(crate) struct Leaf {
@@ -164,7 +172,9 @@ impl Leaf {
             // SAFETY: a one-route word holds a version the leaf counts; the count is released
             // only epoch-deferred after a CAS replaced the word, so it outlives the caller's
             // pin (module docs, "Reclamation").
-            State::One(w, unsafe { &*version_of(w) })
+            let info = unsafe { &*version_of(w) };
+            info.touch();
+            State::One(w, info)
         } else if w == DEAD {
             State::Dead
         } else {
@@ -192,13 +202,13 @@ impl Leaf {
         self.serial == owner.serial && info.owner == owner.id
     }
 
-    /// CAS of the word from `old` to `new`. `AcqRel`: Release publishes what `new` points
-    /// to (a version or a destination built before) to readers' `LOAD`; Acquire orders the
-    /// later release of what `old` held after the CAS that read it. Failure: Relaxed (the
-    /// caller reloads with `LOAD`).
+    /// CAS of the word from `old` to `new`. `AcqRel` ([`CAS`]): Release publishes what
+    /// `new` points to (a version or a destination built before) to readers' `LOAD`;
+    /// Acquire orders the later release of what `old` held after the CAS that read it.
+    /// Failure: Relaxed (the caller reloads with `LOAD`).
     fn cas(&self, old: usize, new: usize) -> bool {
         self.touch();
-        self.word.compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        self.word.compare_exchange(old, new, CAS, Ordering::Relaxed).is_ok()
     }
 
     /// Releases the version count a replaced one-route word held, after the grace period.
@@ -277,7 +287,17 @@ impl Leaf {
             let route = RoutePtr::own(dest.clone());
             Dest::install_first(&dest, RouteList::one(1, Entry::new(&route, &info)), g);
             drop(route);
-            if self.cas(w, dest.as_ptr().addr()) {
+            // Mutant `promote_store` installs the destination with a plain store: an update
+            // of the lone route between our load and the store is lost (loom model
+            // `promote_vs_update`).
+            #[cfg(rtm_mutant = "promote_store")]
+            let won = {
+                self.word.store(dest.as_ptr().addr(), Ordering::Release);
+                true
+            };
+            #[cfg(not(rtm_mutant = "promote_store"))]
+            let won = self.cas(w, dest.as_ptr().addr());
+            if won {
                 // The destination's snapshot holds its own count on the version now.
                 Self::release_version(w, g);
                 let d = dest.into_link();

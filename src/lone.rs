@@ -23,10 +23,14 @@ use crate::route::{AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams};
 use crate::sync::{epoch, fence, Arc, Ordering};
 use crate::update::remove_route;
 
-/// What one attempt of a handle-less write did.
-enum Step {
-    /// Done, with the flags.
-    Done(ChangeFlags),
+/// The flags of a lone route's re-announcement or withdrawal: it is (was) the best route
+/// of its views, the only route of its prefix.
+const LONE_GONE: ChangeFlags = ChangeFlags { new: false, best: true };
+
+/// What one attempt of a handle-less withdrawal did.
+enum Step<'g> {
+    /// The lone route's leaf killed: the caller counts the route out and unlinks the leaf.
+    Killed(&'g Leaf),
     /// The route is on a destination object: remove this route (unpinned: the removal may
     /// drain the placement list).
     Remove(RoutePtr),
@@ -155,26 +159,110 @@ impl EntityRef {
         prefix: &NetAddress,
         neighbour: &Option<NextHop>,
     ) -> Result<ChangeFlags> {
+        let t = &*self.table;
         loop {
-            let step = {
+            let remove = {
                 let g = epoch::pin();
-                self.withdraw_once(prefix, neighbour, &g)
+                match self.withdraw_step(prefix, neighbour, &g) {
+                    Step::Killed(leaf) => {
+                        t.route_count.add(-1);
+                        t.unlink_leaf(leaf, &g);
+                        return Ok(LONE_GONE);
+                    }
+                    Step::Missing => return Err(Error::NotFound),
+                    Step::Remove(r) => Some(r),
+                    Step::Retry => None,
+                }
             };
-            match step {
-                Step::Done(flags) => return Ok(flags),
-                Step::Missing => return Err(Error::NotFound),
-                // Deleted by another thread meanwhile: look again.
-                Step::Remove(r) => match remove_route(&self.table, &r) {
+            // Unpinned: the removal may drain the placement list. Deleted by another thread
+            // meanwhile: look again.
+            if let Some(r) = remove {
+                match remove_route(t, &r) {
                     Err(Error::NotFound) => {}
                     res => return res,
-                },
-                Step::Retry => {}
+                }
             }
             crate::sync::spin_hint();
         }
     }
 
-    fn withdraw_once(&self, prefix: &NetAddress, neighbour: &Option<NextHop>, g: &epoch::Guard) -> Step {
+    /// Withdraws many of this entity's routes by identity, with the semantics of calling
+    /// [`withdraw_route`](Self::withdraw_route) for each item in order, and one result per
+    /// item. Lone routes' leaves and emptied destinations are unlinked together, with one
+    /// trie copy per node.
+    ///
+    /// # Errors
+    /// Per item, as [`withdraw_route`](Self::withdraw_route). The whole call fails with
+    /// [`Error::InvalidParameter`] (nothing withdrawn) over
+    /// [`MAX_ROUTES_IN_BATCH`](crate::MAX_ROUTES_IN_BATCH) items, and with
+    /// [`Error::InvalidHandle`] after deregistration.
+    pub fn withdraw_routes(
+        &self,
+        items: &[(NetAddress, Option<NextHop>)],
+    ) -> Result<Vec<Result<ChangeFlags>>> {
+        if items.len() > crate::MAX_ROUTES_IN_BATCH {
+            return Err(Error::InvalidParameter);
+        }
+        self.check()?;
+        let t = &*self.table;
+        let mut out: Vec<Option<Result<ChangeFlags>>> = vec![None; items.len()];
+        let g = epoch::pin();
+        // The leaves, snapshots and trie nodes this retires go to the collector together.
+        let unplaced = crate::sync::batched(&g, || {
+            let mut killed: Vec<&Leaf> = Vec::new();
+            // Routes on destination objects, removed together below (with their items).
+            let (mut routes, mut at): (Vec<RoutePtr>, Vec<usize>) = (Vec::new(), Vec::new());
+            for (i, (prefix, neighbour)) in items.iter().enumerate() {
+                if prefix.family() != t.family {
+                    out[i] = Some(Err(Error::InvalidParameter));
+                    continue;
+                }
+                out[i] = loop {
+                    match self.withdraw_step(prefix, neighbour, &g) {
+                        Step::Killed(leaf) => {
+                            killed.push(leaf);
+                            break Some(Ok(LONE_GONE));
+                        }
+                        Step::Missing => break Some(Err(Error::NotFound)),
+                        // A route an earlier item removes already: this item (another
+                        // route of the same identity, after `AddMode::New`) goes singly,
+                        // after the batch.
+                        Step::Remove(r) if routes.iter().any(|x| RoutePtr::ptr_eq(x, &r)) => break None,
+                        Step::Remove(r) => {
+                            routes.push(r);
+                            at.push(i);
+                            break None;
+                        }
+                        Step::Retry => crate::sync::spin_hint(),
+                    }
+                };
+            }
+            t.route_count.add(-(killed.len() as isize));
+            t.unlink_leaves(&killed, &g);
+            let (res, unplaced) = crate::bulk::remove_some_pinned(t, &routes, Some, &g);
+            for (&i, r) in at.iter().zip(res) {
+                // Deleted by another thread meanwhile: the single path looks again.
+                out[i] = Some(r).filter(|r| *r != Err(Error::NotFound));
+            }
+            unplaced
+        });
+        drop(g);
+        crate::sync::pace_reclamation(items.len());
+        t.place_unplaced(unplaced);
+        Ok(items
+            .iter()
+            .zip(out)
+            .map(|((prefix, neighbour), r)| r.unwrap_or_else(|| self.withdraw_at(prefix, neighbour)))
+            .collect())
+    }
+
+    /// One attempt at withdrawing (`prefix`, this entity, `neighbour`).
+    fn withdraw_step<'g>(
+        &'g self,
+        prefix: &NetAddress,
+        neighbour: &Option<NextHop>,
+        g: &'g epoch::Guard,
+    ) -> Step<'g> {
         let t = &*self.table;
         let Some(leaf) = t.trie.get(prefix, g) else { return Step::Missing };
         match leaf.state(g) {
@@ -186,12 +274,11 @@ impl EntityRef {
                 if !leaf.owned_by(cur, &self.entity) || cur.neighbour != *neighbour {
                     return Step::Missing;
                 }
-                if !leaf.kill_one(w, g) {
-                    return Step::Retry;
+                if leaf.kill_one(w, g) {
+                    Step::Killed(leaf)
+                } else {
+                    Step::Retry
                 }
-                t.route_count.add(-1);
-                t.unlink_leaf(leaf, g);
-                Step::Done(ChangeFlags { new: false, best: true })
             }
             State::Dest(d) => {
                 let list = d.list(g);

@@ -314,6 +314,9 @@ impl fmt::Debug for NextHopList {
 /// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteInfo {
+    /// Loom's view of the version's liveness (zero-sized otherwise): a lone route's
+    /// readers reach the version straight from the leaf's word (`leaf.rs`).
+    alive: crate::sync::Tracked,
     pub(crate) state: RouteState,
     pub(crate) owner: EntityId,
     pub(crate) neighbour: Option<NextHop>,
@@ -370,6 +373,7 @@ fn hash_hop<H: core::hash::Hasher>(hop: Option<&NextHop>, h: &mut H) {
 impl RouteInfo {
     pub(crate) fn from_params(p: &RouteParams, owner: EntityId) -> Self {
         Self {
+            alive: crate::sync::Tracked::new(),
             state: RouteState::Created,
             owner,
             neighbour: p.neighbour,
@@ -385,6 +389,12 @@ impl RouteInfo {
 
     pub(crate) fn deleted(self) -> Self {
         Self { state: RouteState::Deleted, ..self }
+    }
+
+    /// A tracked read for loom (see `alive`).
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        self.alive.touch();
     }
 
     /// Created or deleted.

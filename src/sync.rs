@@ -39,7 +39,7 @@ mod registry;
 mod retire;
 mod work_list;
 
-pub(crate) use cell::TrackedCell;
+pub(crate) use cell::{Tracked, TrackedCell};
 pub(crate) use counted::Counted;
 pub(crate) use epoch_cell::{retire_with, AfterRetire, Current, EpochCell, InlineSlot, Touch};
 pub(crate) use interner::Interner;

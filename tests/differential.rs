@@ -83,3 +83,43 @@ fn every_op_kind_runs() {
     r.check_all();
     assert!(r.model.dests.is_empty(), "deregistering every entity empties the table");
 }
+
+/// The handle-less operations (entity byte >= 3): decoded, applied and checked, so a
+/// decoder that never produced them would be noticed.
+#[test]
+fn lone_op_kinds_run() {
+    let mut data = Vec::new();
+    for e in 0..3u8 {
+        data.extend_from_slice(&[0, e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    // Inserts (kind 2, two entities on one prefix: a promotion), a batch (kind 5), one
+    // withdrawal (kind 7) and a batch of them (kind 7, c[3] % 3 == 0).
+    for (kind, e, c3) in [(2u8, 3u8, 1u8), (2, 4, 1), (2, 5, 2), (5, 3, 1), (7, 3, 1), (7, 4, 3), (7, 5, 3)] {
+        data.extend_from_slice(&[kind, e, 1, c3, 1, 2, 5, 1, 0, 0, 1, 0]);
+    }
+    let ops = common::decode(&data);
+    let names: Vec<&str> = ops[3..]
+        .iter()
+        .map(|op| match op {
+            common::Op::Insert { .. } => "insert",
+            common::Op::InsertBatch { .. } => "insert_batch",
+            common::Op::Withdraw { .. } => "withdraw",
+            common::Op::WithdrawBatch { .. } => "withdraw_batch",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["insert", "insert", "insert", "insert_batch", "withdraw", "withdraw_batch", "withdraw_batch"]
+    );
+    let mut r = common::Runner::new();
+    for op in &ops[..7] {
+        r.apply(op);
+    }
+    assert!(!r.model.dests.is_empty(), "the program added routes");
+    r.check_all();
+    for op in &ops[7..] {
+        r.apply(op);
+    }
+    r.check_all();
+}

@@ -568,3 +568,129 @@ fn slot_reuse_vs_update() {
         assert!(matches!(r.info().metric(), 2 | 3));
     });
 }
+
+/// Lone routes (`src/leaf.rs`): a re-announcement replaces the version in the leaf's word
+/// with one CAS while a reader looks the prefix up: the reader sees the old route or the
+/// new one, whole (the version is reached straight from the word: catches `leaf_relaxed`,
+/// the CAS without Release).
+#[test]
+fn lone_update_vs_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let f = e.insert_route(&p("10.0.0.0/8"), RouteParams::new(7, 9)).unwrap();
+            assert!(!f.new);
+            drop(e);
+        });
+        {
+            let g = t.pin();
+            let b = t.lookup(&p("10.1.2.3"), &g).expect("routed throughout");
+            assert!(matches!((b.route().preference(), b.route().metric()), (5, 5) | (7, 9)));
+        }
+        w.join().unwrap();
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.3"), &g).unwrap().route().metric(), 9);
+        assert_eq!(t.memory().destination_objects, 0, "still a lone route");
+    });
+}
+
+/// A lone route withdrawn (its leaf's word set dead, the leaf unlinked, the version's
+/// count and the leaf released epoch-deferred) while a reader holds what it looked up:
+/// both stay readable until it unpins (catches `free_immediately` on the leaf path).
+#[test]
+fn lone_withdraw_vs_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            e.withdraw_route(&p("10.0.0.0/8"), None).unwrap();
+            drop(e);
+        });
+        {
+            let g = t.pin();
+            if let Some(b) = t.lookup(&p("10.1.2.3"), &g) {
+                assert_eq!(b.prefix(), p("10.0.0.0/8"));
+                assert_eq!(b.route().metric(), 5);
+            }
+        }
+        w.join().unwrap();
+        assert!(t.is_empty());
+        let g = t.pin();
+        assert!(t.lookup(&p("10.1.2.3"), &g).is_none());
+    });
+}
+
+/// Promotion (a handle asked for: `Table::get`) races a re-announcement of the lone route:
+/// the promoter's CAS from the version it read to the destination it built fails if the
+/// route changed, and it retries from the new version; so the update is never lost, and
+/// the handle names the route (catches `promote_store`, which installs the destination
+/// with a plain store).
+#[test]
+fn promote_vs_update() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let t2 = t.clone();
+        let w = thread::spawn(move || t2.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap());
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(7, 9)).unwrap();
+        let d = w.join().unwrap();
+        assert_eq!(t.route_count(), 1);
+        let infos = d.route_infos();
+        assert_eq!(infos.len(), 1, "one route, promoted");
+        assert_eq!(infos[0].1.metric(), 9, "the update is not lost");
+        assert_eq!(infos[0].0.info().metric(), 9);
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.3"), &g).unwrap().route().metric(), 9);
+    });
+}
+
+/// Two owners add lone routes to one prefix at once: one links the leaf, the other finds
+/// it (or loses the trie CAS and retries) and promotes it for the second route. Both
+/// routes survive, and every object is freed at the end (loom checks leaks).
+#[test]
+fn two_lone_inserts_one_prefix() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let w = thread::spawn(move || {
+            assert!(b.insert_route(&p("10.0.0.0/8"), RouteParams::new(1, 1)).unwrap().new);
+            drop(b);
+        });
+        assert!(a.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap().new);
+        w.join().unwrap();
+        assert_eq!((t.len(), t.route_count()), (1, 2));
+        let d = t.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap();
+        let owners: Vec<_> = d.route_infos().into_iter().map(|(_, i)| i.owner().protocol).collect();
+        assert_eq!(owners, vec![2, 1]);
+    });
+}
+
+/// A withdrawal of a lone route races its promotion by a handle query: either the query
+/// finds nothing, or it returns the destination and the withdrawal then deletes the route
+/// there (its handle reads it as deleted). The table ends empty either way.
+#[test]
+fn promote_vs_withdraw() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let t2 = t.clone();
+        let w = thread::spawn(move || t2.most_specific(&p("10.1.2.3"), ViewSet::ANY).ok());
+        e.withdraw_route(&p("10.0.0.0/8"), None).unwrap();
+        if let Some(d) = w.join().unwrap() {
+            assert_eq!(d.prefix(), p("10.0.0.0/8"));
+            assert!(d.is_deleted());
+        }
+        assert!(t.is_empty() && t.route_count() == 0);
+    });
+}

@@ -42,3 +42,47 @@ impl<T> TrackedCell<T> {
         self.0.with_mut(|_| ());
     }
 }
+
+/// A [`TrackedCell`] for plain value types that derive `Clone`, `PartialEq` and `Debug`
+/// (route versions): a clone is a new cell, every two compare equal, and dropping one
+/// retires it, so a version freed while a reader still reads it is a loom causality
+/// violation too. Zero-sized outside loom.
+pub(crate) struct Tracked(TrackedCell<()>);
+
+impl Tracked {
+    pub(crate) fn new() -> Self {
+        Self(TrackedCell::new(()))
+    }
+
+    /// A tracked read (see [`TrackedCell::touch`]).
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        self.0.touch();
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Tracked {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Tracked {}
+
+impl core::fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Tracked")
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.retire();
+    }
+}

@@ -100,6 +100,11 @@ pub enum Op {
         prefix: NetAddress,
         neighbour: Option<NextHop>,
     },
+    /// `EntityRef::withdraw_routes`: `Withdraw` for each item in order.
+    WithdrawBatch {
+        entity: usize,
+        items: Vec<(NetAddress, Option<NextHop>)>,
+    },
     CloneHandle(usize),
     DropHandle(usize),
     Get(NetAddress, ViewSet),
@@ -155,9 +160,19 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 }
             }
             6 => Op::Update { slot: c[2] as usize, entity: e, params: params(&c[6..12]) },
-            7 if c[3] % 3 == 0 => Op::DeleteBatch {
+            7 if !lone && c[3] % 3 == 0 => Op::DeleteBatch {
                 slots: c[4..4 + 1 + (c[5] % 4) as usize].iter().map(|&b| b as usize).collect(),
                 entity: e,
+            },
+            7 if lone && c[3] % 3 == 0 => Op::WithdrawBatch {
+                entity: e,
+                // As `AddBatch`'s prefixes (repeats possible), each with a neighbour.
+                items: (0..1 + c[10] % 4)
+                    .map(|k| {
+                        let b = [pb[0], pb[1].wrapping_add(k), pb[2] ^ k, pb[3], pb[4].wrapping_add(k * 3)];
+                        (prefix(&b), neighbour(c[8].wrapping_add(k / 2)))
+                    })
+                    .collect(),
             },
             7 if lone => Op::Withdraw { entity: e, prefix: prefix(&pb), neighbour: neighbour(c[8]) },
             7 => Op::Delete { slot: c[2] as usize, entity: e },
@@ -521,6 +536,19 @@ impl Runner {
                 let got = h.withdraw_route(prefix, *neighbour);
                 let want = self.model.withdraw(*entity, *prefix, *neighbour);
                 assert_eq!(got, want, "{op:?}");
+            }
+            Op::WithdrawBatch { entity, items } => {
+                let Some(h) = self.entity(*entity) else {
+                    return;
+                };
+                let got = match h.withdraw_routes(items) {
+                    Ok(v) => v,
+                    Err(e) => items.iter().map(|_| Err(e)).collect(),
+                };
+                assert_eq!(got.len(), items.len());
+                for (g, (prefix, neighbour)) in got.into_iter().zip(items) {
+                    assert_eq!(g, self.model.withdraw(*entity, *prefix, *neighbour), "{op:?} item {prefix}");
+                }
             }
             Op::Update { slot, entity, params } => {
                 let (Some(i), Some(h)) = (self.slot(*slot), self.entity(*entity)) else {
