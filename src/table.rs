@@ -260,11 +260,13 @@ impl TableInner {
     /// (which releases the link reference, `Leaf::kill_dest`) and unlinks that. Any thread
     /// may call it; exactly one unlink succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
-        if let Some(leaf) = self.trie.get(&dest.prefix, g) {
-            // A dead leaf found here is unlinked too (helping whoever killed it).
-            if leaf.kill_dest(dest, g) || matches!(leaf.state(g), State::Dead) {
-                self.unlink_leaf(leaf, g);
-            }
+        // One walk finds the leaf, kills it (or finds it dead: helping whoever killed it)
+        // and unlinks it.
+        let dead = |leaf: &Leaf| leaf.kill_dest(dest, g) || matches!(leaf.state(g), State::Dead);
+        if let Some(leaf) = self.trie.remove_where(&dest.prefix, g, &mut |l| dead(l)) {
+            self.dest_count.add(-1);
+            // SAFETY: our `remove_where` unlinked it.
+            unsafe { Leaf::retire(leaf, g) };
         }
     }
 

@@ -10,7 +10,7 @@
 //!   of DRAM, no writes);
 //! * `write`: random read-modify-writes over a 256 MiB array (every line dirtied: DRAM
 //!   traffic both ways, like a writer of a table much larger than the cache);
-//! * `rtm`: re-announcements through `add_routes`, 64 per call (`rtm bench`'s churn
+//! * `rtm`: re-announcements through `insert_routes`, 64 per call (`rtm bench`'s churn
 //!   without its withdrawals and peer-down).
 //!
 //! `ONLY=spin,rtm` runs a subset; the solo run is always first and repeated last.
@@ -96,7 +96,7 @@ fn main() {
                             .next_hop(gen::peer_next_hop(AddressFamily::Ipv4, (i % 32) as u8));
                         pending.push((v4[i], p));
                     }
-                    let _ = l.ebgp[0].add_routes(&pending);
+                    let _ = l.ebgp[0].insert_routes(&pending);
                     pending.clear();
                     k += 64;
                 }

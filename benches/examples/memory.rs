@@ -23,8 +23,8 @@
 //!   attributes (`NoMeta`: its own structure's cost only).
 //! * `rib-churned` (rtm only): `rib` after `CHURN` (default 2,000,000) updates like
 //!   `rtm bench`'s writer's and the garbage drained: what a churned table keeps.
-//! * `fib`: one route per prefix. rtm holds it as a route of one entity (`add_routes`,
-//!   handles dropped); the peers hold a `u32` per prefix (a next-hop index: their bare
+//! * `fib`: one route per prefix. rtm holds it as a route of one entity (`insert_routes`:
+//!   no handles, so every prefix is a lone route in its leaf); the peers hold a `u32` per prefix (a next-hop index: their bare
 //!   structure), rotonda-store one record.
 //!
 //! `RwLock<PrefixMap>` costs what `PrefixMap` does (the lock is one word). Run:
@@ -169,7 +169,7 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
                     })
                     .collect();
                 for c in items.chunks(4096) {
-                    drop(e.add_routes(c).ok()?);
+                    drop(e.insert_routes(c).ok()?);
                 }
                 entities.push(e);
             }
@@ -231,7 +231,7 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
 }
 
 /// `CHURN` updates on a loaded `rib`: IPv4 re-announcements of the eBGP routes with a
-/// changed preference and metric, 64 per `add_routes` call (15 of 16 steps), and an iBGP
+/// changed preference and metric, 64 per `insert_routes` call (15 of 16 steps), and an iBGP
 /// route withdrawn and announced again (every 16th; `handles` are the iBGP routes'
 /// handles, each replaced by its new route's, so no deleted route stays held). The route
 /// count ends as it began.
@@ -256,7 +256,7 @@ fn churn(l: &rtm_cli::run::Loaded, handles: &mut [(NetAddress, rtm::RouteRef)], 
         let nh = rtm::gen::peer_next_hop(AddressFamily::Ipv4, (i % 32) as u8);
         batch.push((v4[i], RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32).next_hop(nh)));
         if batch.len() == 64 {
-            let _ = l.ebgp[0].add_routes(&batch);
+            let _ = l.ebgp[0].insert_routes(&batch);
             batch.clear();
         }
     }

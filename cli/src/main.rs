@@ -59,8 +59,8 @@ struct BenchArgs {
     /// Seed of the generated table and queries.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Re-announcements per `add_routes` call in the churn (as the NLRI of one BGP
-    /// UPDATE); 1 applies them route by route with `add_route`.
+    /// Re-announcements per `insert_routes` call in the churn (as the NLRI of one BGP
+    /// UPDATE); 1 applies them route by route with `insert_route`.
     #[arg(long, default_value_t = 64)]
     writer_batch: usize,
 }
@@ -255,7 +255,7 @@ fn bench(a: &BenchArgs) {
         spun.lookups_per_sec_per_reader / solo.lookups_per_sec_per_reader * 100.0,
         busy.writer_updates as f64 / busy.elapsed.as_secs_f64() / 1e6,
         if a.writer_batch > 1 {
-            format!("re-announcements {} per add_routes call", a.writer_batch)
+            format!("re-announcements {} per insert_routes call", a.writer_batch)
         } else {
             "route by route".to_string()
         }
@@ -265,7 +265,7 @@ fn bench(a: &BenchArgs) {
 }
 
 /// The bench writer: re-announcements with changed metric or preference (95 %; applied
-/// `batch` at a time with `add_routes`, or one by one when `batch` is 1), withdrawals and
+/// `batch` at a time with `insert_routes`, or one by one when `batch` is 1), withdrawals and
 /// re-announcements of iBGP routes, and once a peer-down: every iBGP route withdrawn, then
 /// all of them announced again. Returns the route updates made.
 fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBool) -> u64 {
@@ -287,11 +287,11 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
                 let params = RouteParams::new(20 + r.below(3) as u32, r.below(10) as u32)
                     .next_hop(gen::peer_next_hop(p.family(), (i % 32) as u8));
                 if batch == 1 {
-                    let _ = ebgp.add_route(p, params);
+                    let _ = ebgp.insert_route(p, params);
                 } else {
                     pending.push((*p, params));
                     if pending.len() == batch {
-                        let _ = ebgp.add_routes(&pending);
+                        let _ = ebgp.insert_routes(&pending);
                         pending.clear();
                     }
                 }
@@ -321,7 +321,7 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
         }
     }
     if !pending.is_empty() {
-        let _ = ebgp.add_routes(&pending);
+        let _ = ebgp.insert_routes(&pending);
     }
     n
 }

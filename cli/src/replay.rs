@@ -4,21 +4,19 @@
 //! `bgpkit-parser` yields one element per prefix. A speaker works through its queue of
 //! received UPDATE messages in bursts: consecutive announcements of one peer and family (up
 //! to [`MAX_RUN`], across messages, each with its own path attributes) are applied with one
-//! [`EntityRef::add_routes`] call, consecutive withdrawals with one
-//! [`EntityRef::delete_routes`]. Both have the semantics of applying their items in order,
-//! and a run never crosses a change of kind, peer or family, so the table goes through the
-//! same states as with element-by-element application, only in fewer steps.
+//! [`EntityRef::insert_routes`] call, consecutive withdrawals with one
+//! [`EntityRef::withdraw_routes`]. Both have the semantics of applying their items in
+//! order, and a run never crosses a change of kind, peer or family, so the table goes
+//! through the same states as with element-by-element application, only in fewer steps.
 //!
-//! The table is the speaker's Adj-RIB-In: the handles `add_routes` returns are released at
-//! once, and a withdrawal finds the peer's route on the prefix with [`Table::get_route`]
-//! (`RtmGetExactMatchRoute`, matching the owner), so the replayer keeps no per-route state.
+//! The table is the speaker's Adj-RIB-In, written without handles (`RtmAddRouteToDest` with
+//! a NULL handle): a route is named by (prefix, peer entity, no neighbour), so the
+//! replayer keeps no per-route state, and a prefix only one peer announced stays a lone
+//! route (no destination object).
 
 use crate::input::Update;
 use crate::run::PROTO_BGP;
-use rtm::{
-    AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteMatch, RouteParams, RouteRef, Rtm, Table,
-    ViewSet,
-};
+use rtm::{AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, Rtm};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,6 +26,7 @@ pub struct Replayer<'a> {
     entities: FxHashMap<(u32, bool), EntityRef>,
     /// The items of the run being applied (kept to reuse the allocation).
     items: Vec<(NetAddress, RouteParams)>,
+    gone: Vec<(NetAddress, Option<NextHop>)>,
 }
 
 /// Most elements applied in one call.
@@ -49,7 +48,12 @@ fn params(u: &Update) -> RouteParams {
 impl<'a> Replayer<'a> {
     /// A replayer registering its peer entities in `rtm` (protocol BGP, instance 100 + peer).
     pub fn new(rtm: &'a Rtm) -> Self {
-        Self { rtm, entities: FxHashMap::default(), items: Vec::with_capacity(MAX_RUN) }
+        Self {
+            rtm,
+            entities: FxHashMap::default(),
+            items: Vec::with_capacity(MAX_RUN),
+            gone: Vec::with_capacity(MAX_RUN),
+        }
     }
 
     /// Applies `ups` in order, a run at a time, until done or `stop` is set. Returns the
@@ -86,15 +90,13 @@ impl<'a> Replayer<'a> {
             self.items.clear();
             self.items.extend(run.iter().map(|m| (m.prefix, params(m))));
             // Items the table refuses (none from a parsed stream) are skipped, as a speaker
-            // would log and go on; the returned handles are released here.
-            let _ = e.add_routes(&self.items);
+            // would log and go on.
+            let _ = e.insert_routes(&self.items);
         } else {
-            let table: Table = e.table();
-            let owner = RouteMatch { owner: Some(e.id()), ..RouteMatch::default() };
+            self.gone.clear();
+            self.gone.extend(run.iter().map(|m| (m.prefix, None)));
             // A withdrawal of a prefix the peer never announced finds nothing: skipped.
-            let gone: Vec<RouteRef> =
-                run.iter().filter_map(|m| table.get_route(&m.prefix, &owner, ViewSet::ANY).ok()).collect();
-            let _ = e.delete_routes(&gone);
+            let _ = e.withdraw_routes(&self.gone);
         }
     }
 }
@@ -102,6 +104,7 @@ impl<'a> Replayer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtm::{RouteMatch, ViewSet};
 
     fn up(peer: u32, prefix: &str, announce: bool, local_pref: u32) -> Update {
         Update {

@@ -87,16 +87,17 @@ pub fn load(prefixes: &[NetAddress]) -> Loaded {
                 items[2][f].push((*p, RouteParams::new(1, 0).next_hop(next_hop(i + 2, p))));
             }
         }
-        for (k, feed) in [&ebgp, &ibgp, &stat].into_iter().enumerate() {
-            for f in 0..2 {
-                // Prefixes come from a checked parser or generator and the entities are
-                // registered: adding cannot fail.
-                let Ok(res) = feed[f].add_routes(&items[k][f]) else { continue };
-                if k == 1 {
-                    ibgp_routes
-                        .extend(items[k][f].iter().zip(res).filter_map(|((p, _), r)| Some((*p, r.ok()?.0))));
-                }
+        // Prefixes come from a checked parser or generator and the entities are
+        // registered: adding cannot fail. The eBGP and static feeds keep no handles (a
+        // prefix with only the eBGP route stays a lone route in its leaf, no destination
+        // object); the iBGP feed keeps its routes' handles, for the churn.
+        for f in 0..2 {
+            let _ = ebgp[f].insert_routes(&items[0][f]);
+            if let Ok(res) = ibgp[f].add_routes(&items[1][f]) {
+                ibgp_routes
+                    .extend(items[1][f].iter().zip(res).filter_map(|((p, _), r)| Some((*p, r.ok()?.0))));
             }
+            let _ = stat[f].insert_routes(&items[2][f]);
         }
         pb.set_position((base + chunk.len()) as u64);
     }

@@ -599,26 +599,50 @@ impl<V: Linked> Trie<V> {
     /// Unlinks the value under `p` if it is `expected`. Returns whether it did; on `true`
     /// the caller owns the link reference it gave to `insert` (release it epoch-deferred).
     pub(crate) fn remove(&self, p: &NetAddress, expected: *const V, g: &Guard) -> bool {
+        self.remove_where(p, g, &mut |v| core::ptr::eq(v, expected)).is_some()
+    }
+
+    /// Unlinks the value under `p` if `pred` holds for it, and returns it; the caller then
+    /// owns its link reference. `pred` may run more than once (once per attempt; a retry
+    /// reads the value again), so it must give the same answer for the same value once it
+    /// said yes: it may act, e.g. mark the value dead, which one walk both checks and
+    /// unlinks.
+    pub(crate) fn remove_where<'g>(
+        &'g self,
+        p: &NetAddress,
+        g: &'g Guard,
+        pred: &mut dyn FnMut(&'g V) -> bool,
+    ) -> Option<&'g V> {
         loop {
-            if let Step::Done(r) = self.remove_once(p, expected, g) {
+            if let Step::Done(r) = self.remove_once(p, g, pred) {
                 return r;
             }
             crate::sync::spin_hint();
         }
     }
 
-    fn remove_once(&self, p: &NetAddress, expected: *const V, g: &Guard) -> Step<bool> {
+    fn remove_once<'g>(
+        &'g self,
+        p: &NetAddress,
+        g: &'g Guard,
+        pred: &mut dyn FnMut(&'g V) -> bool,
+    ) -> Step<Option<&'g V>> {
         let (depth, hk) = locate(p);
         let mut path = [None; 17];
         let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
             Step::Done(k) if k == depth => k,
-            Step::Done(_) => return Step::Done(false),
+            Step::Done(_) => return Step::Done(None),
             Step::Retry => return Step::Retry,
         };
         let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
         let c = Self::cnode_ref(at.raw, g);
-        if c.get(hk) != expected as usize {
-            return Step::Done(false);
+        let found = c.get(hk);
+        if found == 0 {
+            return Step::Done(None);
+        }
+        let v = value_ref::<V>(found, g);
+        if !pred(v) {
+            return Step::Done(None);
         }
         let mut new = c.without_prefix(hk);
         // An emptied non-root node goes: its parent is copied without it, and so on up.
@@ -642,7 +666,7 @@ impl<V: Linked> Trie<V> {
             // SAFETY: as for `replace`: our CAS unlinked `old`, we alone retire it.
             unsafe { retire_with(g, move || node::free(old)) };
         }
-        Step::Done(true)
+        Step::Done(Some(v))
     }
 
     /// Visits every linked value in enumeration order (address ascending, then length
