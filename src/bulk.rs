@@ -147,7 +147,7 @@ impl EntityRef {
                         let keep = dest.clone();
                         (Leaf::of_dest(dest), Some((keep, route)))
                     } else {
-                        (Leaf::one(routes[i].0, &self.entity, info(i)), None)
+                        (Leaf::one(routes[i].0, info(i)), None)
                     }
                 })
                 .collect();
@@ -195,7 +195,7 @@ impl EntityRef {
                     let Some(leaf) = found[i] else { continue };
                     if !handles {
                         if let State::One(word, cur) = leaf.state(&g) {
-                            if leaf.owned_by(cur, &self.entity) && cur.neighbour == info(i).neighbour {
+                            if Leaf::owned_by(cur, &self.entity) && cur.neighbour == info(i).neighbour {
                                 if core::ptr::eq(cur, &**info(i)) || leaf.replace_one(word, info(i), &g) {
                                     out[i] = Some(Ok((None, ChangeFlags { new: false, best: true })));
                                 }

@@ -89,7 +89,7 @@ impl Entity {
     /// A route version of this entity with `params`: shared with its other routes that
     /// have the same (see `sync/interner.rs`).
     pub(crate) fn version(&self, params: &RouteParams) -> Arc<RouteInfo> {
-        self.infos.intern(RouteInfo::from_params(params, self.id))
+        self.infos.intern(RouteInfo::from_params(params, self.id, self.serial))
     }
 
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern

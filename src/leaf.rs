@@ -6,10 +6,10 @@
 //! table together. A leaf is 32 bytes: the prefix, and one atomic word that says what the
 //! prefix has:
 //! * **one route** (`ONE | Arc::into_raw(version)`): the route's version and nothing else.
-//!   The leaf owns one count on the version; the route's owner is the version's
-//!   (`RouteInfo::owner`) and the leaf keeps the owner's registration number
-//!   (`Entity::serial`), written when the leaf is made and never changed. Such a route has
-//!   no identity object: it gets one when somebody asks for a handle (below).
+//!   The leaf owns one count on the version; the route's owner is the version's (its
+//!   entity id and registration number, `RouteInfo::owner` and `serial`: versions are
+//!   interned per registration). Such a route has no identity object: it gets one when
+//!   somebody asks for a handle (below).
 //! * **a destination** (a [`Dest`] address, untagged): the full RTMv2 object, with its
 //!   snapshots, route identities and handles. The leaf owns the destination's link
 //!   reference (what the trie owned before leaves).
@@ -74,9 +74,6 @@ const CAS: Ordering = Ordering::Relaxed;
 pub(crate) struct Leaf {
     alive: TrackedCell<()>,
     pub(crate) prefix: NetAddress,
-    /// The owner's `Entity::serial` of a leaf made with one route (0 for a leaf made with
-    /// a destination); never changes.
-    serial: u32,
     word: AtomicUsize,
 }
 
@@ -138,25 +135,25 @@ impl Leaf {
     /// Byte offset of the word (the line a lookup reads; see `Trie::lookup_batch`).
     pub(crate) const HOT: usize = core::mem::offset_of!(Leaf, word);
 
-    fn alloc(prefix: NetAddress, serial: u32, word: usize) -> NonNull<Leaf> {
+    fn alloc(prefix: NetAddress, word: usize) -> NonNull<Leaf> {
         crate::sync::LIVE_LEAVES.add(1);
-        let p = arena_new(Leaf { alive: TrackedCell::new(()), prefix, serial, word: AtomicUsize::new(word) });
+        let p = arena_new(Leaf { alive: TrackedCell::new(()), prefix, word: AtomicUsize::new(word) });
         // For `free`: the trie stores the address as an integer.
         let _ = p.as_ptr().expose_provenance();
         p
     }
 
-    /// A new unlinked leaf with one route of `owner`, version `info` (the leaf takes a
-    /// count of its own).
-    pub(crate) fn one(prefix: NetAddress, owner: &Entity, info: &Arc<RouteInfo>) -> NonNull<Leaf> {
+    /// A new unlinked leaf with one route, version `info` (the leaf takes a count of its
+    /// own).
+    pub(crate) fn one(prefix: NetAddress, info: &Arc<RouteInfo>) -> NonNull<Leaf> {
         let p = Arc::into_raw(Arc::clone(info));
-        Self::alloc(prefix, owner.serial, p.expose_provenance() | ONE)
+        Self::alloc(prefix, p.expose_provenance() | ONE)
     }
 
     /// A new unlinked leaf for `dest`, taking over the reference `dest` holds (the link).
     pub(crate) fn of_dest(dest: DestPtr) -> NonNull<Leaf> {
         let prefix = dest.prefix;
-        Self::alloc(prefix, 0, dest.into_link().expose_provenance())
+        Self::alloc(prefix, dest.into_link().expose_provenance())
     }
 
     /// The leaf's state, valid while `g` is pinned.
@@ -196,10 +193,10 @@ impl Leaf {
         }
     }
 
-    /// Whether a one-route state is `owner`'s route.
+    /// Whether a lone route (its version `info`) is `owner`'s.
     #[inline(always)]
-    pub(crate) fn owned_by(&self, info: &RouteInfo, owner: &Entity) -> bool {
-        self.serial == owner.serial && info.owner == owner.id
+    pub(crate) fn owned_by(info: &RouteInfo, owner: &Entity) -> bool {
+        info.serial == owner.serial && info.owner == owner.id
     }
 
     /// CAS of the word from `old` to `new`. `AcqRel` ([`CAS`]): Release publishes what
@@ -262,8 +259,8 @@ impl Leaf {
     }
 
     /// The destination of this leaf, promoting a one-route leaf first (module docs). `None`
-    /// if the leaf is dead. A promotion whose route's owner is no longer registered under
-    /// the serial the leaf keeps withdraws the route instead (deregistration is
+    /// if the leaf is dead. A promotion whose route's owner is no longer registered (under
+    /// the registration number its version keeps) withdraws the route instead (deregistration is
     /// withdrawing it: this helps) and returns `None` once the leaf is dead.
     pub(crate) fn promote<'g>(&self, t: &TableInner, g: &'g Guard) -> Option<&'g Dest> {
         loop {
@@ -272,7 +269,7 @@ impl Leaf {
                 State::Dead => return None,
                 State::One(w, info) => (w, info),
             };
-            let owner = t.entities.get(&info.owner).filter(|e| e.serial == self.serial && e.is_registered());
+            let owner = t.entities.get(&info.owner).filter(|e| e.serial == info.serial && e.is_registered());
             let Some(owner) = owner else {
                 if self.kill_one(w, g) {
                     t.route_count.add(-1);

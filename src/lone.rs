@@ -101,7 +101,7 @@ impl EntityRef {
         let mut drain = false;
         let flags = loop {
             let Some(leaf) = t.trie.get(prefix, &g) else {
-                let p = Leaf::one(*prefix, &self.entity, info);
+                let p = Leaf::one(*prefix, info);
                 match t.trie.insert(prefix, p.as_ptr(), &g) {
                     Ok(()) => {
                         t.dest_count.add(1);
@@ -119,7 +119,7 @@ impl EntityRef {
                 State::Dead => t.unlink_leaf(leaf, &g),
                 State::One(w, cur)
                     if mode != AddMode::New
-                        && leaf.owned_by(cur, &self.entity)
+                        && Leaf::owned_by(cur, &self.entity)
                         && (mode == AddMode::First || cur.neighbour == info.neighbour) =>
                 {
                     // The lone route is the one to update: it is and stays the best of
@@ -271,7 +271,7 @@ impl EntityRef {
                 Step::Retry
             }
             State::One(w, cur) => {
-                if !leaf.owned_by(cur, &self.entity) || cur.neighbour != *neighbour {
+                if !Leaf::owned_by(cur, &self.entity) || cur.neighbour != *neighbour {
                     return Step::Missing;
                 }
                 if leaf.kill_one(w, g) {

@@ -429,7 +429,11 @@ impl<'a> Best<'a> {
                 d.list(&self.guard.g)
                     .entries
                     .iter()
-                    .filter(|e| e.info().owner == info.owner && e.info().neighbour == info.neighbour)
+                    .filter(|e| {
+                        e.owner == info.serial
+                            && e.info().owner == info.owner
+                            && e.info().neighbour == info.neighbour
+                    })
                     .min_by_key(|e| e.route.seq())
                     .map(|e| e.route_ref())
             }

@@ -319,6 +319,9 @@ pub struct RouteInfo {
     alive: crate::sync::Tracked,
     pub(crate) state: RouteState,
     pub(crate) owner: EntityId,
+    /// The owner's registration number (`Entity::serial`): a lone route's owner is known
+    /// from its version alone (`leaf.rs`).
+    pub(crate) serial: u32,
     pub(crate) neighbour: Option<NextHop>,
     pub(crate) preference: u32,
     pub(crate) metric: u32,
@@ -337,6 +340,7 @@ impl core::hash::Hash for RouteInfo {
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
         h.write_u64(u64::from(self.preference) | u64::from(self.metric) << 32);
         h.write_u64(u64::from(self.owner.protocol) | u64::from(self.owner.instance) << 32);
+        h.write_u32(self.serial);
         h.write_u64(
             u64::from(self.views.bits())
                 | u64::from(self.flags) << 32
@@ -371,11 +375,12 @@ fn hash_hop<H: core::hash::Hasher>(hop: Option<&NextHop>, h: &mut H) {
 }
 
 impl RouteInfo {
-    pub(crate) fn from_params(p: &RouteParams, owner: EntityId) -> Self {
+    pub(crate) fn from_params(p: &RouteParams, owner: EntityId, serial: u32) -> Self {
         Self {
             alive: crate::sync::Tracked::new(),
             state: RouteState::Created,
             owner,
+            serial,
             neighbour: p.neighbour,
             preference: p.preference,
             metric: p.metric,
@@ -491,8 +496,10 @@ impl RouteRef {
         // invariant would report a deleted route without contents rather than panic.)
         let tomb = r.tombstone(&g);
         debug_assert!(tomb.is_some(), "a route missing from its snapshot has a tombstone");
-        let last =
-            tomb.map_or_else(|| RouteInfo::from_params(&RouteParams::new(0, 0), r.owner().id), |t| t.clone());
+        let last = tomb.map_or_else(
+            || RouteInfo::from_params(&RouteParams::new(0, 0), r.owner().id, r.owner().serial),
+            |t| t.clone(),
+        );
         Arc::new(last.deleted())
     }
 
@@ -578,34 +585,37 @@ mod tests {
         let s = RandomState::new();
         let owner = EntityId::new(14, 1);
         let base = RouteParams::new(20, 3).next_hop(hop(1)).neighbour(hop(9));
-        let v = RouteInfo::from_params(&base, owner);
-        assert_eq!(s.hash_one(&v), s.hash_one(RouteInfo::from_params(&base.clone(), owner)));
+        let v = RouteInfo::from_params(&base, owner, 0);
+        assert_eq!(s.hash_one(&v), s.hash_one(RouteInfo::from_params(&base.clone(), owner, 0)));
         let mut two = base.clone();
         two.next_hops.push(hop(2));
         let mut no_neighbour = base.clone();
         no_neighbour.neighbour = None;
         let v6_hop = NextHop::new(NetAddress::v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1].into(), 128).unwrap(), 1);
         let changed: Vec<RouteInfo> = vec![
-            RouteInfo::from_params(&RouteParams { preference: 21, ..base.clone() }, owner),
-            RouteInfo::from_params(&RouteParams { metric: 4, ..base.clone() }, owner),
-            RouteInfo::from_params(&base, EntityId::new(14, 2)),
-            RouteInfo::from_params(&base, EntityId::new(13, 1)),
-            RouteInfo::from_params(&RouteParams { views: ViewSet::MULTICAST, ..base.clone() }, owner),
-            RouteInfo::from_params(&RouteParams { flags: 1, ..base.clone() }, owner),
-            RouteInfo::from_params(&RouteParams { flags1: 1, ..base.clone() }, owner),
-            RouteInfo::from_params(&RouteParams { entity_info: 7, ..base.clone() }, owner),
-            RouteInfo::from_params(&no_neighbour, owner),
-            RouteInfo::from_params(&base.clone().neighbour(hop(8)), owner),
+            RouteInfo::from_params(&RouteParams { preference: 21, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&RouteParams { metric: 4, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&base, EntityId::new(14, 2), 0),
+            RouteInfo::from_params(&base, EntityId::new(13, 1), 0),
+            RouteInfo::from_params(&RouteParams { views: ViewSet::MULTICAST, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&RouteParams { flags: 1, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&RouteParams { flags1: 1, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&RouteParams { entity_info: 7, ..base.clone() }, owner, 0),
+            RouteInfo::from_params(&no_neighbour, owner, 0),
+            RouteInfo::from_params(&base.clone().neighbour(hop(8)), owner, 0),
             RouteInfo::from_params(
                 &RouteParams { next_hops: NextHopList::from(&[hop(3)][..]), ..base.clone() },
                 owner,
+                0,
             ),
             RouteInfo::from_params(
                 &RouteParams { next_hops: NextHopList::from(&[v6_hop][..]), ..base.clone() },
                 owner,
+                0,
             ),
-            RouteInfo::from_params(&two, owner),
-            RouteInfo::from_params(&base, owner).deleted(),
+            RouteInfo::from_params(&two, owner, 0),
+            RouteInfo::from_params(&base, owner, 0).deleted(),
+            RouteInfo::from_params(&base, owner, 1),
         ];
         for (i, c) in changed.iter().enumerate() {
             assert_ne!(*c, v, "change {i} is a change");

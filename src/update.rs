@@ -361,7 +361,7 @@ impl TableInner {
             let mut killed: Vec<&Leaf> = Vec::new();
             self.trie.for_each(&g, &mut |l| loop {
                 match l.state(&g) {
-                    State::One(w, info) if l.owned_by(info, entity) => {
+                    State::One(w, info) if Leaf::owned_by(info, entity) => {
                         if l.kill_one(w, &g) {
                             killed.push(l);
                             break;
