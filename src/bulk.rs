@@ -21,6 +21,7 @@ use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
+use crate::lone::Upsert;
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
 use crate::sync::epoch;
@@ -194,13 +195,16 @@ impl EntityRef {
                 for &i in w {
                     let Some(leaf) = found[i] else { continue };
                     if !handles {
-                        if let State::One(word, cur) = leaf.state(&g) {
-                            if Leaf::owned_by(cur, &self.entity) && cur.neighbour == info(i).neighbour {
-                                if core::ptr::eq(cur, &**info(i)) || leaf.replace_one(word, info(i), &g) {
-                                    out[i] = Some(Ok((None, ChangeFlags { new: false, best: true })));
+                        if let State::Lone(word, set) = leaf.state(&g) {
+                            match self.upsert_lone(leaf, word, set, info(i), AddMode::Normal, &g) {
+                                Upsert::Done(f) => {
+                                    n_routes += usize::from(f.new);
+                                    out[i] = Some(Ok((None, f)));
+                                    continue;
                                 }
                                 // Changed meanwhile: the single path (step 4).
-                                continue;
+                                Upsert::Retry => continue,
+                                Upsert::Promote => {}
                             }
                         }
                     }

@@ -706,6 +706,33 @@ impl Dest {
         unsafe { this.routes.swap_placed(&this.first, list, g) }
     }
 
+    /// A new, unlinked destination for `prefix` holding `routes` (owner and version of
+    /// each, in selection order): the first is its own route, the others route blocks added
+    /// in order (so their creation sequences keep that order). For promoting a leaf's lone
+    /// routes (`leaf.rs`); the returned pointer holds one reference, as `create`'s.
+    pub(crate) fn create_with(
+        prefix: NetAddress,
+        routes: &[(Arc<Entity>, &Arc<RouteInfo>)],
+        g: &Guard,
+    ) -> DestPtr {
+        let ((owner, first), rest) = routes.split_first().expect("a destination has a route");
+        let dest = Dest::create(prefix, owner.clone());
+        let own = RoutePtr::own(dest.clone());
+        Dest::install_first(&dest, RouteList::one(1, Entry::new(&own, first)), g);
+        drop(own);
+        for (owner, info) in rest {
+            // The creation sequence is the generation of the snapshot that adds the route
+            // (`identity.rs`); the destination is private, so the first CAS succeeds.
+            let r = RoutePtr::block(dest.clone(), owner.clone(), dest.list(g).gen + 1);
+            let added = dest.modify(g, |cur| {
+                let (list, delta) = cur.with_added(&r, info);
+                Ok::<_, ()>((list, delta, ()))
+            });
+            debug_assert!(added.is_ok());
+        }
+        dest
+    }
+
     /// Marks the destination dead unconditionally (the caller owns the transition: an
     /// unpublished destination, or the table's drop); retires the current list and
     /// releases the counts it held: at once if `private` (no other thread ever reached the

@@ -5,11 +5,12 @@
 //! A [`Dest`] (two cache lines, 128 bytes) costs such a prefix more than the rest of the
 //! table together. A leaf is 32 bytes: the prefix, and one atomic word that says what the
 //! prefix has:
-//! * **one route** (`ONE | Arc::into_raw(version)`): the route's version and nothing else.
-//!   The leaf owns one count on the version; the route's owner is the version's (its
-//!   entity id and registration number, `RouteInfo::owner` and `serial`: versions are
-//!   interned per registration). Such a route has no identity object: it gets one when
-//!   somebody asks for a handle (below).
+//! * **lone routes** (`group.rs`): one route as `ONE | Arc::into_raw(version)`, the
+//!   version and nothing else (the leaf owns one count on it), or several as
+//!   `MANY | group`, an immutable block of version pointers, best first. A route's owner is
+//!   its version's (entity id and registration number, `RouteInfo::owner` and `serial`:
+//!   versions are interned per registration). Lone routes have no identity objects: they
+//!   get them when somebody asks for a handle (below).
 //! * **a destination** (a [`Dest`] address, untagged): the full RTMv2 object, with its
 //!   snapshots, route identities and handles. The leaf owns the destination's link
 //!   reference (what the trie owned before leaves).
@@ -17,21 +18,22 @@
 //!
 //! # Transitions
 //! Every change is one compare-and-swap of the word:
-//! * one route -> one route: its owner re-announces it (same owner, same neighbour);
-//! * one route -> dead: its owner withdraws it (or the owner is gone: see `promote`);
-//! * one route -> destination: *promotion*, when the prefix gets a second route or somebody
-//!   asks for a handle. The promoter builds the destination privately from the version it
-//!   read (the route becomes the destination's own route) and installs it with the CAS; a
-//!   failed CAS (the route changed meanwhile) discards the private destination and retries;
+//! * lone routes -> lone routes: an owner announces, re-announces or withdraws a route
+//!   (a new version or group; the last withdrawal leaves the word dead);
+//! * lone routes -> destination: *promotion*, when somebody asks for a handle or a write
+//!   needs creation sequences (`group.rs`). The promoter builds the destination privately
+//!   from the versions it read (the best route becomes the destination's own route, the
+//!   others route blocks) and installs it with the CAS; a failed CAS (the routes changed
+//!   meanwhile) discards the private destination and retries;
 //! * destination -> dead: the destination died (its last route deleted, `dest.rs`,
 //!   "Death"), by whoever unlinks it.
 //!
 //! The word never returns to a value it held before except through a state equal to what
-//! the old word described: a one-route word names an interned version the leaf holds a
-//! count on (so its address cannot be reused while the word holds it) and describes the
-//! whole state of the prefix; a destination is freed only after its leaf died. So a CAS
-//! that succeeds against a word read earlier installs a state computed from the current
-//! one (no ABA).
+//! the old word described: a lone word names a version or a group the word holds (so its
+//! address cannot be reused while the word holds it), and describes the whole state of the
+//! prefix (a group is immutable); a destination is freed only after its leaf died. So a
+//! CAS that succeeds against a word read earlier installs a state computed from the
+//! current one (no ABA).
 //!
 //! # Reclamation
 //! Replaced versions are released epoch-deferred (readers pinned before the CAS may still
@@ -40,21 +42,18 @@
 //! leaf is freed epoch-deferred after the trie removal. So everything a reader reaches from
 //! a leaf it found under its pin stays allocated until it unpins.
 
-use crate::dest::{Dest, DestPtr, Entry, RouteList};
+use crate::dest::{Dest, DestPtr};
 use crate::entity::Entity;
-use crate::identity::RoutePtr;
+use crate::group::{borrowed, word_of, Lone, MANY, ONE};
 use crate::prefix::NetAddress;
 use crate::route::RouteInfo;
 use crate::sync::epoch::Guard;
 use crate::sync::{arena_drop, arena_new, retire_with, Arc, AtomicUsize, Ordering, Touch, TrackedCell};
 use crate::table::TableInner;
-use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-/// Tag of a one-route word (versions are at least 8-aligned: they hold words).
-const ONE: usize = 1;
-/// The dead word.
-const DEAD: usize = 2;
+/// The dead word (the group tag without a group).
+const DEAD: usize = MANY;
 
 /// Ordering of every load of a leaf's word. `Acquire` pairs with the `AcqRel` CAS that
 /// stored it (or the `Release` of the trie CAS that published a new leaf): the version or
@@ -83,8 +82,8 @@ const _: () = assert!(core::mem::size_of::<Leaf>() == 32);
 /// What a leaf's word says, read under a pin.
 #[derive(Clone, Copy)]
 pub(crate) enum State<'g> {
-    /// One route: the word read (for a CAS against it) and the route's version.
-    One(usize, &'g RouteInfo),
+    /// Lone routes: the word read (for a CAS against it) and the routes.
+    Lone(usize, Lone<'g>),
     /// A destination.
     Dest(&'g Dest),
     /// Dead: unlink the leaf and retry.
@@ -112,22 +111,6 @@ impl Drop for Leaf {
     }
 }
 
-/// A non-owning `Arc` for the version at `p` (a count the caller knows is held for as
-/// long as the copy is used), never dropped.
-///
-/// # Safety
-/// `p` came from `Arc::into_raw` and that count is held while the result is used.
-unsafe fn borrowed(p: *const RouteInfo) -> ManuallyDrop<Arc<RouteInfo>> {
-    // SAFETY: forwarded from the caller; `ManuallyDrop` keeps the count untouched.
-    ManuallyDrop::new(unsafe { Arc::from_raw(p) })
-}
-
-/// The version address in a one-route word.
-#[inline(always)]
-fn version_of(word: usize) -> *const RouteInfo {
-    core::ptr::with_exposed_provenance::<RouteInfo>(word & !ONE)
-}
-
 impl Leaf {
     /// Bytes of one leaf (its arena block).
     pub(crate) const BYTES: usize = core::mem::size_of::<Leaf>();
@@ -143,11 +126,10 @@ impl Leaf {
         p
     }
 
-    /// A new unlinked leaf with one route, version `info` (the leaf takes a count of its
-    /// own).
-    pub(crate) fn one(prefix: NetAddress, info: &Arc<RouteInfo>) -> NonNull<Leaf> {
-        let p = Arc::into_raw(Arc::clone(info));
-        Self::alloc(prefix, p.expose_provenance() | ONE)
+    /// A new unlinked leaf with one lone route, version `info` (the leaf takes a count of
+    /// its own).
+    pub(crate) fn one(prefix: NetAddress, info: &RouteInfo) -> NonNull<Leaf> {
+        Self::alloc(prefix, word_of(&[info]))
     }
 
     /// A new unlinked leaf for `dest`, taking over the reference `dest` holds (the link).
@@ -165,15 +147,13 @@ impl Leaf {
 
     #[inline(always)]
     fn decode<'g>(w: usize) -> State<'g> {
-        if w & ONE != 0 {
-            // SAFETY: a one-route word holds a version the leaf counts; the count is released
-            // only epoch-deferred after a CAS replaced the word, so it outlives the caller's
-            // pin (module docs, "Reclamation").
-            let info = unsafe { &*version_of(w) };
-            info.touch();
-            State::One(w, info)
-        } else if w == DEAD {
+        if w == DEAD {
             State::Dead
+        } else if w & (ONE | MANY) != 0 {
+            // SAFETY: a lone word's version or group is released only epoch-deferred after a
+            // CAS replaced the word, so it outlives the caller's pin (module docs,
+            // "Reclamation").
+            State::Lone(w, unsafe { Lone::decode(w) })
         } else {
             // SAFETY: an untagged word other than DEAD is the address of a destination the
             // leaf holds the link reference of, released epoch-deferred after the leaf died;
@@ -208,36 +188,19 @@ impl Leaf {
         self.word.compare_exchange(old, new, CAS, Ordering::Relaxed).is_ok()
     }
 
-    /// Releases the version count a replaced one-route word held, after the grace period.
-    fn release_version(word: usize, g: &Guard) {
-        let p = version_of(word) as usize;
-        // SAFETY: the caller's CAS replaced `word`, so its count is ours to release; readers
-        // pinned before may still read the version, so the release waits for them.
-        unsafe {
-            retire_with(g, move || drop(Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(p))))
-        };
-    }
-
-    /// Re-announcement of the one route: `old` (a one-route word read from this leaf) to
-    /// version `info`. `false` if the word changed meanwhile (reload and retry).
-    pub(crate) fn replace_one(&self, old: usize, info: &Arc<RouteInfo>, g: &Guard) -> bool {
-        let p = Arc::into_raw(Arc::clone(info)).expose_provenance() | ONE;
-        if self.cas(old, p) {
-            Self::release_version(old, g);
+    /// Replaces the lone word `old` (read from this leaf) by the lone routes `vs` (sorted;
+    /// none: dead). `false` if the word changed meanwhile (reload and retry). On success
+    /// what `old` held is released after the grace period; a leaf made dead must be
+    /// unlinked by the caller ([`TableInner::unlink_leaf`]), who counts the route out.
+    pub(crate) fn swap_lone(&self, old: usize, vs: &[&RouteInfo], g: &Guard) -> bool {
+        let new = if vs.is_empty() { DEAD } else { word_of(vs) };
+        if self.cas(old, new) {
+            Lone::retire(old, g);
             return true;
         }
-        // SAFETY: the count taken above, never published.
-        drop(unsafe { Arc::from_raw(version_of(p)) });
-        false
-    }
-
-    /// Withdrawal of the one route: `old` (a one-route word read from this leaf) to dead.
-    /// `true` if this call killed the leaf: the caller counts the route out and unlinks
-    /// the leaf ([`TableInner::unlink_leaf`]).
-    pub(crate) fn kill_one(&self, old: usize, g: &Guard) -> bool {
-        if self.cas(old, DEAD) {
-            Self::release_version(old, g);
-            return true;
+        if new != DEAD {
+            // SAFETY: built above and never published.
+            unsafe { Lone::free_word(new) };
         }
         false
     }
@@ -258,32 +221,38 @@ impl Leaf {
         true
     }
 
-    /// The destination of this leaf, promoting a one-route leaf first (module docs). `None`
-    /// if the leaf is dead. A promotion whose route's owner is no longer registered (under
-    /// the registration number its version keeps) withdraws the route instead (deregistration is
-    /// withdrawing it: this helps) and returns `None` once the leaf is dead.
+    /// The destination of this leaf, promoting lone routes first (module docs). `None` if
+    /// the leaf is dead. A lone route whose owner is no longer registered (under the
+    /// registration number its version keeps) is withdrawn instead of promoted
+    /// (deregistration is withdrawing it: this helps).
     pub(crate) fn promote<'g>(&self, t: &TableInner, g: &'g Guard) -> Option<&'g Dest> {
         loop {
-            let (w, info) = match self.state(g) {
+            let (w, set) = match self.state(g) {
                 State::Dest(d) => return Some(d),
                 State::Dead => return None,
-                State::One(w, info) => (w, info),
+                State::Lone(w, set) => (w, set),
             };
-            let owner = t.entities.get(&info.owner).filter(|e| e.serial == info.serial && e.is_registered());
-            let Some(owner) = owner else {
-                if self.kill_one(w, g) {
+            let owner = |v: &RouteInfo| {
+                t.entities.get(&v.owner).filter(|e| e.serial == v.serial && e.is_registered())
+            };
+            let owners: Vec<Option<Arc<Entity>>> = set.iter().map(owner).collect();
+            if let Some(i) = owners.iter().position(Option::is_none) {
+                let rest = crate::group::without(set, i);
+                if self.swap_lone(w, &rest, g) {
                     t.route_count.add(-1);
-                    t.unlink_leaf(self, g);
+                    if rest.is_empty() {
+                        t.unlink_leaf(self, g);
+                    }
                 }
                 continue;
-            };
-            // SAFETY: the word `w` holds a count on the version until after our pin (it is
-            // released epoch-deferred once replaced), and the copy is used only below.
-            let info = unsafe { borrowed(core::ptr::from_ref(info)) };
-            let dest = Dest::create(self.prefix, owner);
-            let route = RoutePtr::own(dest.clone());
-            Dest::install_first(&dest, RouteList::one(1, Entry::new(&route, &info)), g);
-            drop(route);
+            }
+            // SAFETY: the word `w` holds a count on each version until after our pin (what
+            // it holds is released epoch-deferred once replaced); the copies are used only
+            // below.
+            let infos: Vec<_> = set.iter().map(|v| unsafe { borrowed(v) }).collect();
+            let routes: Vec<(Arc<Entity>, &Arc<RouteInfo>)> =
+                owners.into_iter().flatten().zip(infos.iter().map(|a| &**a)).collect();
+            let dest = Dest::create_with(self.prefix, &routes, g);
             // Mutant `promote_store` installs the destination with a plain store: an update
             // of the lone route between our load and the store is lost (loom model
             // `promote_vs_update`).
@@ -295,14 +264,14 @@ impl Leaf {
             #[cfg(not(rtm_mutant = "promote_store"))]
             let won = self.cas(w, dest.as_ptr().addr());
             if won {
-                // The destination's snapshot holds its own count on the version now.
-                Self::release_version(w, g);
+                // The destination's snapshot holds its own counts on the versions now.
+                Lone::retire(w, g);
                 let d = dest.into_link();
                 // SAFETY: the link reference is held by the word until the leaf dies, and
                 // released epoch-deferred after that, so beyond our pin.
                 return Some(unsafe { &*d });
             }
-            // The route changed meanwhile: the private destination was never visible.
+            // The routes changed meanwhile: the private destination was never visible.
             crate::update::discard(dest, g);
             crate::sync::spin_hint();
         }
@@ -318,10 +287,11 @@ impl Leaf {
         let p = core::ptr::with_exposed_provenance_mut::<Leaf>(p.addr());
         // SAFETY: the caller's contract: the leaf is ours alone.
         let w = unsafe { (*p).word.load(Ordering::Relaxed) };
-        if w & ONE != 0 {
-            // SAFETY: the word's count, released once (the leaf goes with it).
-            drop(unsafe { Arc::from_raw(version_of(w)) });
-        } else if w != DEAD {
+        if w == DEAD {
+        } else if w & (ONE | MANY) != 0 {
+            // SAFETY: the word's version or group, released once (the leaf goes with it).
+            unsafe { Lone::free_word(w) };
+        } else {
             // SAFETY: the word's link reference, released once.
             drop(unsafe { DestPtr::from_link(core::ptr::with_exposed_provenance::<Dest>(w)) });
         }

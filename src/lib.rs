@@ -8,6 +8,7 @@ mod dest;
 mod entity;
 mod error;
 pub mod gen;
+mod group;
 mod identity;
 mod leaf;
 mod lone;

@@ -16,6 +16,7 @@
 
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
+use crate::group::{best_changed, Lone};
 use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
@@ -23,14 +24,21 @@ use crate::route::{AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams};
 use crate::sync::{epoch, fence, Arc, Ordering};
 use crate::update::remove_route;
 
-/// The flags of a lone route's re-announcement or withdrawal: it is (was) the best route
-/// of its views, the only route of its prefix.
-const LONE_GONE: ChangeFlags = ChangeFlags { new: false, best: true };
+/// What one attempt of a handle-less add did to a leaf's lone routes.
+pub(crate) enum Upsert {
+    /// Done, with the flags.
+    Done(ChangeFlags),
+    /// The word changed meanwhile: again.
+    Retry,
+    /// The change needs a destination object: promote the leaf and write there.
+    Promote,
+}
 
 /// What one attempt of a handle-less withdrawal did.
 enum Step<'g> {
-    /// The lone route's leaf killed: the caller counts the route out and unlinks the leaf.
-    Killed(&'g Leaf),
+    /// A lone route withdrawn (the caller counts it out), and the leaf if that killed it
+    /// (the caller unlinks it).
+    Gone(ChangeFlags, Option<&'g Leaf>),
     /// The route is on a destination object: remove this route (unpinned: the removal may
     /// drain the placement list).
     Remove(RoutePtr),
@@ -115,21 +123,23 @@ impl EntityRef {
                     }
                 }
             };
-            match leaf.state(&g) {
-                State::Dead => t.unlink_leaf(leaf, &g),
-                State::One(w, cur)
-                    if mode != AddMode::New
-                        && Leaf::owned_by(cur, &self.entity)
-                        && (mode == AddMode::First || cur.neighbour == info.neighbour) =>
-                {
-                    // The lone route is the one to update: it is and stays the best of
-                    // its views (the only route).
-                    let flags = ChangeFlags { new: false, best: true };
-                    if core::ptr::eq(cur, &**info) || leaf.replace_one(w, info, &g) {
-                        break flags;
-                    }
+            let lone = match leaf.state(&g) {
+                State::Dead => {
+                    t.unlink_leaf(leaf, &g);
+                    Upsert::Retry
                 }
-                _ => {
+                State::Lone(w, set) => self.upsert_lone(leaf, w, set, info, mode, &g),
+                State::Dest(_) => Upsert::Promote,
+            };
+            match lone {
+                Upsert::Done(flags) => {
+                    if flags.new {
+                        t.route_count.add(1);
+                    }
+                    break flags;
+                }
+                Upsert::Retry => {}
+                Upsert::Promote => {
                     let Some(dest) = leaf.promote(t, &g) else { continue };
                     let mut spare = None;
                     match self.upsert(&g, dest, info, mode, &mut spare) {
@@ -153,6 +163,40 @@ impl EntityRef {
         flags
     }
 
+    /// One attempt of a handle-less add of `info` (mode `mode`) to the lone routes `set` of
+    /// `leaf` (its word `w`): one CAS of the word, or `Promote` where the change needs a
+    /// destination object (a second route of ours, see `group.rs`). The caller counts a
+    /// created route in.
+    pub(crate) fn upsert_lone(
+        &self,
+        leaf: &Leaf,
+        w: usize,
+        set: Lone<'_>,
+        info: &Arc<RouteInfo>,
+        mode: AddMode,
+        g: &epoch::Guard,
+    ) -> Upsert {
+        // Lone routes have one route per owner at most (`group.rs`): a second route of
+        // ours needs a destination object.
+        let Ok(mine) = set.find(&self.entity, None) else { return Upsert::Promote };
+        let found = match (mode, mine) {
+            (AddMode::Normal, Some(i)) if set.get(i).neighbour == info.neighbour => Some(i),
+            (AddMode::First, Some(i)) => Some(i),
+            (_, Some(_)) => return Upsert::Promote,
+            (_, None) => None,
+        };
+        let old: Vec<&RouteInfo> = set.iter().collect();
+        let new = crate::group::with(set, found, info);
+        let me_old = found.map(|i| old[i]);
+        let flags = ChangeFlags { new: found.is_none(), best: best_changed(&old, &new, me_old, Some(info)) };
+        // The same version again (interned: the same object) changes nothing.
+        if me_old.is_some_and(|v| core::ptr::eq(v, &**info)) || leaf.swap_lone(w, &new, g) {
+            Upsert::Done(flags)
+        } else {
+            Upsert::Retry
+        }
+    }
+
     /// Withdraws the route (`prefix`, this entity, `neighbour`), registered or not.
     pub(crate) fn withdraw_at(
         &self,
@@ -164,10 +208,12 @@ impl EntityRef {
             let remove = {
                 let g = epoch::pin();
                 match self.withdraw_step(prefix, neighbour, &g) {
-                    Step::Killed(leaf) => {
+                    Step::Gone(flags, killed) => {
                         t.route_count.add(-1);
-                        t.unlink_leaf(leaf, &g);
-                        return Ok(LONE_GONE);
+                        if let Some(leaf) = killed {
+                            t.unlink_leaf(leaf, &g);
+                        }
+                        return Ok(flags);
                     }
                     Step::Missing => return Err(Error::NotFound),
                     Step::Remove(r) => Some(r),
@@ -210,6 +256,7 @@ impl EntityRef {
         // The leaves, snapshots and trie nodes this retires go to the collector together.
         let unplaced = crate::sync::batched(&g, || {
             let mut killed: Vec<&Leaf> = Vec::new();
+            let mut gone = 0isize;
             // Routes on destination objects, removed together below (with their items).
             let (mut routes, mut at): (Vec<RoutePtr>, Vec<usize>) = (Vec::new(), Vec::new());
             for (i, (prefix, neighbour)) in items.iter().enumerate() {
@@ -219,9 +266,10 @@ impl EntityRef {
                 }
                 out[i] = loop {
                     match self.withdraw_step(prefix, neighbour, &g) {
-                        Step::Killed(leaf) => {
-                            killed.push(leaf);
-                            break Some(Ok(LONE_GONE));
+                        Step::Gone(flags, dead) => {
+                            gone += 1;
+                            killed.extend(dead);
+                            break Some(Ok(flags));
                         }
                         Step::Missing => break Some(Err(Error::NotFound)),
                         // A route an earlier item removes already: this item (another
@@ -237,7 +285,7 @@ impl EntityRef {
                     }
                 };
             }
-            t.route_count.add(-(killed.len() as isize));
+            t.route_count.add(-gone);
             t.unlink_leaves(&killed, &g);
             let (res, unplaced) = crate::bulk::remove_some_pinned(t, &routes, Some, &g);
             for (&i, r) in at.iter().zip(res) {
@@ -270,15 +318,15 @@ impl EntityRef {
                 t.unlink_leaf(leaf, g);
                 Step::Retry
             }
-            State::One(w, cur) => {
-                if !Leaf::owned_by(cur, &self.entity) || cur.neighbour != *neighbour {
-                    return Step::Missing;
+            State::Lone(w, set) => {
+                let Ok(Some(i)) = set.find(&self.entity, Some(neighbour)) else { return Step::Missing };
+                let old: Vec<&RouteInfo> = set.iter().collect();
+                let rest = crate::group::without(set, i);
+                let flags = ChangeFlags { new: false, best: best_changed(&old, &rest, Some(old[i]), None) };
+                if !leaf.swap_lone(w, &rest, g) {
+                    return Step::Retry;
                 }
-                if leaf.kill_one(w, g) {
-                    Step::Killed(leaf)
-                } else {
-                    Step::Retry
-                }
+                Step::Gone(flags, rest.is_empty().then_some(leaf))
             }
             State::Dest(d) => {
                 let list = d.list(g);

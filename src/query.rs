@@ -87,8 +87,8 @@ impl Table {
     fn best_of<'a>(&'a self, leaf: &'a Leaf, view: ViewId, guard: &'a Guard) -> Option<Best<'a>> {
         let kind = match leaf.state(&guard.g) {
             // A lone route: the leaf's word alone (one line), then the shared version.
-            State::One(_, info) => {
-                return info.views.contains(view).then(|| Best {
+            State::Lone(_, set) => {
+                return set.best(view).map(|info| Best {
                     table: self,
                     guard,
                     leaf,
@@ -244,7 +244,7 @@ impl Table {
     ) -> Result<DestRef> {
         for l in cands {
             let has = match l.state(g) {
-                State::One(_, info) => views.is_empty() || info.views.intersects(views),
+                State::Lone(_, set) => set.has_route_in(views),
                 State::Dest(d) => d.list(g).has_route_in(views),
                 State::Dead => false,
             };
@@ -323,9 +323,12 @@ impl Table {
         self.check_views(views)?;
         let g = epoch::pin();
         let leaf = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
-        // A lone route is promoted only if it is the one asked for.
-        if let State::One(_, info) = leaf.state(&g) {
-            if !((views.is_empty() || info.views.intersects(views)) && criteria.matches(info)) {
+        // Lone routes are promoted only if one of them is the one asked for.
+        if let State::Lone(_, set) = leaf.state(&g) {
+            if !set
+                .iter()
+                .any(|info| (views.is_empty() || info.views.intersects(views)) && criteria.matches(info))
+            {
                 return Err(Error::NotFound);
             }
         }
@@ -379,7 +382,7 @@ pub struct Best<'a> {
 
 /// Where a [`Best`] route was read.
 enum Kind<'a> {
-    /// A lone route (`leaf.rs`): its version.
+    /// A lone route (`leaf.rs`, `group.rs`): its version.
     One(&'a RouteInfo),
     /// Entry `idx` of the destination's snapshot `list`.
     List { dest: &'a Dest, list: &'a RouteList, idx: usize },

@@ -437,16 +437,20 @@ impl Table {
     pub fn memory(&self) -> TableMemory {
         let (trie_nodes, trie_bytes) = self.node_stats();
         let g = epoch::pin();
-        let (mut leaves, mut objects) = (0usize, 0usize);
+        let (mut leaves, mut objects, mut groups) = (0usize, 0usize, 0usize);
         self.inner.trie.for_each(&g, &mut |l| {
             leaves += 1;
-            objects += usize::from(matches!(l.state(&g), State::Dest(_)));
+            match l.state(&g) {
+                State::Dest(_) => objects += 1,
+                State::Lone(_, set) => groups += set.bytes(),
+                State::Dead => {}
+            }
         });
         TableMemory {
             trie_nodes,
             trie_bytes,
             destinations: leaves,
-            destination_bytes: leaves * Leaf::BYTES + objects * Dest::BYTES,
+            destination_bytes: leaves * Leaf::BYTES + objects * Dest::BYTES + groups,
             destination_objects: objects,
         }
     }
@@ -462,10 +466,11 @@ pub struct TableMemory {
     /// Destinations in the table ([`Table::len`]).
     pub destinations: usize,
     /// Their bytes: a leaf each (32 bytes: the prefix and a word, enough for a lone
-    /// route), and a destination object (128 bytes, its first snapshot placed inside it)
-    /// for each with several routes or with handles on it.
+    /// route), a group block for several lone routes (8 bytes per route and a header), and
+    /// a destination object (128 bytes, its first snapshot placed inside it) for each with
+    /// handles on it (route blocks and several-route snapshots not counted).
     pub destination_bytes: usize,
-    /// Destinations with a destination object (the others are a lone route in a leaf).
+    /// Destinations with a destination object (the others are lone routes in a leaf).
     pub destination_objects: usize,
 }
 

@@ -359,11 +359,20 @@ impl TableInner {
         {
             let g = epoch::pin();
             let mut killed: Vec<&Leaf> = Vec::new();
+            let mut gone = 0isize;
             self.trie.for_each(&g, &mut |l| loop {
                 match l.state(&g) {
-                    State::One(w, info) if Leaf::owned_by(info, entity) => {
-                        if l.kill_one(w, &g) {
-                            killed.push(l);
+                    State::Lone(w, set) => {
+                        let rest: Vec<&RouteInfo> =
+                            set.iter().filter(|v| !Leaf::owned_by(v, entity)).collect();
+                        if rest.len() == set.len() {
+                            break;
+                        }
+                        if l.swap_lone(w, &rest, &g) {
+                            gone += (set.len() - rest.len()) as isize;
+                            if rest.is_empty() {
+                                killed.push(l);
+                            }
                             break;
                         }
                         // Changed meanwhile (re-announced, or promoted): again.
@@ -379,7 +388,7 @@ impl TableInner {
                     _ => break,
                 }
             });
-            self.route_count.add(-(killed.len() as isize));
+            self.route_count.add(-gone);
             self.unlink_leaves(&killed, &g);
         }
         // Batched: the destinations this kills are unlinked with one copy per trie node.

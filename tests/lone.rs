@@ -1,5 +1,6 @@
-//! Lone routes (`src/leaf.rs`, `src/lone.rs`): routes added without handles stay in their
-//! prefix's leaf until a second route or a handle needs a destination object.
+//! Lone routes (`src/leaf.rs`, `src/group.rs`, `src/lone.rs`): routes added without
+//! handles stay in their prefix's leaf (one route per owner) until a handle, or a second
+//! route of one owner, needs a destination object.
 
 use rtm::*;
 
@@ -202,14 +203,14 @@ fn batched_inserts_match_single_ones() {
         .iter()
         .all(|r| *r == Ok(ChangeFlags { new: false, best: true })));
     assert_eq!((t.route_count(), objects(t)), (3000, 0));
-    // A second owner on every third prefix promotes those.
+    // A second owner on every third prefix: groups of two lone routes, no objects.
     let second: Vec<_> = prefixes.iter().step_by(3).map(|a| (*a, route(10, 4))).collect();
     assert!(f
         .insert_routes(&second)
         .unwrap()
         .iter()
         .all(|r| *r == Ok(ChangeFlags { new: true, best: true })));
-    assert_eq!((t.len(), t.route_count(), objects(t)), (3000, 4000, 1000));
+    assert_eq!((t.len(), t.route_count(), objects(t)), (3000, 4000, 0));
     let g = t.pin();
     let hosts: Vec<NetAddress> = prefixes
         .iter()
@@ -233,9 +234,66 @@ fn batched_inserts_match_single_ones() {
     let (r, flags) = with[0].as_ref().unwrap();
     assert_eq!(*flags, ChangeFlags { new: false, best: true });
     assert_eq!((r.prefix(), r.info().preference()), (prefixes[1], 23));
-    assert_eq!(objects(t), 1001);
+    assert_eq!(objects(t), 1);
     e.deregister().unwrap();
     assert_eq!((t.len(), t.route_count()), (1000, 1000), "the second owner's routes stay");
     f.deregister().unwrap();
     assert!(t.is_empty());
+}
+
+/// Several owners' lone routes on one prefix: a group, best first, with the change flags
+/// of a destination's routes; withdrawals shrink it back to one route, then to nothing.
+#[test]
+fn several_owners_share_a_group() {
+    let rtm = Rtm::new();
+    let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+    let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+    let c = rtm.register(V4, EntityId::new(3, 1)).unwrap();
+    let t = rtm.table(V4);
+    let x = p("10.0.0.0/8");
+    let best =
+        || t.lookup(&p("10.0.0.1"), &t.pin()).map(|b| (b.route().owner().protocol, b.route().preference()));
+    let mcast =
+        || t.lookup_in(&p("10.0.0.1"), ViewId::MULTICAST, &t.pin()).map(|b| b.route().owner().protocol);
+    assert_eq!(a.insert_route(&x, route(20, 1)), Ok(ChangeFlags { new: true, best: true }));
+    assert_eq!(b.insert_route(&x, route(30, 2)), Ok(ChangeFlags { new: true, best: false }), "not best");
+    let both = ViewSet::UNICAST | ViewSet::MULTICAST;
+    assert_eq!(c.insert_route(&x, route(10, 3).views(both)), Ok(ChangeFlags { new: true, best: true }));
+    assert_eq!((t.route_count(), objects(t)), (3, 0));
+    assert_eq!(best(), Some((3, 10)));
+    assert_eq!(mcast(), Some(3));
+    // b re-announces below a: b becomes second; no view's best changes, b is not best.
+    assert_eq!(b.insert_route(&x, route(15, 2)), Ok(ChangeFlags { new: false, best: false }));
+    assert_eq!(c.withdraw_route(&x, None), Ok(ChangeFlags { new: false, best: true }));
+    assert_eq!(best(), Some((2, 15)));
+    assert_eq!(mcast(), None, "no multicast route left");
+    let g = t.pin();
+    let mut got = Vec::new();
+    t.lookup_batch(&[p("10.0.0.1"), p("10.9.9.9")], ViewId::UNICAST, &g, |_, r| {
+        got.push(r.map(|r| r.route().preference()))
+    });
+    assert_eq!(got, [Some(15), Some(15)]);
+    drop(g);
+    // The same version again changes nothing (and b is best now).
+    assert_eq!(b.insert_route(&x, route(15, 2)), Ok(ChangeFlags { new: false, best: true }));
+    assert_eq!(b.withdraw_route(&x, None), Ok(ChangeFlags { new: false, best: true }));
+    assert_eq!((t.len(), t.route_count(), objects(t), best()), (1, 1, 0, Some((1, 20))));
+    assert_eq!(t.memory().destination_bytes, 32, "one lone route: the leaf alone");
+    // A handle on the group promotes it, in selection order.
+    b.insert_route(&x, route(25, 2)).unwrap();
+    let d = t.get(&x, ViewSet::ANY).unwrap();
+    let order: Vec<u32> = d.route_infos().iter().map(|(_, i)| i.owner().protocol).collect();
+    assert_eq!(order, [1, 2]);
+    assert_eq!(objects(t), 1);
+    drop(d);
+    // Deregistered owners' lone routes go, a new registration of an id starts afresh.
+    b.deregister().unwrap();
+    a.deregister().unwrap();
+    assert!(t.is_empty());
+    c.insert_route(&x, route(1, 1)).unwrap();
+    let a2 = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+    a2.insert_route(&x, route(2, 2)).unwrap();
+    assert_eq!((t.route_count(), objects(t)), (2, 0));
+    c.deregister().unwrap();
+    assert_eq!((t.route_count(), best()), (1, Some((1, 2))));
 }
