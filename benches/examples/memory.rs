@@ -13,8 +13,10 @@
 //! (`rtm_benches::full_table`). Two shapes:
 //! * `rib`: `rtm bench`'s three feeds (`rtm_cli::run::load`): every prefix from an eBGP
 //!   feed, every fourth also from an iBGP feed, every 64th also static. rtm keeps each
-//!   route's owner, preference, metric, views and next hop (interned versions), and the
-//!   harness's own list of the iBGP routes' handles is subtracted, as `rtm bench` does.
+//!   route's owner, preference, metric, views and next hop (interned versions), written
+//!   without handles as `rtm bench` loads them (lone routes, `src/leaf.rs`), and the
+//!   harness's own list of the iBGP routes (to announce them again) is subtracted, as
+//!   `rtm bench` does.
 //!   The map peers hold an exactly sized `Box<[Route]>` per prefix, `Route` being the
 //!   same fields by value (56 bytes), or (`rib-ids`) a `Box<[(u32, u32)]>` of (owner,
 //!   attribute set number) pairs, the lean form of a map whose attributes are interned
@@ -140,7 +142,8 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
     let net = |p: &NetAddress| IpNet::from(*p);
     Some(match name {
         "rtm/rib" => {
-            // Kept whole: the harness's list of handles is subtracted below, as `rtm bench` does.
+            // Kept whole: the harness's list of the iBGP routes is subtracted below, as `rtm
+            // bench` does.
             let l = rtm_cli::run::load(all);
             (l.routes, l.harness_bytes as isize, Box::new(l))
         }
@@ -148,10 +151,8 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
             // As `rtm/rib`, then `CHURN` (default 2,000,000) updates as `rtm bench`'s
             // writer makes them, and the garbage drained: the heap a churned table keeps
             // (the arena reuses freed blocks and never returns its chunks).
-            let mut l = rtm_cli::run::load(all);
-            let mut handles = std::mem::take(&mut l.ibgp_routes);
-            churn(&l, &mut handles, all);
-            l.ibgp_routes = handles;
+            let l = rtm_cli::run::load(all);
+            churn(&l, &l.ibgp_routes, all);
             rtm::drain_deferred_garbage();
             (l.routes, l.harness_bytes as isize, Box::new(l))
         }
@@ -231,25 +232,21 @@ fn load(name: &str, all: &[NetAddress]) -> Option<(usize, isize, Box<dyn std::an
 }
 
 /// `CHURN` updates on a loaded `rib`: IPv4 re-announcements of the eBGP routes with a
-/// changed preference and metric, 64 per `insert_routes` call (15 of 16 steps), and an iBGP
-/// route withdrawn and announced again (every 16th; `handles` are the iBGP routes'
-/// handles, each replaced by its new route's, so no deleted route stays held). The route
-/// count ends as it began.
-fn churn(l: &rtm_cli::run::Loaded, handles: &mut [(NetAddress, rtm::RouteRef)], all: &[NetAddress]) {
+/// changed preference and metric, 64 per `insert_routes` call (15 of 16 steps), and an
+/// iBGP route withdrawn and announced again (every 16th; `ibgp` are that feed's routes).
+/// The route count ends as it began.
+fn churn(l: &rtm_cli::run::Loaded, ibgp_routes: &[(NetAddress, RouteParams)], all: &[NetAddress]) {
     let n: usize = std::env::var("CHURN").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
     let v4: Vec<NetAddress> = all.iter().filter(|p| p.family() == AddressFamily::Ipv4).copied().collect();
     let ibgp: Vec<usize> =
-        (0..handles.len()).filter(|&k| handles[k].0.family() == AddressFamily::Ipv4).collect();
+        (0..ibgp_routes.len()).filter(|&k| ibgp_routes[k].0.family() == AddressFamily::Ipv4).collect();
     let mut r = rtm::gen::SplitMix64::new(7);
     let mut batch = Vec::with_capacity(64);
     for j in 0..n {
         if j % 16 == 15 && !ibgp.is_empty() {
-            let (p, route) = &mut handles[ibgp[r.below(ibgp.len() as u64) as usize]];
-            let params = route.info().to_params();
-            let _ = l.ibgp[0].delete_route(route);
-            if let Ok((new, _)) = l.ibgp[0].add_route(p, params) {
-                *route = new;
-            }
+            let (p, params) = &ibgp_routes[ibgp[r.below(ibgp.len() as u64) as usize]];
+            let _ = l.ibgp[0].withdraw_route(p, None);
+            let _ = l.ibgp[0].insert_route(p, params.clone());
             continue;
         }
         let i = r.below(v4.len() as u64) as usize;

@@ -2,7 +2,7 @@
 //! writer churns. With no arguments it runs `rtm bench` on a generated full table.
 
 use clap::{Args, Parser, Subcommand};
-use rtm::{gen, AddressFamily, EntityRef, NetAddress, RouteParams, RouteRef};
+use rtm::{gen, AddressFamily, EntityRef, NetAddress, RouteParams};
 use rtm_cli::input::{self, Input};
 use rtm_cli::run::{self, print_readers, Loaded};
 use std::path::{Path, PathBuf};
@@ -272,7 +272,7 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
     let mut r = gen::SplitMix64::new(seed ^ 0x5eed);
     let ebgp = &l.ebgp[0];
     let ibgp = &l.ibgp[0];
-    let v4_routes: Vec<&(NetAddress, RouteRef)> =
+    let v4_routes: Vec<&(NetAddress, RouteParams)> =
         l.ibgp_routes.iter().filter(|(p, _)| p.family() == AddressFamily::Ipv4).collect();
     let mut withdrawn: Vec<usize> = Vec::new();
     let mut pending: Vec<(NetAddress, RouteParams)> = Vec::with_capacity(batch);
@@ -297,7 +297,7 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
                 }
             } else if x < 98 || withdrawn.is_empty() {
                 let i = r.below(v4_routes.len() as u64) as usize;
-                if ibgp.delete_route(&v4_routes[i].1).is_ok() {
+                if ibgp.withdraw_route(&v4_routes[i].0, None).is_ok() {
                     withdrawn.push(i);
                 }
             } else {
@@ -309,10 +309,13 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
         if !peer_down_done && n > 200_000 {
             // Peer down: the iBGP session's routes all go, then come back.
             peer_down_done = true;
-            for (_, route) in &v4_routes {
-                let _ = ibgp.delete_route(route);
-                n += 1;
+            // Withdrawn as a speaker would, in batches (one UPDATE's worth of NLRI each).
+            let all: Vec<(NetAddress, Option<rtm::NextHop>)> =
+                v4_routes.iter().map(|(p, _)| (*p, None)).collect();
+            for c in all.chunks(1024) {
+                let _ = ibgp.withdraw_routes(c);
             }
+            n += all.len() as u64;
             for e in &v4_routes {
                 let _ = readd(ibgp, e);
                 n += 1;
@@ -326,8 +329,8 @@ fn churn(l: &Loaded, v4: &[NetAddress], seed: u64, batch: usize, stop: &AtomicBo
     n
 }
 
-fn readd(e: &EntityRef, (p, old): &(NetAddress, RouteRef)) -> rtm::Result<()> {
-    e.add_route(p, old.info().to_params()).map(|_| ())
+fn readd(e: &EntityRef, (p, params): &(NetAddress, RouteParams)) -> rtm::Result<()> {
+    e.insert_route(p, params.clone()).map(|_| ())
 }
 
 fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn std::error::Error>> {

@@ -8,7 +8,7 @@
 //! number of route updates it made.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, RouteRef, Rtm, ViewId};
+use rtm::{gen, AddressFamily, EntityId, EntityRef, NetAddress, NextHop, RouteParams, Rtm, ViewId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,9 +34,10 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
 pub struct Loaded {
     pub rtm: Rtm,
     pub ebgp: [EntityRef; 2],
-    /// The iBGP feed's routes (the churn withdraws and re-adds the IPv4 ones).
+    /// The iBGP feed (the churn withdraws and re-adds its IPv4 routes).
     pub ibgp: [EntityRef; 2],
-    pub ibgp_routes: Vec<(NetAddress, RouteRef)>,
+    /// The iBGP feed's routes (prefix and parameters, to announce them again).
+    pub ibgp_routes: Vec<(NetAddress, RouteParams)>,
     pub load_time: Duration,
     pub routes: usize,
     pub rss_growth: Option<u64>,
@@ -72,7 +73,7 @@ pub fn load(prefixes: &[NetAddress]) -> Loaded {
     let pb = bar(prefixes.len() as u64, "loading");
     let mut ibgp_routes = Vec::with_capacity(prefixes.len() / 4 + 1);
     let t0 = Instant::now();
-    // In batches (`add_routes`): new destinations are linked with one trie copy per node
+    // In batches (`insert_routes`): new prefixes are linked with one trie copy per node
     // per batch. The eBGP feed goes first, so the other feeds' routes join existing ones.
     for (c, chunk) in prefixes.chunks(LOAD_BATCH).enumerate() {
         let base = c * LOAD_BATCH;
@@ -88,24 +89,22 @@ pub fn load(prefixes: &[NetAddress]) -> Loaded {
             }
         }
         // Prefixes come from a checked parser or generator and the entities are
-        // registered: adding cannot fail. The eBGP and static feeds keep no handles (a
-        // prefix with only the eBGP route stays a lone route in its leaf, no destination
-        // object); the iBGP feed keeps its routes' handles, for the churn.
+        // registered: adding cannot fail. The feeds keep no handles, as a BGP speaker
+        // names its routes by prefix and peer: the routes stay lone routes in their
+        // prefixes' leaves, one per feed (no destination objects; `rtm::Table::memory`).
         for f in 0..2 {
-            let _ = ebgp[f].insert_routes(&items[0][f]);
-            if let Ok(res) = ibgp[f].add_routes(&items[1][f]) {
-                ibgp_routes
-                    .extend(items[1][f].iter().zip(res).filter_map(|((p, _), r)| Some((*p, r.ok()?.0))));
+            for (k, feed) in [&ebgp, &ibgp, &stat].into_iter().enumerate() {
+                let _ = feed[f].insert_routes(&items[k][f]);
             }
-            let _ = stat[f].insert_routes(&items[2][f]);
         }
+        ibgp_routes.extend(items[1].iter().flatten().cloned());
         pb.set_position((base + chunk.len()) as u64);
     }
     let load_time = t0.elapsed();
     pb.finish_and_clear();
     let routes = rtm.table(AddressFamily::Ipv4).route_count() + rtm.table(AddressFamily::Ipv6).route_count();
     let rss_growth = rss().zip(rss0).map(|(a, b)| a.saturating_sub(b));
-    let harness_bytes = (ibgp_routes.capacity() * std::mem::size_of::<(NetAddress, RouteRef)>()) as u64;
+    let harness_bytes = (ibgp_routes.capacity() * std::mem::size_of::<(NetAddress, RouteParams)>()) as u64;
     Loaded { rtm, ebgp, ibgp, ibgp_routes, load_time, routes, rss_growth, harness_bytes }
 }
 
