@@ -205,20 +205,14 @@ impl Leaf {
         false
     }
 
-    /// The destination `dest` (this leaf's) died: the leaf dies with it. `true` if this
-    /// call killed the leaf: the caller unlinks it.
-    pub(crate) fn kill_dest(&self, dest: &Dest, g: &Guard) -> bool {
-        let w = core::ptr::from_ref(dest).addr();
-        if !self.cas(w, DEAD) {
-            return false;
-        }
+    /// The destination `dest` (this leaf's) died: the leaf dies with it. Returns the link
+    /// reference the word held if this call killed the leaf: the caller unlinks the leaf
+    /// and releases both with [`retire`](Self::retire) (readers that found the destination
+    /// through this leaf hold uncounted pointers, see `DestPtr`'s `Drop`).
+    #[must_use = "the link reference is released after the grace period (`Leaf::retire`)"]
+    pub(crate) fn kill_dest(&self, dest: &Dest) -> Option<DestPtr> {
         // SAFETY: the word held the link reference, which our CAS took out of it.
-        let link = unsafe { DestPtr::from_link(dest) };
-        // Readers that found the destination through this leaf hold uncounted pointers
-        // (see `DestPtr`'s `Drop`): the reference goes after their grace period.
-        // SAFETY: the word no longer names the destination, so no new reader finds it here.
-        unsafe { retire_with(g, move || drop(link)) };
-        true
+        self.cas(core::ptr::from_ref(dest).addr(), DEAD).then(|| unsafe { DestPtr::from_link(dest) })
     }
 
     /// The destination of this leaf, promoting lone routes first (module docs). `None` if
@@ -299,15 +293,25 @@ impl Leaf {
         unsafe { arena_drop(p) };
     }
 
-    /// Frees an unlinked leaf after the grace period of its removal.
+    /// Frees an unlinked leaf, and releases the link reference its death took out of its
+    /// word (`kill_dest`, if the caller has it), after the grace period of the removal:
+    /// one deferred function for both.
     ///
     /// # Safety
-    /// The caller's trie removal unlinked `p` (so it owns it).
-    pub(crate) unsafe fn retire(p: *const Leaf, g: &Guard) {
+    /// The caller's trie removal unlinked `p` (so it owns it), or `p` is null (only the link
+    /// goes: the leaf was unlinked by another thread).
+    pub(crate) unsafe fn retire(p: *const Leaf, link: Option<DestPtr>, g: &Guard) {
         let a = p.addr();
-        // SAFETY: unlinked by the caller, so no new reader finds it; readers pinned before
-        // are waited for. The word is dead (only dead leaves are unlinked): nothing else
-        // to release.
-        unsafe { retire_with(g, move || Leaf::free(a as *const Leaf)) };
+        // SAFETY: unlinked (the caller's contract), so no new reader finds the leaf, and its
+        // dead word no longer names the destination; readers pinned before are waited for.
+        // The word is dead (only dead leaves are unlinked): nothing else to release.
+        unsafe {
+            retire_with(g, move || {
+                drop(link);
+                if a != 0 {
+                    Leaf::free(a as *const Leaf);
+                }
+            })
+        };
     }
 }

@@ -286,7 +286,7 @@ impl EntityRef {
                 };
             }
             t.route_count.add(-gone);
-            t.unlink_leaves(&killed, &g);
+            t.unlink_leaves(killed.into_iter().map(|l| (l, None)).collect(), &g);
             let (res, unplaced) = crate::bulk::remove_some_pinned(t, &routes, Some, &g);
             for (&i, r) in at.iter().zip(res) {
                 // Deleted by another thread meanwhile: the single path looks again.

@@ -262,11 +262,18 @@ impl TableInner {
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
         // One walk finds the leaf, kills it (or finds it dead: helping whoever killed it)
         // and unlinks it.
-        let dead = |leaf: &Leaf| leaf.kill_dest(dest, g) || matches!(leaf.state(g), State::Dead);
-        if let Some(leaf) = self.trie.remove_where(&dest.prefix, g, &mut |l| dead(l)) {
-            self.dest_count.add(-1);
-            // SAFETY: our `remove_where` unlinked it.
-            unsafe { Leaf::retire(leaf, g) };
+        let mut link = None;
+        let removed = self.trie.remove_where(&dest.prefix, g, &mut |leaf| match leaf.kill_dest(dest) {
+            Some(l) => {
+                link = Some(l);
+                true
+            }
+            None => matches!(leaf.state(g), State::Dead),
+        });
+        self.dest_count.add(-isize::from(removed.is_some()));
+        if removed.is_some() || link.is_some() {
+            // SAFETY: our `remove_where` unlinked the leaf (or none: only the link goes).
+            unsafe { Leaf::retire(removed.map_or(core::ptr::null(), |l| l), link, g) };
         }
     }
 
@@ -276,45 +283,56 @@ impl TableInner {
         if self.trie.remove(&leaf.prefix, leaf, g) {
             self.dest_count.add(-1);
             // SAFETY: our `remove` unlinked it.
-            unsafe { Leaf::retire(leaf, g) };
+            unsafe { Leaf::retire(leaf, None, g) };
         }
     }
 
     /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
     /// touched (`Trie::remove_batch`).
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
-        let mut leaves: Vec<&Leaf> = Vec::with_capacity(dests.len());
+        let mut leaves: Vec<(&Leaf, Option<DestPtr>)> = Vec::with_capacity(dests.len());
         for w in dests.chunks(crate::trie::BATCH) {
             let keys: Vec<crate::prefix::NetAddress> = w.iter().map(|d| d.prefix).collect();
             let mut got = [None; crate::trie::BATCH];
             self.trie.get_batch(&keys, g, &mut got);
             for (d, leaf) in w.iter().zip(got) {
                 if let Some(leaf) = leaf {
-                    if leaf.kill_dest(d, g) || matches!(leaf.state(g), State::Dead) {
-                        leaves.push(leaf);
+                    match leaf.kill_dest(d) {
+                        Some(link) => leaves.push((leaf, Some(link))),
+                        None if matches!(leaf.state(g), State::Dead) => leaves.push((leaf, None)),
+                        None => {}
                     }
                 }
             }
         }
-        self.unlink_leaves(&leaves, g);
+        self.unlink_leaves(leaves, g);
     }
 
-    /// Unlinks many dead leaves with one copy per trie node touched.
-    pub(crate) fn unlink_leaves(&self, leaves: &[&Leaf], g: &epoch::Guard) {
-        let mut items: Vec<(crate::prefix::NetAddress, *const Leaf)> =
-            leaves.iter().map(|l| (l.prefix, *l as *const Leaf)).collect();
+    /// Unlinks many dead leaves with one copy per trie node touched, each with the link
+    /// reference its death took out of it (if the caller has it, `Leaf::kill_dest`).
+    pub(crate) fn unlink_leaves(&self, leaves: Vec<(&Leaf, Option<DestPtr>)>, g: &epoch::Guard) {
+        let mut items: Vec<(crate::prefix::NetAddress, *const Leaf, Option<DestPtr>)> =
+            leaves.into_iter().map(|(l, link)| (l.prefix, l as *const Leaf, link)).collect();
         // A leaf dies once, but two callers may list the same dead leaf: distinct prefixes
-        // are what `remove_batch` needs.
-        items.sort_unstable_by_key(|(p, _)| (*p.bytes(), p.len()));
-        items.dedup_by_key(|(p, _)| *p);
-        let mut out = vec![None; items.len()];
-        self.trie.remove_batch(&items, g, &mut out);
+        // are what `remove_batch` needs (a dead leaf is listed with its link only once).
+        items.sort_unstable_by_key(|(p, _, link)| (*p.bytes(), p.len(), link.is_none()));
+        items.dedup_by(|b, a| {
+            let same = a.0 == b.0;
+            if same && a.2.is_none() {
+                a.2 = b.2.take();
+            }
+            same
+        });
+        let keys: Vec<(crate::prefix::NetAddress, *const Leaf)> = items.iter().map(|(p, l, _)| (*p, *l)).collect();
+        let mut out = vec![None; keys.len()];
+        self.trie.remove_batch(&keys, g, &mut out);
         let mut unlinked = 0isize;
-        for ((_, l), r) in items.into_iter().zip(out) {
-            if r == Some(true) {
-                unlinked += 1;
-                // SAFETY: our `remove_batch` unlinked it.
-                unsafe { Leaf::retire(l, g) };
+        for ((_, l, link), r) in items.into_iter().zip(out) {
+            let mine = r == Some(true);
+            unlinked += isize::from(mine);
+            if mine || link.is_some() {
+                // SAFETY: our `remove_batch` unlinked it (or none: only the link goes).
+                unsafe { Leaf::retire(if mine { l } else { core::ptr::null() }, link, g) };
             }
         }
         self.dest_count.add(-unlinked);

@@ -389,7 +389,7 @@ impl TableInner {
                 }
             });
             self.route_count.add(-gone);
-            self.unlink_leaves(&killed, &g);
+            self.unlink_leaves(killed.into_iter().map(|l| (l, None)).collect(), &g);
         }
         // Batched: the destinations this kills are unlinked with one copy per trie node.
         for chunk in victims.chunks(crate::bulk::MAX_ROUTES_IN_BATCH) {
