@@ -57,12 +57,17 @@ const DEAD: usize = MANY;
 
 /// Ordering of every load of a leaf's word. `Acquire` pairs with the `AcqRel` CAS that
 /// stored it (or the `Release` of the trie CAS that published a new leaf): the version or
-/// destination built before is visible to the reader.
+/// destination built before is visible to the reader. (Mutant `leaf_relaxed_load`: loom
+/// model `promote_vs_lookup`.)
+#[cfg(not(rtm_mutant = "leaf_relaxed_load"))]
 const LOAD: Ordering = Ordering::Acquire;
+#[cfg(rtm_mutant = "leaf_relaxed_load")]
+const LOAD: Ordering = Ordering::Relaxed;
 
 /// Success ordering of every CAS of a leaf's word (see [`Leaf::cas`]). Mutant
-/// `leaf_relaxed` makes it Relaxed: a re-announced version is then not published to the
-/// readers that load it (loom model `lone_update_vs_lookup`).
+/// `leaf_relaxed` makes it Relaxed: what the new word names (a promoted destination, a
+/// version, a group) is then not published to the readers that load it (loom model
+/// `promote_vs_lookup`).
 #[cfg(not(rtm_mutant = "leaf_relaxed"))]
 const CAS: Ordering = Ordering::AcqRel;
 #[cfg(rtm_mutant = "leaf_relaxed")]

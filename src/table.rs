@@ -323,7 +323,8 @@ impl TableInner {
             }
             same
         });
-        let keys: Vec<(crate::prefix::NetAddress, *const Leaf)> = items.iter().map(|(p, l, _)| (*p, *l)).collect();
+        let keys: Vec<(crate::prefix::NetAddress, *const Leaf)> =
+            items.iter().map(|(p, l, _)| (*p, *l)).collect();
         let mut out = vec![None; keys.len()];
         self.trie.remove_batch(&keys, g, &mut out);
         let mut unlinked = 0isize;

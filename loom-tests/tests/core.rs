@@ -571,8 +571,7 @@ fn slot_reuse_vs_update() {
 
 /// Lone routes (`src/leaf.rs`): a re-announcement replaces the version in the leaf's word
 /// with one CAS while a reader looks the prefix up: the reader sees the old route or the
-/// new one, whole (the version is reached straight from the word: catches `leaf_relaxed`,
-/// the CAS without Release).
+/// new one, whole (the version is reached straight from the word).
 #[test]
 fn lone_update_vs_lookup() {
     model(1, || {
@@ -676,8 +675,10 @@ fn two_lone_inserts_one_prefix() {
 
 /// A withdrawal of a lone route races its promotion by a handle query: either the query
 /// finds nothing, or it returns the destination and the withdrawal then deletes the route
-/// there (its handle reads it as deleted). The table ends empty either way.
+/// there (its handle reads it as deleted). The table ends empty either way. 533,807
+/// executions, 365 s at bound 1 (session 22): run by `.ci/long`, not the default CI run.
 #[test]
+#[ignore = "365 s at bound 1: .ci/long runs it"]
 fn promote_vs_withdraw() {
     model(1, || {
         let rtm = Rtm::new();
@@ -692,5 +693,70 @@ fn promote_vs_withdraw() {
             assert!(d.is_deleted());
         }
         assert!(t.is_empty() && t.route_count() == 0);
+    });
+}
+
+/// Several owners' lone routes in a group (`src/group.rs`): one owner re-announces its
+/// route (a new group replaces the old one with one CAS, the old one freed after the grace
+/// period) while a reader looks the prefix up: it sees the old best route or the new one,
+/// whole, and the group it read stays allocated until it unpins.
+#[test]
+fn group_update_vs_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        a.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        b.insert_route(&p("10.0.0.0/8"), RouteParams::new(6, 6)).unwrap();
+        let w = thread::spawn(move || {
+            assert!(!b.insert_route(&p("10.0.0.0/8"), RouteParams::new(4, 4)).unwrap().new);
+            drop(b);
+        });
+        {
+            let g = t.pin();
+            let r = t.lookup(&p("10.1.2.3"), &g).expect("routed throughout");
+            assert!(matches!((r.route().owner().protocol, r.route().metric()), (1, 5) | (2, 4)));
+        }
+        w.join().unwrap();
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.3"), &g).unwrap().route().metric(), 4);
+        assert_eq!((t.route_count(), t.memory().destination_objects), (2, 0), "still lone routes");
+        drop(a);
+    });
+}
+
+/// A handle query promotes a lone route (`Table::get`: the destination built privately,
+/// then installed in the leaf's word with one CAS) while a reader looks the prefix up: the
+/// reader sees the lone route or the destination, whole. Catches `leaf_relaxed` (the CAS
+/// without Release) and `leaf_relaxed_load` (the word's load without Acquire): the
+/// destination's contents are then not ordered before the reader's use. The reader pins
+/// before the writer starts and yields once: a reader that pins after the writer's
+/// promotion synchronises with it through the epoch (the writer's unpin, read by the
+/// pin), which hides both mutants from loom (measured: with the pin inside, neither is
+/// caught, even at bound 2).
+#[test]
+fn promote_vs_lookup() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let t2 = t.clone();
+        let g = t.pin();
+        let w = thread::spawn(move || {
+            let d = t2.get(&p("10.0.0.0/8"), ViewSet::ANY).unwrap();
+            assert_eq!(d.route_count(), 1);
+        });
+        loom::thread::yield_now();
+        {
+            let b = t.lookup(&p("10.1.2.3"), &g).expect("routed throughout");
+            assert_eq!((b.route().preference(), b.route().metric()), (5, 5));
+            assert_eq!(b.next_hops(), b.route().next_hops());
+        }
+        drop(g);
+        w.join().unwrap();
+        assert_eq!(t.memory().destination_objects, 1);
+        drop(e);
     });
 }
