@@ -172,6 +172,15 @@ impl<'g> Lone<'g> {
         }
     }
 
+    /// Prefetches a group's block (a lookup reads its first line next); nothing for one
+    /// route (its version is shared, usually cached).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        if let Lone::Many(g) = self {
+            crate::sync::prefetch(core::ptr::from_ref(*g));
+        }
+    }
+
     /// The number of routes.
     pub(crate) fn len(&self) -> usize {
         match self {

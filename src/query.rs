@@ -117,19 +117,43 @@ impl Table {
         mut f: impl FnMut(usize, Option<Best<'a>>),
     ) {
         let t = &self.inner;
-        // Software pipelining: the destinations a chunk's walk found (their snapshot line
-        // prefetched as each walk ended) are read after the next chunk's walk, by which
-        // time they have arrived.
-        let mut pending: Option<(usize, &[NetAddress], Found<'a>)> = None;
+        // Software pipelining, three stages: a chunk's walk (the leaves' words prefetched
+        // as each walk ends); after the next chunk's walk, its leaves are read and the line
+        // each names is prefetched (a destination's, or a group's block); after one more,
+        // its results are read. Each stage's lines have arrived by the time it runs.
+        let mut walked: Option<(usize, &[NetAddress], Found<'a>)> = None;
+        let mut ready: Option<(usize, &[NetAddress], Found<'a>)> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let mut found: Found<'a> = [None; BATCH];
             t.trie.lookup_batch(chunk, &guard.g, &mut found, Leaf::HOT);
-            if let Some((pc, prev, pfound)) = pending.replace((c, chunk, found)) {
+            if let Some(w) = walked.replace((c, chunk, found)) {
+                Self::prefetch_targets(&w.2, guard);
+                if let Some((pc, prev, pfound)) = ready.replace(w) {
+                    self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
+                }
+            }
+        }
+        if let Some(w) = walked {
+            Self::prefetch_targets(&w.2, guard);
+            if let Some((pc, prev, pfound)) = ready.replace(w) {
                 self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
             }
         }
-        if let Some((pc, prev, pfound)) = pending {
+        if let Some((pc, prev, pfound)) = ready {
             self.finish_batch(pc, prev, &pfound, view, guard, &mut f);
+        }
+    }
+
+    /// The middle stage of [`lookup_batch`](Self::lookup_batch): prefetches what each
+    /// found leaf names (a destination's lookup line, or a group's block; a lone route's
+    /// version is shared and usually cached).
+    fn prefetch_targets(found: &Found<'_>, guard: &Guard) {
+        for leaf in found.iter().flatten() {
+            match leaf.state(&guard.g) {
+                State::Dest(d) => d.prefetch(),
+                State::Lone(_, set) => set.prefetch(),
+                State::Dead => {}
+            }
         }
     }
 
@@ -146,15 +170,9 @@ impl Table {
     ) {
         let t = &self.inner;
         let host_len = t.family.max_len();
-        // Three passes over the chunk's leaves (their words' lines were prefetched as each
-        // walk ended): the destinations' lines are prefetched, then their snapshots (an
-        // updated destination's is in a block of its own), then the results are read.
-        // A lone route needs none of that: its version is shared and usually cached.
-        for leaf in found.iter().flatten() {
-            if let State::Dest(d) = leaf.state(&guard.g) {
-                d.prefetch();
-            }
-        }
+        // Two passes over the chunk's leaves (what they name was prefetched a stage ago):
+        // the destinations' snapshots are prefetched (an updated destination's is in a
+        // block of its own), then the results are read.
         for leaf in found.iter().flatten() {
             if let State::Dest(d) = leaf.state(&guard.g) {
                 d.list(&guard.g).prefetch();

@@ -312,7 +312,15 @@ impl fmt::Debug for NextHopList {
 }
 
 /// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
+///
+/// Aligned to a cache line: a version is shared by many routes and read by every lookup
+/// that finds a lone route (`leaf.rs`), while writers raise and drop its count (the `Arc`
+/// header, just before it). Aligned, the counts sit in a line of their own and a writer's
+/// count traffic does not evict the readers' copy of the fields (`rtm bench`: readers kept
+/// 79 % of their solo rate beside the writer before, BENCHMARKS.md session 22). Versions
+/// are interned, so there are few of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct RouteInfo {
     /// Loom's view of the version's liveness (zero-sized otherwise): a lone route's
     /// readers reach the version straight from the leaf's word (`leaf.rs`).

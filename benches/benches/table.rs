@@ -9,9 +9,11 @@
 //! * `delete`: every route of a loaded table deleted, with memory reclaimed (rtm drains its
 //!   epoch garbage inside the timed part).
 //!
-//! `rtm` applies routes one call at a time (`add_route`, `delete_route`); `rtm_batch`
-//! (4,096 per call) and `rtm_batch64` (the churn writer, 64 per call) use `add_routes` /
-//! `delete_routes`.
+//! `rtm` applies routes one call at a time without handles (`insert_route`,
+//! `withdraw_route`: every prefix a lone route, `src/leaf.rs`); `rtm_batch` 4,096 per
+//! call (`insert_routes`, `withdraw_routes`); `rtm_batch_handles` 4,096 per call with
+//! handles (`add_routes`, `delete_routes`: a destination object per prefix);
+//! `rtm_batch64` (the churn writer) 64 per call with handles.
 //!
 //! Run with `cargo bench -p rtm-benches --bench table` (about 10 minutes; a group name
 //! filters, e.g. `-- churn`).
@@ -45,20 +47,33 @@ fn load_rtm(all: &[NetAddress]) -> (Rtm, Duration) {
     let t0 = Instant::now();
     for (i, p) in all.iter().enumerate() {
         let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-        let _ = e.add_route(p, params(i, p, 20)).expect("valid route");
+        let _ = e.insert_route(p, params(i, p, 20)).expect("valid route");
+    }
+    (rtm, t0.elapsed())
+}
+
+/// [`load_rtm`] through `insert_routes`, [`LOAD_BATCH`] routes per call.
+fn load_rtm_batched(all: &[NetAddress]) -> (Rtm, Duration) {
+    let rtm = Rtm::new();
+    let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
+    let e6 = rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh");
+    let items: Vec<(NetAddress, RouteParams)> =
+        all.iter().enumerate().map(|(i, p)| (*p, params(i, p, 20))).collect();
+    settle_heap();
+    let t0 = Instant::now();
+    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
+        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+        for c in family.chunks(LOAD_BATCH) {
+            for r in e.insert_routes(c).expect("registered") {
+                r.expect("valid route");
+            }
+        }
     }
     (rtm, t0.elapsed())
 }
 
 /// Routes per `add_routes` / `delete_routes` call in the `rtm_batch` variants.
 const LOAD_BATCH: usize = 4096;
-
-/// [`load_rtm`] through `add_routes`, [`LOAD_BATCH`] routes per call; the route handles
-/// are returned with the instance (the delete bench needs them).
-fn load_rtm_batched(all: &[NetAddress]) -> (Rtm, Duration) {
-    let (rtm, _, t) = load_rtm_batched_with_routes(all);
-    (rtm, t)
-}
 
 /// Settles the global allocator before a timed section, so that the timed code does not
 /// pay for frees that happened before it: glibc defers the merging of freed small chunks
@@ -81,6 +96,8 @@ fn settle_heap() {
 /// Rounds of [`settle_heap`]: enough for 80 million freed chunks.
 const SETTLE_ROUNDS: usize = 8 << 10;
 
+/// [`load_rtm_batched`] through `add_routes` (a destination object per prefix); the route
+/// handles are returned with the instance (the delete bench needs them).
 fn load_rtm_batched_with_routes(all: &[NetAddress]) -> (Rtm, Vec<rtm::RouteRef>, Duration) {
     let rtm = Rtm::new();
     let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
@@ -124,6 +141,19 @@ fn load(c: &mut Criterion, all: &[NetAddress]) {
             (0..n)
                 .map(|_| {
                     let (rtm, t) = load_rtm_batched(all);
+                    drop(black_box(rtm));
+                    rtm::drain_deferred_garbage();
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("rtm_batch_handles", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, routes, t) = load_rtm_batched_with_routes(all);
+                    drop(black_box(routes));
                     drop(black_box(rtm));
                     rtm::drain_deferred_garbage();
                     t
@@ -545,30 +575,21 @@ fn delete(c: &mut Criterion, all: &[NetAddress]) {
     let nets: Vec<IpNet> = all.iter().map(|p| IpNet::from(*p)).collect();
     let mut g = c.benchmark_group("delete");
     g.sample_size(10).throughput(Throughput::Elements(all.len() as u64));
-    // Every route deleted through its handle, then the epoch garbage drained: the time
-    // includes freeing the destinations, snapshots and trie nodes.
+    // Every route withdrawn (no handles: lone routes), then the epoch garbage drained: the
+    // time includes freeing the leaves, versions and trie nodes.
     g.bench_function("rtm", |b| {
         b.iter_custom(|n| {
             (0..n)
                 .map(|_| {
-                    let rtm = Rtm::new();
-                    let e4 = rtm.register(AddressFamily::Ipv4, EntityId::new(14, 1)).expect("fresh");
-                    let e6 = rtm.register(AddressFamily::Ipv6, EntityId::new(14, 1)).expect("fresh");
-                    let routes: Vec<_> = all
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-                            e.add_route(p, params(i, p, 20)).expect("valid route").0
-                        })
-                        .collect();
+                    let (rtm, _) = load_rtm_batched(all);
+                    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
+                    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
                     settle_heap();
                     let t0 = Instant::now();
-                    for (r, p) in routes.iter().zip(all) {
+                    for p in all {
                         let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-                        e.delete_route(r).expect("a live route");
+                        e.withdraw_route(p, None).expect("a live route");
                     }
-                    drop(routes);
                     rtm::drain_deferred_garbage();
                     let t = t0.elapsed();
                     assert!(rtm.table(AddressFamily::Ipv4).is_empty());
@@ -578,6 +599,33 @@ fn delete(c: &mut Criterion, all: &[NetAddress]) {
         })
     });
     g.bench_function("rtm_batch", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| {
+                    let (rtm, _) = load_rtm_batched(all);
+                    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
+                    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
+                    let items: Vec<(NetAddress, Option<rtm::NextHop>)> =
+                        all.iter().map(|p| (*p, None)).collect();
+                    settle_heap();
+                    let t0 = Instant::now();
+                    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
+                        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
+                        for c in family.chunks(LOAD_BATCH) {
+                            for r in e.withdraw_routes(c).expect("registered") {
+                                r.expect("a live route");
+                            }
+                        }
+                    }
+                    rtm::drain_deferred_garbage();
+                    let t = t0.elapsed();
+                    assert!(rtm.table(AddressFamily::Ipv4).is_empty());
+                    t
+                })
+                .sum()
+        })
+    });
+    g.bench_function("rtm_batch_handles", |b| {
         b.iter_custom(|n| {
             (0..n)
                 .map(|_| {

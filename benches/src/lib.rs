@@ -59,14 +59,16 @@ pub fn full_table() -> (&'static str, Vec<NetAddress>, Vec<NetAddress>) {
     }
 }
 
-/// An instance with `prefixes` loaded as routes of one entity, each with one next hop.
+/// An instance with `prefixes` loaded as routes of one entity, each with one next hop,
+/// without handles (every prefix a lone route, `rtm/src/leaf.rs`; the handle-returning
+/// lookups promote the prefixes they return).
 pub fn load_rtm(prefixes: &[NetAddress]) -> Rtm {
     let rtm = Rtm::new();
     let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
     let e = rtm.register(fam, EntityId::new(14, 1)).expect("fresh instance");
     for (i, p) in prefixes.iter().enumerate() {
         let nh = NextHop::new(*p, (i % 64) as u32 + 1);
-        let _ = e.add_route(p, RouteParams::new(20, 0).next_hop(nh)).expect("valid route");
+        let _ = e.insert_route(p, RouteParams::new(20, 0).next_hop(nh)).expect("valid route");
     }
     rtm
 }

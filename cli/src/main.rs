@@ -124,8 +124,8 @@ fn summary_load(l: &Loaded) {
     if let Some(b) = l.rss_growth {
         let rib = b.saturating_sub(l.harness_bytes);
         println!(
-            "memory: {:.0} MiB resident growth ({:.1} MiB of it the demo's own list of iBGP route \
-             handles), {} bytes per route in the table",
+            "memory: {:.0} MiB resident growth ({:.1} MiB of it the demo's own list of the iBGP \
+             routes, to announce them again), {} bytes per route in the table",
             b as f64 / 1048576.0,
             l.harness_bytes as f64 / 1048576.0,
             rib / l.routes.max(1) as u64
@@ -136,13 +136,14 @@ fn summary_load(l: &Loaded) {
         let rest = rib.saturating_sub((trie + dests) as u64);
         let per_route = |b: u64| b / l.routes.max(1) as u64;
         println!(
-            "  of which trie nodes {:.1} MiB ({} B/route), destinations {:.1} MiB ({} B/route), \
-             the rest {:.1} MiB ({} B/route: routes after a destination's first, several-route \
-             snapshots, versions)",
+            "  of which trie nodes {:.1} MiB ({} B/route), destinations {:.1} MiB ({} B/route: \
+             leaves, groups of lone routes, {} destination objects), the rest {:.1} MiB ({} \
+             B/route: versions, route blocks and snapshots of destination objects)",
             trie as f64 / 1048576.0,
             per_route(trie as u64),
             dests as f64 / 1048576.0,
             per_route(dests as u64),
+            m[0].destination_objects + m[1].destination_objects,
             rest as f64 / 1048576.0,
             per_route(rest)
         );
