@@ -1,10 +1,12 @@
-//! Batched route adds: [`EntityRef::add_routes`], for feeds that deliver many prefixes at
-//! once (a table dump, a BGP UPDATE with many NLRI, a peer coming back).
+//! Batched route adds: [`EntityRef::add_routes`] and, without handles,
+//! [`EntityRef::insert_routes`], for feeds that deliver many prefixes at once (a table
+//! dump, a BGP UPDATE with many NLRI, a peer coming back).
 //!
 //! # Design
 //! The result is the same as calling [`add_route`](EntityRef::add_route) for each item in
-//! order; only the trie work is shared. Items whose prefix has no destination yet get a
-//! destination (holding the item's route) built up front, and all of those are linked by
+//! order; only the trie work is shared. Items whose prefix has no leaf yet get a leaf
+//! built up front (holding a destination with the item's route, or, without handles, the
+//! route itself as a lone route, `leaf.rs`), and all of those are linked by
 //! one [`insert_batch`](crate::trie::Trie::insert_batch), which copies each trie node they
 //! touch at most once (and builds missing subtrees off-line) instead of once per prefix.
 //! Every other item — a prefix that already has a destination, a later item for a prefix

@@ -1,4 +1,4 @@
-//! Leaves: what the trie links for each prefix, a destination object or a lone route.
+//! Leaves: what the trie links for each prefix, its lone routes or a destination object.
 //!
 //! # Why
 //! Most prefixes of a routing table have one route and nobody holds a handle on them.
@@ -36,8 +36,8 @@
 //! current one (no ABA).
 //!
 //! # Reclamation
-//! Replaced versions are released epoch-deferred (readers pinned before the CAS may still
-//! read them); the destination's link reference likewise after its leaf died (the argument
+//! Replaced versions and groups are released epoch-deferred (readers pinned before the CAS
+//! may still read them); the destination's link reference likewise after its leaf died (the argument
 //! of `DestPtr`'s `Drop`: readers find destinations only through a leaf); and an unlinked
 //! leaf is freed epoch-deferred after the trie removal. So everything a reader reaches from
 //! a leaf it found under its pin stays allocated until it unpins.

@@ -2,12 +2,13 @@
 //! (c): find-or-create by identity, no handle returned), and its withdrawal by identity.
 //!
 //! A routing protocol fed by a peer (BGP) names its routes by (prefix, neighbour), not by
-//! handle: it announces and withdraws. Without a handle to hand out, a prefix whose only
-//! route is the caller's stays a *lone route* in its leaf (`leaf.rs`: 32 bytes, no
-//! destination object, no route identity), and its re-announcements and withdrawal are
-//! one CAS of the leaf's word. Everything else goes through the destination object, as
-//! `add_route` and `delete_route` do: a second route on the prefix promotes the leaf
-//! (`Leaf::promote`), and the handle those paths make is dropped at once.
+//! handle: it announces and withdraws. Without a handle to hand out, the routes of a
+//! prefix stay *lone routes* in its leaf (`leaf.rs`: 32 bytes, no destination object, no
+//! route identities; several owners' routes in a group block, `group.rs`), and each
+//! announcement, re-announcement and withdrawal is one CAS of the leaf's word. Everything
+//! else goes through the destination object, as `add_route` and `delete_route` do: a
+//! second route of one owner on the prefix promotes the leaf (`Leaf::promote`), and the
+//! handle those paths make is dropped at once.
 //!
 //! # Deregistration
 //! As for `add_route` (`entity.rs`): after publishing, the writer issues a SeqCst fence
