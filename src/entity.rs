@@ -89,7 +89,11 @@ impl Entity {
     /// A route version of this entity with `params`: shared with its other routes that
     /// have the same (see `sync/interner.rs`).
     pub(crate) fn version(&self, params: &RouteParams) -> Arc<RouteInfo> {
-        self.infos.intern(RouteInfo::from_params(params, self.id, self.serial))
+        let v = self.infos.intern(RouteInfo::from_params(params, self.id, self.serial));
+        // Lone routes keep versions as addresses in a leaf's word or a group and rebuild
+        // their `Arc`s from them (`group::borrowed`).
+        let _ = Arc::as_ptr(&v).expose_provenance();
+        v
     }
 
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern

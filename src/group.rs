@@ -75,9 +75,16 @@ pub(crate) fn order(a: &RouteInfo, b: &RouteInfo) -> CmpOrdering {
 
 /// A non-owning `Arc` for the version at `p`, never dropped.
 ///
+/// The pointer is rebuilt from the address with the provenance `Entity::version` exposed
+/// for every version: callers hold versions as `&RouteInfo`, whose tag permits reads only,
+/// and an `Arc` made from it would one day free the allocation through that tag (miri,
+/// tree borrows).
+///
 /// # Safety
-/// `p` came from `Arc::into_raw` and a count on it is held while the result is used.
+/// `p` is a version (from `Entity::version`) and a count on it is held while the result is
+/// used.
 pub(crate) unsafe fn borrowed(p: *const RouteInfo) -> ManuallyDrop<Arc<RouteInfo>> {
+    let p = core::ptr::with_exposed_provenance::<RouteInfo>(p.addr());
     // SAFETY: forwarded from the caller; `ManuallyDrop` keeps the count untouched.
     ManuallyDrop::new(unsafe { Arc::from_raw(p) })
 }
@@ -102,10 +109,11 @@ impl Group {
     /// The version pointers.
     fn words(&self) -> &[usize] {
         let (_, off) = Self::layout(self.len);
+        // The words lie past the header a `&Group` covers: rebuilt from the block's address
+        // with the provenance `new` exposed.
+        let at = core::ptr::with_exposed_provenance::<usize>(core::ptr::from_ref(self).addr() + off);
         // SAFETY: `new` wrote `len` words at `off` in this block, immutable until `free`.
-        unsafe {
-            core::slice::from_raw_parts(core::ptr::from_ref(self).cast::<u8>().add(off).cast(), self.len)
-        }
+        unsafe { core::slice::from_raw_parts(at, self.len) }
     }
 
     /// Bytes of the group's block (for memory figures).
