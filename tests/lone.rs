@@ -181,7 +181,7 @@ fn add_modes_on_a_lone_route() {
 fn batched_inserts_match_single_ones() {
     // Miri interprets every step: a few hundred prefixes keep every case (several trie
     // nodes, groups, a promotion).
-    const N: usize = if cfg!(miri) { 300 } else { 3000 };
+    const N: usize = if cfg!(miri) { 60 } else { 3000 };
     let rtm = Rtm::new();
     let e = rtm.register(V4, BGP).unwrap();
     let f = rtm.register(V4, OSPF).unwrap();
