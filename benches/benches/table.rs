@@ -22,7 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ipnet::{IpNet, Ipv4Net};
 use prefix_trie::joint::JointPrefixMap;
 use prefix_trie::PrefixMap;
-use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm, ViewId};
+use rtm::{AddressFamily, EntityId, EntityRef, NetAddress, RouteParams, Rtm, ViewId};
 use rtm_benches::Rotonda;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,15 +61,41 @@ fn load_rtm_batched(all: &[NetAddress]) -> (Rtm, Duration) {
         all.iter().enumerate().map(|(i, p)| (*p, params(i, p, 20))).collect();
     settle_heap();
     let t0 = Instant::now();
-    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
-        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-        for c in family.chunks(LOAD_BATCH) {
-            for r in e.insert_routes(c).expect("registered") {
-                r.expect("valid route");
-            }
+    by_family(&items, &e4, &e6, |e, c| {
+        for r in e.insert_routes(c).expect("registered") {
+            r.expect("valid route");
         }
-    }
+    });
     (rtm, t0.elapsed())
+}
+
+/// Calls `f` with each [`LOAD_BATCH`]-item chunk of `items` (grouped by family, as the
+/// table's prefixes are) and the entity of its family.
+fn by_family<T>(
+    items: &[(NetAddress, T)],
+    e4: &EntityRef,
+    e6: &EntityRef,
+    mut f: impl FnMut(&EntityRef, &[(NetAddress, T)]),
+) {
+    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
+        let e = if family[0].0.family() == AddressFamily::Ipv4 { e4 } else { e6 };
+        family.chunks(LOAD_BATCH).for_each(|c| f(e, c));
+    }
+}
+
+/// Loads `all` without handles, then times `withdraw(e4, e6)` (which must withdraw every
+/// route) and the drain of the epoch garbage (the leaves, versions and trie nodes freed).
+fn withdraw_all_timed(all: &[NetAddress], withdraw: impl FnOnce(&EntityRef, &EntityRef)) -> Duration {
+    let (rtm, _) = load_rtm_batched(all);
+    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
+    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
+    settle_heap();
+    let t0 = Instant::now();
+    withdraw(&e4, &e6);
+    rtm::drain_deferred_garbage();
+    let t = t0.elapsed();
+    assert!(rtm.table(AddressFamily::Ipv4).is_empty() && rtm.table(AddressFamily::Ipv6).is_empty());
+    t
 }
 
 /// Routes per `add_routes` / `delete_routes` call in the `rtm_batch` variants.
@@ -107,14 +133,11 @@ fn load_rtm_batched_with_routes(all: &[NetAddress]) -> (Rtm, Vec<rtm::RouteRef>,
     let mut routes = Vec::with_capacity(all.len());
     settle_heap();
     let t0 = Instant::now();
-    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
-        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-        for c in family.chunks(LOAD_BATCH) {
-            for r in e.add_routes(c).expect("registered") {
-                routes.push(r.expect("valid route").0);
-            }
+    by_family(&items, &e4, &e6, |e, c| {
+        for r in e.add_routes(c).expect("registered") {
+            routes.push(r.expect("valid route").0);
         }
-    }
+    });
     let t = t0.elapsed();
     (rtm, routes, t)
 }
@@ -581,46 +604,28 @@ fn delete(c: &mut Criterion, all: &[NetAddress]) {
         b.iter_custom(|n| {
             (0..n)
                 .map(|_| {
-                    let (rtm, _) = load_rtm_batched(all);
-                    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
-                    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
-                    settle_heap();
-                    let t0 = Instant::now();
-                    for p in all {
-                        let e = if p.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-                        e.withdraw_route(p, None).expect("a live route");
-                    }
-                    rtm::drain_deferred_garbage();
-                    let t = t0.elapsed();
-                    assert!(rtm.table(AddressFamily::Ipv4).is_empty());
-                    t
+                    withdraw_all_timed(all, |e4, e6| {
+                        for p in all {
+                            let e = if p.family() == AddressFamily::Ipv4 { e4 } else { e6 };
+                            e.withdraw_route(p, None).expect("a live route");
+                        }
+                    })
                 })
                 .sum()
         })
     });
     g.bench_function("rtm_batch", |b| {
+        let items: Vec<(NetAddress, Option<rtm::NextHop>)> = all.iter().map(|p| (*p, None)).collect();
         b.iter_custom(|n| {
             (0..n)
                 .map(|_| {
-                    let (rtm, _) = load_rtm_batched(all);
-                    let e4 = rtm.table(AddressFamily::Ipv4).entities().pop().expect("one entity");
-                    let e6 = rtm.table(AddressFamily::Ipv6).entities().pop().expect("one entity");
-                    let items: Vec<(NetAddress, Option<rtm::NextHop>)> =
-                        all.iter().map(|p| (*p, None)).collect();
-                    settle_heap();
-                    let t0 = Instant::now();
-                    for family in items.chunk_by(|a, b| a.0.family() == b.0.family()) {
-                        let e = if family[0].0.family() == AddressFamily::Ipv4 { &e4 } else { &e6 };
-                        for c in family.chunks(LOAD_BATCH) {
+                    withdraw_all_timed(all, |e4, e6| {
+                        by_family(&items, e4, e6, |e, c| {
                             for r in e.withdraw_routes(c).expect("registered") {
                                 r.expect("a live route");
                             }
-                        }
-                    }
-                    rtm::drain_deferred_garbage();
-                    let t = t0.elapsed();
-                    assert!(rtm.table(AddressFamily::Ipv4).is_empty());
-                    t
+                        })
+                    })
                 })
                 .sum()
         })
