@@ -9,8 +9,12 @@
 //!   the fast path then reports what the snapshot it loaded says (possibly the route that
 //!   was just withdrawn — it was valid when the lookup started), and falls back to shorter
 //!   prefixes if that snapshot has no route in the view.
+//! * A prefix's lone routes (`leaf.rs`) are read from the leaf's word in one load: one
+//!   version, or one immutable group of them.
 //! * Handle-returning queries take a reference with a try-increment that fails on a
-//!   retired destination; such a candidate is skipped as if it had not been found.
+//!   retired destination; such a candidate is skipped as if it had not been found. A
+//!   prefix with lone routes is promoted to a destination object first (a CAS of its
+//!   leaf's word; it stays an object after the handle is released).
 
 use crate::dest::{Dest, DestRef, RouteList};
 use crate::entity::EntityId;

@@ -428,7 +428,8 @@ impl Table {
 
     /// Handles to every destination, in enumeration order (address, then length).
     /// A cursor over the live table, not a snapshot: destinations added or removed
-    /// meanwhile may or may not appear.
+    /// meanwhile may or may not appear. A handle needs a destination object, so every
+    /// prefix with lone routes is promoted (`leaf.rs`): this costs memory that stays.
     pub fn dests(&self) -> Vec<DestRef> {
         let g = epoch::pin();
         let mut leaves = Vec::new();
