@@ -142,16 +142,9 @@ impl EntityRef {
                 Upsert::Retry => {}
                 Upsert::Promote => {
                     let Some(dest) = leaf.promote(t, &g) else { continue };
-                    let mut spare = None;
-                    match self.upsert(&g, dest, info, mode, &mut spare) {
-                        Some((_, flags)) => {
-                            if flags.new {
-                                t.route_count.add(1);
-                            }
-                            drain = t.queue_unplaced(dest, dest.list(&g), &g);
-                            break flags;
-                        }
-                        None => t.unlink(dest, &g),
+                    if let Some((_, flags)) = self.upsert_counted(&g, dest, info, mode, &mut None, &mut drain)
+                    {
+                        break flags;
                     }
                 }
             }

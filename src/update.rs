@@ -102,15 +102,8 @@ impl EntityRef {
                 t.unlink_leaf(leaf, &g);
                 continue;
             };
-            match self.upsert(&g, dest, info, mode, &mut spare) {
-                Some(r) => {
-                    if r.1.new {
-                        t.route_count.add(1);
-                    }
-                    drain = t.queue_unplaced(dest, dest.list(&g), &g);
-                    break r;
-                }
-                None => t.unlink(dest, &g),
+            if let Some(r) = self.upsert_counted(&g, dest, info, mode, &mut spare, &mut drain) {
+                break r;
             }
             crate::sync::spin_hint();
         };
@@ -186,6 +179,30 @@ impl EntityRef {
                 let _ = remove_route(&self.table, r);
             }
         }
+    }
+
+    /// [`upsert`](Self::upsert) with its bookkeeping, for the single-route paths: a created
+    /// route counted in, the destination queued for placement (`drain`: the caller drains
+    /// the list once unpinned), or, if the destination died, its unlink (`None`: retry).
+    pub(crate) fn upsert_counted(
+        &self,
+        g: &epoch::Guard,
+        dest: &Dest,
+        info: &Arc<RouteInfo>,
+        mode: AddMode,
+        spare: &mut Option<RoutePtr>,
+        drain: &mut bool,
+    ) -> Option<(RouteRef, ChangeFlags)> {
+        let t = &*self.table;
+        let Some(r) = self.upsert(g, dest, info, mode, spare) else {
+            t.unlink(dest, g);
+            return None;
+        };
+        if r.1.new {
+            t.route_count.add(1);
+        }
+        *drain = t.queue_unplaced(dest, dest.list(g), g);
+        Some(r)
     }
 
     /// One find-or-create on a live destination (a CAS loop on its snapshot); `None` if

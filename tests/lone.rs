@@ -20,7 +20,7 @@ fn route(pref: u32, i: u8) -> RouteParams {
     RouteParams::new(pref, 0).next_hop(hop(i))
 }
 
-/// Bytes of a leaf and of a destination object, as `Table::memory` counts them.
+/// Destinations with a destination object (`Table::memory`): 0 while all are lone routes.
 fn objects(t: &Table) -> usize {
     t.memory().destination_objects
 }
