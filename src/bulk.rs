@@ -25,11 +25,10 @@ use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
 use crate::lone::Upsert;
 use crate::prefix::NetAddress;
-use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
+use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef, Version};
 use crate::sync::epoch;
 #[cfg(not(loom))]
 use crate::sync::prefetch;
-use crate::sync::Arc;
 use crate::table::TableInner;
 use crate::trie::BATCH;
 use crate::update::{detach, discard};
@@ -82,7 +81,7 @@ impl EntityRef {
         let t = &*self.table;
         // Validate, and make the versions: consecutive items with equal parameters share one
         // (the last valid item is remembered by index: no count taken per item for it).
-        let mut infos: Vec<Result<Arc<RouteInfo>>> = Vec::with_capacity(routes.len());
+        let mut infos: Vec<Result<Version>> = Vec::with_capacity(routes.len());
         let mut last: Option<usize> = None;
         for (i, (prefix, p)) in routes.iter().enumerate() {
             let info = self.validate(Some(prefix), p).map(|()| match last {

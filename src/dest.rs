@@ -70,7 +70,7 @@
 use crate::entity::Entity;
 use crate::identity::{Identity, RoutePtr};
 use crate::prefix::NetAddress;
-use crate::route::{selection_order, NextHop, NextHops, RouteInfo, RouteRef};
+use crate::route::{selection_order, NextHop, NextHops, RouteRef, Version};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{
     arena_drop, arena_new, node_alloc, node_dealloc, prefetch, retire_with, AfterRetire, Arc, AtomicUsize,
@@ -97,7 +97,7 @@ pub(crate) struct Entry {
     pub(crate) owner: u32,
     pub(crate) route: ManuallyDrop<RoutePtr>,
     /// Private so that it cannot change without its forwarding copy.
-    info: ManuallyDrop<Arc<RouteInfo>>,
+    info: ManuallyDrop<Version>,
 }
 
 /// A non-owning bitwise copy of `v`, never dropped.
@@ -114,11 +114,11 @@ fn share<T>(v: &T) -> ManuallyDrop<T> {
 impl Entry {
     /// An entry sharing `route` and `info`; the snapshot it goes into takes counts on them
     /// when it is installed ([`Delta`]).
-    pub(crate) fn new(route: &RoutePtr, info: &Arc<RouteInfo>) -> Self {
+    pub(crate) fn new(route: &RoutePtr, info: &Version) -> Self {
         Self::with_owner(route.owner().serial, route, info)
     }
 
-    fn with_owner(owner: u32, route: &RoutePtr, info: &Arc<RouteInfo>) -> Self {
+    fn with_owner(owner: u32, route: &RoutePtr, info: &Version) -> Self {
         Self { views: info.views, owner, route: share(route), info: share(info) }
     }
 
@@ -143,7 +143,7 @@ impl Entry {
 
     /// The version of the route this snapshot holds.
     #[inline(always)]
-    pub(crate) fn info(&self) -> &Arc<RouteInfo> {
+    pub(crate) fn info(&self) -> &Version {
         &self.info
     }
 
@@ -155,7 +155,7 @@ impl Entry {
     }
 
     /// The same route with the version `info` (shared, as in [`new`](Self::new)).
-    fn with_info(&self, info: &Arc<RouteInfo>) -> Self {
+    fn with_info(&self, info: &Version) -> Self {
         Self::with_owner(self.owner, &self.route, info)
     }
 }
@@ -177,7 +177,7 @@ pub(crate) struct Delta {
 #[derive(Default)]
 pub(crate) struct Counts {
     route: Option<ManuallyDrop<RoutePtr>>,
-    info: Option<ManuallyDrop<Arc<RouteInfo>>>,
+    info: Option<ManuallyDrop<Version>>,
 }
 
 impl AfterRetire for Counts {
@@ -202,7 +202,7 @@ impl Counts {
             core::mem::forget(RoutePtr::clone(r));
         }
         if let Some(i) = &self.info {
-            core::mem::forget(Arc::clone(i));
+            core::mem::forget(Version::clone(i));
         }
     }
 
@@ -461,7 +461,7 @@ impl RouteList {
 
     /// The next snapshot after this one with entry `i`'s version replaced by `info`, and
     /// its counts.
-    pub(crate) fn with_info(&self, i: usize, info: &Arc<RouteInfo>) -> (Self, Delta) {
+    pub(crate) fn with_info(&self, i: usize, info: &Version) -> (Self, Delta) {
         let delta = Delta {
             came: Counts { info: Some(share(info)), ..Counts::default() },
             went: Counts { info: Some(share(self.entries[i].info())), ..Counts::default() },
@@ -472,7 +472,7 @@ impl RouteList {
 
     /// The next snapshot after this one with a new entry for `route` at version `info`,
     /// and its counts.
-    pub(crate) fn with_added(&self, route: &RoutePtr, info: &Arc<RouteInfo>) -> (Self, Delta) {
+    pub(crate) fn with_added(&self, route: &RoutePtr, info: &Version) -> (Self, Delta) {
         let delta =
             Delta { came: Counts { route: Some(share(route)), info: Some(share(info)) }, ..Delta::default() };
         let e = Entry::new(route, info);
@@ -558,7 +558,7 @@ impl RouteList {
     #[inline]
     pub(crate) fn prefetch_entries(&self, owner: u32) {
         for e in self.entries.iter() {
-            prefetch(Arc::as_ptr(&e.info).cast::<u8>());
+            prefetch(Version::as_ptr(&e.info).cast::<u8>());
             if e.owner == owner {
                 prefetch(e.route.addr());
             }
@@ -697,7 +697,7 @@ impl Dest {
         // its own, so they are alive).
         for e in list.entries.iter() {
             core::mem::forget(RoutePtr::clone(&e.route));
-            core::mem::forget(Arc::clone(e.info()));
+            core::mem::forget(Version::clone(e.info()));
         }
         // SAFETY: `this` came from `create` and is not linked yet (the caller's contract),
         // so no other thread reaches the cell or the slot; the slot is used once; the
@@ -710,11 +710,7 @@ impl Dest {
     /// each, in selection order): the first is its own route, the others route blocks added
     /// in order (so their creation sequences keep that order). For promoting a leaf's lone
     /// routes (`leaf.rs`); the returned pointer holds one reference, as `create`'s.
-    pub(crate) fn create_with(
-        prefix: NetAddress,
-        routes: &[(Arc<Entity>, &Arc<RouteInfo>)],
-        g: &Guard,
-    ) -> DestPtr {
+    pub(crate) fn create_with(prefix: NetAddress, routes: &[(Arc<Entity>, &Version)], g: &Guard) -> DestPtr {
         let ((owner, first), rest) = routes.split_first().expect("a destination has a route");
         let dest = Dest::create(prefix, owner.clone());
         let own = RoutePtr::own(dest.clone());
@@ -1089,8 +1085,8 @@ impl DestRef {
     }
 
     /// The snapshot's routes and the versions the snapshot holds, best first.
-    pub fn route_infos(&self) -> Vec<(RouteRef, Arc<RouteInfo>)> {
-        self.dest.list(&epoch::pin()).entries.iter().map(|e| (e.route_ref(), Arc::clone(e.info()))).collect()
+    pub fn route_infos(&self) -> Vec<(RouteRef, Version)> {
+        self.dest.list(&epoch::pin()).entries.iter().map(|e| (e.route_ref(), e.info().clone())).collect()
     }
 
     /// The best route of view `v`, if any.
@@ -1223,19 +1219,19 @@ mod tests {
         assert_eq!(count(&ra), 2, "handle + snapshot");
         let v1 = ra.info();
         crate::drain_deferred_garbage();
-        assert_eq!(Arc::strong_count(&v1), 3, "interner + snapshot + v1");
+        assert_eq!(Version::count(&v1), 3, "interner + snapshot + v1");
         let (rb, _) = b.add_route(&p, RouteParams::new(7, 1)).unwrap();
         assert_eq!((count(&ra), count(&rb)), (2, 2), "an added route: one count each");
         a.update_route(&ra, RouteParams::new(5, 2)).unwrap();
         assert_eq!((count(&ra), count(&rb)), (2, 2), "a version replaced");
-        assert_eq!(Arc::strong_count(&v1), 2, "the old version's snapshot count went");
+        assert_eq!(Version::count(&v1), 2, "the old version's snapshot count went");
         let v2 = ra.info();
         crate::drain_deferred_garbage();
-        assert_eq!(Arc::strong_count(&v2), 3);
+        assert_eq!(Version::count(&v2), 3);
         // The same version again (the interner hands out the same object): no change.
         a.update_route(&ra, RouteParams::new(5, 2)).unwrap();
         crate::drain_deferred_garbage();
-        assert_eq!((count(&ra), Arc::strong_count(&v2)), (2, 3));
+        assert_eq!((count(&ra), Version::count(&v2)), (2, 3));
         b.delete_route(&rb).unwrap();
         assert_eq!((count(&ra), count(&rb)), (2, 1), "a removed route keeps only its handle");
         a.delete_route(&ra).unwrap();
@@ -1255,11 +1251,11 @@ mod tests {
         let (r2, _) = a.add_route(&q, RouteParams::new(9, 9)).unwrap();
         let v = r1.info();
         crate::drain_deferred_garbage();
-        assert!(Arc::ptr_eq(&v, &r2.info()));
-        assert_eq!(Arc::strong_count(&v), 4, "interner + two snapshots + v");
+        assert!(Version::ptr_eq(&v, &r2.info()));
+        assert_eq!(Version::count(&v), 4, "interner + two snapshots + v");
         a.delete_routes(&[r1.clone(), r2.clone()]).unwrap();
         assert_eq!((count(&r1), count(&r2)), (1, 1));
-        assert_eq!(Arc::strong_count(&v), 4, "interner + v + the two tombstones' copies");
+        assert_eq!(Version::count(&v), 4, "interner + v + the two tombstones' copies");
     }
 
     /// Where the current list of `prefix` lives: `Some(true)` in the destination's slot.

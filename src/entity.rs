@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::prefix::AddressFamily;
-use crate::route::{RouteInfo, RouteParams};
+use crate::route::{RouteInfo, RouteParams, Version};
 use crate::sync::{Arc, AtomicBool, Interner, Ordering};
 use crate::table::TableInner;
 use core::fmt;
@@ -88,12 +88,10 @@ impl Entity {
 
     /// A route version of this entity with `params`: shared with its other routes that
     /// have the same (see `sync/interner.rs`).
-    pub(crate) fn version(&self, params: &RouteParams) -> Arc<RouteInfo> {
-        let v = self.infos.intern(RouteInfo::from_params(params, self.id, self.serial));
+    pub(crate) fn version(&self, params: &RouteParams) -> Version {
         // Lone routes keep versions as addresses in a leaf's word or a group and rebuild
-        // their `Arc`s from them (`group::borrowed`).
-        let _ = Arc::as_ptr(&v).expose_provenance();
-        v
+        // them from those (`Version::into_raw` exposes the block's provenance).
+        Version::from_counted(self.infos.intern(RouteInfo::from_params(params, self.id, self.serial)))
     }
 
     /// Whether the entity is still registered. SeqCst: part of the store-buffering pattern

@@ -24,9 +24,9 @@
 //! published.
 
 use crate::entity::Entity;
-use crate::route::{NextHop, RouteInfo};
+use crate::route::{NextHop, RouteInfo, Version};
 use crate::sync::epoch::Guard;
-use crate::sync::{node_alloc, node_dealloc, retire_with, Arc, TrackedCell};
+use crate::sync::{node_alloc, node_dealloc, retire_with, TrackedCell};
 use crate::view::{ViewId, ViewSet};
 use core::alloc::Layout;
 use core::cmp::Ordering as CmpOrdering;
@@ -40,7 +40,7 @@ pub(crate) const MANY: usize = 2;
 /// Both tag bits.
 const TAGS: usize = ONE | MANY;
 
-/// Several lone routes: a header and `len` version pointers (`Arc::into_raw`), best first.
+/// Several lone routes: a header and `len` version pointers (`Version::into_raw`), best first.
 #[repr(C)]
 pub(crate) struct Group {
     alive: TrackedCell<()>,
@@ -73,29 +73,28 @@ pub(crate) fn order(a: &RouteInfo, b: &RouteInfo) -> CmpOrdering {
     ))
 }
 
-/// A non-owning `Arc` for the version at `p`, never dropped.
+/// A non-owning [`Version`] for the version at `p`, never dropped.
 ///
-/// The pointer is rebuilt from the address with the provenance `Entity::version` exposed
-/// for every version: callers hold versions as `&RouteInfo`, whose tag permits reads only,
-/// and an `Arc` made from it would one day free the allocation through that tag (miri,
-/// tree borrows).
+/// Rebuilt from the address with the block's provenance, which `Version::into_raw`
+/// exposed: callers hold versions as `&RouteInfo`, whose tag permits reads of the contents
+/// only, and a `Version` made from it would one day free the block through that tag
+/// (miri, tree borrows).
 ///
 /// # Safety
-/// `p` is a version (from `Entity::version`) and a count on it is held while the result is
-/// used.
-pub(crate) unsafe fn borrowed(p: *const RouteInfo) -> ManuallyDrop<Arc<RouteInfo>> {
-    let p = core::ptr::with_exposed_provenance::<RouteInfo>(p.addr());
+/// `p` is a version's contents (a `Version` given up by `into_raw`, or the contents of one
+/// a word or group holds) and a count on it is held while the result is used.
+pub(crate) unsafe fn borrowed(p: *const RouteInfo) -> ManuallyDrop<Version> {
     // SAFETY: forwarded from the caller; `ManuallyDrop` keeps the count untouched.
-    ManuallyDrop::new(unsafe { Arc::from_raw(p) })
+    ManuallyDrop::new(unsafe { Version::from_raw(p) })
 }
 
 /// A new count on the version `v` (alive: the caller reads it under a count it knows of),
 /// as a raw pointer.
 fn counted(v: &RouteInfo) -> usize {
     // SAFETY: `v` is a version some word or group counts (the caller's contract), so the
-    // borrowed `Arc` is valid while we clone it.
+    // borrowed `Version` is valid while we clone it.
     let a = unsafe { borrowed(v) };
-    Arc::into_raw(Arc::clone(&a)).expose_provenance()
+    Version::into_raw(Version::clone(&a)).addr()
 }
 
 impl Group {
@@ -150,7 +149,7 @@ impl Group {
         let g = unsafe { &mut *p };
         for &w in g.words() {
             // SAFETY: each word is a count the group took in `new`, released once here.
-            drop(unsafe { Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(w)) });
+            drop(unsafe { Version::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(w)) });
         }
         g.alive.retire();
         let (layout, _) = Self::layout(g.len);
@@ -267,7 +266,7 @@ impl<'g> Lone<'g> {
     pub(crate) unsafe fn free_word(w: usize) {
         if w & ONE != 0 {
             // SAFETY: the word's count, released once.
-            drop(unsafe { Arc::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(w & !TAGS)) });
+            drop(unsafe { Version::from_raw(core::ptr::with_exposed_provenance::<RouteInfo>(w & !TAGS)) });
         } else {
             // SAFETY: the word's group, freed once.
             unsafe { Group::free(core::ptr::with_exposed_provenance_mut::<Group>(w & !TAGS)) };

@@ -43,7 +43,7 @@
 
 use crate::dest::{Dest, DestPtr};
 use crate::entity::Entity;
-use crate::route::RouteInfo;
+use crate::route::{RouteInfo, Version};
 use crate::sync::epoch::Guard;
 use crate::sync::{Arc, Counted, MaxSlot};
 use core::ptr::NonNull;
@@ -178,8 +178,8 @@ impl RoutePtr {
     /// Records `info` as this route's last contents, removed by the snapshot of generation
     /// `gen`, unless the tombstone already holds contents at least as new. Call before the
     /// CAS that removes the route.
-    pub(crate) fn bury(&self, gen: u64, info: &Arc<RouteInfo>, g: &Guard) {
-        self.identity().gone.raise(gen, info, g);
+    pub(crate) fn bury(&self, gen: u64, info: &Version, g: &Guard) {
+        self.identity().gone.raise(gen, info.counted(), g);
     }
 
     /// The tombstone (empty until a delete attempt).

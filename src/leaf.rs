@@ -46,7 +46,7 @@ use crate::dest::{Dest, DestPtr};
 use crate::entity::Entity;
 use crate::group::{borrowed, word_of, Lone, MANY, ONE};
 use crate::prefix::NetAddress;
-use crate::route::RouteInfo;
+use crate::route::{RouteInfo, Version};
 use crate::sync::epoch::Guard;
 use crate::sync::{arena_drop, arena_new, retire_with, Arc, AtomicUsize, Ordering, Touch, TrackedCell};
 use crate::table::TableInner;
@@ -249,7 +249,7 @@ impl Leaf {
             // it holds is released epoch-deferred once replaced); the copies are used only
             // below.
             let infos: Vec<_> = set.iter().map(|v| unsafe { borrowed(v) }).collect();
-            let routes: Vec<(Arc<Entity>, &Arc<RouteInfo>)> =
+            let routes: Vec<(Arc<Entity>, &Version)> =
                 owners.into_iter().flatten().zip(infos.iter().map(|a| &**a)).collect();
             let dest = Dest::create_with(self.prefix, &routes, g);
             // Mutant `promote_store` installs the destination with a plain store: an update

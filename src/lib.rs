@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use prefix::{AddressFamily, NetAddress};
 pub use query::{Best, Guard, RouteMatch};
 pub use route::{
-    flags, AddMode, ChangeFlags, NextHop, NextHopList, RouteInfo, RouteParams, RouteRef, RouteState,
+    flags, AddMode, ChangeFlags, NextHop, NextHopList, RouteInfo, RouteParams, RouteRef, RouteState, Version,
 };
 pub use sync::drain_deferred_garbage;
 #[cfg(loom)]

@@ -21,8 +21,8 @@ use crate::group::{best_changed, Lone};
 use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
-use crate::route::{AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams};
-use crate::sync::{epoch, fence, Arc, Ordering};
+use crate::route::{AddMode, ChangeFlags, NextHop, RouteInfo, RouteParams, Version};
+use crate::sync::{epoch, fence, Ordering};
 use crate::update::remove_route;
 
 /// What one attempt of a handle-less add did to a leaf's lone routes.
@@ -99,12 +99,7 @@ impl EntityRef {
     }
 
     /// Find-or-create of a validated version, without a handle.
-    pub(crate) fn insert_info(
-        &self,
-        prefix: &NetAddress,
-        info: &Arc<RouteInfo>,
-        mode: AddMode,
-    ) -> ChangeFlags {
+    pub(crate) fn insert_info(&self, prefix: &NetAddress, info: &Version, mode: AddMode) -> ChangeFlags {
         let t = &*self.table;
         let g = epoch::pin();
         let mut drain = false;
@@ -166,7 +161,7 @@ impl EntityRef {
         leaf: &Leaf,
         w: usize,
         set: Lone<'_>,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         mode: AddMode,
         g: &epoch::Guard,
     ) -> Upsert {

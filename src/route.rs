@@ -26,7 +26,7 @@
 use crate::entity::{Entity, EntityId};
 use crate::identity::RoutePtr;
 use crate::prefix::NetAddress;
-use crate::sync::{Arc, SharedSlice};
+use crate::sync::{Arc, Counted, SharedSlice};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
@@ -313,31 +313,124 @@ impl fmt::Debug for NextHopList {
 
 /// One immutable version of a route's contents (`RTM_ROUTE_INFO` without handles).
 ///
-/// Aligned to a cache line: a version is shared by many routes and read by every lookup
-/// that finds a lone route (`leaf.rs`), while writers raise and drop its count (the `Arc`
-/// header, just before it). Aligned, the counts sit in a line of their own and a writer's
+/// Held as a [`Version`]. Aligned to a cache line: a version is shared by many routes and
+/// read by every lookup that finds a lone route (`leaf.rs`), while writers raise and drop
+/// its count (the [`Version`]'s block header). Aligned, the count sits in a line of its own and a writer's
 /// count traffic does not evict the readers' copy of the fields (`rtm bench`: readers kept
 /// 79 % of their solo rate beside the writer before, BENCHMARKS.md session 22). Versions
 /// are interned, so there are few of them.
+///
+/// `repr(C)`, with what a lookup reads first: a lone route's lookup reads the version's
+/// views and next hops, and in Rust's own field order they lay in different lines of
+/// the version (offsets 76 and 16), two misses per lookup. Here the first line holds
+/// every field but the neighbour's tail, which only writers compare.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 pub struct RouteInfo {
     /// Loom's view of the version's liveness (zero-sized otherwise): a lone route's
     /// readers reach the version straight from the leaf's word (`leaf.rs`).
     alive: crate::sync::Tracked,
-    pub(crate) state: RouteState,
-    pub(crate) owner: EntityId,
+    pub(crate) next_hops: NextHops,
+    pub(crate) views: ViewSet,
+    pub(crate) preference: u32,
+    pub(crate) metric: u32,
     /// The owner's registration number (`Entity::serial`): a lone route's owner is known
     /// from its version alone (`leaf.rs`).
     pub(crate) serial: u32,
-    pub(crate) neighbour: Option<NextHop>,
-    pub(crate) preference: u32,
-    pub(crate) metric: u32,
-    pub(crate) views: ViewSet,
+    pub(crate) owner: EntityId,
+    pub(crate) entity_info: usize,
     pub(crate) flags: u16,
     pub(crate) flags1: u8,
-    pub(crate) next_hops: NextHops,
-    pub(crate) entity_info: usize,
+    pub(crate) state: RouteState,
+    pub(crate) neighbour: Option<NextHop>,
+}
+
+/// The lookup's fields lie in the first line (see above).
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::offset_of!(RouteInfo, views) + 4 <= 64);
+    assert!(core::mem::offset_of!(RouteInfo, state) < 64);
+    assert!(core::mem::offset_of!(RouteInfo, next_hops) + core::mem::size_of::<NextHops>() <= 64);
+};
+
+/// A shared, immutable version of a route's contents: what [`RouteRef::info`] returns.
+/// Cloning it takes a reference; the contents never change (an update makes a new
+/// version, and equal versions of one owner are shared).
+///
+/// Versions come from the node arena (huge pages, `sync/arena.rs`), like everything else
+/// a lookup reads: a lone route's lookup reads its version (`leaf.rs`), and as
+/// `std::sync::Arc`s on the global heap, spread over hundreds of megabytes of 4 KiB
+/// pages, that read was a TLB miss on top of the cache miss (BENCHMARKS.md, session 23).
+#[derive(Clone)]
+pub struct Version(Counted<RouteInfo>);
+
+/// By contents, as `Arc`'s.
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Version {}
+
+impl Version {
+    pub(crate) fn new(info: RouteInfo) -> Self {
+        Self(Counted::new(info))
+    }
+
+    pub(crate) fn from_counted(c: Counted<RouteInfo>) -> Self {
+        Self(c)
+    }
+
+    /// The counted block (for the slots that keep versions: `sync/max_slot.rs`).
+    pub(crate) fn counted(&self) -> &Counted<RouteInfo> {
+        &self.0
+    }
+
+    /// Whether `a` and `b` are the same version object (not just equal contents).
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Counted::ptr_eq(&a.0, &b.0)
+    }
+
+    /// The contents' address (for prefetches and identity checks).
+    pub(crate) fn as_ptr(this: &Self) -> *const RouteInfo {
+        Counted::as_ptr(&this.0)
+    }
+
+    /// Gives up this reference as the contents' address, provenance exposed (for the
+    /// words and groups of lone routes); [`from_raw`](Self::from_raw) takes it back.
+    pub(crate) fn into_raw(this: Self) -> *const RouteInfo {
+        Counted::into_value(this.0)
+    }
+
+    /// Takes back a reference given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and that reference is taken back once.
+    pub(crate) unsafe fn from_raw(p: *const RouteInfo) -> Self {
+        // SAFETY: forwarded from the caller.
+        Self(unsafe { Counted::from_value(p) })
+    }
+
+    /// The number of references (tests only: racy by nature).
+    #[cfg(test)]
+    pub(crate) fn count(this: &Self) -> usize {
+        Counted::count(&this.0)
+    }
+}
+
+impl core::ops::Deref for Version {
+    type Target = RouteInfo;
+    #[inline(always)]
+    fn deref(&self) -> &RouteInfo {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// Hashes the fields `Eq` compares, packed into few words: every write interns its
@@ -488,7 +581,7 @@ pub struct RouteRef {
 
 impl RouteRef {
     /// The route's newest contents (see the module docs for what concurrent readers see).
-    pub fn info(&self) -> Arc<RouteInfo> {
+    pub fn info(&self) -> Version {
         let r = &self.route;
         let g = crate::sync::epoch::pin();
         // The snapshot load is Acquire and pairs with the Release CAS that removed the route,
@@ -496,7 +589,7 @@ impl RouteRef {
         // tombstone visible here.
         let list = r.dest().list(&g);
         if let Some(i) = list.position(r) {
-            return Arc::clone(list.entries[i].info());
+            return list.entries[i].info().clone();
         }
         // A handle's route was in a snapshot before the handle existed (adds return after
         // their CAS), so it is missing only once deleted: the tombstone is set. (Checked
@@ -508,7 +601,7 @@ impl RouteRef {
             || RouteInfo::from_params(&RouteParams::new(0, 0), r.owner().id, r.owner().serial),
             |t| t.clone(),
         );
-        Arc::new(last.deleted())
+        Version::new(last.deleted())
     }
 
     /// The destination prefix.

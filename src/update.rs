@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
 use crate::prefix::NetAddress;
-use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef};
+use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef, Version};
 use crate::sync::{epoch, fence, Arc, Ordering};
 use crate::table::TableInner;
 use crate::view::ViewSet;
@@ -82,7 +82,7 @@ impl EntityRef {
     pub(crate) fn add_info(
         &self,
         prefix: &NetAddress,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         mode: AddMode,
     ) -> (RouteRef, ChangeFlags) {
         let t = &*self.table;
@@ -120,7 +120,7 @@ impl EntityRef {
     fn create_dest(
         &self,
         prefix: &NetAddress,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         g: &epoch::Guard,
     ) -> Option<(RouteRef, ChangeFlags)> {
         let (dest, route) = self.new_dest(prefix, info, g);
@@ -145,7 +145,7 @@ impl EntityRef {
     pub(crate) fn new_dest(
         &self,
         prefix: &NetAddress,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         g: &epoch::Guard,
     ) -> (DestPtr, RoutePtr) {
         // The new route is the destination's own (`identity.rs`).
@@ -188,7 +188,7 @@ impl EntityRef {
         &self,
         g: &epoch::Guard,
         dest: &Dest,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         mode: AddMode,
         spare: &mut Option<RoutePtr>,
         drain: &mut bool,
@@ -212,7 +212,7 @@ impl EntityRef {
         &self,
         g: &epoch::Guard,
         dest: &Dest,
-        info: &Arc<RouteInfo>,
+        info: &Version,
         mode: AddMode,
         spare: &mut Option<RoutePtr>,
     ) -> Option<(RouteRef, ChangeFlags)> {

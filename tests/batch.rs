@@ -241,7 +241,7 @@ fn equal_parameters_share_one_version() {
     let rs: Vec<RouteRef> = e.add_routes(&items).unwrap().into_iter().map(|r| r.unwrap().0).collect();
     let (single, _) = e.add_route(&p("10.4.0.0/16"), a.clone()).unwrap();
     let (theirs, _) = other.add_route(&p("10.5.0.0/16"), a.clone()).unwrap();
-    let same = |x: &RouteRef, y: &RouteRef| std::sync::Arc::ptr_eq(&x.info(), &y.info());
+    let same = |x: &RouteRef, y: &RouteRef| rtm::Version::ptr_eq(&x.info(), &y.info());
     assert!(same(&rs[0], &rs[2]), "non-adjacent equal items");
     assert!(same(&rs[0], &single), "a single add after a batch");
     assert!(!same(&rs[0], &rs[1]), "different metric");

@@ -21,13 +21,21 @@
 //! counted destination handle per lookup, released at once; `_pinned`: the same under a
 //! pin the caller holds per 1,024 lookups), the handle taken from the fast path's result
 //! under the caller's pin (`Table::lookup` then `Best::dest`: no pin per call) and the
-//! batched handle path (`Table::most_specific_batch`). `ONLY=a,b,...` runs only the named
-//! variants.
+//! batched handle path (`Table::most_specific_batch`); and the lock-based pick,
+//! `RwLock<prefix_trie::PrefixMap>` with a read lock per lookup (`rwlock_prefix_trie`).
+//! `ONLY=a,b,...` runs only the named variants.
+//!
+//! With `WRITER=1` the writer writes the locked map instead while `rwlock_prefix_trie`
+//! runs (the churn bench's locked writer: a write lock per update, the same insert and
+//! every-16th remove steps), so that variant's second figure is readers of an `RwLock`
+//! under their own writer at full speed; the last line compares it with rtm's batched
+//! readers under rtm's writer (the issue's goal: at least 10x).
 use ipnet::IpNet;
 use prefix_trie::{Prefix, PrefixMap};
 use rtm::{AddressFamily, ViewId, ViewSet};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// One variant: a name and a closure running one pass over the queries, returning a
@@ -52,13 +60,26 @@ fn main() {
 
 /// Measures every variant on `prefixes` (all of family `fam`); `net` converts to the
 /// prefix-trie key type (`Ipv4Net` or `Ipv6Net`).
-fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usize, net: fn(IpNet) -> N) {
+fn run<N: Prefix + Copy + Send + Sync>(
+    fam: AddressFamily,
+    prefixes: &[rtm::NetAddress],
+    rounds: usize,
+    net: fn(IpNet) -> N,
+) {
     let rtm = rtm_benches::load_rtm(prefixes);
     let t = rtm.table(fam);
     let mut map: PrefixMap<N, u32> = PrefixMap::new();
     for (i, p) in prefixes.iter().enumerate() {
         map.insert(net(IpNet::from(*p)), (i % 64) as u32 + 1);
     }
+    let keys: Vec<N> = prefixes.iter().map(|p| net(IpNet::from(*p))).collect();
+    let locked = RwLock::new({
+        let mut m = PrefixMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            m.insert(*k, (i % 64) as u32 + 1);
+        }
+        m
+    });
     let (inside, _) = rtm_benches::queries(prefixes, 1 << 16, 42);
     let nets: Vec<N> = inside.iter().map(|a| net(IpNet::from(*a))).collect();
 
@@ -136,6 +157,14 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
             }),
         ),
         (
+            "rwlock_prefix_trie",
+            Box::new(|| {
+                nets.iter()
+                    .filter_map(|q| locked.read().expect("not poisoned").get_lpm(q).map(|(_, v)| *v as u64))
+                    .sum()
+            }),
+        ),
+        (
             "rtm_handle_batch",
             Box::new(|| {
                 let mut sum = 0u64;
@@ -155,28 +184,37 @@ fn run<N: Prefix>(fam: AddressFamily, prefixes: &[rtm::NetAddress], rounds: usiz
         .into_iter()
         .filter(|(n, _)| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == *n)))
         .collect();
-    let ctl =
-        Control { stop: AtomicBool::new(false), run: AtomicBool::new(false), idle: AtomicBool::new(true) };
-    let steps = AtomicU64::new(0);
+    let ctl = Control {
+        stop: AtomicBool::new(false),
+        run: AtomicBool::new(false),
+        idle: AtomicBool::new(true),
+        locked: AtomicBool::new(false),
+    };
+    let steps = [AtomicU64::new(0), AtomicU64::new(0)];
     let writer = std::env::var_os("WRITER").is_some_and(|v| v == "1");
     std::thread::scope(|s| {
         if writer {
-            s.spawn(|| churn(&rtm, prefixes, &ctl, &steps));
+            s.spawn(|| churn(&rtm, prefixes, (&locked, &keys), &ctl, &steps));
         }
         let busy = measure(fam, &variants, rounds, inside.len(), writer.then_some(&ctl));
         ctl.stop.store(true, Ordering::Relaxed);
         if writer {
-            let n = steps.load(Ordering::Relaxed);
-            println!(
-                "writer: {n} steps while the lookups ran ({:.2} M/s)",
-                n as f64 / busy.as_secs_f64() / 1e6
-            );
+            for (i, what) in ["rtm's table", "the locked map"].iter().enumerate() {
+                let n = steps[i].load(Ordering::Relaxed);
+                if busy[i] > Duration::ZERO {
+                    println!(
+                        "writer of {what}: {n} steps while the lookups ran ({:.2} M/s)",
+                        n as f64 / busy[i].as_secs_f64() / 1e6
+                    );
+                }
+            }
         }
     });
 }
 
 /// How the measuring thread drives the writer: `run` lets it work (it sets `idle` while
-/// it waits), `stop` ends it. The flags publish no data (the writer's table is rtm's own,
+/// it waits), `stop` ends it, `locked` says which table it writes (set while it is
+/// paused: rtm's, or the `RwLock`ed map for `rwlock_prefix_trie`). The flags publish no data (the writer's table is rtm's own,
 /// synchronized by rtm), so any ordering would be correct; `run` and `idle` use SeqCst
 /// only so that the handshake reads plainly as one total order of the two threads'
 /// stores. `stop` and the step count are Relaxed: read once at the end, a late value only
@@ -185,6 +223,7 @@ struct Control {
     stop: AtomicBool,
     run: AtomicBool,
     idle: AtomicBool,
+    locked: AtomicBool,
 }
 
 impl Control {
@@ -197,9 +236,20 @@ impl Control {
     }
 }
 
-/// The churn bench's batched writer (`rtm_benches::BatchedChurn`) while `ctl` lets it run;
-/// counts its steps.
-fn churn(rtm: &rtm::Rtm, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &AtomicU64) {
+/// The locked map and its keys (the table's prefixes).
+type Locked<'a, N> = (&'a RwLock<PrefixMap<N, u32>>, &'a [N]);
+
+/// While `ctl` lets it run: the churn bench's batched writer (`rtm_benches::BatchedChurn`)
+/// on rtm's table, or with `ctl.locked` the churn bench's locked writer on the map (a
+/// write lock per step: re-insert a random prefix, every 16th step remove it). Counts the
+/// steps per table.
+fn churn<N: Prefix + Copy>(
+    rtm: &rtm::Rtm,
+    prefixes: &[rtm::NetAddress],
+    (locked, keys): Locked<'_, N>,
+    ctl: &Control,
+    steps: &[AtomicU64; 2],
+) {
     let mut w = rtm_benches::BatchedChurn::new(rtm, prefixes, 3);
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
@@ -212,11 +262,20 @@ fn churn(rtm: &rtm::Rtm, prefixes: &[rtm::NetAddress], ctl: &Control, steps: &At
             continue;
         }
         ctl.idle.store(false, Ordering::SeqCst);
-        w.step(i);
-        i += 1;
-        if i.is_multiple_of(64) {
-            steps.fetch_add(64, Ordering::Relaxed);
+        let on_map = ctl.locked.load(Ordering::SeqCst);
+        if on_map {
+            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % keys.len();
+            let mut m = locked.write().expect("not poisoned");
+            if i % 16 == 15 {
+                m.remove(&keys[k]);
+            } else {
+                m.insert(keys[k], i as u32);
+            }
+        } else {
+            w.step(i);
         }
+        i += 1;
+        steps[on_map as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -226,21 +285,22 @@ const EVICT: usize = 64 << 20;
 
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
 /// twice per round, with the writer paused and running (in alternating order); returns
-/// the time of the passes with the writer running (it is paused otherwise).
+/// the time of the passes with the writer running on rtm's table and on the locked map
+/// (it is paused otherwise).
 fn measure(
     fam: AddressFamily,
     variants: &[Variant],
     rounds: usize,
     n: usize,
     writer: Option<&Control>,
-) -> Duration {
+) -> [Duration; 2] {
     let phases: &[bool] = if writer.is_some() { &[false, true] } else { &[false] };
     // One warm-up pass each, then the measured rounds.
     let mut sums: Vec<u64> = variants.iter().map(|(_, f)| black_box(f())).collect();
     // Per phase and variant: total and best pass.
     let mut total = vec![vec![Duration::ZERO; variants.len()]; 2];
     let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
-    let mut busy = Duration::ZERO;
+    let mut busy = [Duration::ZERO; 2];
     // A pass over the same addresses right after another one finds some of its lines in
     // the last-level cache (rtm's variants share a table; 32 MiB of L3 holds part of a
     // full table): every pass starts after `EVICT` bytes have been written over, the
@@ -249,10 +309,15 @@ fn measure(
     for r in 0..rounds {
         for kk in 0..variants.len() {
             let k = (kk + r) % variants.len();
-            let f = &variants[k].1;
+            let (name, f) = &variants[k];
+            let on_map = name.starts_with("rwlock");
             for j in 0..phases.len() {
                 let w = phases[(j + r) % phases.len()];
                 if let Some(c) = writer {
+                    // Pause it, point it at the variant's table, let it run if this phase
+                    // says so.
+                    c.set(false);
+                    c.locked.store(on_map, Ordering::SeqCst);
                     c.set(w);
                 }
                 for i in (0..evict.len()).step_by(64) {
@@ -265,7 +330,7 @@ fn measure(
                 total[w as usize][k] += dt;
                 best[w as usize][k] = best[w as usize][k].min(dt);
                 if w {
-                    busy += dt;
+                    busy[on_map as usize] += dt;
                 }
             }
         }
@@ -287,7 +352,8 @@ fn measure(
     }
     if writer.is_some() {
         println!(
-            "with the writer running (prefix-trie's table is not written; its pass runs beside the writer):"
+            "with the writer running (on rtm's table; on the locked map for rwlock_prefix_trie; \
+             prefix-trie's table is not written, its pass runs beside the writer):"
         );
         println!(
             "{:<18} {:>10} {:>10} {:>14} {:>8}",
@@ -300,6 +366,13 @@ fn measure(
                 per(best[1][k]),
                 mean(1, 0) / mean(1, k),
                 100.0 * mean(0, k) / mean(1, k)
+            );
+        }
+        let at = |n: &str| variants.iter().position(|v| v.0 == n);
+        if let (Some(b), Some(l)) = (at("rtm_batch"), at("rwlock_prefix_trie")) {
+            println!(
+                "rtm_batch under rtm's writer vs rwlock_prefix_trie under its writer: {:.1}x faster",
+                mean(1, l) / mean(1, b)
             );
         }
     }

@@ -59,11 +59,33 @@ impl<T> Counted<T> {
         Self { ptr: arena_new(Inner { refs: AtomicUsize::new(1), alive: TrackedCell::new(()), value }) }
     }
 
-    /// Whether `a` and `b` point to the same object (tests: `identity::RoutePtr` compares
-    /// its words).
-    #[cfg(test)]
+    /// Whether `a` and `b` point to the same object.
     pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.ptr == b.ptr
+    }
+
+    /// Gives up this reference as the *value's* address, with the block's provenance
+    /// exposed (for words that hold values by address: `group.rs`, `leaf.rs`).
+    /// [`from_value`](Self::from_value) takes the reference back.
+    pub(crate) fn into_value(this: Self) -> *const T {
+        let p = Self::as_ptr(&this);
+        let _ = this.ptr.as_ptr().expose_provenance();
+        core::mem::forget(this);
+        p
+    }
+
+    /// Takes back a reference given up by [`into_value`](Self::into_value).
+    ///
+    /// # Safety
+    /// `p` came from `into_value` on a `Counted<T>`, and that reference is taken back once.
+    pub(crate) unsafe fn from_value(p: *const T) -> Self {
+        // The block starts `offset_of!(Inner, value)` bytes before the value; rebuilt from
+        // the exposed provenance of the whole block (the value's own pointer may carry a
+        // narrower one).
+        let block = p.addr() - core::mem::offset_of!(Inner<T>, value);
+        let ptr = core::ptr::with_exposed_provenance_mut::<Inner<T>>(block);
+        // SAFETY: `into_value` gave up a reference to a live block at that address.
+        Self { ptr: unsafe { NonNull::new_unchecked(ptr) } }
     }
 
     /// Gives up this reference as the block's address (at least 8-aligned: the count comes
@@ -95,16 +117,16 @@ impl<T> Counted<T> {
         unsafe { &*(p as *const NonNull<u8>).cast::<Self>() }
     }
 
-    /// The value's address (tests).
-    #[cfg(test)]
+    /// The value's address.
     pub(crate) fn as_ptr(this: &Self) -> *const T {
         // SAFETY: `ptr` is a live block (we hold a reference); only the field's address is
         // taken, nothing is read.
         unsafe { &raw const (*this.ptr.as_ptr()).value }
     }
 
-    /// The number of references (tests only: racy by nature).
-    #[cfg(test)]
+    /// The number of references. Racy by nature: exact only where no other holder can
+    /// clone or drop meanwhile (the interner reads it under the lock every clone it hands
+    /// out is made under; tests).
     pub(crate) fn count(this: &Self) -> usize {
         this.inner().refs.load(Ordering::Relaxed)
     }

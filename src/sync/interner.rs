@@ -1,20 +1,21 @@
-//! [`Interner`]: hash-consing of immutable values, so that equal values share one `Arc`.
+//! [`Interner`]: hash-consing of immutable values, so that equal values share one
+//! reference-counted block ([`Counted`]: arena-allocated).
 //!
 //! # Why
 //! A route's version ([`RouteInfo`](crate::route::RouteInfo)) holds only what its owner set
 //! (preference, metric, next hops, ...), and a routing feed has few distinct sets of those
 //! per entity (a BGP peer's routes share its next hop; the metrics take a handful of
-//! values). Sharing one `Arc` per distinct version, as routing daemons share path
+//! values). Sharing one block per distinct version, as routing daemons share path
 //! attributes, removes one allocation per route from the table's memory and from every add.
 //!
 //! # Design
-//! * `SHARDS` mutex-protected maps from a value's 64-bit hash to its `Arc`, the shard chosen
+//! * `SHARDS` mutex-protected maps from a value's 64-bit hash to its block, the shard chosen
 //!   by the hash. The hash is a per-interner randomly seeded multiply-rotate over the
 //!   value's words with a SplitMix64 finish (std's SipHash took ~5 % of a load in its
 //!   per-field writes); the seed keeps crafted values from piling into one probe chain. Only writers (adds and updates) take a shard's lock, for a probe and
 //!   possibly an insert; readers never see the interner.
 //! * A value whose hash is already taken by a *different* value (a 64-bit collision) is
-//!   simply not cached: `intern` then returns a fresh `Arc`. Sharing is an optimisation, so
+//!   simply not cached: `intern` then returns a fresh block. Sharing is an optimisation, so
 //!   correctness never depends on it.
 //! * Entries nobody else holds (strong count 1: only the map) are swept when a shard has
 //!   doubled since its last sweep, so the cost is amortised O(1) per insert and the map
@@ -25,7 +26,7 @@
 //!   immutable values (no lock-free code to model), and keeping it out of the models keeps
 //!   their state space to the algorithms they check. Unit tests, miri and TSan cover it.
 
-use super::Arc;
+use super::Counted;
 #[cfg(not(loom))]
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -49,7 +50,7 @@ pub(crate) struct Interner<T> {
 #[cfg(not(loom))]
 struct Shard<T> {
     /// Keyed by the value's hash (already mixed: the map does not hash again).
-    map: HashMap<u64, Arc<T>, core::hash::BuildHasherDefault<Prehashed>>,
+    map: HashMap<u64, Counted<T>, core::hash::BuildHasherDefault<Prehashed>>,
     sweep_at: usize,
 }
 
@@ -135,10 +136,10 @@ impl<T: Eq + Hash> Interner<T> {
         }
     }
 
-    /// An `Arc` holding a value equal to `v`: a shared one if the interner has one.
-    pub(crate) fn intern(&self, v: T) -> Arc<T> {
+    /// A reference to a value equal to `v`: a shared one if the interner has one.
+    pub(crate) fn intern(&self, v: T) -> Counted<T> {
         #[cfg(loom)]
-        return Arc::new(v);
+        return Counted::new(v);
         #[cfg(not(loom))]
         {
             use std::hash::Hasher;
@@ -151,13 +152,13 @@ impl<T: Eq + Hash> Interner<T> {
             // poisoned lock still guards a consistent map: use it.
             let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(a) = s.map.get(&h) {
-                return if **a == v { a.clone() } else { Arc::new(v) };
+                return if **a == v { a.clone() } else { Counted::new(v) };
             }
             if s.map.len() >= s.sweep_at {
-                s.map.retain(|_, a| Arc::strong_count(a) > 1);
+                s.map.retain(|_, a| Counted::count(a) > 1);
                 s.sweep_at = (2 * s.map.len()).max(MIN_SWEEP);
             }
-            let a = Arc::new(v);
+            let a = Counted::new(v);
             s.map.insert(h, a.clone());
             a
         }
@@ -195,8 +196,8 @@ mod tests {
         let a = i.intern(String::from("a"));
         let b = i.intern(String::from("a"));
         let c = i.intern(String::from("c"));
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(Counted::ptr_eq(&a, &b));
+        assert!(!Counted::ptr_eq(&a, &c));
         assert_eq!(*c, "c");
         assert_eq!(i.len(), 2);
     }
@@ -204,7 +205,7 @@ mod tests {
     #[test]
     fn unused_values_are_swept_and_used_ones_kept() {
         let i = Interner::new();
-        let kept: Vec<Arc<u32>> = (0..100).map(|n| i.intern(n)).collect();
+        let kept: Vec<Counted<u32>> = (0..100).map(|n| i.intern(n)).collect();
         // Many values nobody keeps: each shard sweeps once it doubles.
         for n in 1000..(1000 + 16 * MIN_SWEEP as u32 * SHARDS as u32) {
             drop(i.intern(n));
@@ -214,7 +215,7 @@ mod tests {
         assert!(i.len() <= 2 * 100 + MIN_SWEEP * SHARDS, "{} entries left", i.len());
         // The kept ones are still shared.
         for (n, a) in kept.iter().enumerate() {
-            assert!(Arc::ptr_eq(a, &i.intern(n as u32)));
+            assert!(Counted::ptr_eq(a, &i.intern(n as u32)));
         }
     }
 
@@ -224,23 +225,23 @@ mod tests {
         let a = i.intern(7u32);
         i.clear();
         assert_eq!(i.len(), 0);
-        assert_eq!(Arc::strong_count(&a), 1, "the holder keeps its value");
+        assert_eq!(Counted::count(&a), 1, "the holder keeps its value");
         let b = i.intern(7u32);
-        assert!(!Arc::ptr_eq(&a, &b), "a cleared value is no longer shared");
-        assert!(Arc::ptr_eq(&b, &i.intern(7u32)));
+        assert!(!Counted::ptr_eq(&a, &b), "a cleared value is no longer shared");
+        assert!(Counted::ptr_eq(&b, &i.intern(7u32)));
     }
 
     #[test]
     fn concurrent_interning_hands_out_one_arc_per_value() {
         let i = Interner::new();
-        let per: Vec<Vec<Arc<u32>>> = std::thread::scope(|s| {
+        let per: Vec<Vec<Counted<u32>>> = std::thread::scope(|s| {
             let hs: Vec<_> =
                 (0..4).map(|_| s.spawn(|| (0..200).map(|n| i.intern(n % 50)).collect())).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for v in &per {
             for a in v {
-                assert!(Arc::ptr_eq(a, &per[0][**a as usize]));
+                assert!(Counted::ptr_eq(a, &per[0][**a as usize]));
             }
         }
     }

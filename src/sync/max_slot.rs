@@ -1,4 +1,4 @@
-//! [`MaxSlot`]: an epoch-reclaimed *max register* of `(key, Arc<V>)` pairs that starts
+//! [`MaxSlot`]: an epoch-reclaimed *max register* of `(key, Counted<V>)` pairs that starts
 //! empty (a deleted route's tombstone, keyed by the generation of the snapshot that
 //! removed the route; see `route.rs`, "Deletion").
 //!
@@ -8,7 +8,7 @@
 //! (one `Acquire` load). One address word holds the state:
 //!
 //! * `0`: empty;
-//! * [`FIRST`]` | p`: the *first* value, `p` an `Arc::into_raw` pointer the slot owns (one
+//! * [`FIRST`]` | p`: the *first* value, `p` an `Counted::into_value` pointer the slot owns (one
 //!   strong count), its key in `first_key`. No allocation: a delete storm used to take a
 //!   fresh 64-byte block per route for its tombstone, and zeroing those fresh pages cost a
 //!   quarter of the delete time;
@@ -26,15 +26,15 @@
 //! * The key of a published value never changes (`first_key` is written once, before its
 //!   value is published; a block's key is immutable), so a CAS on the word compares keys
 //!   as well as values: the register only ever rises.
-//! * A replaced value is retired epoch-deferred (the inline one by dropping its `Arc`, a
+//! * A replaced value is retired epoch-deferred (the inline one by dropping its `Counted`, a
 //!   block by freeing it), so a reader pinned before the replacement keeps using it.
 
 use super::epoch::Guard;
 use super::epoch_cell::{cas, retire_block};
-use super::{retire_with, Arc, AtomicU64, AtomicUsize, Ordering, Touch, TrackedCell};
+use super::{retire_with, AtomicU64, AtomicUsize, Counted, Ordering, Touch, TrackedCell};
 use core::marker::PhantomData;
 
-/// Tag bit of a word holding the first value inline (`Arc` pointers are at least
+/// Tag bit of a word holding the first value inline (`Counted` values' addresses are at least
 /// 8-aligned: the count words precede the value).
 const FIRST: usize = 1;
 
@@ -51,7 +51,7 @@ const PUBLISH: Ordering = Ordering::Relaxed;
 struct Keyed<V> {
     alive: TrackedCell<()>,
     key: u64,
-    value: Arc<V>,
+    value: Counted<V>,
 }
 
 impl<V> Touch for Keyed<V> {
@@ -69,11 +69,11 @@ impl<V> Drop for Keyed<V> {
 
 /// See the module docs.
 pub(crate) struct MaxSlot<V> {
-    /// `0`, `FIRST | Arc::into_raw(first value)`, or a [`Keyed`] block's address.
+    /// `0`, `FIRST | Counted::into_value(first value)`, or a [`Keyed`] block's address.
     word: AtomicUsize,
     /// 0 until claimed, then the first value's key + 1 (never written again).
     first_key: AtomicU64,
-    _value: PhantomData<Arc<V>>,
+    _value: PhantomData<Counted<V>>,
 }
 
 impl<V> MaxSlot<V> {
@@ -92,7 +92,7 @@ impl<V> MaxSlot<V> {
     /// The value at non-zero word `w`, loaded under `_g`.
     fn value(w: usize, _g: &Guard) -> &V {
         if w & FIRST != 0 {
-            // SAFETY: a FIRST word holds a pointer from `Arc::into_raw` whose count the slot
+            // SAFETY: a FIRST word holds a pointer from `Counted::into_value` whose count the slot
             // owns; when the word is replaced that count is dropped by `retire_with`, not
             // before the guard `_g` (pinned when `w` was loaded) is released.
             return unsafe { &*((w & !FIRST) as *const V) };
@@ -120,7 +120,7 @@ impl<V> MaxSlot<V> {
     }
 
     /// Sets the register to `(key, value)` unless it holds a key `>= key`.
-    pub(crate) fn raise(&self, key: u64, value: &Arc<V>, g: &Guard) {
+    pub(crate) fn raise(&self, key: u64, value: &Counted<V>, g: &Guard) {
         let mut tried_first = false;
         loop {
             // Acquire: pairs with the publishing CAS of the value we may compare keys with.
@@ -139,12 +139,12 @@ impl<V> MaxSlot<V> {
                         .compare_exchange(0, key + 1, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok();
                 if claimed {
-                    let p = Arc::into_raw(value.clone()) as usize;
-                    debug_assert_eq!(p & FIRST, 0, "Arc pointers are aligned");
+                    let p = Counted::into_value(value.clone()) as usize;
+                    debug_assert_eq!(p & FIRST, 0, "Counted values are aligned");
                     match self.word.compare_exchange(0, p | FIRST, PUBLISH, Ordering::Acquire) {
                         Ok(_) => return,
                         // SAFETY: `p` was never published: its count is still ours.
-                        Err(_) => drop(unsafe { Arc::from_raw(p as *const V) }),
+                        Err(_) => drop(unsafe { Counted::from_value(p as *const V) }),
                     }
                     continue;
                 }
@@ -165,7 +165,7 @@ impl<V> MaxSlot<V> {
             // SAFETY: the closure drops the slot's count of the first value once every
             // reader pinned now (which may hold `&V`) has unpinned; our CAS unlinked `w`,
             // so nobody else drops that count.
-            unsafe { retire_with(g, move || drop(Arc::from_raw(p as *const V))) };
+            unsafe { retire_with(g, move || drop(Counted::from_value(p as *const V))) };
         } else {
             retire_block::<Keyed<V>>(w, g);
         }
@@ -177,7 +177,7 @@ impl<V> Drop for MaxSlot<V> {
         let w = self.word.load(Ordering::Relaxed);
         if w & FIRST != 0 {
             // SAFETY: `&mut self`: no reader can reach the slot any more; the count is ours.
-            drop(unsafe { Arc::from_raw((w & !FIRST) as *const V) });
+            drop(unsafe { Counted::from_value((w & !FIRST) as *const V) });
         } else if w != 0 {
             // SAFETY: as for `EpochCell`'s drop: no reader can reach the slot any more, and
             // the block came from `arena_new::<Keyed<V>>`.
@@ -203,14 +203,14 @@ mod tests {
 
     #[test]
     fn rises_only_and_releases_every_count() {
-        let (a, b, c) = (Arc::new(1u32), Arc::new(2u32), Arc::new(3u32));
+        let (a, b, c) = (Counted::new(1u32), Counted::new(2u32), Counted::new(3u32));
         with_collector(|pin| {
             let s = MaxSlot::empty();
             let g = pin();
             assert!(s.load(&g).is_none());
             s.raise(5, &b, &g);
             assert_eq!(s.word.load(Ordering::Relaxed) & FIRST, FIRST, "the first value is inline");
-            assert_eq!((s.load(&g), Arc::strong_count(&b)), (Some(&2), 2));
+            assert_eq!((s.load(&g), Counted::count(&b)), (Some(&2), 2));
             s.raise(4, &a, &g);
             s.raise(5, &a, &g);
             assert_eq!(s.load(&g), Some(&2), "a key not above the current one changes nothing");
@@ -222,12 +222,12 @@ mod tests {
             drop(g);
             drop(s);
         });
-        assert_eq!([&a, &b, &c].map(Arc::strong_count), [1, 1, 1]);
+        assert_eq!([&a, &b, &c].map(Counted::count), [1, 1, 1]);
     }
 
     #[test]
     fn a_lost_claim_takes_a_block() {
-        let v = Arc::new(7u32);
+        let v = Counted::new(7u32);
         let s = MaxSlot::empty();
         // As if another raise had claimed the inline value and then lost its CAS.
         s.first_key.store(3, Ordering::Relaxed);
@@ -237,12 +237,12 @@ mod tests {
         assert_eq!((s.load(&g), s.key_of(s.word.load(Ordering::Relaxed))), (Some(&7), 1));
         drop(g);
         drop(s);
-        assert_eq!(Arc::strong_count(&v), 1);
+        assert_eq!(Counted::count(&v), 1);
     }
 
     #[test]
     fn concurrent_raises_keep_the_highest() {
-        let vals: Vec<Arc<u64>> = (0..64).map(Arc::new).collect();
+        let vals: Vec<Counted<u64>> = (0..64).map(Counted::new).collect();
         let c = Collector::new();
         // Few rounds under miri, which is slow with threads.
         for round in 0..if cfg!(miri) { 3 } else { 50u64 } {
@@ -264,6 +264,6 @@ mod tests {
             assert_eq!((top, s.key_of(s.word.load(Ordering::Relaxed))), (Some(63), 64));
         }
         drop(c);
-        assert!(vals.iter().all(|v| Arc::strong_count(v) == 1));
+        assert!(vals.iter().all(|v| Counted::count(v) == 1));
     }
 }
