@@ -374,11 +374,15 @@ impl PartialEq for Version {
 impl Eq for Version {}
 
 impl Version {
+    /// Every version's block provenance is exposed: lone routes hold versions by address
+    /// and rebuild them from `&RouteInfo`s ([`from_raw`](Self::from_raw)).
     pub(crate) fn new(info: RouteInfo) -> Self {
-        Self(Counted::new(info))
+        Self::from_counted(Counted::new(info))
     }
 
+    /// See [`new`](Self::new).
     pub(crate) fn from_counted(c: Counted<RouteInfo>) -> Self {
+        Counted::expose(&c);
         Self(c)
     }
 

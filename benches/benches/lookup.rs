@@ -2,6 +2,11 @@
 //! prefix-trie, `RwLock<prefix_trie::PrefixMap>`, rotonda-store (its lock-free
 //! `StarCastRib`) and ip_network_table on the same table and the same addresses, in one
 //! process with the same build flags. Run with `cargo bench -p rtm-benches --bench lookup`.
+//!
+//! rtm's handle paths run on a table of their own: a handle promotes its prefix's lone
+//! routes to a destination object (`src/leaf.rs`), so on a shared table the fast paths
+//! would afterwards read the queried prefixes' destinations, 65,536 of them contiguous in
+//! 8 MiB, rather than the lone routes a handle-less table has (BENCHMARKS.md, session 23).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ip_network::IpNetwork;
@@ -18,6 +23,8 @@ const BATCH: usize = 1024;
 fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[NetAddress]) {
     let rtm = rtm_benches::load_rtm(prefixes);
     let table = rtm.table(fam);
+    let rtm_h = rtm_benches::load_rtm(prefixes);
+    let htable = rtm_h.table(fam);
     let (inside, random) = rtm_benches::queries(prefixes, N, 42);
     let mut g = c.benchmark_group(format!("lpm_{name}"));
     g.throughput(Throughput::Elements(N as u64));
@@ -139,7 +146,7 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
             b.iter(|| {
                 let mut n = 0u64;
                 for q in qs {
-                    if let Ok(d) = table.most_specific(q, rtm::ViewSet::UNICAST) {
+                    if let Ok(d) = htable.most_specific(q, rtm::ViewSet::UNICAST) {
                         n += d.prefix().len() as u64;
                     }
                 }
@@ -149,7 +156,7 @@ fn bench_family(c: &mut Criterion, name: &str, fam: AddressFamily, prefixes: &[N
         g.bench_with_input(BenchmarkId::new("rtm_handle_batch", kind), qs, |b, qs| {
             b.iter(|| {
                 let mut n = 0u64;
-                table.most_specific_batch(qs, rtm::ViewSet::UNICAST, |_, r| {
+                htable.most_specific_batch(qs, rtm::ViewSet::UNICAST, |_, r| {
                     if let Ok(d) = r {
                         n += d.prefix().len() as u64;
                     }

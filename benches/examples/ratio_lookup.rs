@@ -25,8 +25,14 @@
 //! `RwLock<prefix_trie::PrefixMap>` with a read lock per lookup (`rwlock_prefix_trie`).
 //! `ONLY=a,b,...` runs only the named variants.
 //!
-//! With `WRITER=1` the writer writes the locked map instead while `rwlock_prefix_trie`
-//! runs (the churn bench's locked writer: a write lock per update, the same insert and
+//! The handle variants (`rtm_handle*`) run on a second rtm table, loaded alike: a handle
+//! promotes its prefix's lone routes to a destination object (`src/leaf.rs`), and on a
+//! shared table the fast variants would then read the 65,536 queried prefixes'
+//! destinations, contiguous in 8 MiB, instead of the lone routes of a table nobody took
+//! handles on (session 22's figures carried that; BENCHMARKS.md, session 23).
+//!
+//! With `WRITER=1` the writer writes the table of the running variant: rtm's, the handle
+//! variants' or, while `rwlock_prefix_trie` runs, the locked map (the churn bench's locked writer: a write lock per update, the same insert and
 //! every-16th remove steps), so that variant's second figure is readers of an `RwLock`
 //! under their own writer at full speed; the last line compares it with rtm's batched
 //! readers under rtm's writer (the issue's goal: at least 10x).
@@ -34,7 +40,7 @@ use ipnet::IpNet;
 use prefix_trie::{Prefix, PrefixMap};
 use rtm::{AddressFamily, ViewId, ViewSet};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -68,6 +74,8 @@ fn run<N: Prefix + Copy + Send + Sync>(
 ) {
     let rtm = rtm_benches::load_rtm(prefixes);
     let t = rtm.table(fam);
+    let rtm_h = rtm_benches::load_rtm(prefixes);
+    let th = rtm_h.table(fam);
     let mut map: PrefixMap<N, u32> = PrefixMap::new();
     for (i, p) in prefixes.iter().enumerate() {
         map.insert(net(IpNet::from(*p)), (i % 64) as u32 + 1);
@@ -121,7 +129,7 @@ fn run<N: Prefix + Copy + Send + Sync>(
             Box::new(|| {
                 inside
                     .iter()
-                    .filter_map(|q| t.most_specific(q, ViewSet::UNICAST).ok())
+                    .filter_map(|q| th.most_specific(q, ViewSet::UNICAST).ok())
                     .map(|d| d.prefix().len() as u64)
                     .sum()
             }),
@@ -131,9 +139,9 @@ fn run<N: Prefix + Copy + Send + Sync>(
             Box::new(|| {
                 let mut sum = 0u64;
                 for chunk in inside.chunks(1024) {
-                    let _g = t.pin();
+                    let _g = th.pin();
                     for q in chunk {
-                        if let Ok(d) = t.most_specific(q, ViewSet::UNICAST) {
+                        if let Ok(d) = th.most_specific(q, ViewSet::UNICAST) {
                             sum += d.prefix().len() as u64;
                         }
                     }
@@ -146,9 +154,9 @@ fn run<N: Prefix + Copy + Send + Sync>(
             Box::new(|| {
                 let mut sum = 0u64;
                 for chunk in inside.chunks(1024) {
-                    let g = t.pin();
+                    let g = th.pin();
                     for q in chunk {
-                        if let Some(d) = t.lookup(q, &g).and_then(|b| b.dest()) {
+                        if let Some(d) = th.lookup(q, &g).and_then(|b| b.dest()) {
                             sum += d.prefix().len() as u64;
                         }
                     }
@@ -168,7 +176,7 @@ fn run<N: Prefix + Copy + Send + Sync>(
             "rtm_handle_batch",
             Box::new(|| {
                 let mut sum = 0u64;
-                t.most_specific_batch(&inside, ViewSet::UNICAST, |_, r| {
+                th.most_specific_batch(&inside, ViewSet::UNICAST, |_, r| {
                     if let Ok(d) = r {
                         sum += d.prefix().len() as u64;
                     }
@@ -188,18 +196,20 @@ fn run<N: Prefix + Copy + Send + Sync>(
         stop: AtomicBool::new(false),
         run: AtomicBool::new(false),
         idle: AtomicBool::new(true),
-        locked: AtomicBool::new(false),
+        target: AtomicUsize::new(FAST),
     };
-    let steps = [AtomicU64::new(0), AtomicU64::new(0)];
+    let steps = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let writer = std::env::var_os("WRITER").is_some_and(|v| v == "1");
     std::thread::scope(|s| {
         if writer {
-            s.spawn(|| churn(&rtm, prefixes, (&locked, &keys), &ctl, &steps));
+            s.spawn(|| churn([&rtm, &rtm_h], prefixes, (&locked, &keys), &ctl, &steps));
         }
         let busy = measure(fam, &variants, rounds, inside.len(), writer.then_some(&ctl));
         ctl.stop.store(true, Ordering::Relaxed);
         if writer {
-            for (i, what) in ["rtm's table", "the locked map"].iter().enumerate() {
+            for (i, what) in
+                ["rtm's table", "the handle variants' table", "the locked map"].iter().enumerate()
+            {
                 let n = steps[i].load(Ordering::Relaxed);
                 if busy[i] > Duration::ZERO {
                     println!(
@@ -213,8 +223,8 @@ fn run<N: Prefix + Copy + Send + Sync>(
 }
 
 /// How the measuring thread drives the writer: `run` lets it work (it sets `idle` while
-/// it waits), `stop` ends it, `locked` says which table it writes (set while it is
-/// paused: rtm's, or the `RwLock`ed map for `rwlock_prefix_trie`). The flags publish no data (the writer's table is rtm's own,
+/// it waits), `stop` ends it, `target` says which table it writes (set while it is
+/// paused: [`FAST`], [`HANDLES`] or [`LOCKED`]). The flags publish no data (the writer's table is rtm's own,
 /// synchronized by rtm), so any ordering would be correct; `run` and `idle` use SeqCst
 /// only so that the handshake reads plainly as one total order of the two threads'
 /// stores. `stop` and the step count are Relaxed: read once at the end, a late value only
@@ -223,7 +233,24 @@ struct Control {
     stop: AtomicBool,
     run: AtomicBool,
     idle: AtomicBool,
-    locked: AtomicBool,
+    target: AtomicUsize,
+}
+
+/// The writer's targets: rtm's table of the fast variants, that of the handle variants,
+/// the locked map.
+const FAST: usize = 0;
+const HANDLES: usize = 1;
+const LOCKED: usize = 2;
+
+/// The table a variant reads (by its name).
+fn target_of(name: &str) -> usize {
+    if name.starts_with("rwlock") {
+        LOCKED
+    } else if name.starts_with("rtm_handle") {
+        HANDLES
+    } else {
+        FAST
+    }
 }
 
 impl Control {
@@ -240,17 +267,17 @@ impl Control {
 type Locked<'a, N> = (&'a RwLock<PrefixMap<N, u32>>, &'a [N]);
 
 /// While `ctl` lets it run: the churn bench's batched writer (`rtm_benches::BatchedChurn`)
-/// on rtm's table, or with `ctl.locked` the churn bench's locked writer on the map (a
-/// write lock per step: re-insert a random prefix, every 16th step remove it). Counts the
-/// steps per table.
+/// on one of the rtm tables, or the churn bench's locked writer on the map (a write lock
+/// per step: re-insert a random prefix, every 16th step remove it), as `ctl.target` says.
+/// Counts the steps per target.
 fn churn<N: Prefix + Copy>(
-    rtm: &rtm::Rtm,
+    rtms: [&rtm::Rtm; 2],
     prefixes: &[rtm::NetAddress],
     (locked, keys): Locked<'_, N>,
     ctl: &Control,
-    steps: &[AtomicU64; 2],
+    steps: &[AtomicU64; 3],
 ) {
-    let mut w = rtm_benches::BatchedChurn::new(rtm, prefixes, 3);
+    let mut ws = rtms.map(|r| rtm_benches::BatchedChurn::new(r, prefixes, 3));
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
         if !ctl.run.load(Ordering::SeqCst) {
@@ -262,8 +289,8 @@ fn churn<N: Prefix + Copy>(
             continue;
         }
         ctl.idle.store(false, Ordering::SeqCst);
-        let on_map = ctl.locked.load(Ordering::SeqCst);
-        if on_map {
+        let target = ctl.target.load(Ordering::SeqCst);
+        if target == LOCKED {
             let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % keys.len();
             let mut m = locked.write().expect("not poisoned");
             if i % 16 == 15 {
@@ -272,10 +299,10 @@ fn churn<N: Prefix + Copy>(
                 m.insert(keys[k], i as u32);
             }
         } else {
-            w.step(i);
+            ws[target].step(i);
         }
         i += 1;
-        steps[on_map as usize].fetch_add(1, Ordering::Relaxed);
+        steps[target].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -285,22 +312,21 @@ const EVICT: usize = 64 << 20;
 
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
 /// twice per round, with the writer paused and running (in alternating order); returns
-/// the time of the passes with the writer running on rtm's table and on the locked map
-/// (it is paused otherwise).
+/// the time of the passes with the writer running, per target (it is paused otherwise).
 fn measure(
     fam: AddressFamily,
     variants: &[Variant],
     rounds: usize,
     n: usize,
     writer: Option<&Control>,
-) -> [Duration; 2] {
+) -> [Duration; 3] {
     let phases: &[bool] = if writer.is_some() { &[false, true] } else { &[false] };
     // One warm-up pass each, then the measured rounds.
     let mut sums: Vec<u64> = variants.iter().map(|(_, f)| black_box(f())).collect();
     // Per phase and variant: total and best pass.
     let mut total = vec![vec![Duration::ZERO; variants.len()]; 2];
     let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
-    let mut busy = [Duration::ZERO; 2];
+    let mut busy = [Duration::ZERO; 3];
     // A pass over the same addresses right after another one finds some of its lines in
     // the last-level cache (rtm's variants share a table; 32 MiB of L3 holds part of a
     // full table): every pass starts after `EVICT` bytes have been written over, the
@@ -310,14 +336,14 @@ fn measure(
         for kk in 0..variants.len() {
             let k = (kk + r) % variants.len();
             let (name, f) = &variants[k];
-            let on_map = name.starts_with("rwlock");
+            let target = target_of(name);
             for j in 0..phases.len() {
                 let w = phases[(j + r) % phases.len()];
                 if let Some(c) = writer {
                     // Pause it, point it at the variant's table, let it run if this phase
                     // says so.
                     c.set(false);
-                    c.locked.store(on_map, Ordering::SeqCst);
+                    c.target.store(target, Ordering::SeqCst);
                     c.set(w);
                 }
                 for i in (0..evict.len()).step_by(64) {
@@ -330,7 +356,7 @@ fn measure(
                 total[w as usize][k] += dt;
                 best[w as usize][k] = best[w as usize][k].min(dt);
                 if w {
-                    busy[on_map as usize] += dt;
+                    busy[target] += dt;
                 }
             }
         }
@@ -352,8 +378,8 @@ fn measure(
     }
     if writer.is_some() {
         println!(
-            "with the writer running (on rtm's table; on the locked map for rwlock_prefix_trie; \
-             prefix-trie's table is not written, its pass runs beside the writer):"
+            "with the writer running (on the variant's table; prefix-trie's is not written, \
+             its pass runs beside the writer):"
         );
         println!(
             "{:<18} {:>10} {:>10} {:>14} {:>8}",

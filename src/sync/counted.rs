@@ -64,6 +64,13 @@ impl<T> Counted<T> {
         a.ptr == b.ptr
     }
 
+    /// Exposes the block's provenance, so that [`from_value`](Self::from_value) can rebuild
+    /// a pointer to the block from the value's address alone (for values shared by address,
+    /// read through plain references meanwhile: `group::borrowed`).
+    pub(crate) fn expose(this: &Self) {
+        let _ = this.ptr.as_ptr().expose_provenance();
+    }
+
     /// Gives up this reference as the *value's* address, with the block's provenance
     /// exposed (for words that hold values by address: `group.rs`, `leaf.rs`).
     /// [`from_value`](Self::from_value) takes the reference back.
