@@ -179,12 +179,27 @@ impl<'g> Lone<'g> {
         }
     }
 
-    /// Prefetches a group's block (a lookup reads its first line next); nothing for one
-    /// route (its version is shared, usually cached).
+    /// Prefetches what a lookup reads next: one route's version (its first line holds
+    /// what a lookup reads, `RouteInfo`'s layout), or a group's block. Versions are
+    /// shared, but a table whose routes carry their own attributes has about one per
+    /// route, far more than the caches hold.
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
+        match self {
+            Lone::One(v) => crate::sync::prefetch(core::ptr::from_ref(*v)),
+            Lone::Many(g) => crate::sync::prefetch(core::ptr::from_ref(*g)),
+        }
+    }
+
+    /// After [`prefetch`](Self::prefetch) (the group's block has arrived): prefetches a
+    /// group's first version, which a lookup in the group's usual view reads (the best
+    /// route of that view is usually the first); nothing for one route.
+    #[inline(always)]
+    pub(crate) fn prefetch_best(&self) {
         if let Lone::Many(g) = self {
-            crate::sync::prefetch(core::ptr::from_ref(*g));
+            if let Some(&w) = g.words().first() {
+                crate::sync::prefetch(core::ptr::with_exposed_provenance::<u8>(w));
+            }
         }
     }
 

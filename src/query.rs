@@ -149,8 +149,8 @@ impl Table {
     }
 
     /// The middle stage of [`lookup_batch`](Self::lookup_batch): prefetches what each
-    /// found leaf names (a destination's lookup line, or a group's block; a lone route's
-    /// version is shared and usually cached).
+    /// found leaf names (a destination's lookup line, a lone route's version, or a
+    /// group's block).
     fn prefetch_targets(found: &Found<'_>, guard: &Guard) {
         for leaf in found.iter().flatten() {
             match leaf.state(&guard.g) {
@@ -175,11 +175,13 @@ impl Table {
         let t = &self.inner;
         let host_len = t.family.max_len();
         // Two passes over the chunk's leaves (what they name was prefetched a stage ago):
-        // the destinations' snapshots are prefetched (an updated destination's is in a
-        // block of its own), then the results are read.
+        // the destinations' snapshots (an updated destination's is in a block of its own)
+        // and the groups' first versions are prefetched, then the results are read.
         for leaf in found.iter().flatten() {
-            if let State::Dest(d) = leaf.state(&guard.g) {
-                d.list(&guard.g).prefetch();
+            match leaf.state(&guard.g) {
+                State::Dest(d) => d.list(&guard.g).prefetch(),
+                State::Lone(_, set) => set.prefetch_best(),
+                State::Dead => {}
             }
         }
         for (i, a) in chunk.iter().enumerate() {
