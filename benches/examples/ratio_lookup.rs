@@ -15,6 +15,10 @@
 //! machine. A second table gives those figures and what each variant keeps of its solo
 //! figure; the writer's rate while it ran is printed at the end.
 //!
+//! rtm's routes have 64 distinct next hops, as prefix-trie's values (`HOPS=N` for N,
+//! `HOPS=all` for one per route: then every route has a version of its own, a line a
+//! lookup reads after the leaf).
+//!
 //! Variants: prefix-trie's `get_lpm`; rtm's single fast path (`Table::lookup`, a pin per
 //! 1,024 lookups as the criterion bench does), its batched fast path
 //! (`Table::lookup_batch`), the single handle path (`Table::most_specific`: a pin and a
@@ -72,10 +76,18 @@ fn run<N: Prefix + Copy + Send + Sync>(
     rounds: usize,
     net: fn(IpNet) -> N,
 ) {
-    let rtm = rtm_benches::load_rtm(prefixes);
+    // `HOPS=N`: N distinct next hops (default 64, as the peers' distinct values; `all`:
+    // one per route, so one version per route).
+    let hops = match std::env::var("HOPS").ok().as_deref() {
+        Some("all") => prefixes.len(),
+        Some(n) => n.parse().expect("HOPS: a number or `all`"),
+        None => rtm_benches::NEXT_HOPS,
+    };
+    let rtm = rtm_benches::load_rtm_with(prefixes, hops);
     let t = rtm.table(fam);
-    let rtm_h = rtm_benches::load_rtm(prefixes);
+    let rtm_h = rtm_benches::load_rtm_with(prefixes, hops);
     let th = rtm_h.table(fam);
+    println!("rtm: {hops} distinct next hops");
     let mut map: PrefixMap<N, u32> = PrefixMap::new();
     for (i, p) in prefixes.iter().enumerate() {
         map.insert(net(IpNet::from(*p)), (i % 64) as u32 + 1);

@@ -59,15 +59,29 @@ pub fn full_table() -> (&'static str, Vec<NetAddress>, Vec<NetAddress>) {
     }
 }
 
-/// An instance with `prefixes` loaded as routes of one entity, each with one next hop,
-/// without handles (every prefix a lone route, `rtm/src/leaf.rs`; the handle-returning
-/// lookups promote the prefixes they return).
+/// Distinct next hops of [`load_rtm`]'s routes: as many as the distinct values the
+/// lookup benches give the peers (`i % 64 + 1`), and about what a forwarding table holds
+/// (one per neighbour). `load_rtm_with(prefixes, prefixes.len())` gives every route a next
+/// hop of its own instead, the worst case: one version per route (`RouteInfo`), a cache
+/// line each that a lookup reads after the leaf (BENCHMARKS.md, session 23).
+pub const NEXT_HOPS: usize = 64;
+
+/// An instance with `prefixes` loaded as routes of one entity, each with one next hop
+/// ([`NEXT_HOPS`] distinct ones), without handles (every prefix a lone route,
+/// `rtm/src/leaf.rs`; the handle-returning lookups promote the prefixes they return).
 pub fn load_rtm(prefixes: &[NetAddress]) -> Rtm {
+    load_rtm_with(prefixes, NEXT_HOPS)
+}
+
+/// [`load_rtm`] with `hops` distinct next hops: route `i`'s is `prefixes[i % hops]`'s
+/// address, through interface `i % 64 + 1`.
+pub fn load_rtm_with(prefixes: &[NetAddress], hops: usize) -> Rtm {
     let rtm = Rtm::new();
     let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
     let e = rtm.register(fam, EntityId::new(14, 1)).expect("fresh instance");
+    let hops = hops.clamp(1, prefixes.len().max(1));
     for (i, p) in prefixes.iter().enumerate() {
-        let nh = NextHop::new(*p, (i % 64) as u32 + 1);
+        let nh = NextHop::new(prefixes[i % hops], (i % 64) as u32 + 1);
         let _ = e.insert_route(p, RouteParams::new(20, 0).next_hop(nh)).expect("valid route");
     }
     rtm
