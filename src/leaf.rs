@@ -5,7 +5,7 @@
 //! A [`Dest`] (two cache lines, 128 bytes) costs such a prefix more than the rest of the
 //! table together. A leaf is 32 bytes: the prefix, and one atomic word that says what the
 //! prefix has:
-//! * **lone routes** (`group.rs`): one route as `ONE | Arc::into_raw(version)`, the
+//! * **lone routes** (`group.rs`): one route as `ONE | Version::into_raw(version)`, the
 //!   version and nothing else (the leaf owns one count on it), or several as
 //!   `MANY | group`, an immutable block of version pointers, best first. A route's owner is
 //!   its version's (entity id and registration number, `RouteInfo::owner` and `serial`:
