@@ -359,7 +359,7 @@ const _: () = {
 ///
 /// Versions come from the node arena (huge pages, `sync/arena.rs`), like everything else
 /// a lookup reads: a lone route's lookup reads its version (`leaf.rs`), and as
-/// `std::sync::Arc`s on the global heap, spread over hundreds of megabytes of 4 KiB
+/// `Arc`s from the global heap, spread over hundreds of megabytes of 4 KiB
 /// pages, that read was a TLB miss on top of the cache miss (BENCHMARKS.md, session 23).
 #[derive(Clone)]
 pub struct Version(Counted<RouteInfo>);
