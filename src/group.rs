@@ -317,7 +317,7 @@ pub(crate) fn without(set: Lone<'_>, i: usize) -> Vec<&RouteInfo> {
 /// belonged to before or after: some view's best route changed, or `me` is or was best
 /// (as `update::best_changed`).
 pub(crate) fn best_changed(
-    old: &[&RouteInfo],
+    old: Lone<'_>,
     new: &[&RouteInfo],
     me_old: Option<&RouteInfo>,
     me_new: Option<&RouteInfo>,
@@ -326,7 +326,7 @@ pub(crate) fn best_changed(
         me_old.map_or(ViewSet::from_bits(0), |m| m.views) | me_new.map_or(ViewSet::from_bits(0), |m| m.views);
     let (mo, mn) = (me_old.map(id), me_new.map(id));
     views.iter().any(|v| {
-        let o = old.iter().find(|r| r.views.contains(v)).map(|r| id(r));
+        let o = old.iter().find(|r| r.views.contains(v)).map(id);
         let n = new.iter().find(|r| r.views.contains(v)).map(|r| id(r));
         o != n || (o.is_some() && o == mo) || (n.is_some() && n == mn)
     })

@@ -174,12 +174,20 @@ impl EntityRef {
             (_, Some(_)) => return Upsert::Promote,
             (_, None) => None,
         };
-        let old: Vec<&RouteInfo> = set.iter().collect();
-        let new = crate::group::with(set, found, info);
-        let me_old = found.map(|i| old[i]);
-        let flags = ChangeFlags { new: found.is_none(), best: best_changed(&old, &new, me_old, Some(info)) };
+        // An owner's re-announcement of a prefix's only route (the usual write) builds its
+        // one-route list on the stack.
+        let (one, many);
+        let new: &[&RouteInfo] = if set.len() == 1 && found == Some(0) {
+            one = [&**info];
+            &one
+        } else {
+            many = crate::group::with(set, found, info);
+            &many
+        };
+        let me_old = found.map(|i| set.get(i));
+        let flags = ChangeFlags { new: found.is_none(), best: best_changed(set, new, me_old, Some(info)) };
         // The same version again (interned: the same object) changes nothing.
-        if me_old.is_some_and(|v| core::ptr::eq(v, &**info)) || leaf.swap_lone(w, &new, g) {
+        if me_old.is_some_and(|v| core::ptr::eq(v, &**info)) || leaf.swap_lone(w, new, g) {
             Upsert::Done(flags)
         } else {
             Upsert::Retry
@@ -309,9 +317,9 @@ impl EntityRef {
             }
             State::Lone(w, set) => {
                 let Ok(Some(i)) = set.find(&self.entity, Some(neighbour)) else { return Step::Missing };
-                let old: Vec<&RouteInfo> = set.iter().collect();
                 let rest = crate::group::without(set, i);
-                let flags = ChangeFlags { new: false, best: best_changed(&old, &rest, Some(old[i]), None) };
+                let flags =
+                    ChangeFlags { new: false, best: best_changed(set, &rest, Some(set.get(i)), None) };
                 if !leaf.swap_lone(w, &rest, g) {
                     return Step::Retry;
                 }

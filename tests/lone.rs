@@ -232,6 +232,7 @@ fn batched_inserts_match_single_ones() {
         assert_eq!(t.lookup(&hosts[i], &g).map(|b| b.next_hops()[0]), Some(want));
     }
     drop(g);
+    assert_eq!(objects(t), 0, "handle-less lookups promote nothing");
     // Handles asked for on a lone prefix: `add_routes` promotes it.
     let with = e.add_routes(&[(prefixes[1], route(23, 5))]).unwrap();
     let (r, flags) = with[0].as_ref().unwrap();
@@ -299,4 +300,30 @@ fn several_owners_share_a_group() {
     assert_eq!((t.route_count(), objects(t)), (2, 0));
     c.deregister().unwrap();
     assert_eq!((t.route_count(), best()), (1, Some((1, 2))));
+}
+
+/// A `Version` (`RouteRef::info`) is the route's contents, shared by equal versions of one
+/// owner, and stays readable after its route, its handles and the instance are gone.
+#[test]
+fn versions_are_shared_and_outlive_their_routes() {
+    let rtm = Rtm::new();
+    let e = rtm.register(V4, BGP).unwrap();
+    let (a, b) = (p("10.0.0.0/8"), p("11.0.0.0/8"));
+    let (ra, _) = e.add_route(&a, route(20, 1)).unwrap();
+    let (rb, _) = e.add_route(&b, route(20, 1)).unwrap();
+    let (va, vb) = (ra.info(), rb.info());
+    assert!(Version::ptr_eq(&va, &vb), "equal parameters of one owner: one version");
+    assert_eq!(va, vb);
+    let (rb2, _) = e.add_route(&b, route(30, 1)).unwrap();
+    let vb2 = rb2.info();
+    assert!(!Version::ptr_eq(&va, &vb2));
+    assert_ne!(va, vb2, "compared by contents");
+    assert_eq!((vb2.preference(), vb2.next_hops()), (30, &[hop(1)][..]));
+    let kept = vb2.clone();
+    drop((ra, rb, rb2, va, vb, vb2));
+    e.deregister().unwrap();
+    drop(e);
+    drop(rtm);
+    assert_eq!((kept.preference(), kept.owner(), kept.next_hops()), (30, BGP, &[hop(1)][..]));
+    assert_eq!(format!("{kept:?}"), format!("{:?}", *kept), "Debug shows the contents");
 }
