@@ -269,7 +269,17 @@ impl Table {
         for l in cands {
             let has = match l.state(g) {
                 State::Lone(_, set) => set.has_route_in(views),
-                State::Dest(d) => d.list(g).has_route_in(views),
+                State::Dest(d) => {
+                    // The reference first, with the snapshot's line prefetched: the locked
+                    // increment of the header line would otherwise hold back the
+                    // snapshot's load until the header arrived (two misses in a row).
+                    d.prefetch();
+                    match d.try_ref() {
+                        Some(dest) if d.list(g).has_route_in(views) => return Ok(DestRef { dest }),
+                        // No route in `views` (the reference goes), or retired meanwhile.
+                        _ => continue,
+                    }
+                }
                 State::Dead => false,
             };
             if has {
