@@ -191,18 +191,6 @@ impl<'g> Lone<'g> {
         }
     }
 
-    /// After [`prefetch`](Self::prefetch) (the group's block has arrived): prefetches a
-    /// group's first version, which a lookup in the group's usual view reads (the best
-    /// route of that view is usually the first); nothing for one route.
-    #[inline(always)]
-    pub(crate) fn prefetch_best(&self) {
-        if let Lone::Many(g) = self {
-            if let Some(&w) = g.words().first() {
-                crate::sync::prefetch(core::ptr::with_exposed_provenance::<u8>(w));
-            }
-        }
-    }
-
     /// The number of routes.
     pub(crate) fn len(&self) -> usize {
         match self {
