@@ -315,7 +315,8 @@ impl fmt::Debug for NextHopList {
 ///
 /// Held as a [`Version`]. Aligned to a cache line: a version is shared by many routes and
 /// read by every lookup that finds a lone route (`leaf.rs`), while writers raise and drop
-/// its count (the [`Version`]'s block header). Aligned, the count sits in a line of its own and a writer's
+/// its count (in the [`Version`]'s block, beside the contents). Aligned, the count sits
+/// in a line of its own and a writer's
 /// count traffic does not evict the readers' copy of the fields (`rtm bench`: readers kept
 /// 79 % of their solo rate beside the writer before, BENCHMARKS.md session 22). Versions
 /// are interned, so there are few of them.
@@ -410,7 +411,11 @@ impl Version {
     /// Takes back a reference given up by [`into_raw`](Self::into_raw).
     ///
     /// # Safety
-    /// `p` came from `into_raw`, and that reference is taken back once.
+    /// `p` is the contents' address of a live version (every version's block provenance
+    /// is exposed when it is made, [`new`](Self::new)), and either it carries a reference
+    /// given up by `into_raw`, taken back once, or the result is never dropped and a
+    /// reference held elsewhere keeps the version alive while it is used
+    /// (`group::borrowed`).
     pub(crate) unsafe fn from_raw(p: *const RouteInfo) -> Self {
         // SAFETY: forwarded from the caller.
         Self(unsafe { Counted::from_value(p) })

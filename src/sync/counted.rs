@@ -84,14 +84,17 @@ impl<T> Counted<T> {
     /// Takes back a reference given up by [`into_value`](Self::into_value).
     ///
     /// # Safety
-    /// `p` came from `into_value` on a `Counted<T>`, and that reference is taken back once.
+    /// `p` is the value's address of a live block whose provenance was exposed
+    /// ([`expose`](Self::expose) or `into_value`), and either it carries a reference given
+    /// up by `into_value`, taken back once, or the result is never dropped and a reference
+    /// held elsewhere keeps the block alive while it is used.
     pub(crate) unsafe fn from_value(p: *const T) -> Self {
         // The block starts `offset_of!(Inner, value)` bytes before the value; rebuilt from
         // the exposed provenance of the whole block (the value's own pointer may carry a
         // narrower one).
         let block = p.addr() - core::mem::offset_of!(Inner<T>, value);
         let ptr = core::ptr::with_exposed_provenance_mut::<Inner<T>>(block);
-        // SAFETY: `into_value` gave up a reference to a live block at that address.
+        // SAFETY: the caller's contract: a live block at that address, so not null.
         Self { ptr: unsafe { NonNull::new_unchecked(ptr) } }
     }
 
