@@ -324,17 +324,7 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         }
         m
     })));
-    let locked_write = |_: u32| {
-        move |i: u64| {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % nets.len();
-            let mut m = locked.write().expect("not poisoned");
-            if i % 16 == 15 {
-                m.remove(&nets[k]);
-            } else {
-                m.insert(nets[k], i as u32);
-            }
-        }
-    };
+    let locked_write = |_: u32| move |i: u64| rtm_benches::locked_step(locked, nets, i);
     let rotonda: &'static Rotonda = Box::leak(Box::new(Rotonda::new(v4)));
     let rotonda_write = |_: u32| {
         move |i: u64| {

@@ -303,13 +303,7 @@ fn churn<N: Prefix + Copy>(
         ctl.idle.store(false, Ordering::SeqCst);
         let target = ctl.target.load(Ordering::SeqCst);
         if target == LOCKED {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % keys.len();
-            let mut m = locked.write().expect("not poisoned");
-            if i % 16 == 15 {
-                m.remove(&keys[k]);
-            } else {
-                m.insert(keys[k], i as u32);
-            }
+            rtm_benches::locked_step(locked, keys, i);
         } else {
             ws[target].step(i);
         }

@@ -146,3 +146,20 @@ impl<'a> BatchedChurn<'a> {
         }
     }
 }
+
+/// The churn benches' step on the `RwLock`ed prefix-trie peer, step `i`: a write lock per
+/// step, then re-insert a random prefix of `keys` (its value the step number), or every
+/// 16th step remove it, as rtm's churn writers withdraw every 16th.
+pub fn locked_step<N: prefix_trie::Prefix + Copy>(
+    map: &std::sync::RwLock<prefix_trie::PrefixMap<N, u32>>,
+    keys: &[N],
+    i: u64,
+) {
+    let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % keys.len();
+    let mut m = map.write().expect("not poisoned");
+    if i % 16 == 15 {
+        m.remove(&keys[k]);
+    } else {
+        m.insert(keys[k], i as u32);
+    }
+}
