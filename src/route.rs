@@ -436,6 +436,25 @@ impl core::ops::Deref for Version {
     }
 }
 
+/// By contents, as `Arc`'s (equal versions hash alike).
+impl core::hash::Hash for Version {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        (**self).hash(h);
+    }
+}
+
+impl AsRef<RouteInfo> for Version {
+    fn as_ref(&self) -> &RouteInfo {
+        self
+    }
+}
+
+impl core::borrow::Borrow<RouteInfo> for Version {
+    fn borrow(&self) -> &RouteInfo {
+        self
+    }
+}
+
 impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         (**self).fmt(f)

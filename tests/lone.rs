@@ -326,4 +326,8 @@ fn versions_are_shared_and_outlive_their_routes() {
     drop(rtm);
     assert_eq!((kept.preference(), kept.owner(), kept.next_hops()), (30, BGP, &[hop(1)][..]));
     assert_eq!(format!("{kept:?}"), format!("{:?}", *kept), "Debug shows the contents");
+    // Hashed and borrowed by contents, as an `Arc<RouteInfo>` was.
+    let set: std::collections::HashSet<Version> = [kept.clone(), kept.clone()].into_iter().collect();
+    assert_eq!(set.len(), 1);
+    assert!(set.contains::<RouteInfo>(&kept));
 }
