@@ -299,7 +299,7 @@ impl<V: Linked> Trie<V> {
         }
         // Per key, this round: the addresses of the run and the slot its node's head points
         // it to (null where there is none).
-        let mut runs = [core::ptr::null::<usize>(); BATCH];
+        let mut runs = [core::ptr::null::<AtomicUsize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // Per key and level: the run a walk that went on to a child did not read (null if
         // the node has no run covering the key byte). A deeper node's prefixes are longer,
@@ -308,7 +308,7 @@ impl<V: Linked> Trie<V> {
         // Uninitialized (zeroing it was 4 KiB of stores per call, a third of the batch's
         // instructions): a walk writes its entry of a level when it goes on to a child
         // there, and reads only the levels it went on from.
-        let mut skipped = [[MaybeUninit::<*const usize>::uninit(); 16]; BATCH];
+        let mut skipped = [[MaybeUninit::<*const AtomicUsize>::uninit(); 16]; BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
         for d in direct..levels {
             if !more {
@@ -361,7 +361,7 @@ impl<V: Linked> Trie<V> {
                     .filter(|r| !r.is_null())
                     // SAFETY: each address was derived by `addrs` from a node's run bitmap
                     // and count, as above.
-                    .map(|r| unsafe { *r })
+                    .map(|r| unsafe { node::load_value(r).1 })
                     .find(|&l| l != 0);
                 best[i] = match l {
                     Some(l) => l,

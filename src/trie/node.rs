@@ -60,6 +60,37 @@ pub(super) const LOAD: Ordering = Ordering::Acquire;
 #[cfg(rtm_mutant = "relaxed_load")]
 pub(super) const LOAD: Ordering = Ordering::Relaxed;
 
+/// Low bits of a run that aliases an earlier run of its node: the prefix's first run,
+/// whose value is the prefix's word, `distance` values back, as `(distance << 3) | ALIAS`.
+/// A word stored in the trie never has both low bits set (module docs, "Values").
+pub(super) const ALIAS: usize = 3;
+
+/// A run aliasing the run `dist` values before it.
+#[inline(always)]
+fn alias(dist: usize) -> usize {
+    debug_assert!(dist > 0);
+    (dist << 3) | ALIAS
+}
+
+/// The value at `p` (a run, or a hidden prefix's value), following an alias to the
+/// prefix's first run: that value's cell and what it holds (0: no prefix).
+///
+/// # Safety
+/// `p` points to an initialized value of a node that stays allocated for `'g`.
+#[inline(always)]
+pub(super) unsafe fn load_value<'g>(p: *const AtomicUsize) -> (&'g AtomicUsize, usize) {
+    // SAFETY: per the contract.
+    let cell = unsafe { &*p };
+    let v = cell.load(LOAD);
+    if v & ALIAS != ALIAS {
+        return (cell, v);
+    }
+    // SAFETY: `build` wrote the alias with the distance to the prefix's first run, a value
+    // of the same node, `dist` values before `p`.
+    let cell = unsafe { &*p.sub(v >> 3) };
+    (cell, cell.load(LOAD))
+}
+
 /// Heap key of an internal prefix: `(1 << rel_len) | rel_bits`, `rel_len` in `0..=8`.
 pub(super) type HeapKey = u16;
 
@@ -205,7 +236,7 @@ fn layout(children: usize, values: usize, prefixes: usize) -> (Layout, usize, us
     let head = Layout::new::<Head>().align_to(ALIGN).expect("64 is a valid alignment");
     let (l, slots_at) = head.extend(Layout::array::<AtomicUsize>(children).expect("small")).expect("small");
     debug_assert_eq!(slots_at, SLOTS_AT);
-    let (l, runs_at) = l.extend(Layout::array::<usize>(values).expect("small")).expect("small");
+    let (l, runs_at) = l.extend(Layout::array::<AtomicUsize>(values).expect("small")).expect("small");
     debug_assert_eq!(runs_at, SLOTS_AT + children * SLOT);
     let (l, pre_at) = l.extend(Layout::array::<PEntry>(prefixes).expect("small")).expect("small");
     (l.pad_to_align(), slots_at, runs_at, pre_at)
@@ -320,14 +351,22 @@ impl NodeBox {
             for (i, &(_, p)) in children.iter().enumerate() {
                 slots.add(i).write(AtomicUsize::new(p));
             }
-            let values = base.add(runs_at).cast::<usize>();
-            // Pass 2: a value per run start, in slot order.
+            let values = base.add(runs_at).cast::<AtomicUsize>();
+            // Pass 2: a value per run start, in slot order: the prefix's word in its first
+            // run, an alias of that run in its later ones.
             let mut r = 0;
             for (w, &word) in lw.iter().enumerate() {
                 let mut bits = word;
                 while bits != 0 {
                     let i = best[w * 64 + bits.trailing_zeros() as usize];
-                    values.add(r).write(if i == NONE { 0 } else { prefix(i as usize).1 });
+                    let v = if i == NONE {
+                        0
+                    } else if at[i as usize] as usize == r {
+                        prefix(i as usize).1
+                    } else {
+                        alias(r - at[i as usize] as usize)
+                    };
+                    values.add(r).write(AtomicUsize::new(v));
                     r += 1;
                     bits &= bits - 1;
                 }
@@ -336,9 +375,9 @@ impl NodeBox {
             let entries = base.add(pre_at).cast::<PEntry>();
             for (i, &j) in at.iter().enumerate() {
                 let (hk, v) = prefix(i);
-                debug_assert_ne!(v, 0, "values are non-zero");
+                debug_assert!(v != 0 && v & ALIAS != ALIAS && v & FROZEN == 0, "a valid word");
                 if j as usize >= n_runs {
-                    values.add(j as usize).write(v);
+                    values.add(j as usize).write(AtomicUsize::new(v));
                 }
                 entries.add(i).write(PEntry(hk as u32 | (j as u32) << 16));
             }
@@ -386,9 +425,12 @@ pub(super) unsafe fn free(p: usize) {
         let head = &mut *raw;
         head.alive.retire();
         let n = head.n_children as usize;
-        let (layout, slots_at, _, _) = layout_of(head);
+        let n_values = head.n_runs as usize + head.n_hidden as usize;
+        let (layout, slots_at, runs_at, _) = layout_of(head);
         let slots = raw.cast::<u8>().add(slots_at).cast::<AtomicUsize>();
         core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(slots, n));
+        let values = raw.cast::<u8>().add(runs_at).cast::<AtomicUsize>();
+        core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(values, n_values));
         core::ptr::drop_in_place(raw);
         node_dealloc(raw.cast::<u8>(), layout);
     }
@@ -451,12 +493,8 @@ impl<'g> CNode<'g> {
     }
 
     #[inline(always)]
-    fn run_ptr(self, i: usize) -> *const usize {
-        self.base()
-            .wrapping_add(
-                SLOTS_AT + self.head().n_children as usize * SLOT + i * core::mem::size_of::<usize>(),
-            )
-            .cast::<usize>()
+    fn run_ptr(self, i: usize) -> *const AtomicUsize {
+        self.base().wrapping_add(SLOTS_AT + (self.head().n_children as usize + i) * SLOT).cast::<AtomicUsize>()
     }
 
     #[inline(always)]
@@ -484,9 +522,9 @@ impl<'g> CNode<'g> {
         let i = e.value_index();
         debug_assert!(i < self.head().n_runs as usize + self.head().n_hidden as usize);
         // SAFETY: `i` is below the value count: `build` wrote every entry with the index of
-        // a value it wrote (a run's or a hidden prefix's); values are immutable and live
-        // for `'g`.
-        unsafe { *self.run_ptr(i) }
+        // a value it wrote (a run's or a hidden prefix's), never an alias; values live for
+        // `'g`.
+        unsafe { (*self.run_ptr(i)).load(LOAD) }
     }
 
     /// Internal prefixes `(heap key, value)` sorted by heap key: writers and the slow
@@ -532,8 +570,8 @@ impl<'g> CNode<'g> {
         self.run_index(slot).map_or(0, |i| {
             debug_assert!(i < self.head().n_runs as usize);
             // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from
-            // the same array); runs are immutable and live for `'g`.
-            unsafe { *self.run_ptr(i) }
+            // the same array); runs live for `'g`.
+            unsafe { load_value(self.run_ptr(i)).1 }
         })
     }
 
@@ -554,7 +592,7 @@ impl<'g> CNode<'g> {
     /// batched walk can prefetch them and read them a round later without a second rank
     /// computation.
     #[inline(always)]
-    pub(super) fn addrs(self, slot: u8) -> (*const usize, *const AtomicUsize) {
+    pub(super) fn addrs(self, slot: u8) -> (*const AtomicUsize, *const AtomicUsize) {
         let run = self.run_index(slot).map_or(core::ptr::null(), |i| self.run_ptr(i));
         let child = self.child_index(slot).map_or(core::ptr::null(), |i| self.slot_ptr(i));
         (run, child)
@@ -770,18 +808,18 @@ mod tests {
     #[test]
     fn leaf_vector_picks_longest() {
         // /0 (v=1), 128/1 (v=2), 0xab/8 (v=3)
-        let b = NodeBox::build(&[(1, 1), (3, 2), ((1 << 8) | 0xab, 3)], &[]);
+        let b = NodeBox::build(&[(1, w(1)), (3, w(2)), ((1 << 8) | 0xab, w(3))], &[]);
         let n = view(&b);
-        assert_eq!(n.leaf(0), 1);
-        assert_eq!(n.leaf(127), 1);
-        assert_eq!(n.leaf(128), 2);
-        assert_eq!(n.leaf(0xaa), 2);
-        assert_eq!(n.leaf(0xab), 3);
-        assert_eq!(n.leaf(0xac), 2);
-        assert_eq!(n.leaf(255), 2);
-        assert_eq!(n.get(3), 2);
+        assert_eq!(n.leaf(0), w(1));
+        assert_eq!(n.leaf(127), w(1));
+        assert_eq!(n.leaf(128), w(2));
+        assert_eq!(n.leaf(0xaa), w(2));
+        assert_eq!(n.leaf(0xab), w(3));
+        assert_eq!(n.leaf(0xac), w(2));
+        assert_eq!(n.leaf(255), w(2));
+        assert_eq!(n.get(3), w(2));
         assert_eq!(n.get(2), 0);
-        assert_eq!(n.prefixes().collect::<Vec<_>>(), [(1, 1), (3, 2), ((1 << 8) | 0xab, 3)]);
+        assert_eq!(n.prefixes().collect::<Vec<_>>(), [(1, w(1)), (3, w(2)), ((1 << 8) | 0xab, w(3))]);
         assert_eq!(n.head().n_hidden, 0, "every prefix is some slot's longest");
     }
 
@@ -789,8 +827,8 @@ mod tests {
     fn hidden_prefixes_keep_their_values() {
         // 0/6 (v=10) covered by its four /8s (v=20..23), and 0/7 (v=30) by two of them;
         // 4/6 (v=11) visible in the slots its one /8 (4/8, v=24) leaves over.
-        let mut p = vec![(1 << 6, 10), (1 << 7, 30), ((1 << 6) | 1, 11), ((1 << 8) | 4, 24)];
-        p.extend((0..4).map(|b| ((1 << 8) | b, 20 + b as usize)));
+        let mut p = vec![(1 << 6, w(10)), (1 << 7, w(30)), ((1 << 6) | 1, w(11)), ((1 << 8) | 4, w(24))];
+        p.extend((0..4).map(|b| ((1 << 8) | b, w(20 + b as usize))));
         p.sort_unstable();
         let b = NodeBox::build(&p, &[]);
         let n = view(&b);
@@ -801,15 +839,35 @@ mod tests {
         }
         assert_eq!(
             (n.leaf(0), n.leaf(3), n.leaf(4), n.leaf(5), n.leaf(7), n.leaf(8)),
-            (20, 23, 24, 11, 11, 0)
+            (w(20), w(23), w(24), w(11), w(11), 0)
         );
         // Copies keep them: removing a /8 uncovers 0/7 at its slot.
         let c = n.without_prefix((1 << 8) | 1);
         let c = view(&c);
-        assert_eq!(c.leaf(1), 30);
+        assert_eq!(c.leaf(1), w(30));
         assert_eq!(c.head().n_hidden, 1, "only 0/6 is still hidden");
-        assert_eq!(c.get(1 << 6), 10);
+        assert_eq!(c.get(1 << 6), w(10));
         assert_eq!(c.get((1 << 8) | 1), 0);
+    }
+
+    #[test]
+    fn split_prefix_runs_share_one_cell() {
+        // 0/6 (slots 0-3) split by 1/8: runs [0], [1], [2-3]; the third aliases the first.
+        let b = NodeBox::build(&[(1 << 6, w(10)), ((1 << 8) | 1, w(20))], &[]);
+        let n = view(&b);
+        assert_eq!((n.leaf(0), n.leaf(1), n.leaf(2), n.leaf(3), n.leaf(4)), (w(10), w(20), w(10), w(10), 0));
+        assert_eq!(n.head().n_runs, 4, "[0], [1], [2-3], [4-255]");
+        // SAFETY: runs 0 and 2 exist in the node `b` owns.
+        let (c0, c2) = unsafe { (load_value(n.run_ptr(0)).0, load_value(n.run_ptr(2)).0) };
+        assert!(core::ptr::eq(c0, c2), "the alias reads the prefix's first run");
+        assert_eq!(n.prefixes().collect::<Vec<_>>(), [(1 << 6, w(10)), ((1 << 8) | 1, w(20))]);
+        let c = n.without_prefix((1 << 8) | 1);
+        assert_eq!((view(&c).leaf(1), view(&c).head().n_runs), (w(10), 2), "one run again");
+    }
+
+    /// A fake word (16-aligned, no tag bits, like a group's address).
+    fn w(i: usize) -> usize {
+        i << 4
     }
 
     /// A fake child address (64-aligned, like a node).
@@ -832,14 +890,14 @@ mod tests {
 
     #[test]
     fn children_rank() {
-        let b = NodeBox::build(&[((1 << 8) | 5, 9)], &[(0, a(10)), (63, a(11)), (64, a(12)), (255, a(13))]);
+        let b = NodeBox::build(&[((1 << 8) | 5, w(9))], &[(0, a(10)), (63, a(11)), (64, a(12)), (255, a(13))]);
         let n = view(&b);
         assert_eq!(n.child(0), a(10));
         assert_eq!(n.child(63), a(11));
         assert_eq!(n.child(64), a(12));
         assert_eq!(n.child(255), a(13));
         assert_eq!(n.child(1), 0);
-        assert_eq!(n.leaf(5), 9);
+        assert_eq!(n.leaf(5), w(9));
         assert_eq!(n.leaf(4), 0);
         assert_eq!(n.leaf(6), 0);
         assert!(n.without_child(63, a(99)).is_none(), "a slot holding another child is kept");
@@ -849,7 +907,7 @@ mod tests {
             view(&m).children().collect::<Vec<_>>(),
             vec![(0, a(10)), (7, a(14)), (64, a(12)), (255, a(13))]
         );
-        assert_eq!(view(&m).get((1 << 8) | 5), 9);
+        assert_eq!(view(&m).get((1 << 8) | 5), w(9));
     }
 
     #[test]
@@ -876,12 +934,12 @@ mod tests {
     fn full_node_round_trips() {
         let children: Vec<(u8, usize)> = (0..=255u8).map(|s| (s, a(1000 + s as usize))).collect();
         let prefixes: Vec<(HeapKey, usize)> =
-            (0..=255u16).map(|b| ((1 << 8) | b, 5000 + b as usize)).collect();
+            (0..=255u16).map(|b| ((1 << 8) | b, w(5000 + b as usize))).collect();
         let b = NodeBox::build(&prefixes, &children);
         let n = view(&b);
         for s in 0..=255u8 {
             assert_eq!(n.child(s), a(1000 + s as usize));
-            assert_eq!(n.leaf(s), 5000 + s as usize);
+            assert_eq!(n.leaf(s), w(5000 + s as usize));
         }
         assert!(n.prefixes().eq(prefixes.iter().copied()));
         let c = n.copy();
