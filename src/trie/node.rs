@@ -912,7 +912,7 @@ mod tests {
 
     #[test]
     fn copies_freeze_the_original() {
-        let b = NodeBox::build(&[(1, 1)], &[(3, a(5)), (9, a(6))]);
+        let b = NodeBox::build(&[(1, w(1))], &[(3, a(5)), (9, a(6))]);
         let n = view(&b);
         let s = n.child_slot(3).unwrap();
         assert!(s.compare_exchange(a(5), a(7), Ordering::AcqRel, Ordering::Acquire).is_ok());
