@@ -21,8 +21,9 @@
 use crate::dest::{Dest, DestPtr};
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
+use crate::group::word_of;
 use crate::identity::RoutePtr;
-use crate::leaf::{Leaf, State};
+use crate::leaf::{dest_word, free_word, read, Leaf, State};
 use crate::lone::Upsert;
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef, Version};
@@ -32,7 +33,6 @@ use crate::sync::prefetch;
 use crate::table::TableInner;
 use crate::trie::BATCH;
 use crate::update::{detach, discard};
-use core::ptr::NonNull;
 
 /// Most items one [`EntityRef::add_routes`] call takes (`RTM_MAX_ROUTES_IN_BATCH` in
 /// spirit: a bound on the work and memory of one call).
@@ -125,13 +125,13 @@ impl EntityRef {
         // The snapshots and trie nodes this retires go to the collector together.
         crate::sync::batched(&g, || {
             // 1. Find the leaves of all valid items (lock-step walks).
-            let mut found: Vec<Option<&Leaf>> = vec![None; routes.len()];
+            let mut found: Vec<Option<Leaf<'_>>> = vec![None; routes.len()];
             for w in valid.chunks(BATCH) {
                 let keys: Vec<NetAddress> = w.iter().map(|&i| routes[i].0).collect();
                 let mut got = [None; BATCH];
                 t.trie.get_batch(&keys, &g, &mut got);
                 for (&i, d) in w.iter().zip(got) {
-                    found[i] = d;
+                    found[i] = d.map(|c| Leaf::new(&t.trie, c, routes[i].0));
                 }
             }
             // 2. Link a new leaf for the first item of each prefix without one: a
@@ -147,17 +147,16 @@ impl EntityRef {
                     if handles {
                         let (dest, route) = self.new_dest(&routes[i].0, info(i), &g);
                         let keep = dest.clone();
-                        (Leaf::of_dest(dest), Some((keep, route)))
+                        (dest_word(dest), Some((keep, route)))
                     } else {
-                        (Leaf::one(routes[i].0, info(i)), None)
+                        (word_of(&[info(i)]), None)
                     }
                 })
                 .collect();
-            let items: Vec<_> =
-                fresh.iter().zip(&made).map(|(&i, (l, _))| (routes[i].0, l.as_ptr().cast_const())).collect();
+            let items: Vec<_> = fresh.iter().zip(&made).map(|(&i, (w, _))| (routes[i].0, *w)).collect();
             let mut linked = vec![None; items.len()];
             t.trie.insert_batch(&items, &g, &mut linked);
-            for ((&i, (leaf, dest)), r) in fresh.iter().zip(made).zip(linked) {
+            for ((&i, (word, dest)), r) in fresh.iter().zip(made).zip(linked) {
                 match r {
                     Some(Ok(())) => {
                         n_dests += 1;
@@ -166,8 +165,8 @@ impl EntityRef {
                     }
                     // Another writer linked the prefix first: the item goes the usual way.
                     _ => {
-                        // SAFETY: never linked, so ours alone.
-                        unsafe { Leaf::free(leaf.as_ptr()) };
+                        // SAFETY: never stored, so ours alone.
+                        unsafe { free_word(word) };
                         if let Some((keep, _)) = dest {
                             discard(keep, &g);
                         }
@@ -183,18 +182,16 @@ impl EntityRef {
             // allocation, not a reallocation per doubling (~70 instructions per route).
             unplaced.reserve(on_found.len());
             let mut lists = Vec::with_capacity(BATCH);
-            let dest_of = |l: &Leaf| match l.state(&g) {
-                State::Dest(d) => Some(d),
-                _ => None,
-            };
             for w in on_found.chunks(BATCH) {
                 lists.clear();
-                w.iter().filter_map(|&i| found[i]).filter_map(dest_of).for_each(|d| d.prefetch());
-                lists.extend(w.iter().filter_map(|&i| found[i]).filter_map(dest_of).map(|d| d.list(&g)));
+                let dests =
+                    || w.iter().filter_map(|&i| found[i].as_ref()).filter_map(|l| dest_in(l.cell(), &g));
+                dests().for_each(|d| d.prefetch());
+                lists.extend(dests().map(|d| d.list(&g)));
                 lists.iter().for_each(|l| l.prefetch());
                 lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
                 for &i in w {
-                    let Some(leaf) = found[i] else { continue };
+                    let Some(leaf) = found[i].as_ref() else { continue };
                     if !handles {
                         if let State::Lone(word, set) = leaf.state(&g) {
                             match self.upsert_lone(leaf, word, set, info(i), AddMode::Normal, &g) {
@@ -256,12 +253,21 @@ impl EntityRef {
     }
 }
 
+/// The destination in `c`, if it holds one.
+fn dest_in<'g>(c: crate::trie::Cell<'g>, g: &'g epoch::Guard) -> Option<&'g crate::dest::Dest> {
+    match read(c, g) {
+        State::Dest(d) => Some(d),
+        _ => None,
+    }
+}
+
 /// One item's result: the route's handle (when asked for) and the change flags.
 type Added = (Option<RouteRef>, ChangeFlags);
 
-/// A new leaf of a batch, and (when handles are asked for) a second reference to the
-/// destination in it (to discard it if the leaf is not linked) and the route's handle.
-type Made = (NonNull<Leaf>, Option<(DestPtr, RoutePtr)>);
+/// The word of a new leaf of a batch, and (when handles are asked for) a second reference
+/// to the destination in it (to discard it if the prefix is not stored) and the route's
+/// handle.
+type Made = (usize, Option<(DestPtr, RoutePtr)>);
 
 impl EntityRef {
     /// Deletes many of this entity's routes, with the semantics of calling

@@ -640,13 +640,6 @@ pub(crate) struct Dest {
     first: InlineSlot<RouteList>,
 }
 
-impl crate::trie::Prefixed for Dest {
-    #[inline(always)]
-    fn prefix(&self) -> &NetAddress {
-        &self.prefix
-    }
-}
-
 impl Touch for Dest {
     #[inline(always)]
     fn touch(&self) {
@@ -1261,7 +1254,7 @@ mod tests {
     /// Where the current list of `prefix` lives: `Some(true)` in the destination's slot.
     fn placed(t: &crate::Table, prefix: &str) -> Option<bool> {
         let g = epoch::pin();
-        let d = t.inner.trie.get(&prefix.parse().unwrap(), &g)?.dest(&g);
+        let d = crate::leaf::dest_of(t.inner.trie.get(&prefix.parse().unwrap(), &g)?, &g);
         Some(core::ptr::eq(d.list(&g), d.first.as_ptr()))
     }
 
@@ -1336,7 +1329,10 @@ mod tests {
         let blocks: Vec<*const Entry> = names[2..]
             .iter()
             .map(|n| {
-                t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap().dest(&hold).list(&hold).entries.as_ptr()
+                crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap(), &hold)
+                    .list(&hold)
+                    .entries
+                    .as_ptr()
             })
             .collect();
         drop(hold);
@@ -1344,7 +1340,7 @@ mod tests {
         a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
         let g = epoch::pin();
         for (n, &b) in names[2..].iter().zip(&blocks) {
-            let list = t.inner.trie.get(&n.parse().unwrap(), &g).unwrap().dest(&g).list(&g);
+            let list = crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), &g).unwrap(), &g).list(&g);
             assert_eq!(list.entries.as_ptr(), b, "placing moves the entry block along, not a copy");
         }
         drop(g);
@@ -1572,7 +1568,7 @@ mod tests {
         let params = |pref: u32, i: u8| RouteParams::new(pref, 0).next_hop(hop(i));
         let check = |want: &[u32]| {
             let g = epoch::pin();
-            let d = rtm.table(AddressFamily::Ipv4).inner.trie.get(&p, &g).unwrap().dest(&g);
+            let d = crate::leaf::dest_of(rtm.table(AddressFamily::Ipv4).inner.trie.get(&p, &g).unwrap(), &g);
             let list = d.list(&g);
             let prefs: Vec<u32> = list.entries.iter().map(|e| e.info().preference).collect();
             assert_eq!(prefs, want);

@@ -1,20 +1,27 @@
-//! Leaves: what the trie links for each prefix, its lone routes or a destination object.
+//! Leaves: what the trie holds for each prefix, its lone routes or a destination object.
 //!
 //! # Why
 //! Most prefixes of a routing table have one route and nobody holds a handle on them.
 //! A [`Dest`] (two cache lines, 128 bytes) costs such a prefix more than the rest of the
-//! table together. A leaf is 32 bytes: the prefix, and one atomic word that says what the
-//! prefix has:
+//! table together. A prefix's leaf is one atomic word, the prefix's *cell* in its trie
+//! node (`trie/mod.rs`, "Cells"), which says what the prefix has:
 //! * **lone routes** (`group.rs`): one route as `ONE | Version::into_raw(version)`, the
-//!   version and nothing else (the leaf owns one count on it), or several as
+//!   version and nothing else (the word owns one count on it), or several as
 //!   `MANY | group`, an immutable block of version pointers, best first. A route's owner is
 //!   its version's (entity id and registration number, `RouteInfo::owner` and `serial`:
 //!   versions are interned per registration). Lone routes have no identity objects: they
 //!   get them when somebody asks for a handle (below).
 //! * **a destination** (a [`Dest`] address, untagged): the full RTMv2 object, with its
-//!   snapshots, route identities and handles. The leaf owns the destination's link
-//!   reference (what the trie owned before leaves).
-//! * **dead** (`DEAD`): final; the leaf is about to be unlinked (anyone may help).
+//!   snapshots, route identities and handles. The word owns the destination's link
+//!   reference.
+//! * **dead** ([`DEAD`]): final; the prefix is about to be taken out of the trie (anyone
+//!   may help).
+//!
+//! Until session 24 a leaf was an object of its own (32 bytes: the prefix and the word)
+//! that the node pointed to. A lookup then read the node's run, then the leaf: a dependent
+//! cache miss that prefix-trie, whose values sit in its nodes, does not have (55 % of a
+//! single IPv4 lookup's samples waited on it, BENCHMARKS.md, session 24). The word now
+//! sits in the node itself.
 //!
 //! # Transitions
 //! Every change is one compare-and-swap of the word:
@@ -31,16 +38,24 @@
 //! The word never returns to a value it held before except through a state equal to what
 //! the old word described: a lone word names a version or a group the word holds (so its
 //! address cannot be reused while the word holds it), and describes the whole state of the
-//! prefix (a group is immutable); a destination is freed only after its leaf died. So a
+//! prefix (a group is immutable); a destination is freed only after its word died. So a
 //! CAS that succeeds against a word read earlier installs a state computed from the
 //! current one (no ABA).
 //!
+//! # Cells move
+//! A writer that changes the node (another prefix added or removed) copies it, and first
+//! *freezes* every cell, as it does the child slots: no CAS of a frozen word succeeds, so
+//! the copy carries every word that landed. A [`Leaf`] is a writer's view of a prefix's
+//! cell: when it reads a frozen word it finds the prefix's cell again in the copy
+//! ([`Trie::cell_for_write`], which helps a copier that left the node frozen). Readers
+//! ([`read`]) see through the tag: a frozen word is still the prefix's current state.
+//!
 //! # Reclamation
 //! Replaced versions and groups are released epoch-deferred (readers pinned before the CAS
-//! may still read them); the destination's link reference likewise after its leaf died (the argument
-//! of `DestPtr`'s `Drop`: readers find destinations only through a leaf); and an unlinked
-//! leaf is freed epoch-deferred after the trie removal. So everything a reader reaches from
-//! a leaf it found under its pin stays allocated until it unpins.
+//! may still read them); the destination's link reference likewise after its word died
+//! (the argument of `DestPtr`'s `Drop`: readers find destinations only through a cell).
+//! The node holding a cell is freed epoch-deferred after it was replaced. So everything a
+//! reader reaches from a cell it found under its pin stays allocated until it unpins.
 
 use crate::dest::{Dest, DestPtr};
 use crate::entity::Entity;
@@ -48,15 +63,15 @@ use crate::group::{borrowed, word_of, Lone, MANY, ONE};
 use crate::prefix::NetAddress;
 use crate::route::{RouteInfo, Version};
 use crate::sync::epoch::Guard;
-use crate::sync::{arena_drop, arena_new, retire_with, Arc, AtomicUsize, Ordering, Touch, TrackedCell};
+use crate::sync::{retire_with, Arc, Ordering, Touch};
 use crate::table::TableInner;
-use core::ptr::NonNull;
+use crate::trie::{Cell, Trie, FROZEN};
 
 /// The dead word (the group tag without a group).
-const DEAD: usize = MANY;
+pub(crate) const DEAD: usize = MANY;
 
-/// Ordering of every load of a leaf's word. `Acquire` pairs with the `AcqRel` CAS that
-/// stored it (or the `Release` of the trie CAS that published a new leaf): the version or
+/// Ordering of every load of a word. `Acquire` pairs with the `AcqRel` CAS that stored it
+/// (or the `Release` of the trie CAS that published the node holding it): the version or
 /// destination built before is visible to the reader. (Mutant `leaf_relaxed_load`: loom
 /// model `promote_vs_lookup`.)
 #[cfg(not(rtm_mutant = "leaf_relaxed_load"))]
@@ -64,133 +79,141 @@ const LOAD: Ordering = Ordering::Acquire;
 #[cfg(rtm_mutant = "leaf_relaxed_load")]
 const LOAD: Ordering = Ordering::Relaxed;
 
-/// Success ordering of every CAS of a leaf's word (see [`Leaf::cas`]). Mutant
-/// `leaf_relaxed` makes it Relaxed: what the new word names (a promoted destination, a
-/// version, a group) is then not published to the readers that load it (loom model
-/// `promote_vs_lookup`).
+/// Success ordering of every CAS of a word (see [`Leaf::cas`]). Mutant `leaf_relaxed`
+/// makes it Relaxed: what the new word names (a promoted destination, a version, a group)
+/// is then not published to the readers that load it (loom model `promote_vs_lookup`).
 #[cfg(not(rtm_mutant = "leaf_relaxed"))]
 const CAS: Ordering = Ordering::AcqRel;
 #[cfg(rtm_mutant = "leaf_relaxed")]
 const CAS: Ordering = Ordering::Relaxed;
 
-/// A prefix's leaf: see the module docs. 32 bytes (asserted below).
-#[repr(C)]
-pub(crate) struct Leaf {
-    alive: TrackedCell<()>,
-    pub(crate) prefix: NetAddress,
-    word: AtomicUsize,
-}
-
-#[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<Leaf>() == 32);
-
-/// What a leaf's word says, read under a pin.
+/// What a word says, read under a pin.
 #[derive(Clone, Copy)]
 pub(crate) enum State<'g> {
     /// Lone routes: the word read (for a CAS against it) and the routes.
     Lone(usize, Lone<'g>),
     /// A destination.
     Dest(&'g Dest),
-    /// Dead: unlink the leaf and retry.
+    /// Dead: unlink the prefix and retry.
     Dead,
 }
 
-impl crate::trie::Prefixed for Leaf {
-    #[inline(always)]
-    fn prefix(&self) -> &NetAddress {
-        &self.prefix
+/// A reader's view of cell `c`: its state, valid while `g` is pinned (a frozen word is
+/// read through its tag).
+#[inline(always)]
+pub(crate) fn read<'g>(c: Cell<'g>, _g: &'g Guard) -> State<'g> {
+    decode(c.word().load(LOAD) & !FROZEN)
+}
+
+#[inline(always)]
+fn decode<'g>(w: usize) -> State<'g> {
+    debug_assert_eq!(w & FROZEN, 0);
+    if w == DEAD {
+        State::Dead
+    } else if w & (ONE | MANY) != 0 {
+        // SAFETY: a lone word's version or group is released only epoch-deferred after a
+        // CAS replaced the word, so it outlives the caller's pin (module docs,
+        // "Reclamation").
+        State::Lone(w, unsafe { Lone::decode(w) })
+    } else {
+        // SAFETY: an untagged word other than DEAD is the address of a destination the
+        // word holds the link reference of, released epoch-deferred after the word died;
+        // its provenance was exposed by `Dest::create`.
+        let d = unsafe { &*core::ptr::with_exposed_provenance::<Dest>(w) };
+        d.touch();
+        State::Dest(d)
     }
 }
 
-impl Touch for Leaf {
-    #[inline(always)]
-    fn touch(&self) {
-        self.alive.touch();
+/// The word of a new leaf for `dest`, taking over the reference `dest` holds (the link).
+/// Unpublished: release it with [`free_word`] if the insertion fails.
+pub(crate) fn dest_word(dest: DestPtr) -> usize {
+    dest.into_link().expose_provenance()
+}
+
+/// Releases what the word `w` holds, now: a word never published, or one of a trie nobody
+/// can reach any more (a table's drop).
+///
+/// # Safety
+/// The word is ours and released once.
+pub(crate) unsafe fn free_word(w: usize) {
+    let w = w & !FROZEN;
+    if w == DEAD {
+    } else if w & (ONE | MANY) != 0 {
+        // SAFETY: the word's version or group, released once (the caller's contract).
+        unsafe { Lone::free_word(w) };
+    } else {
+        // SAFETY: the word's link reference, released once.
+        drop(unsafe { DestPtr::from_link(core::ptr::with_exposed_provenance::<Dest>(w)) });
     }
 }
 
-impl Drop for Leaf {
-    fn drop(&mut self) {
-        self.alive.retire();
-        crate::sync::LIVE_LEAVES.add(-1);
-    }
+/// Releases the link reference a destination's death took out of its word
+/// ([`Leaf::kill_dest`]) after the grace period: readers that found the destination
+/// through the word hold uncounted pointers (see `DestPtr`'s `Drop`).
+pub(crate) fn retire_link(link: DestPtr, g: &Guard) {
+    // SAFETY: the word is dead, so no new reader finds the destination through it; readers
+    // pinned before are waited for.
+    unsafe { retire_with(g, move || drop(link)) };
 }
 
-impl Leaf {
-    /// Bytes of one leaf (its arena block).
-    pub(crate) const BYTES: usize = core::mem::size_of::<Leaf>();
+/// Whether a lone route (its version `info`) is `owner`'s.
+#[inline(always)]
+pub(crate) fn owned_by(info: &RouteInfo, owner: &Entity) -> bool {
+    info.serial == owner.serial && info.owner == owner.id
+}
 
-    /// Byte offset of the word (the line a lookup reads; see `Trie::lookup_batch`).
-    pub(crate) const HOT: usize = core::mem::offset_of!(Leaf, word);
+/// A writer's view of a prefix's leaf: the prefix, and its cell, found again when a node
+/// copy froze it (module docs, "Cells move"). Not `Sync`: one thread's view.
+#[derive(Clone)]
+pub(crate) struct Leaf<'g> {
+    cell: core::cell::Cell<Cell<'g>>,
+    trie: &'g Trie,
+    pub(crate) prefix: NetAddress,
+}
 
-    fn alloc(prefix: NetAddress, word: usize) -> NonNull<Leaf> {
-        crate::sync::LIVE_LEAVES.add(1);
-        let p = arena_new(Leaf { alive: TrackedCell::new(()), prefix, word: AtomicUsize::new(word) });
-        // For `free`: the trie stores the address as an integer.
-        let _ = p.as_ptr().expose_provenance();
-        p
-    }
-
-    /// A new unlinked leaf with one lone route, version `info` (the leaf takes a count of
-    /// its own).
-    pub(crate) fn one(prefix: NetAddress, info: &RouteInfo) -> NonNull<Leaf> {
-        Self::alloc(prefix, word_of(&[info]))
-    }
-
-    /// A new unlinked leaf for `dest`, taking over the reference `dest` holds (the link).
-    pub(crate) fn of_dest(dest: DestPtr) -> NonNull<Leaf> {
-        let prefix = dest.prefix;
-        Self::alloc(prefix, dest.into_link().expose_provenance())
-    }
-
-    /// The leaf's state, valid while `g` is pinned.
+impl<'g> Leaf<'g> {
+    /// The leaf of `prefix`, whose cell in `trie` is `cell`.
     #[inline(always)]
-    pub(crate) fn state<'g>(&self, _g: &'g Guard) -> State<'g> {
-        self.touch();
-        Self::decode(self.word.load(LOAD))
+    pub(crate) fn new(trie: &'g Trie, cell: Cell<'g>, prefix: NetAddress) -> Self {
+        Self { cell: core::cell::Cell::new(cell), trie, prefix }
     }
 
+    /// The leaf of `prefix` in `trie` if it is stored (for a writer).
+    pub(crate) fn get(trie: &'g Trie, prefix: &NetAddress, g: &'g Guard) -> Option<Self> {
+        trie.cell_for_write(prefix, g).map(|c| Self::new(trie, c, *prefix))
+    }
+
+    /// The cell as last found.
     #[inline(always)]
-    fn decode<'g>(w: usize) -> State<'g> {
-        if w == DEAD {
-            State::Dead
-        } else if w & (ONE | MANY) != 0 {
-            // SAFETY: a lone word's version or group is released only epoch-deferred after a
-            // CAS replaced the word, so it outlives the caller's pin (module docs,
-            // "Reclamation").
-            State::Lone(w, unsafe { Lone::decode(w) })
-        } else {
-            // SAFETY: an untagged word other than DEAD is the address of a destination the
-            // leaf holds the link reference of, released epoch-deferred after the leaf died;
-            // its provenance was exposed by `Dest::create`.
-            let d = unsafe { &*core::ptr::with_exposed_provenance::<Dest>(w) };
-            d.touch();
-            State::Dest(d)
+    pub(crate) fn cell(&self) -> Cell<'g> {
+        self.cell.get()
+    }
+
+    /// The leaf's state for a writer. A frozen word sends it to the prefix's cell in the
+    /// node's copy first; a prefix no longer stored reads as dead (it died, and whoever
+    /// took it out had unlinked it).
+    pub(crate) fn state(&self, _g: &'g Guard) -> State<'g> {
+        loop {
+            let w = self.cell.get().word().load(LOAD);
+            if w & FROZEN == 0 {
+                return decode(w);
+            }
+            match self.trie.cell_for_write(&self.prefix, _g) {
+                Some(c) => self.cell.set(c),
+                None => return State::Dead,
+            }
         }
-    }
-
-    /// The destination of a leaf that has one (tests: the leaf must not be a lone route).
-    #[cfg(test)]
-    pub(crate) fn dest<'g>(&self, g: &'g Guard) -> &'g Dest {
-        match self.state(g) {
-            State::Dest(d) => d,
-            _ => panic!("not a destination's leaf"),
-        }
-    }
-
-    /// Whether a lone route (its version `info`) is `owner`'s.
-    #[inline(always)]
-    pub(crate) fn owned_by(info: &RouteInfo, owner: &Entity) -> bool {
-        info.serial == owner.serial && info.owner == owner.id
     }
 
     /// CAS of the word from `old` to `new`. `AcqRel` ([`CAS`]): Release publishes what
     /// `new` points to (a version or a destination built before) to readers' `LOAD`;
     /// Acquire orders the later release of what `old` held after the CAS that read it.
-    /// Failure: Relaxed (the caller reloads with `LOAD`).
+    /// Failure: Relaxed (the caller reloads with [`state`](Self::state), which also finds
+    /// a frozen cell's successor: a frozen word never equals an unfrozen `old`).
     fn cas(&self, old: usize, new: usize) -> bool {
-        self.touch();
-        self.word.compare_exchange(old, new, CAS, Ordering::Relaxed).is_ok()
+        debug_assert_eq!(old & FROZEN, 0);
+        self.cell.get().word().compare_exchange(old, new, CAS, Ordering::Relaxed).is_ok()
     }
 
     /// Replaces the lone word `old` (read from this leaf) by the lone routes `vs` (sorted;
@@ -210,21 +233,29 @@ impl Leaf {
         false
     }
 
-    /// The destination `dest` (this leaf's) died: the leaf dies with it. Returns the link
-    /// reference the word held if this call killed the leaf: the caller unlinks the leaf
-    /// and releases both with [`retire`](Self::retire) (readers that found the destination
-    /// through this leaf hold uncounted pointers, see `DestPtr`'s `Drop`).
-    #[must_use = "the link reference is released after the grace period (`Leaf::retire`)"]
-    pub(crate) fn kill_dest(&self, dest: &Dest) -> Option<DestPtr> {
-        // SAFETY: the word held the link reference, which our CAS took out of it.
-        self.cas(core::ptr::from_ref(dest).addr(), DEAD).then(|| unsafe { DestPtr::from_link(dest) })
+    /// The destination `dest` (this leaf's) died: the word dies with it. Returns the link
+    /// reference the word held if this call killed it: the caller takes the prefix out of
+    /// the trie and releases the link with [`retire_link`]. Follows a moved cell.
+    #[must_use = "the link reference is released after the grace period (`retire_link`)"]
+    pub(crate) fn kill_dest(&self, dest: &Dest, g: &'g Guard) -> Option<DestPtr> {
+        let w = core::ptr::from_ref(dest).addr();
+        loop {
+            if self.cas(w, DEAD) {
+                // SAFETY: the word held the link reference, which our CAS took out of it.
+                return Some(unsafe { DestPtr::from_link(dest) });
+            }
+            match self.state(g) {
+                State::Dest(d) if core::ptr::eq(d, dest) => continue,
+                _ => return None,
+            }
+        }
     }
 
     /// The destination of this leaf, promoting lone routes first (module docs). `None` if
     /// the leaf is dead. A lone route whose owner is no longer registered (under the
     /// registration number its version keeps) is withdrawn instead of promoted
     /// (deregistration is withdrawing it: this helps).
-    pub(crate) fn promote<'g>(&self, t: &TableInner, g: &'g Guard) -> Option<&'g Dest> {
+    pub(crate) fn promote(&self, t: &TableInner, g: &'g Guard) -> Option<&'g Dest> {
         loop {
             let (w, set) = match self.state(g) {
                 State::Dest(d) => return Some(d),
@@ -257,7 +288,7 @@ impl Leaf {
             // `promote_vs_update`).
             #[cfg(rtm_mutant = "promote_store")]
             let won = {
-                self.word.store(dest.as_ptr().addr(), Ordering::Release);
+                self.cell.get().word().store(dest.as_ptr().addr(), Ordering::Release);
                 true
             };
             #[cfg(not(rtm_mutant = "promote_store"))]
@@ -266,7 +297,7 @@ impl Leaf {
                 // The destination's snapshot holds its own counts on the versions now.
                 Lone::retire(w, g);
                 let d = dest.into_link();
-                // SAFETY: the link reference is held by the word until the leaf dies, and
+                // SAFETY: the link reference is held by the word until the word dies, and
                 // released epoch-deferred after that, so beyond our pin.
                 return Some(unsafe { &*d });
             }
@@ -275,48 +306,13 @@ impl Leaf {
             crate::sync::spin_hint();
         }
     }
+}
 
-    /// Frees a leaf that no thread can reach any more: unlinked after the grace period of
-    /// its removal, or never linked. Releases what its word still holds.
-    ///
-    /// # Safety
-    /// `p` came from [`one`](Self::one) or [`of_dest`](Self::of_dest), is freed once, and no
-    /// thread reads it any more.
-    pub(crate) unsafe fn free(p: *const Leaf) {
-        let p = core::ptr::with_exposed_provenance_mut::<Leaf>(p.addr());
-        // SAFETY: the caller's contract: the leaf is ours alone.
-        let w = unsafe { (*p).word.load(Ordering::Relaxed) };
-        if w == DEAD {
-        } else if w & (ONE | MANY) != 0 {
-            // SAFETY: the word's version or group, released once (the leaf goes with it).
-            unsafe { Lone::free_word(w) };
-        } else {
-            // SAFETY: the word's link reference, released once.
-            drop(unsafe { DestPtr::from_link(core::ptr::with_exposed_provenance::<Dest>(w)) });
-        }
-        // SAFETY: from `arena_new` in `alloc` (the caller's contract), freed once.
-        unsafe { arena_drop(p) };
-    }
-
-    /// Frees an unlinked leaf, and releases the link reference its death took out of its
-    /// word (`kill_dest`, if the caller has it), after the grace period of the removal:
-    /// one deferred function for both.
-    ///
-    /// # Safety
-    /// The caller's trie removal unlinked `p` (so it owns it), or `p` is null (only the link
-    /// goes: the leaf was unlinked by another thread).
-    pub(crate) unsafe fn retire(p: *const Leaf, link: Option<DestPtr>, g: &Guard) {
-        let a = p.addr();
-        // SAFETY: unlinked (the caller's contract), so no new reader finds the leaf, and its
-        // dead word no longer names the destination; readers pinned before are waited for.
-        // The word is dead (only dead leaves are unlinked): nothing else to release.
-        unsafe {
-            retire_with(g, move || {
-                drop(link);
-                if a != 0 {
-                    Leaf::free(a as *const Leaf);
-                }
-            })
-        };
+/// The destination in a cell that holds one (tests: not a lone route).
+#[cfg(test)]
+pub(crate) fn dest_of<'g>(c: Cell<'g>, g: &'g Guard) -> &'g Dest {
+    match read(c, g) {
+        State::Dest(d) => d,
+        _ => panic!("not a destination's cell"),
     }
 }

@@ -17,6 +17,7 @@
 
 use crate::entity::EntityRef;
 use crate::error::{Error, Result};
+use crate::group::word_of;
 use crate::group::{best_changed, Lone};
 use crate::identity::RoutePtr;
 use crate::leaf::{Leaf, State};
@@ -39,7 +40,7 @@ pub(crate) enum Upsert {
 enum Step<'g> {
     /// A lone route withdrawn (the caller counts it out), and the leaf if that killed it
     /// (the caller unlinks it).
-    Gone(ChangeFlags, Option<&'g Leaf>),
+    Gone(ChangeFlags, Option<Leaf<'g>>),
     /// The route is on a destination object: remove this route (unpinned: the removal may
     /// drain the placement list).
     Remove(RoutePtr),
@@ -104,27 +105,27 @@ impl EntityRef {
         let g = epoch::pin();
         let mut drain = false;
         let flags = loop {
-            let Some(leaf) = t.trie.get(prefix, &g) else {
-                let p = Leaf::one(*prefix, info);
-                match t.trie.insert(prefix, p.as_ptr(), &g) {
+            let Some(leaf) = Leaf::get(&t.trie, prefix, &g) else {
+                let w = word_of(&[info]);
+                match t.trie.insert(prefix, w, &g) {
                     Ok(()) => {
                         t.dest_count.add(1);
                         t.route_count.add(1);
                         break ChangeFlags { new: true, best: true };
                     }
                     Err(_) => {
-                        // SAFETY: never linked, so ours alone.
-                        unsafe { Leaf::free(p.as_ptr()) };
+                        // SAFETY: never stored, so ours alone.
+                        unsafe { Lone::free_word(w) };
                         continue;
                     }
                 }
             };
             let lone = match leaf.state(&g) {
                 State::Dead => {
-                    t.unlink_leaf(leaf, &g);
+                    t.unlink_leaf(&leaf, &g);
                     Upsert::Retry
                 }
-                State::Lone(w, set) => self.upsert_lone(leaf, w, set, info, mode, &g),
+                State::Lone(w, set) => self.upsert_lone(&leaf, w, set, info, mode, &g),
                 State::Dest(_) => Upsert::Promote,
             };
             match lone {
@@ -208,7 +209,7 @@ impl EntityRef {
                     Step::Gone(flags, killed) => {
                         t.route_count.add(-1);
                         if let Some(leaf) = killed {
-                            t.unlink_leaf(leaf, &g);
+                            t.unlink_leaf(&leaf, &g);
                         }
                         return Ok(flags);
                     }
@@ -252,7 +253,7 @@ impl EntityRef {
         let g = epoch::pin();
         // The leaves, snapshots and trie nodes this retires go to the collector together.
         let unplaced = crate::sync::batched(&g, || {
-            let mut killed: Vec<&Leaf> = Vec::new();
+            let mut killed: Vec<NetAddress> = Vec::new();
             let mut gone = 0isize;
             // Routes on destination objects, removed together below (with their items).
             let (mut routes, mut at): (Vec<RoutePtr>, Vec<usize>) = (Vec::new(), Vec::new());
@@ -265,7 +266,7 @@ impl EntityRef {
                     match self.withdraw_step(prefix, neighbour, &g) {
                         Step::Gone(flags, dead) => {
                             gone += 1;
-                            killed.extend(dead);
+                            killed.extend(dead.map(|l| l.prefix));
                             break Some(Ok(flags));
                         }
                         Step::Missing => break Some(Err(Error::NotFound)),
@@ -283,7 +284,7 @@ impl EntityRef {
                 };
             }
             t.route_count.add(-gone);
-            t.unlink_leaves(killed.into_iter().map(|l| (l, None)).collect(), &g);
+            t.unlink_leaves(killed, &g);
             let (res, unplaced) = crate::bulk::remove_some_pinned(t, &routes, Some, &g);
             for (&i, r) in at.iter().zip(res) {
                 // Deleted by another thread meanwhile: the single path looks again.
@@ -309,10 +310,10 @@ impl EntityRef {
         g: &'g epoch::Guard,
     ) -> Step<'g> {
         let t = &*self.table;
-        let Some(leaf) = t.trie.get(prefix, g) else { return Step::Missing };
+        let Some(leaf) = Leaf::get(&t.trie, prefix, g) else { return Step::Missing };
         match leaf.state(g) {
             State::Dead => {
-                t.unlink_leaf(leaf, g);
+                t.unlink_leaf(&leaf, g);
                 Step::Retry
             }
             State::Lone(w, set) => {

@@ -19,17 +19,17 @@
 use crate::dest::{Dest, DestRef, RouteList};
 use crate::entity::EntityId;
 use crate::error::{Error, Result};
-use crate::leaf::{Leaf, State};
+use crate::leaf::{read, Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
 use crate::sync::epoch;
 use crate::table::Table;
-use crate::trie::BATCH;
+use crate::trie::{Cell, BATCH};
 use crate::view::{ViewId, ViewSet};
 use std::net::IpAddr;
 
 /// The longest matches of one chunk of a batched lookup.
-type Found<'a> = [Option<&'a Leaf>; BATCH];
+type Found<'a> = [Option<Cell<'a>>; BATCH];
 
 /// A pinned epoch: the scope of fast-path lookups. Pin once, look up many addresses, drop
 /// it soon (a guard held for long delays memory reclamation for every thread). Not `Send`.
@@ -73,8 +73,8 @@ impl Table {
         if addr.len() == t.trie.max_len() {
             // No longest match means no covering prefix at all: the slow path would only
             // walk the same nodes again.
-            let leaf = t.trie.lookup(addr.bytes(), &guard.g)?;
-            if let Some(b) = self.best_of(leaf, view, guard) {
+            let cell = t.trie.lookup(addr.bytes(), &guard.g)?;
+            if let Some(b) = self.best_of(cell, addr, view, guard) {
                 return Some(b);
             }
         }
@@ -83,19 +83,26 @@ impl Table {
         t.trie
             .matches(addr.bytes(), addr.len(), &guard.g)
             .into_iter()
-            .find_map(|l| self.best_of(l, view, guard))
+            .find_map(|c| self.best_of(c, addr, view, guard))
     }
 
-    /// The best route of `view` on `leaf`, if it has one.
+    /// The best route of `view` in `cell` (found for `key`), if it has one.
     #[inline(always)]
-    fn best_of<'a>(&'a self, leaf: &'a Leaf, view: ViewId, guard: &'a Guard) -> Option<Best<'a>> {
-        let kind = match leaf.state(&guard.g) {
-            // A lone route: the leaf's word alone (one line), then the shared version.
+    fn best_of<'a>(
+        &'a self,
+        cell: Cell<'a>,
+        key: &NetAddress,
+        view: ViewId,
+        guard: &'a Guard,
+    ) -> Option<Best<'a>> {
+        let kind = match read(cell, &guard.g) {
+            // A lone route: the word alone (in the node's line), then the shared version.
             State::Lone(_, set) => {
                 return set.best(view).map(|info| Best {
                     table: self,
                     guard,
-                    leaf,
+                    cell,
+                    key: *key,
                     kind: Kind::One(info),
                     hops: &info.next_hops,
                 })
@@ -105,7 +112,7 @@ impl Table {
         };
         let (dest, list) = kind;
         let (idx, hops) = list.best_hops(view)?;
-        Some(Best { table: self, guard, leaf, kind: Kind::List { dest, list, idx }, hops })
+        Some(Best { table: self, guard, cell, key: *key, kind: Kind::List { dest, list, idx }, hops })
     }
 
     /// [`lookup_in`](Self::lookup_in) of many addresses: calls `f(i, result)` for each
@@ -129,7 +136,7 @@ impl Table {
         let mut ready: Option<(usize, &[NetAddress], Found<'a>)> = None;
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let mut found: Found<'a> = [None; BATCH];
-            t.trie.lookup_batch(chunk, &guard.g, &mut found, Leaf::HOT);
+            t.trie.lookup_batch(chunk, &guard.g, &mut found);
             if let Some(w) = walked.replace((c, chunk, found)) {
                 Self::prefetch_targets(&w.2, guard);
                 if let Some((pc, prev, pfound)) = ready.replace(w) {
@@ -152,8 +159,8 @@ impl Table {
     /// found leaf names (a destination's lookup line, a lone route's version, or a
     /// group's block).
     fn prefetch_targets(found: &Found<'_>, guard: &Guard) {
-        for leaf in found.iter().flatten() {
-            match leaf.state(&guard.g) {
+        for &cell in found.iter().flatten() {
+            match read(cell, &guard.g) {
                 State::Dest(d) => d.prefetch(),
                 State::Lone(_, set) => set.prefetch(),
                 State::Dead => {}
@@ -179,8 +186,8 @@ impl Table {
         // block of its own), then the results are read. (Prefetching a group's first
         // version here too cost `rtm bench`'s readers 6 %, whose groups' versions are few
         // and cached: reading the group's words in this pass waits for its block.)
-        for leaf in found.iter().flatten() {
-            if let State::Dest(d) = leaf.state(&guard.g) {
+        for &cell in found.iter().flatten() {
+            if let State::Dest(d) = read(cell, &guard.g) {
                 d.list(&guard.g).prefetch();
             }
         }
@@ -190,7 +197,7 @@ impl Table {
                 None => None,
                 // The longest match has no route in the view (or just died): the single
                 // lookup's slow path tries the shorter matches.
-                Some(leaf) => self.best_of(leaf, view, guard).or_else(|| self.lookup_in(a, view, guard)),
+                Some(cell) => self.best_of(cell, a, view, guard).or_else(|| self.lookup_in(a, view, guard)),
             };
             f(c * BATCH + i, r);
         }
@@ -215,14 +222,14 @@ impl Table {
         for (c, chunk) in addrs.chunks(BATCH).enumerate() {
             let g = epoch::pin();
             let mut found: Found<'_> = [None; BATCH];
-            t.trie.lookup_batch(chunk, &g, &mut found, Leaf::HOT);
-            for leaf in found.iter().flatten() {
-                if let State::Dest(d) = leaf.state(&g) {
+            t.trie.lookup_batch(chunk, &g, &mut found);
+            for &cell in found.iter().flatten() {
+                if let State::Dest(d) = read(cell, &g) {
                     d.prefetch_all();
                 }
             }
-            for leaf in found.iter().flatten() {
-                if let State::Dest(d) = leaf.state(&g) {
+            for &cell in found.iter().flatten() {
+                if let State::Dest(d) = read(cell, &g) {
                     d.list(&g).prefetch();
                 }
             }
@@ -232,7 +239,7 @@ impl Table {
                 let fast = match found[i] {
                     // No longest match: no prefix covers the host address.
                     None if host => Some(Err(Error::NotFound)),
-                    Some(d) if host => self.first_in(Some(d), views, &g).ok().map(Ok),
+                    Some(d) if host => self.first_in(Some(d), a, views, &g).ok().map(Ok),
                     _ => None,
                 };
                 // Anything else (the match has no route in `views`, a prefix rather than
@@ -258,16 +265,18 @@ impl Table {
         }
     }
 
-    /// The first candidate (longest first) that has a route in `views` and can still be
-    /// referenced. A lone route's leaf is promoted (a handle needs a destination object).
+    /// The first candidate (longest first; cells found for `key`) that has a route in
+    /// `views` and can still be referenced. A lone route's leaf is promoted (a handle needs
+    /// a destination object).
     fn first_in<'g>(
         &self,
-        cands: impl IntoIterator<Item = &'g Leaf>,
+        cands: impl IntoIterator<Item = Cell<'g>>,
+        key: &NetAddress,
         views: ViewSet,
         g: &'g epoch::Guard,
     ) -> Result<DestRef> {
-        for l in cands {
-            let has = match l.state(g) {
+        for c in cands {
+            let has = match read(c, g) {
                 State::Lone(_, set) => set.has_route_in(views),
                 State::Dest(d) => {
                     // The reference first, with the snapshot's line prefetched: the locked
@@ -283,6 +292,7 @@ impl Table {
                 State::Dead => false,
             };
             if has {
+                let l = Leaf::new(&self.inner.trie, c, c.prefix_of(key));
                 if let Some(dest) = l.promote(&self.inner, g).and_then(Dest::try_ref) {
                     return Ok(DestRef { dest });
                 }
@@ -301,7 +311,7 @@ impl Table {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
-        self.first_in(self.inner.trie.get(prefix, &g), views, &g)
+        self.first_in(self.inner.trie.get(prefix, &g), prefix, views, &g)
     }
 
     /// Longest-prefix match returning a handle (`RtmGetMostSpecificDestination`): the most
@@ -323,11 +333,11 @@ impl Table {
         if addr.len() == self.inner.family.max_len() {
             // No longest match: no prefix covers `addr` (see `lookup_in`).
             let d = self.inner.trie.lookup(addr.bytes(), &g).ok_or(Error::NotFound)?;
-            if let Ok(r) = self.first_in(Some(d), views, &g) {
+            if let Ok(r) = self.first_in(Some(d), addr, views, &g) {
                 return Ok(r);
             }
         }
-        self.first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), views, &g)
+        self.first_in(self.inner.trie.matches(addr.bytes(), addr.len(), &g), addr, views, &g)
     }
 
     /// The next less specific destination covering `dest` (`RtmGetLessSpecificDestination`),
@@ -344,7 +354,7 @@ impl Table {
             return Err(Error::NotFound);
         }
         let g = epoch::pin();
-        self.first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), views, &g)
+        self.first_in(self.inner.trie.matches(p.bytes(), p.len() - 1, &g), &p, views, &g)
     }
 
     /// The first route on exactly `prefix`, best first, that belongs to `views` and meets
@@ -356,9 +366,10 @@ impl Table {
         self.check_family(prefix)?;
         self.check_views(views)?;
         let g = epoch::pin();
-        let leaf = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
+        let cell = self.inner.trie.get(prefix, &g).ok_or(Error::NotFound)?;
+        let leaf = Leaf::new(&self.inner.trie, cell, *prefix);
         // Lone routes are promoted only if one of them is the one asked for.
-        if let State::Lone(_, set) = leaf.state(&g) {
+        if let State::Lone(_, set) = read(cell, &g) {
             if !set
                 .iter()
                 .any(|info| (views.is_empty() || info.views.intersects(views)) && criteria.matches(info))
@@ -408,7 +419,10 @@ impl RouteMatch {
 pub struct Best<'a> {
     table: &'a Table,
     guard: &'a Guard,
-    leaf: &'a Leaf,
+    /// The matched prefix's cell, and the key it was found for (its prefix is computed
+    /// when asked for: a lookup does not read the node's heap key array).
+    cell: Cell<'a>,
+    key: NetAddress,
     kind: Kind<'a>,
     /// The best route's next hops, found in the same match as the route.
     hops: &'a [NextHop],
@@ -426,7 +440,7 @@ impl<'a> Best<'a> {
     /// The matched destination's prefix.
     #[inline]
     pub fn prefix(&self) -> NetAddress {
-        self.leaf.prefix
+        self.cell.prefix_of(&self.key)
     }
 
     /// The best route's contents.
@@ -449,7 +463,10 @@ impl<'a> Best<'a> {
     fn dest_object(&self) -> Option<&'a Dest> {
         match self.kind {
             Kind::List { dest, .. } => Some(dest),
-            Kind::One(_) => self.leaf.promote(&self.table.inner, &self.guard.g),
+            Kind::One(_) => {
+                let t = &self.table.inner;
+                Leaf::new(&t.trie, self.cell, self.prefix()).promote(t, &self.guard.g)
+            }
         }
     }
 

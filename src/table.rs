@@ -10,8 +10,9 @@
 use crate::dest::{Dest, DestPtr, DestRef, RouteList};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
-use crate::leaf::{Leaf, State};
+use crate::leaf::{free_word, read, retire_link, Leaf, State, DEAD};
 use crate::prefix::AddressFamily;
+use crate::sync::Ordering;
 use crate::sync::{epoch, Arc, Counter, Registry, WorkList};
 use crate::trie::Trie;
 use crate::view::ViewSet;
@@ -173,7 +174,7 @@ pub(crate) struct TableInner {
     pub(crate) instance_id: u16,
     pub(crate) family: AddressFamily,
     pub(crate) profile: RegnProfile,
-    pub(crate) trie: Trie<Leaf>,
+    pub(crate) trie: Trie,
     pub(crate) entities: Registry<EntityId, Arc<Entity>>,
     pub(crate) dest_count: Counter,
     pub(crate) route_count: Counter,
@@ -256,87 +257,66 @@ impl TableInner {
         self.unplaced.push((d, list.gen)).is_some_and(|n| n % PLACE_EVERY == 0)
     }
 
-    /// Unlinks a dead destination from the trie if it is still linked: kills its leaf
-    /// (which releases the link reference, `Leaf::kill_dest`) and unlinks that. Any thread
-    /// may call it; exactly one unlink succeeds.
+    /// Unlinks a dead destination from the trie if it is still linked: kills its word
+    /// (which releases the link reference, `Leaf::kill_dest`) and takes the prefix out.
+    /// Any thread may call it; exactly one removal succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
-        // One walk finds the leaf, kills it (or finds it dead: helping whoever killed it)
-        // and unlinks it.
-        let mut link = None;
-        let removed = self.trie.remove_where(&dest.prefix, g, &mut |leaf| match leaf.kill_dest(dest) {
-            Some(l) => {
-                link = Some(l);
-                true
+        let Some(leaf) = Leaf::get(&self.trie, &dest.prefix, g) else { return };
+        match leaf.kill_dest(dest, g) {
+            Some(link) => {
+                retire_link(link, g);
+                self.unlink_leaf(&leaf, g);
             }
-            None => matches!(leaf.state(g), State::Dead),
-        });
-        self.dest_count.add(-isize::from(removed.is_some()));
-        if removed.is_some() || link.is_some() {
-            // SAFETY: our `remove_where` unlinked the leaf (or none: only the link goes).
-            unsafe { Leaf::retire(removed.map_or(core::ptr::null(), |l| l), link, g) };
+            // Dead already: help whoever killed it.
+            None if matches!(leaf.state(g), State::Dead) => self.unlink_leaf(&leaf, g),
+            None => {}
         }
     }
 
-    /// Unlinks a dead leaf if it is still linked, and frees it epoch-deferred. Any thread
-    /// may call it; exactly one unlink succeeds.
-    pub(crate) fn unlink_leaf(&self, leaf: &Leaf, g: &epoch::Guard) {
-        if self.trie.remove(&leaf.prefix, leaf, g) {
+    /// Takes a dead leaf's prefix out of the trie if it is still there. Any thread may call
+    /// it; exactly one removal succeeds.
+    pub(crate) fn unlink_leaf(&self, leaf: &Leaf<'_>, g: &epoch::Guard) {
+        if self.trie.remove(&leaf.prefix, DEAD, g) {
             self.dest_count.add(-1);
-            // SAFETY: our `remove` unlinked it.
-            unsafe { Leaf::retire(leaf, None, g) };
         }
     }
 
     /// [`unlink`](Self::unlink) of many dead destinations, with one copy per trie node
     /// touched (`Trie::remove_batch`).
     pub(crate) fn unlink_batch(&self, dests: &[&Dest], g: &epoch::Guard) {
-        let mut leaves: Vec<(&Leaf, Option<DestPtr>)> = Vec::with_capacity(dests.len());
+        let mut dead: Vec<crate::prefix::NetAddress> = Vec::with_capacity(dests.len());
         for w in dests.chunks(crate::trie::BATCH) {
             let keys: Vec<crate::prefix::NetAddress> = w.iter().map(|d| d.prefix).collect();
             let mut got = [None; crate::trie::BATCH];
             self.trie.get_batch(&keys, g, &mut got);
-            for (d, leaf) in w.iter().zip(got) {
-                if let Some(leaf) = leaf {
-                    match leaf.kill_dest(d) {
-                        Some(link) => leaves.push((leaf, Some(link))),
-                        None if matches!(leaf.state(g), State::Dead) => leaves.push((leaf, None)),
+            for (d, cell) in w.iter().zip(got) {
+                if let Some(cell) = cell {
+                    let leaf = Leaf::new(&self.trie, cell, d.prefix);
+                    match leaf.kill_dest(d, g) {
+                        Some(link) => {
+                            retire_link(link, g);
+                            dead.push(d.prefix);
+                        }
+                        None if matches!(leaf.state(g), State::Dead) => dead.push(d.prefix),
                         None => {}
                     }
                 }
             }
         }
-        self.unlink_leaves(leaves, g);
+        self.unlink_leaves(dead, g);
     }
 
-    /// Unlinks many dead leaves with one copy per trie node touched, each with the link
-    /// reference its death took out of it (if the caller has it, `Leaf::kill_dest`).
-    pub(crate) fn unlink_leaves(&self, leaves: Vec<(&Leaf, Option<DestPtr>)>, g: &epoch::Guard) {
-        let mut items: Vec<(crate::prefix::NetAddress, *const Leaf, Option<DestPtr>)> =
-            leaves.into_iter().map(|(l, link)| (l.prefix, l as *const Leaf, link)).collect();
-        // A leaf dies once, but two callers may list the same dead leaf: distinct prefixes
-        // are what `remove_batch` needs (a dead leaf is listed with its link only once).
-        items.sort_unstable_by_key(|(p, _, link)| (*p.bytes(), p.len(), link.is_none()));
-        items.dedup_by(|b, a| {
-            let same = a.0 == b.0;
-            if same && a.2.is_none() {
-                a.2 = b.2.take();
-            }
-            same
-        });
-        let keys: Vec<(crate::prefix::NetAddress, *const Leaf)> =
-            items.iter().map(|(p, l, _)| (*p, *l)).collect();
+    /// Takes the prefixes of many dead leaves out of the trie, with one copy per trie node
+    /// touched.
+    pub(crate) fn unlink_leaves(&self, mut dead: Vec<crate::prefix::NetAddress>, g: &epoch::Guard) {
+        // Two callers may list the same dead leaf: distinct prefixes are what
+        // `remove_batch` needs.
+        dead.sort_unstable_by_key(|p| (*p.bytes(), p.len()));
+        dead.dedup();
+        let keys: Vec<(crate::prefix::NetAddress, usize)> = dead.iter().map(|p| (*p, DEAD)).collect();
         let mut out = vec![None; keys.len()];
         self.trie.remove_batch(&keys, g, &mut out);
-        let mut unlinked = 0isize;
-        for ((_, l, link), r) in items.into_iter().zip(out) {
-            let mine = r == Some(true);
-            unlinked += isize::from(mine);
-            if mine || link.is_some() {
-                // SAFETY: our `remove_batch` unlinked it (or none: only the link goes).
-                unsafe { Leaf::retire(if mine { l } else { core::ptr::null() }, link, g) };
-            }
-        }
-        self.dest_count.add(-unlinked);
+        self.dest_count.add(-(out.iter().filter(|r| **r == Some(true)).count() as isize));
     }
 }
 
@@ -344,15 +324,13 @@ impl Drop for TableInner {
     fn drop(&mut self) {
         // No EntityRef is left (each holds the table), so no writer is active. Detach every
         // linked destination: mark its routes deleted, install a dead snapshot (breaking the
-        // dest -> route -> dest cycle); then free every leaf, which releases what it holds
-        // (a destination's link reference, a lone route's version).
+        // dest -> route -> dest cycle); then release what every word holds (a
+        // destination's link reference, a lone route's version or group). The trie's own
+        // drop frees the nodes.
         let g = epoch::pin();
-        let mut linked: Vec<*const Leaf> = Vec::new();
-        self.trie.for_each(&g, &mut |l| linked.push(l));
-        for p in linked {
-            // SAFETY: linked leaves are alive until unlinked and freed.
-            let leaf = unsafe { &*p };
-            if let State::Dest(d) = leaf.state(&g) {
+        let mut words: Vec<usize> = Vec::new();
+        self.trie.for_each(&g, &mut |_, cell| {
+            if let State::Dest(d) = read(cell, &g) {
                 let old = d.list(&g);
                 let gen = old.gen + 1;
                 for e in old.entries.iter() {
@@ -360,8 +338,12 @@ impl Drop for TableInner {
                 }
                 d.kill(gen, false, &g);
             }
-            // SAFETY: the trie is being dropped and no thread reaches it: the leaf is ours.
-            unsafe { Leaf::free(p) };
+            words.push(cell.word().load(Ordering::Relaxed));
+        });
+        for w in words {
+            // SAFETY: the trie is being dropped and no thread reaches it: each word is ours,
+            // listed once.
+            unsafe { free_word(w) };
         }
     }
 }
@@ -433,10 +415,11 @@ impl Table {
     pub fn dests(&self) -> Vec<DestRef> {
         let g = epoch::pin();
         let mut leaves = Vec::new();
-        self.inner.trie.for_each(&g, &mut |l| leaves.push(l));
+        let trie = &self.inner.trie;
+        trie.for_each(&g, &mut |p, cell| leaves.push(Leaf::new(trie, cell, p)));
         // A handle needs a destination object: a lone route's leaf is promoted.
         leaves
-            .into_iter()
+            .iter()
             .filter_map(|l| l.promote(&self.inner, &g))
             // Skip dead destinations before touching their reference count.
             .filter(|d| !d.list(&g).is_dead())
@@ -458,9 +441,9 @@ impl Table {
         let (trie_nodes, trie_bytes) = self.node_stats();
         let g = epoch::pin();
         let (mut leaves, mut objects, mut groups) = (0usize, 0usize, 0usize);
-        self.inner.trie.for_each(&g, &mut |l| {
+        self.inner.trie.for_each(&g, &mut |_, cell| {
             leaves += 1;
-            match l.state(&g) {
+            match read(cell, &g) {
                 State::Dest(_) => objects += 1,
                 State::Lone(_, set) => groups += set.bytes(),
                 State::Dead => {}
@@ -470,7 +453,7 @@ impl Table {
             trie_nodes,
             trie_bytes,
             destinations: leaves,
-            destination_bytes: leaves * Leaf::BYTES + objects * Dest::BYTES + groups,
+            destination_bytes: objects * Dest::BYTES + groups,
             destination_objects: objects,
         }
     }
@@ -485,12 +468,12 @@ pub struct TableMemory {
     pub trie_bytes: usize,
     /// Destinations in the table ([`Table::len`]).
     pub destinations: usize,
-    /// Their bytes: a leaf each (32 bytes: the prefix and a word, enough for a lone
-    /// route), a group block for several lone routes (8 bytes per route and a header), and
+    /// Their bytes beyond their cells in the trie nodes (a word each, enough for a lone
+    /// route, counted in `trie_bytes`): a group block for several lone routes (8 bytes per route and a header), and
     /// a destination object (128 bytes, its first snapshot placed inside it) for each with
     /// handles on it (route blocks and several-route snapshots not counted).
     pub destination_bytes: usize,
-    /// Destinations with a destination object (the others are lone routes in a leaf).
+    /// Destinations with a destination object (the others are lone routes in a cell).
     pub destination_objects: usize,
 }
 

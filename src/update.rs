@@ -12,7 +12,7 @@ use crate::dest::{Dest, DestPtr, Entry, RouteList};
 use crate::entity::{Entity, EntityRef};
 use crate::error::{Error, Result};
 use crate::identity::RoutePtr;
-use crate::leaf::{Leaf, State};
+use crate::leaf::{dest_word, free_word, owned_by, Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef, Version};
 use crate::sync::{epoch, fence, Arc, Ordering};
@@ -91,7 +91,7 @@ impl EntityRef {
         let mut spare: Option<RoutePtr> = None;
         let mut drain = false;
         let (route, flags) = loop {
-            let Some(leaf) = t.trie.get(prefix, &g) else {
+            let Some(leaf) = Leaf::get(&t.trie, prefix, &g) else {
                 if let Some(r) = self.create_dest(prefix, info, &g) {
                     break r;
                 }
@@ -99,7 +99,7 @@ impl EntityRef {
             };
             // A handle needs a destination object: a lone route's leaf is promoted.
             let Some(dest) = leaf.promote(t, &g) else {
-                t.unlink_leaf(leaf, &g);
+                t.unlink_leaf(&leaf, &g);
                 continue;
             };
             if let Some(r) = self.upsert_counted(&g, dest, info, mode, &mut spare, &mut drain) {
@@ -125,16 +125,16 @@ impl EntityRef {
     ) -> Option<(RouteRef, ChangeFlags)> {
         let (dest, route) = self.new_dest(prefix, info, g);
         let keep = dest.clone();
-        let leaf = Leaf::of_dest(dest);
-        match self.table.trie.insert(prefix, leaf.as_ptr(), g) {
+        let word = dest_word(dest);
+        match self.table.trie.insert(prefix, word, g) {
             Ok(()) => {
                 self.table.dest_count.add(1);
                 self.table.route_count.add(1);
                 Some(self.linked(route))
             }
             Err(_) => {
-                // SAFETY: never linked, so ours alone; it releases the link reference.
-                unsafe { Leaf::free(leaf.as_ptr()) };
+                // SAFETY: never stored, so ours alone; it releases the link reference.
+                unsafe { free_word(word) };
                 discard(keep, g);
                 None
             }
@@ -375,42 +375,60 @@ impl TableInner {
         let mut victims = Vec::new();
         {
             let g = epoch::pin();
-            let mut killed: Vec<&Leaf> = Vec::new();
+            let mut killed: Vec<NetAddress> = Vec::new();
             let mut gone = 0isize;
-            self.trie.for_each(&g, &mut |l| loop {
-                match l.state(&g) {
-                    State::Lone(w, set) => {
-                        let rest: Vec<&RouteInfo> =
-                            set.iter().filter(|v| !Leaf::owned_by(v, entity)).collect();
-                        if rest.len() == set.len() {
-                            break;
-                        }
-                        if l.swap_lone(w, &rest, &g) {
-                            gone += (set.len() - rest.len()) as isize;
-                            if rest.is_empty() {
-                                killed.push(l);
-                            }
-                            break;
-                        }
-                        // Changed meanwhile (re-announced, or promoted): again.
-                    }
-                    State::Dest(d) => {
-                        for e in d.list(&g).entries.iter() {
-                            if entity.owns(e) {
-                                victims.push(RoutePtr::clone(&e.route));
-                            }
-                        }
-                        break;
-                    }
-                    _ => break,
-                }
+            let trie = &self.trie;
+            self.trie.for_each(&g, &mut |p, cell| {
+                let l = Leaf::new(trie, cell, p);
+                self.withdraw_from(&l, entity, &mut victims, &mut killed, &mut gone, &g);
             });
             self.route_count.add(-gone);
-            self.unlink_leaves(killed.into_iter().map(|l| (l, None)).collect(), &g);
+            self.unlink_leaves(killed, &g);
         }
         // Batched: the destinations this kills are unlinked with one copy per trie node.
         for chunk in victims.chunks(crate::bulk::MAX_ROUTES_IN_BATCH) {
             crate::bulk::remove_routes(self, chunk);
+        }
+    }
+
+    /// [`withdraw_all`](Self::withdraw_all) on one leaf: `entity`'s lone routes are
+    /// withdrawn (a leaf left dead is listed in `killed`), its routes on a destination
+    /// listed in `victims`.
+    fn withdraw_from<'g>(
+        &self,
+        l: &Leaf<'g>,
+        entity: &Arc<Entity>,
+        victims: &mut Vec<RoutePtr>,
+        killed: &mut Vec<NetAddress>,
+        gone: &mut isize,
+        g: &'g epoch::Guard,
+    ) {
+        loop {
+            match l.state(g) {
+                State::Lone(w, set) => {
+                    let rest: Vec<&RouteInfo> = set.iter().filter(|v| !owned_by(v, entity)).collect();
+                    if rest.len() == set.len() {
+                        break;
+                    }
+                    if l.swap_lone(w, &rest, g) {
+                        *gone += (set.len() - rest.len()) as isize;
+                        if rest.is_empty() {
+                            killed.push(l.prefix);
+                        }
+                        break;
+                    }
+                    // Changed meanwhile (re-announced, or promoted): again.
+                }
+                State::Dest(d) => {
+                    for e in d.list(g).entries.iter() {
+                        if entity.owns(e) {
+                            victims.push(RoutePtr::clone(&e.route));
+                        }
+                    }
+                    break;
+                }
+                _ => break,
+            }
         }
     }
 }

@@ -282,7 +282,7 @@ fn several_owners_share_a_group() {
     assert_eq!(b.insert_route(&x, route(15, 2)), Ok(ChangeFlags { new: false, best: true }));
     assert_eq!(b.withdraw_route(&x, None), Ok(ChangeFlags { new: false, best: true }));
     assert_eq!((t.len(), t.route_count(), objects(t), best()), (1, 1, 0, Some((1, 20))));
-    assert_eq!(t.memory().destination_bytes, 32, "one lone route: the leaf alone");
+    assert_eq!(t.memory().destination_bytes, 0, "one lone route: its word in the trie node alone");
     // A handle on the group promotes it, in selection order.
     b.insert_route(&x, route(25, 2)).unwrap();
     let d = t.get(&x, ViewSet::ANY).unwrap();

@@ -29,19 +29,18 @@ use super::stack_vec::StackVec;
 use super::*;
 use std::borrow::Cow;
 
-impl<V: Linked> Trie<V> {
-    /// Links each `items[i].1` under `items[i].0` unless a value is linked there already;
-    /// `out[i]` receives `Ok(())` or `Err(existing)` as [`insert`](Self::insert) would.
+impl Trie {
+    /// Stores each `items[i].0` with the word `items[i].1` unless it is stored already;
+    /// `out[i]` receives `Ok(())` or `Err(existing cell)` as [`insert`](Self::insert) would.
     /// `items` must be sorted by address bytes then length, with distinct prefixes, and
     /// `out` must hold one `None` per item.
     pub(crate) fn insert_batch<'g>(
         &'g self,
-        items: &[(NetAddress, *const V)],
+        items: &[(NetAddress, usize)],
         g: &'g Guard,
-        out: &mut [Option<Result<(), &'g V>>],
+        out: &mut [Option<Result<(), Cell<'g>>>],
     ) {
         debug_assert_eq!(items.len(), out.len());
-        debug_assert!(items.iter().all(|(p, v)| value_ref::<V>(*v as usize, g).prefix() == p));
         debug_assert!(items
             .windows(2)
             .all(|w| (w[0].0.bytes(), w[0].0.len()) < (w[1].0.bytes(), w[1].0.len())));
@@ -62,10 +61,10 @@ impl<V: Linked> Trie<V> {
         &'g self,
         at: At<'g>,
         d: usize,
-        items: &[(NetAddress, *const V)],
+        items: &[(NetAddress, usize)],
         idx: &[usize],
         g: &'g Guard,
-        out: &mut [Option<Result<(), &'g V>>],
+        out: &mut [Option<Result<(), Cell<'g>>>],
     ) -> Step<()> {
         let c = Self::cnode_ref(at.raw, g);
         let (own, below) = split(items, idx, d);
@@ -93,11 +92,10 @@ impl<V: Linked> Trie<V> {
         let mut linked: Vec<usize> = Vec::with_capacity(own.len());
         for &i in own.iter() {
             let hk = locate(&items[i].0).1;
-            let cur = c.get(hk);
-            if cur != 0 {
-                out[i] = Some(Err(value_ref(cur, g)));
+            if let Some(word) = c.find_cell(hk) {
+                out[i] = Some(Err(Cell { word, node: c, depth: d as u8 }));
             } else {
-                added.push((hk, items[i].1 as usize));
+                added.push((hk, items[i].1));
                 linked.push(i);
             }
         }
@@ -115,9 +113,12 @@ impl<V: Linked> Trie<V> {
         if !won {
             return abandon(fresh);
         }
+        let mut n = 0;
         for i in linked.into_iter().chain(fresh.iter().flat_map(|&(_, _, grp)| grp.iter().copied())) {
             out[i] = Some(Ok(()));
+            n += 1;
         }
+        crate::sync::LIVE_LEAVES.add(n);
         Step::Done(())
     }
 }
@@ -127,7 +128,7 @@ impl<V: Linked> Trie<V> {
 /// other (the common case: a walk's upper nodes hold few of a batch's prefixes, its lowest
 /// nodes all of theirs), so most nodes allocate nothing.
 fn split<'a>(
-    items: &[(NetAddress, *const impl Sized)],
+    items: &[(NetAddress, usize)],
     idx: &'a [usize],
     d: usize,
 ) -> (Cow<'a, [usize]>, Cow<'a, [usize]>) {
@@ -150,7 +151,7 @@ fn split<'a>(
 /// slot, groups in slot order: sorted by address bytes, the items below one child byte are
 /// contiguous.
 fn groups<'a>(
-    items: &'a [(NetAddress, *const impl Sized)],
+    items: &'a [(NetAddress, usize)],
     below: &'a [usize],
     d: usize,
 ) -> impl Iterator<Item = (u8, &'a [usize])> + 'a {
@@ -159,10 +160,10 @@ fn groups<'a>(
 }
 
 /// Builds, unpublished, the subtree at depth `d` holding exactly the items `idx`.
-fn build_tree<V>(d: usize, items: &[(NetAddress, *const V)], idx: &[usize]) -> usize {
+fn build_tree(d: usize, items: &[(NetAddress, usize)], idx: &[usize]) -> usize {
     let (own, below) = split(items, idx, d);
     let mut prefixes: Vec<(HeapKey, usize)> =
-        own.iter().map(|&i| (locate(&items[i].0).1, items[i].1 as usize)).collect();
+        own.iter().map(|&i| (locate(&items[i].0).1, items[i].1)).collect();
     prefixes.sort_unstable_by_key(|&(hk, _)| hk);
     let children: Vec<(u8, usize)> =
         groups(items, &below, d).map(|(slot, grp)| (slot, build_tree(d + 1, items, grp))).collect();
@@ -185,12 +186,12 @@ unsafe fn free_tree(raw: usize) {
     }
 }
 
-impl<V: Linked> Trie<V> {
+impl Trie {
     /// [`get`](Self::get) of up to [`BATCH`] prefixes at once, walking in lock step with
-    /// prefetches as [`lookup_batch`](Self::lookup_batch) does: `out[i]` receives the value
-    /// linked under exactly `keys[i]`, whose first line is prefetched.
+    /// prefetches as [`lookup_batch`](Self::lookup_batch) does: `out[i]` receives the cell
+    /// of exactly `keys[i]`.
     #[allow(clippy::needless_range_loop)] // `i` indexes keys, nodes and out in lock step
-    pub(crate) fn get_batch<'g>(&'g self, keys: &[NetAddress], g: &'g Guard, out: &mut [Option<&'g V>]) {
+    pub(crate) fn get_batch<'g>(&'g self, keys: &[NetAddress], g: &'g Guard, out: &mut [Option<Cell<'g>>]) {
         let n = keys.len().min(BATCH).min(out.len());
         let mut cs: [Option<CNode<'g>>; BATCH] = [Some(self.root(g)); BATCH];
         let mut at = [(0usize, 0 as HeapKey); BATCH];
@@ -221,22 +222,16 @@ impl<V: Linked> Trie<V> {
                 }
             }
         }
-        // The exact match in each final node (`Trie::find`), in two more rounds: the line
-        // holding the leaf of the prefix's first slot, then the value that leaf names.
+        // The exact match in each final node (`CNode::find_cell`), one more round: the line
+        // holding the run of the prefix's first slot.
         for i in 0..n {
             if let Some(c) = cs[i] {
                 c.prefetch_leaf(node::hk_start(at[i].1));
             }
         }
-        let mut leaf = [0usize; BATCH];
         for i in 0..n {
-            if let Some(c) = cs[i] {
-                leaf[i] = c.leaf(node::hk_start(at[i].1));
-                prefetch(leaf[i] as *const u8);
-            }
-        }
-        for i in 0..n {
-            out[i] = cs[i].and_then(|c| Self::find_from_leaf(c, &keys[i], at[i].1, leaf[i], g));
+            out[i] = cs[i]
+                .and_then(|c| c.find_cell(at[i].1).map(|word| Cell { word, node: c, depth: at[i].0 as u8 }));
         }
     }
 }
@@ -268,13 +263,13 @@ struct Acc {
     dropped: Vec<(u8, usize)>,
 }
 
-impl<V: Linked> Trie<V> {
-    /// Unlinks each `items[i].0` whose linked value is `items[i].1`, as
-    /// [`remove`](Self::remove) would (`out[i]`: whether it did; on `true` the caller owns
-    /// the link reference), with at most one copy per touched node; emptied nodes are
+impl Trie {
+    /// Takes out each `items[i].0` whose cell holds the final word `items[i].1`, as
+    /// [`remove`](Self::remove) would (`out[i]`: whether it did), with at most one copy
+    /// per touched node; emptied nodes are
     /// unlinked with their parent's copy, as a single removal's cascade does. `items` must
     /// be sorted by address bytes then length; `out` holds one `None` per item.
-    pub(crate) fn remove_batch(&self, items: &[(NetAddress, *const V)], g: &Guard, out: &mut [Option<bool>]) {
+    pub(crate) fn remove_batch(&self, items: &[(NetAddress, usize)], g: &Guard, out: &mut [Option<bool>]) {
         debug_assert_eq!(items.len(), out.len());
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut acc = Acc::default();
@@ -299,7 +294,7 @@ impl<V: Linked> Trie<V> {
         &self,
         at: At<'_>,
         d: usize,
-        items: &[(NetAddress, *const V)],
+        items: &[(NetAddress, usize)],
         idx: &[usize],
         g: &Guard,
         out: &mut [Option<bool>],
@@ -329,11 +324,12 @@ impl<V: Linked> Trie<V> {
         let mut gone: StackVec<HeapKey, 511> = StackVec::new();
         for &i in own.iter() {
             let hk = locate(&items[i].0).1;
-            let expected = items[i].1 as usize;
-            // The leaf of the prefix's first slot is the prefix's own value unless a
-            // longer prefix covers that slot (`Trie::find`): one popcount, where the
-            // search of the sorted prefixes was a chain of a node's-size log steps.
-            if c.leaf(node::hk_start(hk)) == expected || c.get(hk) == expected {
+            let expected = items[i].1;
+            // `find_cell`: the run of the prefix's first slot answers unless a longer prefix
+            // covers that slot (one popcount, where the search of the sorted prefixes was a
+            // chain of a node's-size log steps). The word is final (`remove`), so reading
+            // it before the copy freezes it is enough.
+            if c.find_cell(hk).is_some_and(|w| w.load(LOAD) & !FROZEN == expected) {
                 gone.push(hk);
             } else {
                 out[i] = Some(false);
@@ -368,10 +364,15 @@ impl<V: Linked> Trie<V> {
         if !self.replace(at, new, g) {
             return Step::Retry;
         }
+        let mut n = 0;
         for &i in own.iter().chain(&acc.items[items0..]) {
             // Own items the scan left undecided, and the emptied children's items.
-            out[i].get_or_insert(true);
+            if out[i].is_none() {
+                out[i] = Some(true);
+                n += 1;
+            }
         }
+        crate::sync::LIVE_LEAVES.add(-n);
         acc.items.truncate(items0);
         for old in acc.nodes.drain(nodes0..) {
             // SAFETY: as in `remove_once`: each emptied node's slot was frozen holding it

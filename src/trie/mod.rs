@@ -56,31 +56,42 @@ const DIRECT_MAX: usize = 3;
 
 use crate::prefix::NetAddress;
 use crate::sync::epoch::Guard;
-use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering, Touch};
-use core::marker::PhantomData;
+use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering};
 use core::mem::MaybeUninit;
-use node::{CNode, HeapKey, NodeBox, FROZEN, LOAD};
+pub(crate) use node::FROZEN;
+use node::{CNode, HeapKey, NodeBox, LOAD};
 
-/// Values stored in the trie: shareable between threads, exposing their loom liveness
-/// cell through the same [`Touch`] the epoch cell uses, and knowing their prefix.
-pub(crate) trait Linked: Touch + Prefixed + Send + Sync {}
-impl<T: Touch + Prefixed + Send + Sync> Linked for T {}
-
-/// A value that knows the prefix it is linked under. Invariant: a value is only ever
-/// linked under its own `prefix()` (exact matches rely on it, see [`Trie::get`]).
-pub(crate) trait Prefixed {
-    fn prefix(&self) -> &NetAddress;
+/// A prefix's *cell*: the atomic word its node holds for it (module docs, "Cells"), found
+/// under a guard and valid for it. The word is the caller's (`leaf.rs`): the trie reserves
+/// the tag [`FROZEN`] and the low-bit pattern [`node::ALIAS`] (a word never has both of its
+/// low two bits set). A cell is final once its node is copied: writers then find the
+/// prefix's cell again in the copy ([`Trie::cell_for_write`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Cell<'g> {
+    word: &'g AtomicUsize,
+    node: CNode<'g>,
+    /// The node's depth (it consumes key byte `depth`).
+    depth: u8,
 }
 
-/// Turns a value pointer read from a live node into a reference tied to the guard.
-#[inline(always)]
-fn value_ref<V: Linked>(p: usize, _g: &Guard) -> &V {
-    // SAFETY: `p` was read from a node loaded under `_g`. The trie's contract with its
-    // caller: a value is destroyed only epoch-deferred after it was unlinked, so it stays
-    // valid while `_g` is pinned.
-    let v = unsafe { &*(p as *const V) };
-    v.touch();
-    v
+impl<'g> Cell<'g> {
+    /// The atomic word.
+    #[inline(always)]
+    pub(crate) fn word(self) -> &'g AtomicUsize {
+        self.word
+    }
+
+    /// The length of the cell's prefix.
+    #[inline]
+    pub(crate) fn len(self) -> u8 {
+        8 * self.depth + node::hk_len(self.node.hk_of(self.word))
+    }
+
+    /// The cell's prefix, given an address it covers (the key that found it).
+    #[inline]
+    pub(crate) fn prefix_of(self, key: &NetAddress) -> NetAddress {
+        key.truncate(self.len())
+    }
 }
 
 /// Position of a prefix: the depth of its node and its heap key there.
@@ -103,7 +114,7 @@ struct At<'g> {
 }
 
 /// See the module docs.
-pub(crate) struct Trie<V> {
+pub(crate) struct Trie {
     /// Address of the root node (never 0, never frozen).
     root: AtomicUsize,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
@@ -111,31 +122,26 @@ pub(crate) struct Trie<V> {
     /// `max_len / 8`, the most levels a walk visits (at most 16), kept so that a lookup
     /// does not compute it.
     levels: usize,
-    _values: PhantomData<*const V>,
 }
 
-// SAFETY: the trie shares `&V` between threads (readers) and hands values from one thread
-// to another (a value linked by one writer is unlinked by another), so `V: Send + Sync`
-// (required by `Linked`) is exactly what is needed; nodes change only through atomics.
-unsafe impl<V: Linked> Send for Trie<V> {}
+// SAFETY: the trie holds node addresses as integers; nodes are shared between threads and
+// change only through atomics (slots and cells), and are freed by the thread whose CAS
+// unlinked them, epoch-deferred. The words in cells are the caller's, who makes them safe
+// to share (`leaf.rs`).
+unsafe impl Send for Trie {}
 // SAFETY: as above; all shared mutation goes through atomics.
-unsafe impl<V: Linked> Sync for Trie<V> {}
+unsafe impl Sync for Trie {}
 
 enum Step<T> {
     Done(T),
     Retry,
 }
 
-impl<V: Linked> Trie<V> {
+impl Trie {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
         assert!(max_len <= 128 && max_len % 8 == 0, "a whole number of levels, at most 16");
-        Self {
-            root: AtomicUsize::new(NodeBox::empty().into_raw()),
-            max_len,
-            levels: (max_len / 8) as usize,
-            _values: PhantomData,
-        }
+        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, levels: (max_len / 8) as usize }
     }
 
     /// The top levels a batched lookup reads at once, without its prefetch rounds (see
@@ -195,7 +201,7 @@ impl<V: Linked> Trie<V> {
     /// `ratio_lookup` (one build, only this differing, five runs): IPv4 single lookups
     /// 0.63-0.71x -> 0.78-0.89x prefix-trie; IPv6 (two runs) 0.87-0.90x -> 0.89-0.94x.
     #[inline]
-    pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<&'g V> {
+    pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
         // The nodes on the key's path, root first: node `d` consumes key byte `d`. At most
         // 16 levels (a 128-bit key). Left uninitialized beyond the walk, with no length in
         // memory and no bounds-check branch: where the table is cached, a lookup's time is
@@ -222,9 +228,8 @@ impl<V: Linked> Trie<V> {
             // SAFETY: the walk wrote `path[0..n]` before `n` reached its value (every index
             // below the final `n` once), and `n` only decreases here.
             let c = unsafe { path[n].assume_init() };
-            let l = c.leaf(key[n]);
-            if l != 0 {
-                return Some(value_ref(l, g));
+            if let Some(word) = c.leaf_cell(key[n]) {
+                return Some(Cell { word, node: c, depth: n as u8 });
             }
         }
         None
@@ -236,26 +241,25 @@ impl<V: Linked> Trie<V> {
     /// overlap instead of queueing (the same results as `lookup`, at a fraction of the
     /// latency per key on a table that does not fit in cache).
     ///
-    /// A key's match is final once its walk ends (no child to go to): the line at byte
-    /// `hot` of that value (the part the caller reads first) is prefetched then, while the
-    /// other keys still walk. As in [`lookup`](Self::lookup), a walk reads a node's leaf
-    /// run only where it ends, and the runs above only if that one is empty: a round
-    /// prefetches a node's slot or its run, not both. One build with a runtime switch,
-    /// `ratio_lookup`: IPv4 in-table 44.5, 54.6 -> 40.8, 50.3 ns per lookup (8-9 %), IPv6
-    /// 93.0, 95.8 -> 83.5, 89.2, random IPv4 addresses 52.0, 70.3 -> 50.1, 68.4.
+    /// A key's match is final once its walk ends (no child to go to): its cell was read
+    /// then, in the node's run, so the caller has the word's line. As in
+    /// [`lookup`](Self::lookup), a walk reads a node's leaf run only where it ends, and the
+    /// runs above only if that one is empty: a round prefetches a node's slot or its run,
+    /// not both. One build with a runtime switch, `ratio_lookup`: IPv4 in-table 44.5, 54.6
+    /// -> 40.8, 50.3 ns per lookup (8-9 %), IPv6 93.0, 95.8 -> 83.5, 89.2, random IPv4
+    /// addresses 52.0, 70.3 -> 50.1, 68.4.
     pub(crate) fn lookup_batch<'g>(
         &'g self,
         keys: &[NetAddress],
         g: &'g Guard,
-        out: &mut [Option<&'g V>],
-        hot: usize,
+        out: &mut [Option<Cell<'g>>],
     ) {
         let n = keys.len().min(BATCH).min(out.len());
         let (keys, out) = (&keys[..n], &mut out[..n]);
         // Per key: the node it is at (0 once it has no child to go to) and its match, final
-        // once the walk ended (0: none).
+        // once the walk ended.
         let mut node = [0usize; BATCH];
-        let mut best = [0usize; BATCH];
+        let mut best: [Option<Cell<'g>>; BATCH] = [None; BATCH];
         // The top levels are read at once, without the two rounds below: every walk goes
         // through them, so their lines are cached, and a prefetch round would only add
         // work. Their leaves are read only for a walk that ends among them, or whose
@@ -287,28 +291,23 @@ impl<V: Linked> Trie<V> {
             }
             more |= node[i] != 0;
         }
-        // The last direct level's children (or, for a walk that ended, its value's hot
-        // line) are prefetched for the rounds below.
+        // The last direct level's children are prefetched for the rounds below.
         for i in 0..n {
             if node[i] != 0 {
                 prefetch(node[i] as *const u8);
-            } else if best[i] != 0 {
-                // A hint, as in round 2 below.
-                prefetch((best[i] as *const u8).wrapping_add(hot));
             }
         }
         // Per key, this round: the addresses of the run and the slot its node's head points
         // it to (null where there is none).
         let mut runs = [core::ptr::null::<AtomicUsize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
-        // Per key and level: the run a walk that went on to a child did not read (null if
-        // the node has no run covering the key byte). A deeper node's prefixes are longer,
-        // so these are read only if the deepest node has no match, from the bottom up (as
-        // in `lookup`).
+        // Per key and level: the node a walk went on from (its run there unread). A deeper
+        // node's prefixes are longer, so those runs are read only if the deepest node has
+        // no match, from the bottom up (as in `lookup`).
         // Uninitialized (zeroing it was 4 KiB of stores per call, a third of the batch's
         // instructions): a walk writes its entry of a level when it goes on to a child
         // there, and reads only the levels it went on from.
-        let mut skipped = [[MaybeUninit::<*const AtomicUsize>::uninit(); 16]; BATCH];
+        let mut skipped = [[MaybeUninit::<CNode<'g>>::uninit(); 16]; BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
         for d in direct..levels {
             if !more {
@@ -329,13 +328,14 @@ impl<V: Linked> Trie<V> {
                 runs[i] = r;
                 slots[i] = s;
             }
-            // Round 2: read the child; where there is none, the leaf (and if it is empty,
-            // the skipped ones above); prefetch the child's head or the match's hot line.
+            // Round 2: read the child, or where there is none the cell (and if it is empty,
+            // the skipped ones above); prefetch the child's head.
             more = false;
             for i in 0..n {
                 if node[i] == 0 {
                     continue;
                 }
+                let c = Self::cnode_ref(node[i], g);
                 let mut ch = 0;
                 if !slots[i].is_null() {
                     // SAFETY: `addrs` derived the address from the node's child bitmap and
@@ -343,68 +343,66 @@ impl<V: Linked> Trie<V> {
                     ch = unsafe { &*slots[i] }.load(LOAD) & !FROZEN;
                 }
                 if ch != 0 {
-                    skipped[i][d].write(runs[i]);
+                    skipped[i][d].write(c);
                     prefetch(ch as *const u8);
                     more = true;
                     node[i] = ch;
                     continue;
                 }
                 // The walk ends here: the deepest run first, then the skipped ones upwards
-                // (their nodes, read this walk, live for `'g` and their runs are
-                // immutable), then the direct levels' leaves.
-                // SAFETY: walk `i` went on to a child at every level from `direct` to
-                // `d - 1` (it is at level `d`, and the direct levels read no runs into
-                // `skipped`), writing `skipped[i][level]` each time, in this call.
-                let above = skipped[i][direct..d].iter().rev().map(|r| unsafe { r.assume_init() });
-                let l = core::iter::once(runs[i])
-                    .chain(above)
-                    .filter(|r| !r.is_null())
-                    // SAFETY: each address was derived by `addrs` from a node's run bitmap
-                    // and count, as above.
-                    .map(|r| unsafe { node::load_value(r).1 })
-                    .find(|&l| l != 0);
-                best[i] = match l {
-                    Some(l) => l,
-                    // SAFETY: walk `i` reached level `direct` (it is at level `d >=
-                    // direct`), so the direct loop wrote `upper[i][0..direct]`.
-                    None => unsafe { Self::upper_leaf(&upper[i], keys[i].bytes(), direct) },
-                };
-                if best[i] != 0 {
-                    // A hint only: the address is inside a value that stays allocated for
-                    // `'g` (see `value_ref`), and a prefetch never faults.
-                    prefetch((best[i] as *const u8).wrapping_add(hot));
-                }
+                // (their nodes, read this walk, live for `'g`), then the direct levels'.
+                let key = keys[i].bytes();
+                let here = (!runs[i].is_null())
+                    .then(|| {
+                        // SAFETY: `addrs` derived the address from the node's run bitmap and
+                        // count; the node (and its runs) live for `'g`.
+                        let (word, v) = unsafe { node::load_value(runs[i]) };
+                        (v != 0).then_some(Cell { word, node: c, depth: d as u8 })
+                    })
+                    .flatten();
+                best[i] = here
+                    .or_else(|| {
+                        (direct..d).rev().find_map(|k| {
+                            // SAFETY: walk `i` went on to a child at every level from
+                            // `direct` to `d - 1` (it is at level `d`), writing
+                            // `skipped[i][k]` each time, in this call.
+                            let up = unsafe { skipped[i][k].assume_init() };
+                            up.leaf_cell(key[k]).map(|word| Cell { word, node: up, depth: k as u8 })
+                        })
+                    })
+                    // SAFETY: walk `i` reached level `direct` (it is at level `d >= direct`),
+                    // so the direct loop wrote `upper[i][0..direct]`.
+                    .or_else(|| unsafe { Self::upper_leaf(&upper[i], key, direct) });
                 node[i] = 0;
             }
         }
         // Every walk ended in the loop: a node of the last level has no children (there is
         // no key byte for them), so no match is left unread among `skipped`.
         debug_assert!(node[..n].iter().all(|&c| c == 0), "a walk went past the last level");
-        // The values are not prefetched here: the caller knows which of their lines it
-        // reads.
-        for (o, &b) in out.iter_mut().zip(&best) {
-            *o = (b != 0).then(|| value_ref(b, g));
-        }
+        out.copy_from_slice(&best[..n]);
     }
 
     /// The longest match among the leaves of `upper[0..d]` (nodes of levels `0..d` on
-    /// `key`'s path), read bottom-up; 0 if none.
+    /// `key`'s path), read bottom-up.
     ///
     /// # Safety
     /// `upper[0..d]` are initialized, and `d <= DIRECT_MAX`.
     #[inline(always)]
-    unsafe fn upper_leaf(upper: &[MaybeUninit<CNode<'_>>; DIRECT_MAX], key: &[u8; 16], d: usize) -> usize {
-        (0..d)
-            .rev()
+    unsafe fn upper_leaf<'g>(
+        upper: &[MaybeUninit<CNode<'g>>; DIRECT_MAX],
+        key: &[u8; 16],
+        d: usize,
+    ) -> Option<Cell<'g>> {
+        (0..d).rev().find_map(|k| {
             // SAFETY: initialized per the contract.
-            .map(|k| unsafe { upper[k].assume_init() }.leaf(key[k]))
-            .find(|&l| l != 0)
-            .unwrap_or(0)
+            let c = unsafe { upper[k].assume_init() };
+            c.leaf_cell(key[k]).map(|word| Cell { word, node: c, depth: k as u8 })
+        })
     }
 
-    /// Every value whose prefix covers the first `len` bits of `key` and is at most `len`
-    /// long, longest first.
-    pub(crate) fn matches<'g>(&'g self, key: &[u8; 16], len: u8, g: &'g Guard) -> Vec<&'g V> {
+    /// The cell of every prefix that covers the first `len` bits of `key` and is at most
+    /// `len` long, longest first.
+    pub(crate) fn matches<'g>(&'g self, key: &[u8; 16], len: u8, g: &'g Guard) -> Vec<Cell<'g>> {
         let mut out = Vec::new();
         let mut c = self.root(g);
         let mut d = 0usize;
@@ -415,9 +413,8 @@ impl<V: Linked> Trie<V> {
                     break;
                 }
                 let bits = if rel == 0 { 0 } else { (key[d] >> (8 - rel)) as u16 };
-                let v = c.get((1u16 << rel) | bits);
-                if v != 0 {
-                    out.push(value_ref(v, g));
+                if let Some(word) = c.get_cell((1u16 << rel) | bits) {
+                    out.push(Cell { word, node: c, depth: d as u8 });
                 }
             }
             if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
@@ -433,54 +430,42 @@ impl<V: Linked> Trie<V> {
         out
     }
 
-    /// The value linked under exactly `p`.
-    pub(crate) fn get<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<&'g V> {
+    /// The cell of exactly `p`, if `p` is stored.
+    pub(crate) fn get<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<Cell<'g>> {
         let (depth, hk) = locate(p);
         let mut c = self.root(g);
         for &slot in &p.bytes()[..depth] {
             c = Self::child(c, slot, g)?;
         }
-        Self::find(c, p, hk, g)
+        c.find_cell(hk).map(|word| Cell { word, node: c, depth: depth as u8 })
     }
 
-    /// The value linked under `p` (heap key `hk`) in node `c`.
-    ///
-    /// The sorted prefix array answers by binary search, but in a full table's depth-2
-    /// nodes (hundreds of prefixes, kilobytes) that is a chain of five or six dependent
-    /// cache misses. The leaf vector usually answers with one line: the leaf of the first
-    /// slot `p` covers is the longest prefix of this node covering that slot. If `p` is
-    /// linked here, that leaf is `p` or a longer prefix. So a leaf whose value has `p` as
-    /// its prefix is the answer (values are linked under their own prefix, [`Prefixed`]);
-    /// no leaf, or a shorter one, means `p` is absent. Only a longer leaf (a more specific
-    /// prefix at `p`'s first slot) needs the search. The leaf vector and the prefix array
-    /// belong to the same immutable node, so both describe one state.
-    #[inline]
-    fn find<'g>(c: CNode<'g>, p: &NetAddress, hk: HeapKey, g: &'g Guard) -> Option<&'g V> {
-        Self::find_from_leaf(c, p, hk, c.leaf(node::hk_start(hk)), g)
-    }
-
-    /// [`find`](Self::find) given the leaf `l` of `hk`'s first slot in `c`.
-    #[inline]
-    fn find_from_leaf<'g>(
-        c: CNode<'g>,
-        p: &NetAddress,
-        hk: HeapKey,
-        l: usize,
-        g: &'g Guard,
-    ) -> Option<&'g V> {
-        if l == 0 {
-            return None;
+    /// The cell of exactly `p` for a writer: one that was not frozen when this walk read it
+    /// (a frozen cell on the way, or the prefix's own, is helped: its node is replaced by
+    /// an unfrozen copy, as `child_at` does for slots). `None` if `p` is not stored.
+    pub(crate) fn cell_for_write<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<Cell<'g>> {
+        let (depth, hk) = locate(p);
+        loop {
+            let mut path = [None; 17];
+            let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
+                Step::Done(k) if k == depth => k,
+                Step::Done(_) => return None,
+                Step::Retry => {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+            };
+            let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
+            let c = Self::cnode_ref(at.raw, g);
+            let word = c.find_cell(hk)?;
+            if word.load(LOAD) & FROZEN == 0 {
+                return Some(Cell { word, node: c, depth: depth as u8 });
+            }
+            // A copier froze the node: help it out of the way (whichever copy wins holds
+            // the word) and find the prefix again.
+            self.replace(at, c.copy(), g);
+            crate::sync::spin_hint();
         }
-        let v: &'g V = value_ref(l, g);
-        let k = v.prefix();
-        if k.len() < p.len() {
-            return None;
-        }
-        if k == p {
-            return Some(v);
-        }
-        let v = c.get(hk);
-        (v != 0).then(|| value_ref(v, g))
     }
 
     /// Replaces the node at `at` by `new` (a compare-and-swap on its location). On success
@@ -539,11 +524,10 @@ impl<V: Linked> Trie<V> {
         Step::Done(depth)
     }
 
-    /// Links `value` under `p` unless a value is linked there already, which is returned as
-    /// `Err`. On `Ok` the trie holds the pointer until `remove` unlinks it.
-    pub(crate) fn insert<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Result<(), &'g V> {
-        // `Prefixed`'s invariant, which `find` relies on (the value is the caller's, alive).
-        debug_assert!(value_ref::<V>(value as usize, g).prefix() == p, "linked under its own prefix");
+    /// Stores `p` with the word `value` in its cell unless `p` is stored already, whose
+    /// cell is returned as `Err`. On `Ok` the cell holds the word until `remove` takes the
+    /// prefix out (the trie itself never reads what a word names).
+    pub(crate) fn insert<'g>(&'g self, p: &NetAddress, value: usize, g: &'g Guard) -> Result<(), Cell<'g>> {
         loop {
             if let Step::Done(r) = self.insert_once(p, value, g) {
                 return r;
@@ -552,7 +536,7 @@ impl<V: Linked> Trie<V> {
         }
     }
 
-    fn insert_once<'g>(&'g self, p: &NetAddress, value: *const V, g: &'g Guard) -> Step<Result<(), &'g V>> {
+    fn insert_once<'g>(&'g self, p: &NetAddress, value: usize, g: &'g Guard) -> Step<Result<(), Cell<'g>>> {
         let (depth, hk) = locate(p);
         let mut at = At { loc: &self.root, raw: self.root.load(LOAD) };
         for &slot in &p.bytes()[..depth] {
@@ -583,66 +567,44 @@ impl<V: Linked> Trie<V> {
             at = At { loc: s, raw: child_raw };
         }
         let c = Self::cnode_ref(at.raw, g);
-        let cur = c.get(hk);
-        if cur != 0 {
-            return Step::Done(Err(value_ref(cur, g)));
+        if let Some(word) = c.find_cell(hk) {
+            return Step::Done(Err(Cell { word, node: c, depth: depth as u8 }));
         }
-        // The CAS's Release publishes the value pointer and the value's contents (written
-        // before `insert` was called); pairs with `LOAD`.
-        if self.replace(at, c.with_prefix(hk, value as usize), g) {
+        // The CAS's Release publishes the word and what it names (built before `insert`
+        // was called); pairs with `LOAD`.
+        if self.replace(at, c.with_prefix(hk, value), g) {
+            crate::sync::LIVE_LEAVES.add(1);
             Step::Done(Ok(()))
         } else {
             Step::Retry
         }
     }
 
-    /// Unlinks the value under `p` if it is `expected`. Returns whether it did; on `true`
-    /// the caller owns the link reference it gave to `insert` (release it epoch-deferred).
-    pub(crate) fn remove(&self, p: &NetAddress, expected: *const V, g: &Guard) -> bool {
-        self.remove_where(p, g, &mut |v| core::ptr::eq(v, expected)).is_some()
-    }
-
-    /// Unlinks the value under `p` if `pred` holds for it, and returns it; the caller then
-    /// owns its link reference. `pred` may run more than once (once per attempt; a retry
-    /// reads the value again), so it must give the same answer for the same value once it
-    /// said yes: it may act, e.g. mark the value dead, which one walk both checks and
-    /// unlinks.
-    pub(crate) fn remove_where<'g>(
-        &'g self,
-        p: &NetAddress,
-        g: &'g Guard,
-        pred: &mut dyn FnMut(&'g V) -> bool,
-    ) -> Option<&'g V> {
+    /// Takes `p` out if its cell holds `expected`, a *final* word (one no writer ever
+    /// replaces, such as a dead leaf's: the check may read the cell before the copy
+    /// freezes it). Returns whether it did.
+    pub(crate) fn remove(&self, p: &NetAddress, expected: usize, g: &Guard) -> bool {
         loop {
-            if let Step::Done(r) = self.remove_once(p, g, pred) {
+            if let Step::Done(r) = self.remove_once(p, expected, g) {
                 return r;
             }
             crate::sync::spin_hint();
         }
     }
 
-    fn remove_once<'g>(
-        &'g self,
-        p: &NetAddress,
-        g: &'g Guard,
-        pred: &mut dyn FnMut(&'g V) -> bool,
-    ) -> Step<Option<&'g V>> {
+    fn remove_once(&self, p: &NetAddress, expected: usize, g: &Guard) -> Step<bool> {
         let (depth, hk) = locate(p);
         let mut path = [None; 17];
         let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
             Step::Done(k) if k == depth => k,
-            Step::Done(_) => return Step::Done(None),
+            Step::Done(_) => return Step::Done(false),
             Step::Retry => return Step::Retry,
         };
         let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
         let c = Self::cnode_ref(at.raw, g);
-        let found = c.get(hk);
-        if found == 0 {
-            return Step::Done(None);
-        }
-        let v = value_ref::<V>(found, g);
-        if !pred(v) {
-            return Step::Done(None);
+        match c.find_cell(hk) {
+            Some(cell) if cell.load(LOAD) & !FROZEN == expected => {}
+            _ => return Step::Done(false),
         }
         let mut new = c.without_prefix(hk);
         // An emptied non-root node goes: its parent is copied without it, and so on up.
@@ -666,31 +628,57 @@ impl<V: Linked> Trie<V> {
             // SAFETY: as for `replace`: our CAS unlinked `old`, we alone retire it.
             unsafe { retire_with(g, move || node::free(old)) };
         }
-        Step::Done(Some(v))
+        crate::sync::LIVE_LEAVES.add(-1);
+        Step::Done(true)
     }
 
-    /// Visits every linked value in enumeration order (address ascending, then length
-    /// ascending). Values linked or unlinked concurrently may or may not be seen.
-    pub(crate) fn for_each<'g>(&'g self, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
-        self.walk(self.root(g), g, f);
+    /// Visits every stored prefix (its prefix and cell) in enumeration order (address
+    /// ascending, then length ascending). Prefixes stored or taken out concurrently may or
+    /// may not be seen.
+    pub(crate) fn for_each<'g>(&'g self, g: &'g Guard, f: &mut dyn FnMut(NetAddress, Cell<'g>)) {
+        self.walk(self.root(g), 0, &mut [0; 16], g, f);
     }
 
-    fn walk<'g>(&'g self, c: CNode<'g>, g: &'g Guard, f: &mut dyn FnMut(&'g V)) {
+    fn walk<'g>(
+        &'g self,
+        c: CNode<'g>,
+        depth: usize,
+        key: &mut [u8; 16],
+        g: &'g Guard,
+        f: &mut dyn FnMut(NetAddress, Cell<'g>),
+    ) {
         // Internal prefixes by start slot then length, each slot's child after them.
-        let mut pre: Vec<(u8, u8, usize)> =
-            c.prefixes().map(|(hk, v)| (node::hk_start(hk), node::hk_len(hk), v)).collect();
-        pre.sort_unstable();
+        let mut pre: Vec<(u8, u8, &'g AtomicUsize)> =
+            c.cells().map(|(hk, word)| (node::hk_start(hk), node::hk_len(hk), word)).collect();
+        pre.sort_unstable_by_key(|&(s, l, _)| (s, l));
+        let emit = |key: &mut [u8; 16], f: &mut dyn FnMut(NetAddress, Cell<'g>), (s, l, word)| {
+            key[depth] = s;
+            f(self.prefix_at(key, depth, l), Cell { word, node: c, depth: depth as u8 });
+        };
         // A merge of the two slot-ordered sequences: a prefix starting at a slot comes
         // before that slot's child.
         let mut pre = pre.into_iter().peekable();
         for (s, ch) in c.children() {
-            while let Some(&(_, _, v)) = pre.peek().filter(|p| p.0 <= s) {
-                f(value_ref(v, g));
+            while let Some(&e) = pre.peek().filter(|p| p.0 <= s) {
+                emit(key, f, e);
                 pre.next();
             }
-            self.walk(Self::cnode_ref(ch, g), g, f);
+            key[depth] = s;
+            self.walk(Self::cnode_ref(ch, g), depth + 1, key, g, f);
         }
-        pre.for_each(|(_, _, v)| f(value_ref(v, g)));
+        for e in pre {
+            emit(key, f, e);
+        }
+        key[depth] = 0;
+    }
+
+    /// The prefix of `rel` bits below the `depth` bytes of `key` (its own bits from
+    /// `key[depth]`, the rest zero).
+    fn prefix_at(&self, key: &[u8; 16], depth: usize, rel: u8) -> NetAddress {
+        let family = if self.max_len == 32 { crate::AddressFamily::Ipv4 } else { crate::AddressFamily::Ipv6 };
+        let mut bytes = [0u8; 16];
+        bytes[..=depth.min(15)].copy_from_slice(&key[..=depth.min(15)]);
+        NetAddress::new(family, &bytes, 8 * depth as u8 + rel).expect("a stored prefix is valid")
     }
 
     /// Number of nodes and bytes of node memory currently linked (for memory figures).
@@ -706,7 +694,7 @@ impl<V: Linked> Trie<V> {
     }
 }
 
-impl<V> Drop for Trie<V> {
+impl Drop for Trie {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer can be inside the trie, and every node
         // reachable from the root is linked exactly once (unlinked nodes were retired to
@@ -716,6 +704,7 @@ impl<V> Drop for Trie<V> {
             let mut stack = vec![self.root.load(Ordering::Relaxed)];
             while let Some(p) = stack.pop() {
                 let c = CNode::from_raw(p);
+                crate::sync::LIVE_LEAVES.add(-(c.cells().len() as isize));
                 stack.extend(c.children().map(|(_, ch)| ch));
                 node::free(p);
             }

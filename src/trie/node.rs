@@ -49,7 +49,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 /// Tag bit of a frozen slot (see the module docs).
-pub(super) const FROZEN: usize = 1;
+pub(crate) const FROZEN: usize = 4;
 
 /// Ordering of every load of a slot (and of the trie's root). `Acquire` pairs with the
 /// `AcqRel` compare-exchange that stored the child's address (or with the one that
@@ -239,6 +239,8 @@ fn layout(children: usize, values: usize, prefixes: usize) -> (Layout, usize, us
     let (l, runs_at) = l.extend(Layout::array::<AtomicUsize>(values).expect("small")).expect("small");
     debug_assert_eq!(runs_at, SLOTS_AT + children * SLOT);
     let (l, pre_at) = l.extend(Layout::array::<PEntry>(prefixes).expect("small")).expect("small");
+    let (l, hks_at) = l.extend(Layout::array::<HeapKey>(values).expect("small")).expect("small");
+    debug_assert_eq!(hks_at, pre_at + prefixes * core::mem::size_of::<PEntry>());
     (l.pad_to_align(), slots_at, runs_at, pre_at)
 }
 
@@ -373,6 +375,8 @@ impl NodeBox {
             }
             debug_assert_eq!(r, n_runs);
             let entries = base.add(pre_at).cast::<PEntry>();
+            let hks = entries.add(n).cast::<HeapKey>();
+            hks.write_bytes(0, n_values);
             for (i, &j) in at.iter().enumerate() {
                 let (hk, v) = prefix(i);
                 debug_assert!(v != 0 && v & ALIAS != ALIAS && v & FROZEN == 0, "a valid word");
@@ -380,6 +384,8 @@ impl NodeBox {
                     values.add(j as usize).write(AtomicUsize::new(v));
                 }
                 entries.add(i).write(PEntry(hk as u32 | (j as u32) << 16));
+                // A cell's heap key (`CNode::hk_of`); aliases and empty runs keep 0.
+                hks.add(j as usize).write(hk);
             }
         }
         Self(raw)
@@ -494,7 +500,9 @@ impl<'g> CNode<'g> {
 
     #[inline(always)]
     fn run_ptr(self, i: usize) -> *const AtomicUsize {
-        self.base().wrapping_add(SLOTS_AT + (self.head().n_children as usize + i) * SLOT).cast::<AtomicUsize>()
+        self.base()
+            .wrapping_add(SLOTS_AT + (self.head().n_children as usize + i) * SLOT)
+            .cast::<AtomicUsize>()
     }
 
     #[inline(always)]
@@ -516,6 +524,29 @@ impl<'g> CNode<'g> {
         }
     }
 
+    /// The heap key of the prefix whose cell is `cell` (a value of this node).
+    #[inline]
+    pub(super) fn hk_of(self, cell: &AtomicUsize) -> HeapKey {
+        let h = self.head();
+        let i = (core::ptr::from_ref(cell).addr() - self.run_ptr(0).addr()) / SLOT;
+        debug_assert!(i < h.n_runs as usize + h.n_hidden as usize);
+        let (_, _, _, pre_at) = layout_of(h);
+        let at = pre_at + h.n_prefixes as usize * core::mem::size_of::<PEntry>() + i * 2;
+        // SAFETY: `cell` is one of this node's values (caller's contract, checked above in
+        // debug builds), so `i` is below the value count; `build` initialized the heap key
+        // array after the prefix entries, one `u16` per value, immutable and live for `'g`.
+        unsafe { *self.base().add(at).cast::<HeapKey>() }
+    }
+
+    /// The cell of an entry of this node.
+    #[inline]
+    fn cell(self, e: PEntry) -> &'g AtomicUsize {
+        let i = e.value_index();
+        debug_assert!(i < self.head().n_runs as usize + self.head().n_hidden as usize);
+        // SAFETY: as in `value`.
+        unsafe { &*self.run_ptr(i) }
+    }
+
     /// The value an entry of this node names.
     #[inline]
     fn value(self, e: PEntry) -> usize {
@@ -524,13 +555,18 @@ impl<'g> CNode<'g> {
         // SAFETY: `i` is below the value count: `build` wrote every entry with the index of
         // a value it wrote (a run's or a hidden prefix's), never an alias; values live for
         // `'g`.
-        unsafe { (*self.run_ptr(i)).load(LOAD) }
+        unsafe { (*self.run_ptr(i)).load(LOAD) & !FROZEN }
     }
 
     /// Internal prefixes `(heap key, value)` sorted by heap key: writers and the slow
     /// paths read these.
     pub(super) fn prefixes(self) -> impl ExactSizeIterator<Item = (HeapKey, usize)> + 'g {
         self.entries().iter().map(move |&e| (e.key(), self.value(e)))
+    }
+
+    /// Internal prefixes `(heap key, cell)` sorted by heap key.
+    pub(super) fn cells(self) -> impl ExactSizeIterator<Item = (HeapKey, &'g AtomicUsize)> + 'g {
+        self.entries().iter().map(move |&e| (e.key(), self.cell(e)))
     }
 
     /// The internal prefixes, gathered for a copy that changes them.
@@ -564,15 +600,22 @@ impl<'g> CNode<'g> {
         (h.n_children != 0 && h.children.contains(slot)).then(|| h.children.rank(slot))
     }
 
-    /// The longest internal prefix covering `slot`, as a raw value (0 if none).
-    #[inline(always)]
+    /// The longest internal prefix covering `slot`, as its word (0 if none; a frozen word
+    /// without its tag).
+    #[cfg(test)]
     pub(super) fn leaf(self, slot: u8) -> usize {
-        self.run_index(slot).map_or(0, |i| {
-            debug_assert!(i < self.head().n_runs as usize);
-            // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from
-            // the same array); runs live for `'g`.
-            unsafe { load_value(self.run_ptr(i)).1 }
-        })
+        self.leaf_cell(slot).map_or(0, |c| c.load(LOAD) & !FROZEN)
+    }
+
+    /// The cell of the longest internal prefix covering `slot`, if any.
+    #[inline(always)]
+    pub(super) fn leaf_cell(self, slot: u8) -> Option<&'g AtomicUsize> {
+        let i = self.run_index(slot)?;
+        debug_assert!(i < self.head().n_runs as usize);
+        // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from the
+        // same array); runs live for `'g`.
+        let (cell, v) = unsafe { load_value(self.run_ptr(i)) };
+        (v != 0).then_some(cell)
     }
 
     /// The slot of the child at `slot`, if there is one.
@@ -615,12 +658,32 @@ impl<'g> CNode<'g> {
         }
     }
 
-    /// The value stored under heap key `hk` (0 if none).
+    /// The word stored under heap key `hk` (0 if none; a frozen word without its tag).
+    #[cfg(test)]
     pub(super) fn get(self, hk: HeapKey) -> usize {
+        self.get_cell(hk).map_or(0, |c| c.load(LOAD) & !FROZEN)
+    }
+
+    /// The cell of heap key `hk`, if the prefix is stored here.
+    pub(super) fn get_cell(self, hk: HeapKey) -> Option<&'g AtomicUsize> {
         let p = self.entries();
-        match p.binary_search_by_key(&hk, |e| e.key()) {
-            Ok(i) => self.value(p[i]),
-            Err(_) => 0,
+        p.binary_search_by_key(&hk, |e| e.key()).ok().map(|i| self.cell(p[i]))
+    }
+
+    /// The cell of heap key `hk` if the prefix is stored here: the leaf run of its first
+    /// slot answers with one line unless a longer prefix covers that slot (then the sorted
+    /// prefix array is searched; see `Trie::find`).
+    #[inline]
+    pub(super) fn find_cell(self, hk: HeapKey) -> Option<&'g AtomicUsize> {
+        let cell = self.leaf_cell(hk_start(hk))?;
+        let k = self.hk_of(cell);
+        if k == hk {
+            Some(cell)
+        } else if hk_len(k) < hk_len(hk) {
+            // The slot's longest prefix here is shorter: `hk` is absent.
+            None
+        } else {
+            self.get_cell(hk)
         }
     }
 
@@ -650,6 +713,14 @@ impl<'g> CNode<'g> {
             let v = slot.load(Ordering::Acquire);
             out.push((s, v & !FROZEN));
         }
+        for &e in self.entries() {
+            // The prefixes' cells likewise (module docs, "Cells"): after this no writer's CAS
+            // of a word here can succeed, so the copy holds every word that ever landed.
+            // Acquire pairs with the AcqRel CAS that stored the word (`leaf.rs`), so the
+            // copy's publication (Release) passes on what the word names.
+            #[cfg(not(rtm_mutant = "no_cell_freeze"))]
+            self.cell(e).fetch_or(FROZEN, Ordering::Acquire);
+        }
         out
     }
 
@@ -660,21 +731,23 @@ impl<'g> CNode<'g> {
 
     /// A copy with `hk -> v` added or replaced.
     pub(super) fn with_prefix(self, hk: HeapKey, v: usize) -> NodeBox {
+        let c = self.freeze();
         let mut p = self.prefix_list();
         match p.binary_search_by_key(&hk, |&(k, _)| k) {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
         }
-        NodeBox::build(&p, &self.freeze())
+        NodeBox::build(&p, &c)
     }
 
     /// A copy without `hk`.
     pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
+        let c = self.freeze();
         let mut p = self.prefix_list();
         if let Ok(i) = p.binary_search_by_key(&hk, |&(k, _)| k) {
             p.remove(i);
         }
-        NodeBox::build(&p, &self.freeze())
+        NodeBox::build(&p, &c)
     }
 
     /// A copy with child `slot -> ptr` added.
@@ -890,7 +963,8 @@ mod tests {
 
     #[test]
     fn children_rank() {
-        let b = NodeBox::build(&[((1 << 8) | 5, w(9))], &[(0, a(10)), (63, a(11)), (64, a(12)), (255, a(13))]);
+        let b =
+            NodeBox::build(&[((1 << 8) | 5, w(9))], &[(0, a(10)), (63, a(11)), (64, a(12)), (255, a(13))]);
         let n = view(&b);
         assert_eq!(n.child(0), a(10));
         assert_eq!(n.child(63), a(11));
@@ -945,7 +1019,8 @@ mod tests {
         let c = n.copy();
         assert!(view(&c).prefixes().eq(prefixes.iter().copied()));
         assert!(view(&c).children().eq(children.iter().copied()));
-        // Head, 256 slots, 256 runs and 256 four-byte prefix entries (no hidden values).
-        assert_eq!(n.heap_bytes(), (88 + 512 * 8 + 256 * 4usize).next_multiple_of(64));
+        // Head, 256 slots, 256 runs, 256 four-byte prefix entries (no hidden values) and
+        // 256 two-byte heap keys.
+        assert_eq!(n.heap_bytes(), (88 + 512 * 8 + 256 * 4 + 256 * 2usize).next_multiple_of(64));
     }
 }

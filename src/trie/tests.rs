@@ -3,51 +3,51 @@
 use super::*;
 use crate::prefix::NetAddress;
 use crate::sync::epoch;
-use std::collections::BTreeMap;
-
-struct Val(NetAddress);
-impl Touch for Val {
-    fn touch(&self) {}
-}
-impl Prefixed for Val {
-    fn prefix(&self) -> &NetAddress {
-        &self.0
-    }
-}
+use std::collections::{BTreeMap, HashMap};
 
 fn p(s: &str) -> NetAddress {
     s.parse().unwrap()
 }
 
-/// A trie plus ownership of its values (boxed, freed at the end of the test).
+/// A trie of test words: each insertion stores a fresh word (`n << 4`: no tag bits) and
+/// remembers its prefix, so a found cell is checked against the prefix it was stored for.
 struct Fixture {
-    trie: Trie<Val>,
-    owned: Vec<*mut Val>,
+    trie: Trie,
+    names: HashMap<usize, NetAddress>,
+    next: usize,
 }
 
 impl Fixture {
     fn new(max: u8) -> Self {
-        Self { trie: Trie::new(max), owned: Vec::new() }
+        Self { trie: Trie::new(max), names: HashMap::new(), next: 1 }
+    }
+    fn word(&mut self, a: NetAddress) -> usize {
+        let w = self.next << 4;
+        self.next += 1;
+        self.names.insert(w, a);
+        w
+    }
+    /// The prefix a found cell's word was stored for.
+    fn name(&self, c: Cell<'_>) -> NetAddress {
+        self.names[&(c.word().load(Ordering::Relaxed) & !FROZEN)]
     }
     fn insert(&mut self, a: NetAddress) -> bool {
-        let v = Box::into_raw(Box::new(Val(a)));
-        self.owned.push(v);
+        let w = self.word(a);
         let g = epoch::pin();
-        self.trie.insert(&a, v, &g).is_ok()
+        match self.trie.insert(&a, w, &g) {
+            Ok(()) => true,
+            Err(c) => {
+                assert_eq!(self.name(c), a, "the existing cell is {a}'s");
+                false
+            }
+        }
     }
     /// Batch-inserts `batch` (any order, distinct); returns which prefixes were new, in
-    /// the order given, and checks that each refused one reports the value linked there.
+    /// the order given, and checks that each refused one reports the cell stored there.
     fn insert_batch(&mut self, batch: &[NetAddress]) -> Vec<bool> {
         let mut sorted: Vec<(usize, NetAddress)> = batch.iter().copied().enumerate().collect();
         sorted.sort_by_key(|&(_, a)| (*a.bytes(), a.len()));
-        let items: Vec<(NetAddress, *const Val)> = sorted
-            .iter()
-            .map(|&(_, a)| {
-                let v = Box::into_raw(Box::new(Val(a)));
-                self.owned.push(v);
-                (a, v as *const Val)
-            })
-            .collect();
+        let items: Vec<(NetAddress, usize)> = sorted.iter().map(|&(_, a)| (a, self.word(a))).collect();
         let g = epoch::pin();
         let mut out = vec![None; items.len()];
         self.trie.insert_batch(&items, &g, &mut out);
@@ -55,32 +55,31 @@ impl Fixture {
         for ((i, a), r) in sorted.iter().zip(out) {
             match r.expect("every item decided") {
                 Ok(()) => fresh[*i] = true,
-                Err(v) => assert_eq!(v.0, *a, "the existing value is the one linked under {a}"),
+                Err(c) => assert_eq!(self.name(c), *a, "the existing cell is {a}'s"),
             }
         }
         fresh
     }
-    /// Batch-removes `batch` (any order) with the values linked now; returns which were
+    /// Batch-removes `batch` (any order) with the words stored now; returns which were
     /// removed, in the order given. `stale` prefixes are passed with a wrong expected
-    /// value, which must be refused.
+    /// word, which must be refused.
     fn remove_batch(&mut self, batch: &[NetAddress], stale: &[NetAddress]) -> Vec<bool> {
         let g = epoch::pin();
-        let bogus = Box::into_raw(Box::new(Val(p("0.0.0.0/0"))));
-        self.owned.push(bogus);
-        let mut items: Vec<(usize, NetAddress, *const Val)> = batch
+        let bogus = usize::MAX << 4;
+        let mut items: Vec<(usize, NetAddress, usize)> = batch
             .iter()
             .enumerate()
             .map(|(i, a)| {
                 let v = if stale.contains(a) {
-                    bogus as *const Val
+                    bogus
                 } else {
-                    self.trie.get(a, &g).map_or(bogus as *const Val, |v| v as *const Val)
+                    self.trie.get(a, &g).map_or(bogus, |c| c.word().load(Ordering::Relaxed))
                 };
                 (i, *a, v)
             })
             .collect();
         items.sort_by_key(|&(_, a, _)| (*a.bytes(), a.len()));
-        let flat: Vec<(NetAddress, *const Val)> = items.iter().map(|&(_, a, v)| (a, v)).collect();
+        let flat: Vec<(NetAddress, usize)> = items.iter().map(|&(_, a, v)| (a, v)).collect();
         let mut out = vec![None; flat.len()];
         self.trie.remove_batch(&flat, &g, &mut out);
         let mut res = vec![false; batch.len()];
@@ -91,30 +90,28 @@ impl Fixture {
     }
     fn remove(&mut self, a: NetAddress) -> bool {
         let g = epoch::pin();
-        let Some(v) = self.trie.get(&a, &g) else {
+        let Some(c) = self.trie.get(&a, &g) else {
             return false;
         };
-        self.trie.remove(&a, v as *const Val, &g)
+        self.trie.remove(&a, c.word().load(Ordering::Relaxed), &g)
     }
+    /// The longest match of `a`, checking that the cell computes its own prefix.
     fn lookup(&self, a: &NetAddress) -> Option<NetAddress> {
         let g = epoch::pin();
-        self.trie.lookup(a.bytes(), &g).map(|v| v.0)
+        self.trie.lookup(a.bytes(), &g).map(|c| {
+            assert_eq!(c.prefix_of(a), self.name(c), "the cell's prefix length");
+            self.name(c)
+        })
     }
+    /// Every stored prefix in enumeration order, checking the prefix `for_each` computes.
     fn all(&self) -> Vec<NetAddress> {
         let g = epoch::pin();
         let mut out = Vec::new();
-        self.trie.for_each(&g, &mut |v| out.push(v.0));
+        self.trie.for_each(&g, &mut |a, c| {
+            assert_eq!(a, self.name(c));
+            out.push(a)
+        });
         out
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        crate::sync::drain_deferred_garbage();
-        for v in self.owned.drain(..) {
-            // SAFETY: test-owned boxes; the trie never frees values.
-            unsafe { drop(Box::from_raw(v)) };
-        }
     }
 }
 
@@ -143,7 +140,7 @@ fn insert_get_lookup_remove() {
     assert_eq!(f.lookup(&p("11.2.3.4")), Some(p("0.0.0.0/0")));
     {
         let g = epoch::pin();
-        let m: Vec<_> = f.trie.matches(p("10.1.2.3").bytes(), 24, &g).iter().map(|v| v.0).collect();
+        let m: Vec<_> = f.trie.matches(p("10.1.2.3").bytes(), 24, &g).iter().map(|&c| f.name(c)).collect();
         assert_eq!(m, vec![p("10.1.2.0/24"), p("10.1.0.0/16"), p("10.0.0.0/8"), p("0.0.0.0/0")]);
     }
     assert!(f.remove(p("10.1.2.3/32")));
@@ -282,13 +279,13 @@ fn exact_match_in_dense_nodes_against_model() {
         }
         let g = epoch::pin();
         for a in &all {
-            assert_eq!(f.trie.get(a, &g).map(|v| v.0), m.get_key_value(a).map(|(k, _)| *k), "get {a}");
+            assert_eq!(f.trie.get(a, &g).map(|c| f.name(c)), m.get_key_value(a).map(|(k, _)| *k), "get {a}");
         }
         for w in all.chunks(BATCH) {
             let mut got = [None; BATCH];
             f.trie.get_batch(w, &g, &mut got);
             for (a, v) in w.iter().zip(got) {
-                assert_eq!(v.map(|v| v.0), m.get_key_value(a).map(|(k, _)| *k), "get_batch {a}");
+                assert_eq!(v.map(|c| f.name(c)), m.get_key_value(a).map(|(k, _)| *k), "get_batch {a}");
             }
         }
     }
@@ -361,7 +358,7 @@ fn batch_insert_against_model() {
                 let mut got = [None; BATCH];
                 f.trie.get_batch(&keys, &g, &mut got);
                 for (k, v) in keys.iter().zip(got) {
-                    assert_eq!(v.map(|v| v.0), f.trie.get(k, &g).map(|v| v.0), "get_batch {k}");
+                    assert_eq!(v.map(|c| f.name(c)), f.trie.get(k, &g).map(|c| f.name(c)), "get_batch {k}");
                     assert_eq!(v.is_some(), m.contains_key(k), "get_batch {k} vs model");
                 }
             }
