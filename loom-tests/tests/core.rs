@@ -596,6 +596,35 @@ fn lone_update_vs_lookup() {
     });
 }
 
+/// A lone route re-announced (a CAS of its word, which sits in its trie node) while another
+/// owner adds a prefix to the same node (a copy of the node, which first freezes every
+/// cell): the copy carries the new word, or the re-announcement's CAS fails on the frozen
+/// cell and the writer finds the prefix's cell again in the copy. The update is never lost
+/// (catches `no_cell_freeze`, a copy that does not freeze the cells).
+#[test]
+fn lone_update_vs_sibling_copy() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let f = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        e.insert_route(&p("10.0.0.0/8"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            // 10/8 and 11/8 are both in the root node.
+            f.insert_route(&p("11.0.0.0/8"), RouteParams::new(1, 1)).unwrap();
+            drop(f);
+        });
+        assert!(!e.insert_route(&p("10.0.0.0/8"), RouteParams::new(7, 9)).unwrap().new);
+        w.join().unwrap();
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.3"), &g).unwrap().route().metric(), 9, "the update is not lost");
+        assert_eq!(t.lookup(&p("11.1.2.3"), &g).unwrap().route().metric(), 1);
+        assert_eq!(t.route_count(), 2);
+        drop(g);
+        drop(e);
+    });
+}
+
 /// A lone route withdrawn (its leaf's word set dead, the leaf unlinked, the version's
 /// count and the leaf released epoch-deferred) while a reader holds what it looked up:
 /// both stay readable until it unpins (catches `free_immediately` on the leaf path).

@@ -8,12 +8,25 @@
 //! child's address. The trie's root is an atomic word of the same kind. There is no
 //! indirection cell between a slot and its child: a lookup loads the slot and goes on.
 //!
+//! # Cells
+//! A stored prefix's value is a *cell*: an atomic word inside its node (the caller's
+//! word, `leaf.rs`: lone routes, a destination, or dead), at the prefix's first leaf run
+//! (a run of the same prefix further on aliases it, `node.rs`). A writer changes a prefix's
+//! state with one CAS of its cell, without copying the node. A node copy freezes the cells
+//! with the slots, so a cell CAS either landed before the freeze and is in the copy, or
+//! fails; the writer then finds the prefix's cell again in the copy
+//! ([`Trie::cell_for_write`], which helps a copier that left the node frozen). Readers
+//! ignore the tag. Until session 24 the node held a pointer to a leaf object holding the
+//! word: a lookup's last dependent cache miss, which this saves.
+//!
 //! # Operations (all under a pinned epoch guard)
 //! * `lookup`: per level, read the child slot, down to the deepest node on the key's path;
-//!   then, from the bottom up, the leaf (longest prefix in the node covering the key byte)
-//!   until one is found; no writes, no locks, no reference counts.
-//! * `get`: exact match, from the leaf vector when it can answer (`Trie::find`: the value at
-//!   the prefix's first slot, which knows its own prefix), else the sorted prefix array.
+//!   then, from the bottom up, the leaf run (longest prefix in the node covering the key
+//!   byte) until one is found, which is the prefix's cell; no writes, no locks, no
+//!   reference counts.
+//! * `get`: exact match, from the leaf vector when it can answer (`CNode::find_cell`: the
+//!   cell at the prefix's first slot, whose heap key the node keeps), else the sorted
+//!   prefix array.
 //! * `matches`: all matches longest-first, from the sorted prefix arrays (slow paths).
 //! * A change to a node (a prefix added or removed, a child added or removed) builds a copy
 //!   and compare-and-swaps it into the slot (or root) that holds the node: the node's
@@ -21,10 +34,10 @@
 //!   concurrent CAS on one of them — a writer replacing a grandchild-level node — either
 //!   landed before the freeze and is in the copy, or fails and retries: no update is lost.
 //! * `insert`: walk down, creating missing children (a copy of the parent with an empty
-//!   child), then replace the target node by a copy with the value added. If the prefix is
-//!   present the existing value is returned instead.
-//! * `remove(prefix, expected)`: replace the target node by a copy without the value, only
-//!   if the value linked there is still `expected`. If that empties a non-root node, its
+//!   child), then replace the target node by a copy with the prefix and its word added. If
+//!   the prefix is present its cell is returned instead.
+//! * `remove(prefix, expected)`: replace the target node by a copy without the prefix, only
+//!   if its cell holds `expected`, a final word (dead). If that empties a non-root node, its
 //!   parent is copied without it instead (checking, under the parent's freeze, that the
 //!   slot still holds the node), cascading upwards while parents become empty; one CAS at
 //!   the top unlinks the whole emptied chain.
@@ -38,11 +51,11 @@
 //!   with it: its copy links them.
 //! * Because every address compared in a CAS was loaded under the caller's pin, it cannot
 //!   be freed and reused meanwhile (no ABA).
-//! * The trie does not own values: `insert` links a value the caller keeps a reference for,
-//!   `remove` unlinks it and the caller releases that reference (epoch-deferred, since
-//!   readers may still hold the pointer from an old node).
-//! * Every address→reference conversion goes through [`Trie::cnode_ref`] or [`value_ref`],
-//!   which touch the loom-visible `alive` cell.
+//! * The trie never reads what a word names: the caller owns it through the cell (a node
+//!   copy moves the word, a frozen original keeps a stale copy of it), and releases it
+//!   epoch-deferred after the CAS that replaced it (`leaf.rs`), or when the table drops.
+//! * Every address→reference conversion goes through [`Trie::cnode_ref`], which touches the
+//!   loom-visible `alive` cell of the node (cells are the node's).
 
 mod batch;
 mod node;

@@ -10,20 +10,30 @@
 //!   it, run-length encoded as a 256-bit bitmap of run starts plus one value per run.
 //!   A lookup reads one leaf and one child per level: no per-length probing.
 //!
-//! # Mutability: frozen slots
-//! Everything but the slots is immutable once the node is published. A slot is an atomic
-//! word holding the child's address: a writer replaces a child by a compare-and-swap on its
-//! slot, without copying the parent. A writer that changes the node itself (a prefix, or
-//! which children exist) builds a copy, and first *freezes* every slot (sets bit
-//! [`FROZEN`]; child addresses are 64-aligned, so the bit is free): from then on no slot CAS
-//! can succeed, so the copy holds every child update that ever landed in the original. A
-//! frozen node that is still linked (its copier lost its own CAS) is replaced by an
-//! unfrozen copy by the next writer that needs one of its slots (helping).
+//! # Values are cells
+//! A prefix's value is its *cell*, an atomic word (`trie/mod.rs`, "Cells"), stored once:
+//! in the prefix's first run, or after the runs for a *hidden* prefix (below). A later run
+//! of the same prefix (one split by a longer prefix inside its range) holds an *alias*,
+//! `(distance << 3) | ALIAS`, naming the first run `distance` values back: aliases are
+//! immutable, and a word never has both low bits set. A heap key per value (the cell's
+//! prefix, for the prefix length a lookup reports and for exact matches) follows the
+//! prefix entries.
+//!
+//! # Mutability: frozen slots and cells
+//! Everything but the slots and cells is immutable once the node is published. A slot is
+//! an atomic word holding the child's address: a writer replaces a child by a
+//! compare-and-swap on its slot, without copying the parent; a cell likewise changes a
+//! prefix's state. A writer that changes the node itself (a prefix, or which children
+//! exist) builds a copy, and first *freezes* every slot and cell (sets bit [`FROZEN`];
+//! child addresses are 64-aligned and words 8-aligned, so the bit is free): from then on
+//! no CAS of them can succeed, so the copy holds every update that ever landed in the
+//! original. A frozen node that is still linked (its copier lost its own CAS) is replaced
+//! by an unfrozen copy by the next writer that needs one of its slots or cells (helping).
 //!
 //! # Layout
 //! One 64-byte-aligned allocation: the [`Head`] (both bitmaps, then the counts), the slots,
 //! the *values* (one per leaf run, then one per *hidden* prefix), then the sorted internal
-//! prefixes, which only writers and the slow paths read. A lookup touches the head and the
+//! prefixes and the values' heap keys, which only writers and the slow paths read. A lookup touches the head and the
 //! lines holding its slot and its run. Ranks are popcounts of the bitmap word holding the
 //! slot plus a stored count of the bits below that word.
 //!
@@ -38,9 +48,9 @@
 //! # Ownership
 //! A node is built into a [`NodeBox`] (owned, unpublished), published as a raw address with
 //! [`NodeBox::into_raw`], read through the `Copy` view [`CNode`] and finally released with
-//! [`free`] by whoever retired it. It holds raw pointers: children (other nodes) and values
-//! (`*const V`), stored as `usize`; it owns neither (the trie frees children explicitly and
-//! the caller owns the values' link references).
+//! [`free`] by whoever retired it. It holds children (other nodes' addresses) and words,
+//! as `usize`; it owns neither (the trie frees children explicitly, and the caller owns
+//! what a word names).
 
 use super::stack_vec::StackVec;
 use crate::sync::{node_alloc, node_dealloc, prefetch, AtomicUsize, Ordering, TrackedCell};
