@@ -329,7 +329,7 @@ impl Trie {
             // covers that slot (one popcount, where the search of the sorted prefixes was a
             // chain of a node's-size log steps). The word is final (`remove`), so reading
             // it before the copy freezes it is enough.
-            if c.find_cell(hk).is_some_and(|w| w.load(LOAD) & !FROZEN == expected) {
+            if c.find_word(hk).is_some_and(|(_, v)| v & !FROZEN == expected) {
                 gone.push(hk);
             } else {
                 out[i] = Some(false);

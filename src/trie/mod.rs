@@ -64,6 +64,10 @@ mod stack_vec;
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;
 
+/// How many times [`Trie::cell_for_write`] looks again at a frozen cell before it copies
+/// the node itself.
+const PATIENCE: u32 = 2;
+
 /// Most levels [`Trie::lookup_batch`] reads directly (see `Trie::direct_levels`).
 const DIRECT_MAX: usize = 3;
 
@@ -453,31 +457,47 @@ impl Trie {
         c.find_cell(hk).map(|word| Cell { word, node: c, depth: depth as u8 })
     }
 
-    /// The cell of exactly `p` for a writer: one that was not frozen when this walk read it
-    /// (a frozen cell on the way, or the prefix's own, is helped: its node is replaced by
-    /// an unfrozen copy, as `child_at` does for slots). `None` if `p` is not stored.
+    /// The cell of exactly `p` for a writer: one that was not frozen when this walk read it.
+    /// `None` if `p` is not stored. The walk itself is a reader's (a frozen slot on the
+    /// way still names the current child); only a frozen cell of `p`'s own node stops it.
     pub(crate) fn cell_for_write<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<Cell<'g>> {
         let (depth, hk) = locate(p);
+        // Frozen cells met so far. A copier is usually between its freeze and its CAS:
+        // the first few times, give it that time and look again, rather than copy the node
+        // ourselves, which would fail its CAS (it would then copy again, freezing our cell
+        // again: writer and copier can keep undoing each other). After that, help: the
+        // node may be frozen for good (its copier lost its CAS to a copy of the parent,
+        // which linked the frozen node).
+        let mut frozen = 0;
         loop {
-            let mut path = [None; 17];
-            let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
-                Step::Done(k) if k == depth => k,
-                Step::Done(_) => return None,
-                Step::Retry => {
-                    crate::sync::spin_hint();
-                    continue;
-                }
-            };
-            let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
-            let c = Self::cnode_ref(at.raw, g);
-            let word = c.find_cell(hk)?;
-            if word.load(LOAD) & FROZEN == 0 {
+            let mut c = self.root(g);
+            for &slot in &p.bytes()[..depth] {
+                c = Self::child(c, slot, g)?;
+            }
+            let (word, v) = c.find_word(hk)?;
+            if v & FROZEN == 0 {
                 return Some(Cell { word, node: c, depth: depth as u8 });
             }
-            // A copier froze the node: help it out of the way (whichever copy wins holds
-            // the word) and find the prefix again.
-            self.replace(at, c.copy(), g);
+            frozen += 1;
+            if frozen > PATIENCE {
+                self.unfreeze(p, depth, g);
+            }
             crate::sync::spin_hint();
+        }
+    }
+
+    /// Replaces the node at `depth` on `p`'s path by an unfrozen copy, if it is frozen
+    /// (helping, as `child_at` does for a frozen slot).
+    fn unfreeze(&self, p: &NetAddress, depth: usize, g: &Guard) {
+        let mut path = [None; 17];
+        if let Step::Done(k) = self.walk_path(p.bytes(), depth, &mut path, g) {
+            if k == depth {
+                let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
+                let c = Self::cnode_ref(at.raw, g);
+                if c.is_frozen() {
+                    self.replace(at, c.copy(), g);
+                }
+            }
         }
     }
 
@@ -615,8 +635,8 @@ impl Trie {
         };
         let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
         let c = Self::cnode_ref(at.raw, g);
-        match c.find_cell(hk) {
-            Some(cell) if cell.load(LOAD) & !FROZEN == expected => {}
+        match c.find_word(hk) {
+            Some((_, v)) if v & !FROZEN == expected => {}
             _ => return Step::Done(false),
         }
         let mut new = c.without_prefix(hk);

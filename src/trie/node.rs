@@ -280,14 +280,21 @@ impl NodeBox {
     /// Builds a node from its internal prefixes (sorted by heap key, values non-zero) and
     /// its children (sorted by slot, unfrozen addresses, non-zero).
     pub(super) fn build(prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> Self {
-        Self::build_from(prefixes.len(), |i| prefixes[i], children)
+        Self::build_from(prefixes.len(), |i| prefixes[i].0, |i| prefixes[i].1, children)
     }
 
-    /// [`build`](Self::build) with prefix `i` of `n` given by `prefix(i)` (a copy reads them
-    /// from the node it copies, gathering nothing). Works in two passes over the slots, so
-    /// that the values go straight into the node and nothing of its size sits on the stack
-    /// (loom runs each thread on a 32 KiB stack, and the batch paths nest copies).
-    fn build_from(n: usize, prefix: impl Fn(usize) -> (HeapKey, usize), children: &[(u8, usize)]) -> Self {
+    /// [`build`](Self::build) with prefix `i` of `n` given by its heap key `key(i)` and its
+    /// word `word(i)`, which is asked for once (a copy reads them from the node it copies,
+    /// gathering nothing, and a word is an atomic load there). Works in two passes over
+    /// the slots, so that the values go straight into the node and nothing of its size
+    /// sits on the stack (loom runs each thread on a 32 KiB stack, and the batch paths
+    /// nest copies).
+    fn build_from(
+        n: usize,
+        key: impl Fn(usize) -> HeapKey,
+        word: impl Fn(usize) -> usize,
+        children: &[(u8, usize)],
+    ) -> Self {
         debug_assert!(children.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(children.iter().all(|&(_, p)| p != 0 && p & FROZEN == 0));
         let mut cw = [0u64; 4];
@@ -300,7 +307,7 @@ impl NodeBox {
         let mut best = [NONE; 256];
         let mut last: HeapKey = 0;
         for i in 0..n {
-            let hk = prefix(i).0;
+            let hk = key(i);
             // Checked here rather than in a pass of their own (debug builds, miri).
             debug_assert!(last < hk && hk < 512, "sorted heap keys");
             last = hk;
@@ -364,21 +371,19 @@ impl NodeBox {
                 slots.add(i).write(AtomicUsize::new(p));
             }
             let values = base.add(runs_at).cast::<AtomicUsize>();
-            // Pass 2: a value per run start, in slot order: the prefix's word in its first
-            // run, an alias of that run in its later ones.
+            // Pass 2: a value per run start, in slot order: an alias of the prefix's first
+            // run in its later ones (the first run gets the word below, with the hidden
+            // prefixes': each value is written once).
             let mut r = 0;
-            for (w, &word) in lw.iter().enumerate() {
-                let mut bits = word;
+            for (w, &bits) in lw.iter().enumerate() {
+                let mut bits = bits;
                 while bits != 0 {
                     let i = best[w * 64 + bits.trailing_zeros() as usize];
-                    let v = if i == NONE {
-                        0
-                    } else if at[i as usize] as usize == r {
-                        prefix(i as usize).1
-                    } else {
-                        alias(r - at[i as usize] as usize)
-                    };
-                    values.add(r).write(AtomicUsize::new(v));
+                    if i == NONE {
+                        values.add(r).write(AtomicUsize::new(0));
+                    } else if at[i as usize] as usize != r {
+                        values.add(r).write(AtomicUsize::new(alias(r - at[i as usize] as usize)));
+                    }
                     r += 1;
                     bits &= bits - 1;
                 }
@@ -388,11 +393,9 @@ impl NodeBox {
             let hks = entries.add(n).cast::<HeapKey>();
             hks.write_bytes(0, n_values);
             for (i, &j) in at.iter().enumerate() {
-                let (hk, v) = prefix(i);
+                let (hk, v) = (key(i), word(i));
                 debug_assert!(v != 0 && v & ALIAS != ALIAS && v & FROZEN == 0, "a valid word");
-                if j as usize >= n_runs {
-                    values.add(j as usize).write(AtomicUsize::new(v));
-                }
+                values.add(j as usize).write(AtomicUsize::new(v));
                 entries.add(i).write(PEntry(hk as u32 | (j as u32) << 16));
                 // A cell's heap key (`CNode::hk_of`); aliases and empty runs keep 0.
                 hks.add(j as usize).write(hk);
@@ -568,8 +571,8 @@ impl<'g> CNode<'g> {
         unsafe { (*self.run_ptr(i)).load(LOAD) & !FROZEN }
     }
 
-    /// Internal prefixes `(heap key, value)` sorted by heap key: writers and the slow
-    /// paths read these.
+    /// Internal prefixes `(heap key, word)` sorted by heap key (tests).
+    #[cfg(test)]
     pub(super) fn prefixes(self) -> impl ExactSizeIterator<Item = (HeapKey, usize)> + 'g {
         self.entries().iter().map(move |&e| (e.key(), self.value(e)))
     }
@@ -579,19 +582,11 @@ impl<'g> CNode<'g> {
         self.entries().iter().map(move |&e| (e.key(), self.cell(e)))
     }
 
-    /// The internal prefixes, gathered for a copy that changes them.
-    fn prefix_list(self) -> Prefixes {
-        let mut p = Prefixes::new();
-        for kv in self.prefixes() {
-            p.push(kv);
-        }
-        p
-    }
 
     /// A node with this node's prefixes and `children` (the copies that keep the prefixes).
     fn build_with(self, children: &[(u8, usize)]) -> NodeBox {
         let e = self.entries();
-        NodeBox::build_from(e.len(), |i| (e[i].key(), self.value(e[i])), children)
+        NodeBox::build_from(e.len(), |i| e[i].key(), |i| self.value(e[i]), children)
     }
 
     /// Index of the leaf run covering `slot`, if any prefix is stored here.
@@ -620,12 +615,18 @@ impl<'g> CNode<'g> {
     /// The cell of the longest internal prefix covering `slot`, if any.
     #[inline(always)]
     pub(super) fn leaf_cell(self, slot: u8) -> Option<&'g AtomicUsize> {
+        self.leaf_word(slot).map(|(c, _)| c)
+    }
+
+    /// [`leaf_cell`](Self::leaf_cell) and the word it held when read (perhaps frozen).
+    #[inline(always)]
+    fn leaf_word(self, slot: u8) -> Option<(&'g AtomicUsize, usize)> {
         let i = self.run_index(slot)?;
         debug_assert!(i < self.head().n_runs as usize);
         // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from the
         // same array); runs live for `'g`.
         let (cell, v) = unsafe { load_value(self.run_ptr(i)) };
-        (v != 0).then_some(cell)
+        (v != 0).then_some((cell, v))
     }
 
     /// The slot of the child at `slot`, if there is one.
@@ -685,15 +686,21 @@ impl<'g> CNode<'g> {
     /// prefix array is searched; see `Trie::find`).
     #[inline]
     pub(super) fn find_cell(self, hk: HeapKey) -> Option<&'g AtomicUsize> {
-        let cell = self.leaf_cell(hk_start(hk))?;
+        self.find_word(hk).map(|(c, _)| c)
+    }
+
+    /// [`find_cell`](Self::find_cell) and the word it held when read (perhaps frozen).
+    #[inline]
+    pub(super) fn find_word(self, hk: HeapKey) -> Option<(&'g AtomicUsize, usize)> {
+        let (cell, v) = self.leaf_word(hk_start(hk))?;
         let k = self.hk_of(cell);
         if k == hk {
-            Some(cell)
+            Some((cell, v))
         } else if hk_len(k) < hk_len(hk) {
             // The slot's longest prefix here is shorter: `hk` is absent.
             None
         } else {
-            self.get_cell(hk)
+            self.get_cell(hk).map(|c| (c, c.load(LOAD)))
         }
     }
 
@@ -708,9 +715,30 @@ impl<'g> CNode<'g> {
         layout_of(self.head()).0.size()
     }
 
-    /// Freezes every slot and returns the children as they are from now on (see the module
-    /// docs): the starting point of every copy.
+    /// Whether a copy has frozen the node (its first cell or slot says so: a freeze sets
+    /// the cells' tag after the slots', and a node with neither cannot be frozen).
+    pub(super) fn is_frozen(self) -> bool {
+        match self.entries().first() {
+            Some(&e) => self.cell(e).load(LOAD) & FROZEN != 0,
+            None => self.head().n_children != 0 && self.slot_at(0).load(LOAD) & FROZEN != 0,
+        }
+    }
+
+    /// Freezes every slot and cell and returns the children as they are from now on (see the
+    /// module docs): the starting point of every copy.
     fn freeze(self) -> Children {
+        self.freeze_into(None)
+    }
+
+    /// [`freeze`](Self::freeze), also gathering the prefixes `(heap key, word)` as the
+    /// freeze left them (for a copy that changes the prefixes; no second read of a cell).
+    fn freeze_all(self) -> (Children, Prefixes) {
+        let mut p = Prefixes::new();
+        let c = self.freeze_into(Some(&mut p));
+        (c, p)
+    }
+
+    fn freeze_into(self, mut words: Option<&mut Prefixes>) -> Children {
         let mut out = Children::new();
         for (k, s) in self.head().children.iter().enumerate() {
             let slot = self.slot_at(k);
@@ -729,7 +757,12 @@ impl<'g> CNode<'g> {
             // Acquire pairs with the AcqRel CAS that stored the word (`leaf.rs`), so the
             // copy's publication (Release) passes on what the word names.
             #[cfg(not(rtm_mutant = "no_cell_freeze"))]
-            self.cell(e).fetch_or(FROZEN, Ordering::Acquire);
+            let v = self.cell(e).fetch_or(FROZEN, Ordering::Acquire);
+            #[cfg(rtm_mutant = "no_cell_freeze")]
+            let v = self.cell(e).load(Ordering::Acquire);
+            if let Some(p) = words.as_deref_mut() {
+                p.push((e.key(), v & !FROZEN));
+            }
         }
         out
     }
@@ -741,8 +774,7 @@ impl<'g> CNode<'g> {
 
     /// A copy with `hk -> v` added or replaced.
     pub(super) fn with_prefix(self, hk: HeapKey, v: usize) -> NodeBox {
-        let c = self.freeze();
-        let mut p = self.prefix_list();
+        let (c, mut p) = self.freeze_all();
         match p.binary_search_by_key(&hk, |&(k, _)| k) {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
@@ -752,8 +784,7 @@ impl<'g> CNode<'g> {
 
     /// A copy without `hk`.
     pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
-        let c = self.freeze();
-        let mut p = self.prefix_list();
+        let (c, mut p) = self.freeze_all();
         if let Ok(i) = p.binary_search_by_key(&hk, |&(k, _)| k) {
             p.remove(i);
         }
@@ -785,8 +816,8 @@ impl<'g> CNode<'g> {
             }
             out
         }
-        let c = self.freeze();
-        let p: Prefixes = merge(self.prefixes(), prefixes);
+        let (c, own) = self.freeze_all();
+        let p: Prefixes = merge(own.iter().copied(), prefixes);
         let c: Children = merge(c.iter().copied(), children);
         NodeBox::build(&p, &c)
     }
@@ -806,7 +837,7 @@ impl<'g> CNode<'g> {
     /// which must still hold the given (unfrozen) address once the slots are frozen, else
     /// `None` (a concurrent writer replaced it: retry).
     pub(super) fn without(self, hks: &[HeapKey], children: &[(u8, usize)]) -> Option<NodeBox> {
-        let mut c = self.freeze();
+        let (mut c, mut p) = self.freeze_all();
         for &(slot, expected) in children {
             let i = c.binary_search_by_key(&slot, |&(s, _)| s).ok()?;
             // Mutant `batch_no_check`: the emptied child is dropped without checking that
@@ -824,12 +855,7 @@ impl<'g> CNode<'g> {
         for &k in hks {
             gone[(k >> 6) as usize] |= 1 << (k & 63);
         }
-        let mut p = Prefixes::new();
-        for (k, v) in self.prefixes() {
-            if gone[(k >> 6) as usize] & (1 << (k & 63)) == 0 {
-                p.push((k, v));
-            }
-        }
+        p.retain(|&(k, _)| gone[(k >> 6) as usize] & (1 << (k & 63)) == 0);
         Some(NodeBox::build(&p, &c))
     }
 

@@ -54,6 +54,20 @@ impl<T: Copy, const N: usize> StackVec<T, N> {
         self.len += 1;
     }
 
+    /// Keeps the items for which `keep` holds, in order.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let mut n = 0;
+        for i in 0..self.len {
+            // SAFETY: items below `len` are initialized (the module's invariant).
+            let x = unsafe { self.buf[i].assume_init() };
+            if keep(&x) {
+                self.buf[n] = MaybeUninit::new(x);
+                n += 1;
+            }
+        }
+        self.len = n;
+    }
+
     /// Removes the item at `i`, shifting the later ones down.
     pub(super) fn remove(&mut self, i: usize) {
         assert!(i < self.len, "StackVec::remove beyond its length");
