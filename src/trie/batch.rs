@@ -93,7 +93,7 @@ impl Trie {
         for &i in own.iter() {
             let hk = locate(&items[i].0).1;
             if let Some(word) = c.find_cell(hk) {
-                out[i] = Some(Err(Cell { word, node: c, depth: d as u8 }));
+                out[i] = Some(Err(Cell::new(word, c, d as u8)));
             } else {
                 added.push((hk, items[i].1));
                 linked.push(i);
@@ -231,7 +231,7 @@ impl Trie {
         }
         for i in 0..n {
             out[i] = cs[i]
-                .and_then(|c| c.find_cell(at[i].1).map(|word| Cell { word, node: c, depth: at[i].0 as u8 }));
+                .and_then(|c| c.find_cell(at[i].1).map(|word| Cell::new(word, c, at[i].0 as u8)));
         }
     }
 }

@@ -86,12 +86,26 @@ use node::{CNode, HeapKey, NodeBox, LOAD};
 #[derive(Clone, Copy)]
 pub(crate) struct Cell<'g> {
     word: &'g AtomicUsize,
-    node: CNode<'g>,
-    /// The node's depth (it consumes key byte `depth`).
-    depth: u8,
+    /// The node's address (64-aligned) and its depth (it consumes key byte `depth`) in the
+    /// low bits: a cell is two words, so a batch's 32 results stay small.
+    at: usize,
 }
 
 impl<'g> Cell<'g> {
+    #[inline(always)]
+    fn new(word: &'g AtomicUsize, node: CNode<'g>, depth: u8) -> Self {
+        debug_assert!(depth < 64);
+        Self { word, at: node.addr() | depth as usize }
+    }
+
+    /// The node holding the cell.
+    #[inline(always)]
+    fn node(self) -> CNode<'g> {
+        // SAFETY: `at` holds the address of the node the cell was found in, under a guard
+        // that lives for `'g` (the cell's lifetime), so the node stays allocated.
+        unsafe { CNode::from_raw(self.at & !63) }
+    }
+
     /// The atomic word.
     #[inline(always)]
     pub(crate) fn word(self) -> &'g AtomicUsize {
@@ -101,7 +115,7 @@ impl<'g> Cell<'g> {
     /// The length of the cell's prefix.
     #[inline]
     pub(crate) fn len(self) -> u8 {
-        8 * self.depth + node::hk_len(self.node.hk_of(self.word))
+        8 * (self.at & 63) as u8 + node::hk_len(self.node().hk_of(self.word))
     }
 
     /// The cell's prefix, given an address it covers (the key that found it).
@@ -246,7 +260,7 @@ impl Trie {
             // below the final `n` once), and `n` only decreases here.
             let c = unsafe { path[n].assume_init() };
             if let Some(word) = c.leaf_cell(key[n]) {
-                return Some(Cell { word, node: c, depth: n as u8 });
+                return Some(Cell::new(word, c, n as u8));
             }
         }
         None
@@ -309,10 +323,8 @@ impl Trie {
             more |= node[i] != 0;
         }
         // The last direct level's children are prefetched for the rounds below.
-        for i in 0..n {
-            if node[i] != 0 {
-                prefetch(node[i] as *const u8);
-            }
+        for &ch in node[..n].iter().filter(|&&ch| ch != 0) {
+            prefetch(ch as *const u8);
         }
         // Per key, this round: the addresses of the run and the slot its node's head points
         // it to (null where there is none).
@@ -374,7 +386,7 @@ impl Trie {
                         // SAFETY: `addrs` derived the address from the node's run bitmap and
                         // count; the node (and its runs) live for `'g`.
                         let (word, v) = unsafe { node::load_value(runs[i]) };
-                        (v != 0).then_some(Cell { word, node: c, depth: d as u8 })
+                        (v != 0).then_some(Cell::new(word, c, d as u8))
                     })
                     .flatten();
                 best[i] = here
@@ -384,7 +396,7 @@ impl Trie {
                             // `direct` to `d - 1` (it is at level `d`), writing
                             // `skipped[i][k]` each time, in this call.
                             let up = unsafe { skipped[i][k].assume_init() };
-                            up.leaf_cell(key[k]).map(|word| Cell { word, node: up, depth: k as u8 })
+                            up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
                         })
                     })
                     // SAFETY: walk `i` reached level `direct` (it is at level `d >= direct`),
@@ -413,7 +425,7 @@ impl Trie {
         (0..d).rev().find_map(|k| {
             // SAFETY: initialized per the contract.
             let c = unsafe { upper[k].assume_init() };
-            c.leaf_cell(key[k]).map(|word| Cell { word, node: c, depth: k as u8 })
+            c.leaf_cell(key[k]).map(|word| Cell::new(word, c, k as u8))
         })
     }
 
@@ -431,7 +443,7 @@ impl Trie {
                 }
                 let bits = if rel == 0 { 0 } else { (key[d] >> (8 - rel)) as u16 };
                 if let Some(word) = c.get_cell((1u16 << rel) | bits) {
-                    out.push(Cell { word, node: c, depth: d as u8 });
+                    out.push(Cell::new(word, c, d as u8));
                 }
             }
             if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
@@ -454,7 +466,7 @@ impl Trie {
         for &slot in &p.bytes()[..depth] {
             c = Self::child(c, slot, g)?;
         }
-        c.find_cell(hk).map(|word| Cell { word, node: c, depth: depth as u8 })
+        c.find_cell(hk).map(|word| Cell::new(word, c, depth as u8))
     }
 
     /// The cell of exactly `p` for a writer: one that was not frozen when this walk read it.
@@ -476,7 +488,7 @@ impl Trie {
             }
             let (word, v) = c.find_word(hk)?;
             if v & FROZEN == 0 {
-                return Some(Cell { word, node: c, depth: depth as u8 });
+                return Some(Cell::new(word, c, depth as u8));
             }
             frozen += 1;
             if frozen > PATIENCE {
@@ -601,7 +613,7 @@ impl Trie {
         }
         let c = Self::cnode_ref(at.raw, g);
         if let Some(word) = c.find_cell(hk) {
-            return Step::Done(Err(Cell { word, node: c, depth: depth as u8 }));
+            return Step::Done(Err(Cell::new(word, c, depth as u8)));
         }
         // The CAS's Release publishes the word and what it names (built before `insert`
         // was called); pairs with `LOAD`.
@@ -686,7 +698,7 @@ impl Trie {
         pre.sort_unstable_by_key(|&(s, l, _)| (s, l));
         let emit = |key: &mut [u8; 16], f: &mut dyn FnMut(NetAddress, Cell<'g>), (s, l, word)| {
             key[depth] = s;
-            f(self.prefix_at(key, depth, l), Cell { word, node: c, depth: depth as u8 });
+            f(self.prefix_at(key, depth, l), Cell::new(word, c, depth as u8));
         };
         // A merge of the two slot-ordered sequences: a prefix starting at a slot comes
         // before that slot's child.

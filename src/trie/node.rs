@@ -501,6 +501,12 @@ impl<'g> CNode<'g> {
         }
     }
 
+    /// The node's address.
+    #[inline(always)]
+    pub(super) fn addr(self) -> usize {
+        self.raw.as_ptr() as usize
+    }
+
     #[inline(always)]
     fn base(self) -> *const u8 {
         self.raw.as_ptr().cast::<u8>()
