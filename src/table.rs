@@ -261,16 +261,27 @@ impl TableInner {
     /// (which releases the link reference, `Leaf::kill_dest`) and takes the prefix out.
     /// Any thread may call it; exactly one removal succeeds.
     pub(crate) fn unlink(&self, dest: &Dest, g: &epoch::Guard) {
-        let Some(leaf) = Leaf::get(&self.trie, &dest.prefix, g) else { return };
-        match leaf.kill_dest(dest, g) {
-            Some(link) => {
-                retire_link(link, g);
-                self.unlink_leaf(&leaf, g);
+        // One walk finds the cell, kills it (or finds it dead: helping whoever killed it)
+        // and takes the prefix out.
+        let addr = core::ptr::from_ref(dest).addr();
+        let removed = self.trie.remove_where(&dest.prefix, g, &mut |cell, w| {
+            if w == DEAD {
+                return true;
             }
-            // Dead already: help whoever killed it.
-            None if matches!(leaf.state(g), State::Dead) => self.unlink_leaf(&leaf, g),
-            None => {}
-        }
+            if w != addr {
+                return false;
+            }
+            // The word may have moved to a copy of the node meanwhile: the leaf follows it,
+            // and the next attempt finds it there, dead.
+            match Leaf::new(&self.trie, cell, dest.prefix).kill_dest(dest, g) {
+                Some(link) => {
+                    retire_link(link, g);
+                    true
+                }
+                None => false,
+            }
+        });
+        self.dest_count.add(-isize::from(removed));
     }
 
     /// Takes a dead leaf's prefix out of the trie if it is still there. Any thread may call

@@ -230,8 +230,7 @@ impl Trie {
             }
         }
         for i in 0..n {
-            out[i] = cs[i]
-                .and_then(|c| c.find_cell(at[i].1).map(|word| Cell::new(word, c, at[i].0 as u8)));
+            out[i] = cs[i].and_then(|c| c.find_cell(at[i].1).map(|word| Cell::new(word, c, at[i].0 as u8)));
         }
     }
 }

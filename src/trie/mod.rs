@@ -629,15 +629,33 @@ impl Trie {
     /// replaces, such as a dead leaf's: the check may read the cell before the copy
     /// freezes it). Returns whether it did.
     pub(crate) fn remove(&self, p: &NetAddress, expected: usize, g: &Guard) -> bool {
+        self.remove_where(p, g, &mut |_, w| w == expected)
+    }
+
+    /// Takes `p` out if `pred(cell, word)` holds for its cell and the word read from it
+    /// (untagged), which must then be final (see [`remove`](Self::remove)). `pred` may run
+    /// more than once (once per attempt) and may act: e.g. kill the word, which one walk
+    /// then both does and takes out. Returns whether this call took `p` out.
+    pub(crate) fn remove_where<'g>(
+        &'g self,
+        p: &NetAddress,
+        g: &'g Guard,
+        pred: &mut dyn FnMut(Cell<'g>, usize) -> bool,
+    ) -> bool {
         loop {
-            if let Step::Done(r) = self.remove_once(p, expected, g) {
+            if let Step::Done(r) = self.remove_once(p, g, pred) {
                 return r;
             }
             crate::sync::spin_hint();
         }
     }
 
-    fn remove_once(&self, p: &NetAddress, expected: usize, g: &Guard) -> Step<bool> {
+    fn remove_once<'g>(
+        &'g self,
+        p: &NetAddress,
+        g: &'g Guard,
+        pred: &mut dyn FnMut(Cell<'g>, usize) -> bool,
+    ) -> Step<bool> {
         let (depth, hk) = locate(p);
         let mut path = [None; 17];
         let k = match self.walk_path(p.bytes(), depth, &mut path, g) {
@@ -648,7 +666,7 @@ impl Trie {
         let Some(at) = path[k] else { unreachable!("walk_path fills path[..=k]") };
         let c = Self::cnode_ref(at.raw, g);
         match c.find_word(hk) {
-            Some((_, v)) if v & !FROZEN == expected => {}
+            Some((word, v)) if pred(Cell::new(word, c, depth as u8), v & !FROZEN) => {}
             _ => return Step::Done(false),
         }
         let mut new = c.without_prefix(hk);

@@ -588,7 +588,6 @@ impl<'g> CNode<'g> {
         self.entries().iter().map(move |&e| (e.key(), self.cell(e)))
     }
 
-
     /// A node with this node's prefixes and `children` (the copies that keep the prefixes).
     fn build_with(self, children: &[(u8, usize)]) -> NodeBox {
         let e = self.entries();
@@ -733,19 +732,16 @@ impl<'g> CNode<'g> {
     /// Freezes every slot and cell and returns the children as they are from now on (see the
     /// module docs): the starting point of every copy.
     fn freeze(self) -> Children {
-        self.freeze_into(None)
+        let mut c = Children::new();
+        self.freeze_into(&mut c, None);
+        c
     }
 
-    /// [`freeze`](Self::freeze), also gathering the prefixes `(heap key, word)` as the
-    /// freeze left them (for a copy that changes the prefixes; no second read of a cell).
-    fn freeze_all(self) -> (Children, Prefixes) {
-        let mut p = Prefixes::new();
-        let c = self.freeze_into(Some(&mut p));
-        (c, p)
-    }
-
-    fn freeze_into(self, mut words: Option<&mut Prefixes>) -> Children {
-        let mut out = Children::new();
+    /// [`freeze`](Self::freeze) into `out`, also gathering the prefixes `(heap key, word)`
+    /// into `words` as the freeze left them (for a copy that changes the prefixes: no
+    /// second read of a cell). The caller owns both buffers (12 KiB: returned by value
+    /// they were copied, and loom runs each thread on a 32 KiB stack).
+    fn freeze_into(self, out: &mut Children, mut words: Option<&mut Prefixes>) {
         for (k, s) in self.head().children.iter().enumerate() {
             let slot = self.slot_at(k);
             // Acquire: pairs with the AcqRel CAS that stored the child, so the copy we
@@ -770,7 +766,6 @@ impl<'g> CNode<'g> {
                 p.push((e.key(), v & !FROZEN));
             }
         }
-        out
     }
 
     /// A frozen copy of the node: same prefixes, same children, unfrozen slots.
@@ -780,7 +775,8 @@ impl<'g> CNode<'g> {
 
     /// A copy with `hk -> v` added or replaced.
     pub(super) fn with_prefix(self, hk: HeapKey, v: usize) -> NodeBox {
-        let (c, mut p) = self.freeze_all();
+        let (mut c, mut p) = (Children::new(), Prefixes::new());
+        self.freeze_into(&mut c, Some(&mut p));
         match p.binary_search_by_key(&hk, |&(k, _)| k) {
             Ok(i) => p[i].1 = v,
             Err(i) => p.insert(i, (hk, v)),
@@ -790,7 +786,8 @@ impl<'g> CNode<'g> {
 
     /// A copy without `hk`.
     pub(super) fn without_prefix(self, hk: HeapKey) -> NodeBox {
-        let (c, mut p) = self.freeze_all();
+        let (mut c, mut p) = (Children::new(), Prefixes::new());
+        self.freeze_into(&mut c, Some(&mut p));
         if let Ok(i) = p.binary_search_by_key(&hk, |&(k, _)| k) {
             p.remove(i);
         }
@@ -801,30 +798,31 @@ impl<'g> CNode<'g> {
     /// A copy with `prefixes` (sorted by heap key, none present here) and `children`
     /// (sorted by slot, none present here) added: one copy for a whole batch.
     pub(super) fn with_added(self, prefixes: &[(HeapKey, usize)], children: &[(u8, usize)]) -> NodeBox {
-        fn merge<K: Ord + Copy, const N: usize>(
-            a: impl Iterator<Item = (K, usize)>,
-            b: &[(K, usize)],
-        ) -> StackVec<(K, usize), N> {
-            let mut out = StackVec::new();
-            let (mut a, mut j) = (a.peekable(), 0);
-            while let Some(&x) = a.peek() {
-                if j < b.len() && b[j].0 < x.0 {
-                    out.push(b[j]);
-                    j += 1;
+        /// Merges the sorted `b` into the sorted `a`, in place (from the back): no second
+        /// buffer on the stack (loom runs each thread on a 32 KiB stack, and the batch
+        /// paths nest these copies).
+        fn merge<K: Ord + Copy, const N: usize>(a: &mut StackVec<(K, usize), N>, b: &[(K, usize)]) {
+            let (mut i, mut j) = (a.len(), b.len());
+            for &y in b {
+                a.push(y); // room; every slot is written below
+            }
+            let mut k = a.len();
+            while j > 0 {
+                debug_assert!(i == 0 || a[i - 1].0 != b[j - 1].0, "an added key is present");
+                k -= 1;
+                if i > 0 && a[i - 1].0 > b[j - 1].0 {
+                    a[k] = a[i - 1];
+                    i -= 1;
                 } else {
-                    debug_assert!(j == b.len() || b[j].0 != x.0, "an added key is present");
-                    out.push(x);
-                    a.next();
+                    a[k] = b[j - 1];
+                    j -= 1;
                 }
             }
-            for &y in &b[j..] {
-                out.push(y);
-            }
-            out
         }
-        let (c, own) = self.freeze_all();
-        let p: Prefixes = merge(own.iter().copied(), prefixes);
-        let c: Children = merge(c.iter().copied(), children);
+        let (mut c, mut p) = (Children::new(), Prefixes::new());
+        self.freeze_into(&mut c, Some(&mut p));
+        merge(&mut p, prefixes);
+        merge(&mut c, children);
         NodeBox::build(&p, &c)
     }
 
@@ -843,7 +841,8 @@ impl<'g> CNode<'g> {
     /// which must still hold the given (unfrozen) address once the slots are frozen, else
     /// `None` (a concurrent writer replaced it: retry).
     pub(super) fn without(self, hks: &[HeapKey], children: &[(u8, usize)]) -> Option<NodeBox> {
-        let (mut c, mut p) = self.freeze_all();
+        let (mut c, mut p) = (Children::new(), Prefixes::new());
+        self.freeze_into(&mut c, Some(&mut p));
         for &(slot, expected) in children {
             let i = c.binary_search_by_key(&slot, |&(s, _)| s).ok()?;
             // Mutant `batch_no_check`: the emptied child is dropped without checking that
