@@ -70,6 +70,14 @@ pub(super) const LOAD: Ordering = Ordering::Acquire;
 #[cfg(rtm_mutant = "relaxed_load")]
 pub(super) const LOAD: Ordering = Ordering::Relaxed;
 
+/// Ordering of the trie's own loads of a value (a cell or an alias). Relaxed is enough:
+/// the trie reads a cell only to know whether a prefix is there, to follow an alias, or to
+/// see a frozen tag, all of which were written when the node was built and are published
+/// with it (the slot or root load that found the node is `Acquire`). What a word names is
+/// read by the caller after its own `Acquire` load of the cell (`leaf.rs`), and a copy
+/// reads words after the freeze's `Acquire` read-modify-write of each cell.
+const VALUE: Ordering = Ordering::Relaxed;
+
 /// Low bits of a run that aliases an earlier run of its node: the prefix's first run,
 /// whose value is the prefix's word, `distance` values back, as `(distance << 3) | ALIAS`.
 /// A word stored in the trie never has both low bits set (module docs, "Values").
@@ -91,14 +99,14 @@ fn alias(dist: usize) -> usize {
 pub(super) unsafe fn load_value<'g>(p: *const AtomicUsize) -> (&'g AtomicUsize, usize) {
     // SAFETY: per the contract.
     let cell = unsafe { &*p };
-    let v = cell.load(LOAD);
+    let v = cell.load(VALUE);
     if v & ALIAS != ALIAS {
         return (cell, v);
     }
     // SAFETY: `build` wrote the alias with the distance to the prefix's first run, a value
     // of the same node, `dist` values before `p`.
     let cell = unsafe { &*p.sub(v >> 3) };
-    (cell, cell.load(LOAD))
+    (cell, cell.load(VALUE))
 }
 
 /// Heap key of an internal prefix: `(1 << rel_len) | rel_bits`, `rel_len` in `0..=8`.
@@ -574,7 +582,7 @@ impl<'g> CNode<'g> {
         // SAFETY: `i` is below the value count: `build` wrote every entry with the index of
         // a value it wrote (a run's or a hidden prefix's), never an alias; values live for
         // `'g`.
-        unsafe { (*self.run_ptr(i)).load(LOAD) & !FROZEN }
+        unsafe { (*self.run_ptr(i)).load(VALUE) & !FROZEN }
     }
 
     /// Internal prefixes `(heap key, word)` sorted by heap key (tests).
@@ -614,7 +622,7 @@ impl<'g> CNode<'g> {
     /// without its tag).
     #[cfg(test)]
     pub(super) fn leaf(self, slot: u8) -> usize {
-        self.leaf_cell(slot).map_or(0, |c| c.load(LOAD) & !FROZEN)
+        self.leaf_cell(slot).map_or(0, |c| c.load(VALUE) & !FROZEN)
     }
 
     /// The cell of the longest internal prefix covering `slot`, if any.
@@ -677,7 +685,7 @@ impl<'g> CNode<'g> {
     /// The word stored under heap key `hk` (0 if none; a frozen word without its tag).
     #[cfg(test)]
     pub(super) fn get(self, hk: HeapKey) -> usize {
-        self.get_cell(hk).map_or(0, |c| c.load(LOAD) & !FROZEN)
+        self.get_cell(hk).map_or(0, |c| c.load(VALUE) & !FROZEN)
     }
 
     /// The cell of heap key `hk`, if the prefix is stored here.
@@ -705,7 +713,7 @@ impl<'g> CNode<'g> {
             // The slot's longest prefix here is shorter: `hk` is absent.
             None
         } else {
-            self.get_cell(hk).map(|c| (c, c.load(LOAD)))
+            self.get_cell(hk).map(|c| (c, c.load(VALUE)))
         }
     }
 
@@ -724,7 +732,7 @@ impl<'g> CNode<'g> {
     /// the cells' tag after the slots', and a node with neither cannot be frozen).
     pub(super) fn is_frozen(self) -> bool {
         match self.entries().first() {
-            Some(&e) => self.cell(e).load(LOAD) & FROZEN != 0,
+            Some(&e) => self.cell(e).load(VALUE) & FROZEN != 0,
             None => self.head().n_children != 0 && self.slot_at(0).load(LOAD) & FROZEN != 0,
         }
     }
