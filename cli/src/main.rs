@@ -137,7 +137,7 @@ fn summary_load(l: &Loaded) {
         let per_route = |b: u64| b / l.routes.max(1) as u64;
         println!(
             "  of which trie nodes {:.1} MiB ({} B/route), destinations {:.1} MiB ({} B/route: \
-             leaves, groups of lone routes, {} destination objects), the rest {:.1} MiB ({} \
+             groups of lone routes, {} destination objects), the rest {:.1} MiB ({} \
              B/route: versions, route blocks and snapshots of destination objects)",
             trie as f64 / 1048576.0,
             per_route(trie as u64),
