@@ -349,6 +349,8 @@ impl Drop for TableInner {
                 }
                 d.kill(gen, false, &g);
             }
+            // Relaxed: `&mut self`, so no other thread writes the trie any more, and the
+            // table's last handle went with a Release decrement its drop acquired.
             words.push(cell.word().load(Ordering::Relaxed));
         });
         for w in words {

@@ -92,6 +92,8 @@ pub(crate) struct Cell<'g> {
 }
 
 impl<'g> Cell<'g> {
+    /// The cell `word` of `node` (one of its values: the trie's only constructor calls
+    /// pass cells the node returned), at depth `depth`.
     #[inline(always)]
     fn new(word: &'g AtomicUsize, node: CNode<'g>, depth: u8) -> Self {
         debug_assert!(depth < 64);
@@ -115,7 +117,8 @@ impl<'g> Cell<'g> {
     /// The length of the cell's prefix.
     #[inline]
     pub(crate) fn len(self) -> u8 {
-        8 * (self.at & 63) as u8 + node::hk_len(self.node().hk_of(self.word))
+        // SAFETY: a `Cell` is only made (`Cell::new`) from a cell of the node it names.
+        8 * (self.at & 63) as u8 + node::hk_len(unsafe { self.node().hk_of(self.word) })
     }
 
     /// The cell's prefix, given an address it covers (the key that found it).

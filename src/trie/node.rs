@@ -551,17 +551,21 @@ impl<'g> CNode<'g> {
         }
     }
 
-    /// The heap key of the prefix whose cell is `cell` (a value of this node).
+    /// The heap key of the prefix whose cell is `cell`.
+    ///
+    /// # Safety
+    /// `cell` is one of this node's values (a cell `leaf_word`, `get_cell` or `cells`
+    /// returned for this node).
     #[inline]
-    pub(super) fn hk_of(self, cell: &AtomicUsize) -> HeapKey {
+    pub(super) unsafe fn hk_of(self, cell: &AtomicUsize) -> HeapKey {
         let h = self.head();
         let i = (core::ptr::from_ref(cell).addr() - self.run_ptr(0).addr()) / SLOT;
         debug_assert!(i < h.n_runs as usize + h.n_hidden as usize);
         let (_, _, _, pre_at) = layout_of(h);
         let at = pre_at + h.n_prefixes as usize * core::mem::size_of::<PEntry>() + i * 2;
-        // SAFETY: `cell` is one of this node's values (caller's contract, checked above in
-        // debug builds), so `i` is below the value count; `build` initialized the heap key
-        // array after the prefix entries, one `u16` per value, immutable and live for `'g`.
+        // SAFETY: `cell` is one of this node's values (the contract; checked above in debug
+        // builds), so `i` is below the value count; `build` initialized the heap key array
+        // after the prefix entries, one `u16` per value, immutable and live for `'g`.
         unsafe { *self.base().add(at).cast::<HeapKey>() }
     }
 
@@ -706,7 +710,8 @@ impl<'g> CNode<'g> {
     #[inline]
     pub(super) fn find_word(self, hk: HeapKey) -> Option<(&'g AtomicUsize, usize)> {
         let (cell, v) = self.leaf_word(hk_start(hk))?;
-        let k = self.hk_of(cell);
+        // SAFETY: `leaf_word` returned one of this node's cells.
+        let k = unsafe { self.hk_of(cell) };
         if k == hk {
             Some((cell, v))
         } else if hk_len(k) < hk_len(hk) {
