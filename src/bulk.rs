@@ -23,7 +23,7 @@ use crate::entity::EntityRef;
 use crate::error::{Error, Result};
 use crate::group::word_of;
 use crate::identity::RoutePtr;
-use crate::leaf::{dest_word, free_word, read, Leaf, State};
+use crate::leaf::{dest_in, dest_word, free_word, Leaf, State};
 use crate::lone::Upsert;
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteParams, RouteRef, Version};
@@ -250,14 +250,6 @@ impl EntityRef {
             }
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Err(Error::InvalidParameter))).collect())
-    }
-}
-
-/// The destination in `c`, if it holds one.
-fn dest_in<'g>(c: crate::trie::Cell<'g>, g: &'g epoch::Guard) -> Option<&'g crate::dest::Dest> {
-    match read(c, g) {
-        State::Dest(d) => Some(d),
-        _ => None,
     }
 }
 

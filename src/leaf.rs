@@ -308,11 +308,17 @@ impl<'g> Leaf<'g> {
     }
 }
 
+/// The destination in cell `c`, if it holds one (a reader's view, as [`read`]).
+#[inline]
+pub(crate) fn dest_in<'g>(c: Cell<'g>, g: &'g Guard) -> Option<&'g Dest> {
+    match read(c, g) {
+        State::Dest(d) => Some(d),
+        _ => None,
+    }
+}
+
 /// The destination in a cell that holds one (tests: not a lone route).
 #[cfg(test)]
 pub(crate) fn dest_of<'g>(c: Cell<'g>, g: &'g Guard) -> &'g Dest {
-    match read(c, g) {
-        State::Dest(d) => d,
-        _ => panic!("not a destination's cell"),
-    }
+    dest_in(c, g).expect("not a destination's cell")
 }

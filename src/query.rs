@@ -19,7 +19,7 @@
 use crate::dest::{Dest, DestRef, RouteList};
 use crate::entity::EntityId;
 use crate::error::{Error, Result};
-use crate::leaf::{read, Leaf, State};
+use crate::leaf::{dest_in, read, Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
 use crate::sync::epoch;
@@ -187,7 +187,7 @@ impl Table {
         // version here too cost `rtm bench`'s readers 6 %, whose groups' versions are few
         // and cached: reading the group's words in this pass waits for its block.)
         for &cell in found.iter().flatten() {
-            if let State::Dest(d) = read(cell, &guard.g) {
+            if let Some(d) = dest_in(cell, &guard.g) {
                 d.list(&guard.g).prefetch();
             }
         }
@@ -224,12 +224,12 @@ impl Table {
             let mut found: Found<'_> = [None; BATCH];
             t.trie.lookup_batch(chunk, &g, &mut found);
             for &cell in found.iter().flatten() {
-                if let State::Dest(d) = read(cell, &g) {
+                if let Some(d) = dest_in(cell, &g) {
                     d.prefetch_all();
                 }
             }
             for &cell in found.iter().flatten() {
-                if let State::Dest(d) = read(cell, &g) {
+                if let Some(d) = dest_in(cell, &g) {
                     d.list(&g).prefetch();
                 }
             }

@@ -10,7 +10,7 @@
 use crate::dest::{Dest, DestPtr, DestRef, RouteList};
 use crate::entity::{Entity, EntityId, EntityRef};
 use crate::error::{Error, Result};
-use crate::leaf::{free_word, read, retire_link, Leaf, State, DEAD};
+use crate::leaf::{dest_in, free_word, read, retire_link, Leaf, State, DEAD};
 use crate::prefix::AddressFamily;
 use crate::sync::Ordering;
 use crate::sync::{epoch, Arc, Counter, Registry, WorkList};
@@ -341,7 +341,7 @@ impl Drop for TableInner {
         let g = epoch::pin();
         let mut words: Vec<usize> = Vec::new();
         self.trie.for_each(&g, &mut |_, cell| {
-            if let State::Dest(d) = read(cell, &g) {
+            if let Some(d) = dest_in(cell, &g) {
                 let old = d.list(&g);
                 let gen = old.gen + 1;
                 for e in old.entries.iter() {

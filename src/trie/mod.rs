@@ -465,11 +465,19 @@ impl Trie {
     /// The cell of exactly `p`, if `p` is stored.
     pub(crate) fn get<'g>(&'g self, p: &NetAddress, g: &'g Guard) -> Option<Cell<'g>> {
         let (depth, hk) = locate(p);
+        let c = self.node_of(p, depth, g)?;
+        c.find_cell(hk).map(|word| Cell::new(word, c, depth as u8))
+    }
+
+    /// The node at `depth` on `p`'s path, by a reader's walk (a frozen slot still names
+    /// the current child); `None` if a node on the way is missing.
+    #[inline]
+    fn node_of<'g>(&'g self, p: &NetAddress, depth: usize, g: &'g Guard) -> Option<CNode<'g>> {
         let mut c = self.root(g);
         for &slot in &p.bytes()[..depth] {
             c = Self::child(c, slot, g)?;
         }
-        c.find_cell(hk).map(|word| Cell::new(word, c, depth as u8))
+        Some(c)
     }
 
     /// The cell of exactly `p` for a writer: one that was not frozen when this walk read it.
@@ -485,10 +493,7 @@ impl Trie {
         // which linked the frozen node).
         let mut frozen = 0;
         loop {
-            let mut c = self.root(g);
-            for &slot in &p.bytes()[..depth] {
-                c = Self::child(c, slot, g)?;
-            }
+            let c = self.node_of(p, depth, g)?;
             let (word, v) = c.find_word(hk)?;
             if v & FROZEN == 0 {
                 return Some(Cell::new(word, c, depth as u8));
