@@ -346,7 +346,7 @@ impl Trie {
                 break;
             }
             // Round 1: read each head (prefetched last round); prefetch its slot, or its
-            // run where the walk ends here (no child).
+            // run where the walk ends here (no child; `addrs` gives one of the two).
             for (i, key) in keys.iter().enumerate() {
                 if node[i] == 0 {
                     continue;
@@ -373,6 +373,9 @@ impl Trie {
                     // SAFETY: `addrs` derived the address from the node's child bitmap and
                     // count; the node (and its slots) live for `'g`.
                     ch = unsafe { &*slots[i] }.load(LOAD) & !FROZEN;
+                    // A slot always holds a node (a CAS replaces one with another), so a
+                    // walk with a slot goes on, and `addrs` left its run unread.
+                    debug_assert!(ch != 0, "a slot without a node");
                 }
                 if ch != 0 {
                     skipped[i][d].write(c);
