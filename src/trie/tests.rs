@@ -291,6 +291,76 @@ fn exact_match_in_dense_nodes_against_model() {
     }
 }
 
+/// Batched walks that end at every depth, in one chunk, against single lookups and the
+/// model: an IPv6 path with a prefix every few levels down to a /128, branches off it at
+/// every byte, and the path's deeper prefixes removed again (walks that go on past their
+/// match and read the runs they skipped on the way up). The chunks are the queries in
+/// several orders, so the walks still going at a level are every subset.
+#[test]
+fn batched_walks_of_every_depth_against_single_ones() {
+    let fam = crate::AddressFamily::Ipv6;
+    let mut f = Fixture::new(128);
+    let mut m = BTreeMap::new();
+    let path =
+        [0x20u8, 0x01, 0x0d, 0xb8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc];
+    let mut add = |f: &mut Fixture, b: [u8; 16], len: u8| {
+        let a = NetAddress::new(fam, &b, len).unwrap();
+        assert!(f.insert(a));
+        m.insert(a, ());
+    };
+    // On the path: lengths 0, 12, 28, 44, ..., 124, 128 (inside nodes, not at their edges).
+    for len in (12..128).step_by(16).chain([0, 128]) {
+        add(&mut f, path, len as u8);
+    }
+    // A branch off the path at every byte, one byte long, so walks leave the path there.
+    for d in 1..16 {
+        let mut b = path;
+        b[d] ^= 0x80;
+        add(&mut f, b, 8 * d as u8 + 8);
+    }
+    // Queries: the path's host, and for every byte a host that leaves the path there (in
+    // the branch, and beside it), so walks end at every depth.
+    let mut hosts = vec![path];
+    for d in 0..16 {
+        for flip in [0x80u8, 0x01] {
+            let mut b = path;
+            b[d] ^= flip;
+            hosts.push(b);
+        }
+    }
+    let hosts: Vec<NetAddress> = hosts.iter().map(|b| NetAddress::new(fam, b, 128).unwrap()).collect();
+    let check = |f: &Fixture, m: &BTreeMap<NetAddress, ()>, round: usize| {
+        let g = epoch::pin();
+        let mut r = Rng(0x7777 + round as u64);
+        for order in 0..6 {
+            let mut q = hosts.clone();
+            if order > 0 {
+                for i in (1..q.len()).rev() {
+                    q.swap(i, (r.next() % (i as u64 + 1)) as usize);
+                }
+            }
+            for w in q.chunks(if order % 2 == 0 { BATCH } else { 7 }) {
+                let mut got = [None; BATCH];
+                f.trie.lookup_batch(w, &g, &mut got);
+                for (a, c) in w.iter().zip(got) {
+                    let want = model_lpm(m, a);
+                    assert_eq!(c.map(|c| f.name(c)), want, "batched {a}, round {round}");
+                    assert_eq!(f.lookup(a), want, "single {a}, round {round}");
+                }
+            }
+        }
+    };
+    check(&f, &m, 0);
+    // The path's deeper prefixes go, one by one from the bottom: the walks still reach the
+    // deep nodes (the branches keep them), find nothing there, and read upwards.
+    for len in (28..128).step_by(16).chain([128]).collect::<Vec<_>>().into_iter().rev() {
+        let a = NetAddress::new(fam, &path, len as u8).unwrap();
+        assert!(f.remove(a));
+        m.remove(&a);
+        check(&f, &m, len);
+    }
+}
+
 #[test]
 fn batch_insert_into_empty_and_populated_tries() {
     let mut f = Fixture::new(32);
