@@ -222,7 +222,11 @@ impl<'g> Lone<'g> {
     /// The best route of view `v`.
     #[inline(always)]
     pub(crate) fn best(self, v: ViewId) -> Option<&'g RouteInfo> {
-        self.iter().find(|r| r.views.contains(v))
+        match self {
+            // The common case (one route per prefix) without the iterator's index loop.
+            Lone::One(r) => r.views.contains(v).then_some(r),
+            Lone::Many(_) => self.iter().find(|r| r.views.contains(v)),
+        }
     }
 
     /// Whether some route belongs to one of `views` (any route for `ViewSet::ANY`).

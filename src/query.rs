@@ -137,39 +137,50 @@ impl Table {
         let chunks = addrs.len().div_ceil(BATCH);
         let chunk = |c: usize| &addrs[c * BATCH..addrs.len().min((c + 1) * BATCH)];
         let mut found: [Found<'a>; 3] = [[None; BATCH]; 3];
+        // Per buffer: whether the middle stage met a destination object (else the last
+        // stage has no snapshot to prefetch: a table written without handles has none).
+        let mut dests = [false; 3];
         for step in 0..chunks + 2 {
             if step < chunks {
                 t.trie.lookup_batch(chunk(step), &guard.g, &mut found[step % 3]);
             }
             if let Some(c) = step.checked_sub(1).filter(|&c| c < chunks) {
-                Self::prefetch_targets(&found[c % 3][..chunk(c).len()], guard);
+                dests[c % 3] = Self::prefetch_targets(&found[c % 3][..chunk(c).len()], guard);
             }
             if let Some(c) = step.checked_sub(2) {
-                self.finish_batch(c, chunk(c), &found[c % 3], view, guard, &mut f);
+                self.finish_batch(c, chunk(c), &found[c % 3], dests[c % 3], view, guard, &mut f);
             }
         }
     }
 
     /// The middle stage of [`lookup_batch`](Self::lookup_batch): prefetches what each
     /// found leaf names (a destination's lookup line, a lone route's version, or a
-    /// group's block).
-    fn prefetch_targets(found: &[Option<Cell<'_>>], guard: &Guard) {
+    /// group's block). Returns whether one was a destination object.
+    fn prefetch_targets(found: &[Option<Cell<'_>>], guard: &Guard) -> bool {
+        let mut dests = false;
         for &cell in found.iter().flatten() {
             match read(cell, &guard.g) {
-                State::Dest(d) => d.prefetch(),
+                State::Dest(d) => {
+                    d.prefetch();
+                    dests = true;
+                }
                 State::Lone(_, set) => set.prefetch(),
                 State::Dead => {}
             }
         }
+        dests
     }
 
     /// The second half of [`lookup_batch`](Self::lookup_batch) for chunk `c` (`chunk`,
-    /// whose longest matches are `found`): reads each match's snapshot and reports.
+    /// whose longest matches are `found`, among which the middle stage saw destination
+    /// objects if `dests`): reads each match's snapshot and reports.
+    #[allow(clippy::too_many_arguments)]
     fn finish_batch<'a>(
         &'a self,
         c: usize,
         chunk: &[NetAddress],
         found: &Found<'a>,
+        dests: bool,
         view: ViewId,
         guard: &'a Guard,
         f: &mut impl FnMut(usize, Option<Best<'a>>),
@@ -180,10 +191,13 @@ impl Table {
         // the destinations' snapshots are prefetched (an updated destination's is in a
         // block of its own), then the results are read. (Prefetching a group's first
         // version here too cost `rtm bench`'s readers 6 %, whose groups' versions are few
-        // and cached: reading the group's words in this pass waits for its block.)
-        for &cell in found[..chunk.len()].iter().flatten() {
-            if let Some(d) = dest_in(cell, &guard.g) {
-                d.list(&guard.g).prefetch();
+        // and cached: reading the group's words in this pass waits for its block.) A
+        // destination promoted since the middle stage only misses its prefetch.
+        if dests {
+            for &cell in found[..chunk.len()].iter().flatten() {
+                if let Some(d) = dest_in(cell, &guard.g) {
+                    d.list(&guard.g).prefetch();
+                }
             }
         }
         for (i, a) in chunk.iter().enumerate() {

@@ -332,7 +332,9 @@ fn batched_walks_of_every_depth_against_single_ones() {
     let check = |f: &Fixture, m: &BTreeMap<NetAddress, ()>, round: usize| {
         let g = epoch::pin();
         let mut r = Rng(0x7777 + round as u64);
-        for order in 0..6 {
+        // Under miri (about 0.1 s per lookup here): the given order only, and below only
+        // the deepest removal.
+        for order in 0..if cfg!(miri) { 1 } else { 6 } {
             let mut q = hosts.clone();
             if order > 0 {
                 for i in (1..q.len()).rev() {
@@ -353,7 +355,8 @@ fn batched_walks_of_every_depth_against_single_ones() {
     check(&f, &m, 0);
     // The path's deeper prefixes go, one by one from the bottom: the walks still reach the
     // deep nodes (the branches keep them), find nothing there, and read upwards.
-    for len in (28..128).step_by(16).chain([128]).collect::<Vec<_>>().into_iter().rev() {
+    let removed = if cfg!(miri) { 1 } else { 8 };
+    for len in (28..128).step_by(16).chain([128]).collect::<Vec<_>>().into_iter().rev().take(removed) {
         let a = NetAddress::new(fam, &path, len as u8).unwrap();
         assert!(f.remove(a));
         m.remove(&a);
