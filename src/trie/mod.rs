@@ -306,8 +306,8 @@ impl Trie {
         let root = self.root(g);
         // The walks still going, in key order: the rounds below visit these only (a chunk
         // whose walks end at different depths would otherwise test every finished key in
-        // both rounds of every level; IPv6 chunks go 6 to 16 levels deep: 44 instructions
-        // per lookup).
+        // both rounds of every level; a chunk of the 2023 table's IPv6 walks goes 6 to 16
+        // levels deep: 10 of 418 instructions per lookup, session 25).
         let mut active = [0u8; BATCH];
         let mut n_active = 0;
         for i in 0..n {
