@@ -31,6 +31,14 @@ use std::net::IpAddr;
 /// The longest matches of one chunk of a batched lookup.
 type Found<'a> = [Option<Cell<'a>>; BATCH];
 
+/// One chunk of [`Table::lookup_batch`] between its pipeline stages: its matches, and
+/// whether the middle stage met a destination object among them (else the last stage has
+/// no snapshot to prefetch: a table written without handles has none).
+struct Stage<'a> {
+    found: Found<'a>,
+    dests: bool,
+}
+
 /// A pinned epoch: the scope of fast-path lookups. Pin once, look up many addresses, drop
 /// it soon (a guard held for long delays memory reclamation for every thread). Not `Send`.
 #[must_use]
@@ -132,23 +140,22 @@ impl Table {
         // as each walk ends); after the next chunk's walk, its leaves are read and the line
         // each names is prefetched (a destination's, or a group's block); after one more,
         // its results are read. Each stage's lines have arrived by the time it runs. Chunk
-        // `c`'s matches stay in buffer `c % 3` through its three stages (moving them from
+        // `c`'s matches stay in `stages[c % 3]` through its three stages (moving them from
         // stage to stage was 14 instructions per IPv6 lookup of memcpy).
         let chunks = addrs.len().div_ceil(BATCH);
         let chunk = |c: usize| &addrs[c * BATCH..addrs.len().min((c + 1) * BATCH)];
-        let mut found: [Found<'a>; 3] = [[None; BATCH]; 3];
-        // Per buffer: whether the middle stage met a destination object (else the last
-        // stage has no snapshot to prefetch: a table written without handles has none).
-        let mut dests = [false; 3];
+        let mut stages: [Stage<'a>; 3] =
+            core::array::from_fn(|_| Stage { found: [None; BATCH], dests: false });
         for step in 0..chunks + 2 {
             if step < chunks {
-                t.trie.lookup_batch(chunk(step), &guard.g, &mut found[step % 3]);
+                t.trie.lookup_batch(chunk(step), &guard.g, &mut stages[step % 3].found);
             }
             if let Some(c) = step.checked_sub(1).filter(|&c| c < chunks) {
-                dests[c % 3] = Self::prefetch_targets(&found[c % 3][..chunk(c).len()], guard);
+                let s = &mut stages[c % 3];
+                s.dests = Self::prefetch_targets(&s.found[..chunk(c).len()], guard);
             }
             if let Some(c) = step.checked_sub(2) {
-                self.finish_batch(c, chunk(c), &found[c % 3], dests[c % 3], view, guard, &mut f);
+                self.finish_batch(c, chunk(c), &stages[c % 3], view, guard, &mut f);
             }
         }
     }
@@ -172,15 +179,12 @@ impl Table {
     }
 
     /// The second half of [`lookup_batch`](Self::lookup_batch) for chunk `c` (`chunk`,
-    /// whose longest matches are `found`, among which the middle stage saw destination
-    /// objects if `dests`): reads each match's snapshot and reports.
-    #[allow(clippy::too_many_arguments)]
+    /// whose longest matches are `stage.found`): reads each match's snapshot and reports.
     fn finish_batch<'a>(
         &'a self,
         c: usize,
         chunk: &[NetAddress],
-        found: &Found<'a>,
-        dests: bool,
+        stage: &Stage<'a>,
         view: ViewId,
         guard: &'a Guard,
         f: &mut impl FnMut(usize, Option<Best<'a>>),
@@ -193,7 +197,8 @@ impl Table {
         // version here too cost `rtm bench`'s readers 6 %, whose groups' versions are few
         // and cached: reading the group's words in this pass waits for its block.) A
         // destination promoted since the middle stage only misses its prefetch.
-        if dests {
+        let found = &stage.found;
+        if stage.dests {
             for &cell in found[..chunk.len()].iter().flatten() {
                 if let Some(d) = dest_in(cell, &guard.g) {
                     d.list(&guard.g).prefetch();
