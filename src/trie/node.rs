@@ -663,7 +663,12 @@ impl<'g> CNode<'g> {
     /// The child at `slot`, unfrozen (0 if none).
     #[inline(always)]
     pub(super) fn child(self, slot: u8) -> usize {
-        self.child_slot(slot).map_or(0, |s| s.load(LOAD) & !FROZEN)
+        // Through the index rather than `child_slot`: an `Option<&AtomicUsize>` costs a
+        // test of the slot's address for null.
+        match self.child_index(slot) {
+            Some(i) => self.slot_at(i).load(LOAD) & !FROZEN,
+            None => 0,
+        }
     }
 
     /// The address [`child`](Self::child) reads for `slot` or, where there is no child,
