@@ -105,6 +105,20 @@ pub(crate) fn read<'g>(c: Cell<'g>, _g: &'g Guard) -> State<'g> {
     decode(c.word().load(LOAD) & !FROZEN)
 }
 
+/// [`read`], with the commonest state first: a single lone route's version as `Ok` (one
+/// tag test; a lookup's result in a table of one route per prefix), else the state.
+#[inline(always)]
+pub(crate) fn read_one<'g>(c: Cell<'g>, _g: &'g Guard) -> Result<&'g RouteInfo, State<'g>> {
+    let w = c.word().load(LOAD) & !FROZEN;
+    if w & ONE != 0 {
+        // SAFETY: as in `decode` (tag `ONE`: a lone word, whose version is released only
+        // epoch-deferred after a CAS replaced the word).
+        Ok(unsafe { Lone::decode(w) }.get(0))
+    } else {
+        Err(decode(w))
+    }
+}
+
 #[inline(always)]
 fn decode<'g>(w: usize) -> State<'g> {
     debug_assert_eq!(w & FROZEN, 0);

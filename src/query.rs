@@ -19,7 +19,7 @@
 use crate::dest::{Dest, DestRef, RouteList};
 use crate::entity::EntityId;
 use crate::error::{Error, Result};
-use crate::leaf::{dest_in, read, Leaf, State};
+use crate::leaf::{dest_in, read, read_one, Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{NextHop, RouteInfo, RouteRef};
 use crate::sync::epoch;
@@ -103,7 +103,22 @@ impl Table {
         view: ViewId,
         guard: &'a Guard,
     ) -> Option<Best<'a>> {
-        let kind = match read(cell, &guard.g) {
+        let state = match read_one(cell, &guard.g) {
+            // A single lone route, tested first (one tag test): the word alone (in the
+            // node's line), then the shared version.
+            Ok(info) => {
+                return info.views.contains(view).then_some(Best {
+                    table: self,
+                    guard,
+                    cell,
+                    key: *key,
+                    kind: Kind::One(info),
+                    hops: &info.next_hops,
+                })
+            }
+            Err(state) => state,
+        };
+        let kind = match state {
             // A lone route: the word alone (in the node's line), then the shared version.
             State::Lone(_, set) => {
                 return set.best(view).map(|info| Best {
