@@ -242,27 +242,30 @@ impl Trie {
         // its instructions (BENCHMARKS.md, session 19: this walk, one-word node views and
         // `best_hops` took single lookups from 171 to 137 instructions, 18 % less time).
         let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16];
-        let levels = self.levels.min(16);
+        // At least the root's level (the root of a trie of /0 alone holds it under every
+        // slot), at most 16.
+        let levels = self.levels.clamp(1, 16);
         let mut c = self.root(g);
         let mut n = 0;
-        while n < levels {
-            path[n].write(c);
-            let next = Self::child(c, key[n], g);
+        loop {
+            // SAFETY: `n < levels <= 16`, the length of `path` and `key` (the loop ends
+            // once `n` reaches `levels`).
+            unsafe { path.get_unchecked_mut(n) }.write(c);
+            let link = c.child(*unsafe { key.get_unchecked(n) });
             n += 1;
-            match next {
-                Some(ch) => {
-                    ch.prefetch_body();
-                    c = ch
-                }
-                None => break,
+            // A node of the last level has no children (no key byte is left for them).
+            if link == 0 || n == levels {
+                break;
             }
+            c = Self::cnode_ref(link, g);
+            c.prefetch_body();
         }
         while n > 0 {
             n -= 1;
             // SAFETY: the walk wrote `path[0..n]` before `n` reached its value (every index
             // below the final `n` once), and `n` only decreases here.
             let c = unsafe { path[n].assume_init() };
-            if let Some(word) = c.leaf_cell(key[n]) {
+            if let Some((word, _)) = c.leaf_word(key[n]) {
                 return Some(Cell::new(word, c, n as u8));
             }
         }
