@@ -250,8 +250,9 @@ impl Trie {
         loop {
             // SAFETY: `n < levels <= 16`, the length of `path` and `key` (the loop ends
             // once `n` reaches `levels`).
-            unsafe { path.get_unchecked_mut(n) }.write(c);
-            let link = c.child(*unsafe { key.get_unchecked(n) });
+            let (at, slot) = unsafe { (path.get_unchecked_mut(n), *key.get_unchecked(n)) };
+            at.write(c);
+            let link = c.child(slot);
             n += 1;
             // A node of the last level has no children (no key byte is left for them).
             if link == 0 || n == levels {
