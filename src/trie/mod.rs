@@ -252,12 +252,10 @@ impl Trie {
             // once `n` reaches `levels`).
             let (at, slot) = unsafe { (path.get_unchecked_mut(n), *key.get_unchecked(n)) };
             at.write(c);
-            let link = c.child(slot);
+            let link = c.child_link(slot);
             n += 1;
             // A node of the last level has no children (no key byte is left for them).
-            if link == 0 || n == levels {
-                break;
-            }
+            let Some(link) = link.filter(|_| n < levels) else { break };
             c = Self::cnode_ref(link, g);
             c.prefetch_body();
         }

@@ -630,6 +630,16 @@ impl<'g> CNode<'g> {
         }
     }
 
+    /// The child at `slot`, unfrozen, for a single lookup: [`child`](Self::child) without
+    /// the child count's test (for a childless node it kept the read in the head's first
+    /// line; a single lookup fetches the next lines with the head, `prefetch_body`), and
+    /// with no address to test where there is a child (a slot always holds a node).
+    #[inline(always)]
+    pub(super) fn child_link(self, slot: u8) -> Option<usize> {
+        let i = self.head().children.find(slot)?;
+        Some(self.slot_at(i).load(LOAD) & !FROZEN)
+    }
+
     /// The longest internal prefix covering `slot`, as its word (0 if none; a frozen word
     /// without its tag).
     #[cfg(test)]
