@@ -264,7 +264,7 @@ impl Trie {
             // SAFETY: the walk wrote `path[0..n]` before `n` reached its value (every index
             // below the final `n` once), and `n` only decreases here.
             let c = unsafe { path[n].assume_init() };
-            if let Some((word, _)) = c.leaf_word(key[n]) {
+            if let Some(word) = c.leaf_cell(key[n]) {
                 return Some(Cell::new(word, c, n as u8));
             }
         }

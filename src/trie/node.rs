@@ -655,7 +655,7 @@ impl<'g> CNode<'g> {
 
     /// [`leaf_cell`](Self::leaf_cell) and the word it held when read (perhaps frozen).
     #[inline(always)]
-    pub(super) fn leaf_word(self, slot: u8) -> Option<(&'g AtomicUsize, usize)> {
+    fn leaf_word(self, slot: u8) -> Option<(&'g AtomicUsize, usize)> {
         let i = self.run_index(slot)?;
         debug_assert!(i < self.head().n_runs as usize);
         // SAFETY: `i` is below the run count (a rank in the run-start bitmap built from the
