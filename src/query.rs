@@ -103,37 +103,23 @@ impl Table {
         view: ViewId,
         guard: &'a Guard,
     ) -> Option<Best<'a>> {
-        let state = match read_one(cell, &guard.g) {
+        let lone = |info: &'a RouteInfo| Best {
+            table: self,
+            guard,
+            cell,
+            key: *key,
+            kind: Kind::One(info),
+            hops: &info.next_hops,
+        };
+        let (dest, list) = match read_one(cell, &guard.g) {
             // A single lone route, tested first (one tag test): the word alone (in the
             // node's line), then the shared version.
-            Ok(info) => {
-                return info.views.contains(view).then_some(Best {
-                    table: self,
-                    guard,
-                    cell,
-                    key: *key,
-                    kind: Kind::One(info),
-                    hops: &info.next_hops,
-                })
-            }
-            Err(state) => state,
+            Ok(info) => return info.views.contains(view).then(|| lone(info)),
+            // Several lone routes (a group), likewise.
+            Err(State::Lone(_, set)) => return set.best(view).map(lone),
+            Err(State::Dest(dest)) => (dest, dest.list(&guard.g)),
+            Err(State::Dead) => return None,
         };
-        let kind = match state {
-            // A lone route: the word alone (in the node's line), then the shared version.
-            State::Lone(_, set) => {
-                return set.best(view).map(|info| Best {
-                    table: self,
-                    guard,
-                    cell,
-                    key: *key,
-                    kind: Kind::One(info),
-                    hops: &info.next_hops,
-                })
-            }
-            State::Dest(dest) => (dest, dest.list(&guard.g)),
-            State::Dead => return None,
-        };
-        let (dest, list) = kind;
         let (idx, hops) = list.best_hops(view)?;
         Some(Best { table: self, guard, cell, key: *key, kind: Kind::List { dest, list, idx }, hops })
     }
