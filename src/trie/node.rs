@@ -191,10 +191,13 @@ impl Bits256 {
 
 /// The fixed part at the start of every node allocation (see the module docs).
 ///
-/// The first cache line holds what a lookup in a node without children reads: the leaf
-/// bitmap and the counts (the children bitmap starts there too). Most nodes of a full
-/// table are such nodes (the depth-2 nodes holding /17../24 prefixes); their runs start
-/// in the second line, so a lookup there touches the head's first line and its run's.
+/// The first cache line holds what a batched lookup in a node without children reads:
+/// the leaf bitmap and the counts (the children bitmap starts there too). Most nodes of a
+/// full table are such nodes (the depth-2 nodes holding /17../24 prefixes); their runs
+/// start in the second line, so a lookup there touches the head's first line and its
+/// run's. (A single lookup reads the children bitmap of every node, which for slots from
+/// 128 on lies in the second line: it fetches that line with the first, see
+/// [`CNode::child_link`].)
 #[repr(C)]
 struct Head {
     leaves: Bits256,
