@@ -94,6 +94,18 @@ impl Table {
             .find_map(|c| self.best_of(c, addr, view, guard))
     }
 
+    /// The result for lone route `info`, found in `cell` for `key`.
+    #[inline(always)]
+    fn lone<'a>(
+        &'a self,
+        info: &'a RouteInfo,
+        cell: Cell<'a>,
+        key: &NetAddress,
+        guard: &'a Guard,
+    ) -> Best<'a> {
+        Best { table: self, guard, cell, key: *key, kind: Kind::One(info), hops: &info.next_hops }
+    }
+
     /// The best route of `view` in `cell` (found for `key`), if it has one.
     #[inline(always)]
     fn best_of<'a>(
@@ -103,22 +115,17 @@ impl Table {
         view: ViewId,
         guard: &'a Guard,
     ) -> Option<Best<'a>> {
-        let lone = |info: &'a RouteInfo| Best {
-            table: self,
-            guard,
-            cell,
-            key: *key,
-            kind: Kind::One(info),
-            hops: &info.next_hops,
-        };
-        let (dest, list) = match read_one(cell, &guard.g) {
+        let state = match read_one(cell, &guard.g) {
             // A single lone route, tested first (one tag test): the word alone (in the
             // node's line), then the shared version.
-            Ok(info) => return info.views.contains(view).then(|| lone(info)),
+            Ok(info) => return info.views.contains(view).then_some(self.lone(info, cell, key, guard)),
+            Err(state) => state,
+        };
+        let (dest, list) = match state {
             // Several lone routes (a group), likewise.
-            Err(State::Lone(_, set)) => return set.best(view).map(lone),
-            Err(State::Dest(dest)) => (dest, dest.list(&guard.g)),
-            Err(State::Dead) => return None,
+            State::Lone(_, set) => return set.best(view).map(|info| self.lone(info, cell, key, guard)),
+            State::Dest(dest) => (dest, dest.list(&guard.g)),
+            State::Dead => return None,
         };
         let (idx, hops) = list.best_hops(view)?;
         Some(Best { table: self, guard, cell, key: *key, kind: Kind::List { dest, list, idx }, hops })
