@@ -238,9 +238,10 @@ impl Trie {
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
         // The nodes on the key's path, root first: node `d` consumes key byte `d`. At most
         // 16 levels (a 128-bit key). Left uninitialized beyond the walk, with no length in
-        // memory and no bounds-check branch: where the table is cached, a lookup's time is
-        // its instructions (BENCHMARKS.md, session 19: this walk, one-word node views and
-        // `best_hops` took single lookups from 171 to 137 instructions, 18 % less time).
+        // memory and no bounds-check branch: a lookup's time follows its instructions,
+        // with cold caches too, where the core overlaps as many lookups as its reorder
+        // window holds (BENCHMARKS.md, session 19: 171 -> 137 instructions, 18 % less time
+        // where cached; session 26: 158 -> 129, 13-17 % less time cold).
         let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16];
         // At least the root's level (the root of a trie of /0 alone holds it under every
         // slot), at most 16.
