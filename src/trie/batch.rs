@@ -46,9 +46,34 @@ impl Trie {
             .all(|w| (w[0].0.bytes(), w[0].0.len()) < (w[1].0.bytes(), w[1].0.len())));
         let mut pending: Vec<usize> = (0..items.len()).collect();
         while !pending.is_empty() {
-            let root = At { loc: &self.root, raw: self.root.load(LOAD) };
-            if let Step::Done(()) = self.batch_at(root, 0, items, &pending, g, out) {
-                debug_assert!(out.iter().all(Option::is_some));
+            // The upper trie's items from the root; the others per top slot, each group
+            // decided on its own (a group that has to retry does not undo the others).
+            let (upper, lower) = split_top(items, &pending);
+            if !upper.is_empty() {
+                let root = At { loc: &self.root, raw: self.root.load(LOAD) };
+                let _ = self.batch_at(root, 0, items, &upper, g, out);
+            }
+            for group in lower.chunk_by(|&a, &b| top_key(items, a) == top_key(items, b)) {
+                let bytes = items[group[0]].0.bytes();
+                let loc = self.top.slot_or_make(bytes[0], bytes[1]);
+                let raw = loc.load(LOAD);
+                if raw != 0 {
+                    let _ = self.batch_at(At { loc, raw }, TOP, items, group, g, out);
+                    continue;
+                }
+                // The /16's first node: its whole subtree built off-line, published by one
+                // CAS from 0. AcqRel: Release publishes the subtree and the values it links
+                // (pairs with `LOAD`); Acquire as in `replace`.
+                let tree = build_tree(TOP, items, group);
+                if loc.compare_exchange(0, tree, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    group.iter().for_each(|&i| out[i] = Some(Ok(())));
+                    crate::sync::LIVE_LEAVES.add(group.len() as isize);
+                } else {
+                    // SAFETY: built by `build_tree` above and never published.
+                    unsafe { free_tree(tree) };
+                }
+            }
+            if out.iter().all(Option::is_some) {
                 return;
             }
             pending.retain(|&i| out[i].is_none());
@@ -123,6 +148,19 @@ impl Trie {
     }
 }
 
+/// The top slot of an item of more than `8 * TOP` bits: its first two address bytes.
+fn top_key(items: &[(NetAddress, usize)], i: usize) -> [u8; 2] {
+    let b = items[i].0.bytes();
+    [b[0], b[1]]
+}
+
+/// Splits `idx` (in item order) into the upper trie's items (at most `8 * TOP` bits) and
+/// the others, both in item order: sorted by address bytes, each top slot's items are
+/// contiguous among the others.
+fn split_top(items: &[(NetAddress, usize)], idx: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    idx.iter().partition(|&&i| items[i].0.len() as usize <= 8 * TOP)
+}
+
 /// Splits `idx` (items under one node at depth `d`, in item order) into the node's own
 /// prefixes and the items below its children. Borrows `idx` when it is all one or the
 /// other (the common case: a walk's upper nodes hold few of a batch's prefixes, its lowest
@@ -195,15 +233,25 @@ impl Trie {
         let n = keys.len().min(BATCH).min(out.len());
         let mut cs: [Option<CNode<'g>>; BATCH] = [Some(self.root(g)); BATCH];
         let mut at = [(0usize, 0 as HeapKey); BATCH];
+        // Per key, the depth its walk starts at: the root's, or the top table's.
+        let mut from = [0usize; BATCH];
         for i in 0..n {
             at[i] = locate(&keys[i]);
+            if at[i].0 >= TOP {
+                let raw = self.top_raw(keys[i].bytes());
+                cs[i] = (raw != 0).then(|| Self::cnode_ref(raw, g));
+                from[i] = TOP;
+            }
         }
         for d in 0..self.levels {
             let mut more = false;
             for i in 0..n {
                 if let Some(c) = cs[i].filter(|_| d < at[i].0) {
-                    // Only the child: an exact match reads a leaf in its final node alone.
-                    c.prefetch_child(keys[i].bytes()[d]);
+                    // A walk from the top table has not started yet above `TOP`.
+                    if from[i] <= d {
+                        // Only the child: an exact match reads a leaf in its final node alone.
+                        c.prefetch_child(keys[i].bytes()[d]);
+                    }
                     more = true;
                 }
             }
@@ -211,7 +259,7 @@ impl Trie {
                 break;
             }
             for i in 0..n {
-                if d < at[i].0 {
+                if from[i] <= d && d < at[i].0 {
                     cs[i] = cs[i].and_then(|c| {
                         let ch = c.child(keys[i].bytes()[d]);
                         (ch != 0).then(|| {
@@ -262,6 +310,15 @@ struct Acc {
     dropped: Vec<(u8, usize)>,
 }
 
+impl Acc {
+    /// Empties the lists for a walk that starts over.
+    fn clear(&mut self) {
+        self.items.clear();
+        self.nodes.clear();
+        self.dropped.clear();
+    }
+}
+
 impl Trie {
     /// Takes out each `items[i].0` whose cell holds the final word `items[i].1`, as
     /// [`remove`](Self::remove) would (`out[i]`: whether it did), with at most one copy
@@ -273,13 +330,49 @@ impl Trie {
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut acc = Acc::default();
         while !pending.is_empty() {
-            let root = At { loc: &self.root, raw: self.root.load(LOAD) };
-            // A retry starts over from the root with the undecided items.
-            acc.items.clear();
-            acc.nodes.clear();
-            acc.dropped.clear();
-            if let Step::Done(_) = self.unbatch_at(root, 0, items, &pending, g, out, &mut acc) {
-                debug_assert!(out.iter().all(Option::is_some));
+            // As `insert_batch`: the upper trie's items from the root, the others per top
+            // slot. A retry starts over with the undecided items.
+            let (upper, lower) = split_top(items, &pending);
+            if !upper.is_empty() {
+                let root = At { loc: &self.root, raw: self.root.load(LOAD) };
+                acc.clear();
+                // The root is never emptied (`unbatch_at` keeps it): `Kept` or `Retry`.
+                let _ = self.unbatch_at(root, 0, items, &upper, g, out, &mut acc);
+            }
+            for group in lower.chunk_by(|&a, &b| top_key(items, a) == top_key(items, b)) {
+                let at = match self.top_at(items[group[0]].0.bytes()) {
+                    Some(at) if at.raw != 0 => at,
+                    _ => {
+                        group.iter().for_each(|&i| out[i] = Some(false));
+                        continue;
+                    }
+                };
+                acc.clear();
+                if let Step::Done(Below::Emptied { raw }) =
+                    self.unbatch_at(at, TOP, items, group, g, out, &mut acc)
+                {
+                    debug_assert_eq!(raw, at.raw);
+                    // The depth-`TOP` node would be left empty: its top slot gets 0, which
+                    // unlinks it and the emptied nodes below it (`unlink` retires it).
+                    if self.unlink(at, g) {
+                        let mut n = 0;
+                        for &i in &acc.items {
+                            if out[i].is_none() {
+                                out[i] = Some(true);
+                                n += 1;
+                            }
+                        }
+                        crate::sync::LIVE_LEAVES.add(-n);
+                        for &old in acc.nodes.iter().filter(|&&old| old != at.raw) {
+                            // SAFETY: as in `unbatch_at`: each emptied node's slot was frozen
+                            // holding it when its parent was copied without it, so our CAS
+                            // unlinked it with the depth-`TOP` node, and only we retire it.
+                            unsafe { retire_with(g, move || node::free(old)) };
+                        }
+                    }
+                }
+            }
+            if out.iter().all(Option::is_some) {
                 return;
             }
             pending.retain(|&i| out[i].is_none());

@@ -60,6 +60,7 @@
 mod batch;
 mod node;
 mod stack_vec;
+mod top;
 
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;
@@ -68,8 +69,9 @@ pub(crate) const BATCH: usize = 32;
 /// the node itself.
 const PATIENCE: u32 = 2;
 
-/// Most levels [`Trie::lookup_batch`] reads directly (see `Trie::direct_levels`).
-const DIRECT_MAX: usize = 3;
+/// The depth of the nodes the top table links (`top.rs`): key bytes 0 and 1 index it, and
+/// prefixes of at most `8 * TOP` bits live in the upper trie (the root and its children).
+const TOP: usize = 2;
 
 use crate::prefix::NetAddress;
 use crate::sync::epoch::Guard;
@@ -77,6 +79,7 @@ use crate::sync::{prefetch, retire_with, AtomicUsize, Ordering};
 use core::mem::MaybeUninit;
 pub(crate) use node::FROZEN;
 use node::{CNode, HeapKey, NodeBox, LOAD};
+use top::Top;
 
 /// A prefix's *cell*: the atomic word its node holds for it (module docs, "Cells"), found
 /// under a guard and valid for it. The word is the caller's (`leaf.rs`): the trie reserves
@@ -149,8 +152,11 @@ struct At<'g> {
 
 /// See the module docs.
 pub(crate) struct Trie {
-    /// Address of the root node (never 0, never frozen).
+    /// Address of the root node (never 0, never frozen): the upper trie, the prefixes of
+    /// at most `8 * TOP` bits (its depth-1 nodes have no children).
     root: AtomicUsize,
+    /// The subtries of the longer prefixes, by their first `TOP` key bytes.
+    top: Top,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
     max_len: u8,
     /// `max_len / 8`, the most levels a walk visits (at most 16), kept so that a lookup
@@ -174,23 +180,15 @@ enum Step<T> {
 impl Trie {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
-        assert!(max_len <= 128 && max_len % 8 == 0, "a whole number of levels, at most 16");
-        Self { root: AtomicUsize::new(NodeBox::empty().into_raw()), max_len, levels: (max_len / 8) as usize }
-    }
-
-    /// The top levels a batched lookup reads at once, without its prefetch rounds (see
-    /// [`lookup_batch`](Self::lookup_batch)): those whose nodes stay cached under a
-    /// lookup stream. IPv4's root only (its ~220 depth-1 nodes with their child arrays are
-    /// about 1 MB, L2 hits at best); IPv6's top three (a real table's prefixes sit under a
-    /// few /8 to /24 blocks, so those levels hold a handful of nodes). Measured on the
-    /// 2023 full table (`profile_lookup 30 batch`): IPv4 with 2 direct levels 30.4 ns vs
-    /// 28.7 with 1; IPv6 with 1, 2, 3, 4: 69-77, 65-67, 60, 61-63 ns.
-    #[inline(always)]
-    fn direct_levels(&self) -> usize {
-        if self.max_len <= 32 {
-            1
-        } else {
-            DIRECT_MAX
+        assert!(
+            max_len <= 128 && max_len % 8 == 0 && max_len as usize >= 8 * TOP,
+            "a whole number of levels, at least the top table's, at most 16"
+        );
+        Self {
+            root: AtomicUsize::new(NodeBox::empty().into_raw()),
+            top: Top::new(),
+            max_len,
+            levels: (max_len / 8) as usize,
         }
     }
 
@@ -207,6 +205,33 @@ impl Trie {
     #[inline(always)]
     fn root<'g>(&self, g: &'g Guard) -> CNode<'g> {
         Self::cnode_ref(self.root.load(LOAD), g)
+    }
+
+    /// The address of the depth-`TOP` node of the /16 that `key` starts with, 0 if none
+    /// (a top slot is never frozen).
+    #[inline(always)]
+    fn top_raw(&self, key: &[u8]) -> usize {
+        self.top.slot(key[0], key[1]).map_or(0, |s| s.load(LOAD))
+    }
+
+    /// Where the depth-`TOP` node on `key`'s path is linked, for a writer (`None` if the
+    /// top table has no chunk there, so no node either).
+    #[inline]
+    fn top_at<'g>(&'g self, key: &[u8]) -> Option<At<'g>> {
+        self.top.slot(key[0], key[1]).map(|loc| At { loc, raw: loc.load(LOAD) })
+    }
+
+    /// The longest match of `key` in the upper trie (prefixes of at most `8 * TOP` bits):
+    /// the depth-1 node's leaf, else the root's.
+    #[inline]
+    fn upper_match<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
+        let root = self.root(g);
+        let one = Self::child(root, key[0], g);
+        if let Some(word) = one.and_then(|c| c.leaf_cell(key[1])) {
+            let Some(c) = one else { unreachable!("the cell came from it") };
+            return Some(Cell::new(word, c, 1));
+        }
+        root.leaf_cell(key[0]).map(|word| Cell::new(word, root, 0))
     }
 
     /// The child of `c` at `slot` (0 if none), for readers: the tag of a frozen slot is
@@ -236,22 +261,35 @@ impl Trie {
     /// 0.63-0.71x -> 0.78-0.89x prefix-trie; IPv6 (two runs) 0.87-0.90x -> 0.89-0.94x.
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
-        // The nodes on the key's path, root first: node `d` consumes key byte `d`. At most
-        // 16 levels (a 128-bit key). Left uninitialized beyond the walk, with no length in
-        // memory and no bounds-check branch: a lookup's time follows its instructions,
-        // with cold caches too, where the core overlaps as many lookups as its reorder
-        // window holds (BENCHMARKS.md, session 19: 171 -> 137 instructions, 18 % less time
-        // where cached; session 26: 158 -> 129, 13-17 % less time cold).
-        let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16];
-        // At least the root's level (the root of a trie of /0 alone holds it under every
-        // slot), at most 16.
-        let levels = self.levels.clamp(1, 16);
-        let mut c = self.root(g);
-        let mut n = 0;
+        let raw = self.top_raw(key);
+        if raw != 0 {
+            if let Some(cell) = self.lookup_below(raw, key, g) {
+                return Some(cell);
+            }
+        }
+        self.upper_match(key, g)
+    }
+
+    /// The longest match of `key` in the subtrie whose depth-`TOP` node is at `raw`
+    /// (loaded from its top slot under `g`).
+    #[inline(always)]
+    fn lookup_below<'g>(&'g self, raw: usize, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
+        // The nodes on the key's path, the depth-`TOP` one first: node `n` consumes key
+        // byte `n`, at most up to 16 (a 128-bit key). Left uninitialized beyond the walk,
+        // with no length in memory and no bounds-check branch: a lookup's time follows its
+        // instructions, with cold caches too, where the core overlaps as many lookups as
+        // its reorder window holds (BENCHMARKS.md, session 19: 171 -> 137 instructions,
+        // 18 % less time where cached; session 26: 158 -> 129, 13-17 % less time cold).
+        let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16 - TOP];
+        // At least one level below the top table, at most 16.
+        let levels = self.levels.clamp(TOP + 1, 16);
+        let mut c = Self::cnode_ref(raw, g);
+        c.prefetch_body();
+        let mut n = TOP;
         loop {
-            // SAFETY: `n < levels <= 16`, the length of `path` and `key` (the loop ends
-            // once `n` reaches `levels`).
-            let (at, slot) = unsafe { (path.get_unchecked_mut(n), *key.get_unchecked(n)) };
+            // SAFETY: `TOP <= n < levels <= 16`, so `n - TOP` is below `path`'s length and
+            // `n` below `key`'s (the loop ends once `n` reaches `levels`).
+            let (at, slot) = unsafe { (path.get_unchecked_mut(n - TOP), *key.get_unchecked(n)) };
             at.write(c);
             let link = c.child_link(slot);
             n += 1;
@@ -260,11 +298,11 @@ impl Trie {
             c = Self::cnode_ref(link, g);
             c.prefetch_body();
         }
-        while n > 0 {
+        while n > TOP {
             n -= 1;
-            // SAFETY: the walk wrote `path[0..n]` before `n` reached its value (every index
-            // below the final `n` once), and `n` only decreases here.
-            let c = unsafe { path[n].assume_init() };
+            // SAFETY: the walk wrote `path[0..n - TOP]` before `n` reached its value
+            // (every index below the final `n` once), and `n` only decreases here.
+            let c = unsafe { path[n - TOP].assume_init() };
             if let Some(word) = c.leaf_cell(key[n]) {
                 return Some(Cell::new(word, c, n as u8));
             }
@@ -297,16 +335,11 @@ impl Trie {
         // once the walk ended.
         let mut node = [0usize; BATCH];
         let mut best: [Option<Cell<'g>>; BATCH] = [None; BATCH];
-        // The top levels are read at once, without the two rounds below: every walk goes
-        // through them, so their lines are cached, and a prefetch round would only add
-        // work. Their leaves are read only for a walk that ends among them, or whose
-        // deeper levels have no match (a deeper prefix is longer): `upper` keeps the
-        // nodes, as `lookup` keeps its path (session 19: reading every key's direct leaves
-        // up front was 4 % of a batched IPv4 lookup's instructions, 11 % of an IPv6 one's).
+        // The top table gives each walk its depth-`TOP` node at once, without the two
+        // rounds below (the table's chunk words are cached under a lookup stream; its slots
+        // are independent loads, which the core overlaps across keys). A walk with no node
+        // there, or whose subtrie has no match, takes the upper trie's (`upper_match`).
         let levels = self.levels;
-        let direct = self.direct_levels().clamp(1, levels);
-        let mut upper = [[MaybeUninit::<CNode<'g>>::uninit(); DIRECT_MAX]; BATCH];
-        let root = self.root(g);
         // The walks still going, in key order: the rounds below visit these only (a chunk
         // whose walks end at different depths would otherwise test every finished key in
         // both rounds of every level; a chunk of the 2023 table's IPv6 walks goes 6 to 16
@@ -314,28 +347,15 @@ impl Trie {
         let mut active = [0u8; BATCH];
         let mut n_active = 0;
         for i in 0..n {
-            let key = keys[i].bytes();
-            let mut c = root;
-            let mut d = 0;
-            loop {
-                upper[i][d].write(c);
-                let ch = c.child(key[d]);
-                d += 1;
-                if ch == 0 || d == direct {
-                    node[i] = ch;
-                    break;
-                }
-                c = Self::cnode_ref(ch, g);
-            }
+            node[i] = self.top_raw(keys[i].bytes());
             if node[i] == 0 {
-                // SAFETY: this loop wrote `upper[i][0..d]`.
-                best[i] = unsafe { Self::upper_leaf(&upper[i], key, d) };
+                best[i] = self.upper_match(keys[i].bytes(), g);
             } else {
                 active[n_active] = i as u8;
                 n_active += 1;
             }
         }
-        // The last direct level's children are prefetched for the rounds below.
+        // The depth-`TOP` nodes are prefetched for the rounds below.
         for &i in &active[..n_active] {
             prefetch(node[i as usize] as *const u8);
         }
@@ -351,7 +371,7 @@ impl Trie {
         // there, and reads only the levels it went on from.
         let mut skipped = [[MaybeUninit::<CNode<'g>>::uninit(); 16]; BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
-        for d in direct..levels {
+        for d in TOP..levels {
             if n_active == 0 {
                 break;
             }
@@ -393,7 +413,7 @@ impl Trie {
                     continue;
                 }
                 // The walk ends here: the deepest run first, then the skipped ones upwards
-                // (their nodes, read this walk, live for `'g`), then the direct levels'.
+                // (their nodes, read this walk, live for `'g`), then the upper trie's.
                 let key = keys[i].bytes();
                 let here = (!runs[i].is_null())
                     .then(|| {
@@ -405,17 +425,15 @@ impl Trie {
                     .flatten();
                 best[i] = here
                     .or_else(|| {
-                        (direct..d).rev().find_map(|k| {
+                        (TOP..d).rev().find_map(|k| {
                             // SAFETY: walk `i` went on to a child at every level from
-                            // `direct` to `d - 1` (it is at level `d`), writing
+                            // `TOP` to `d - 1` (it is at level `d`), writing
                             // `skipped[i][k]` each time, in this call.
                             let up = unsafe { skipped[i][k].assume_init() };
                             up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
                         })
                     })
-                    // SAFETY: walk `i` reached level `direct` (it is at level `d >= direct`),
-                    // so the direct loop wrote `upper[i][0..direct]`.
-                    .or_else(|| unsafe { Self::upper_leaf(&upper[i], key, direct) });
+                    .or_else(|| self.upper_match(key, g));
                 node[i] = 0;
             }
             n_active = kept;
@@ -426,31 +444,12 @@ impl Trie {
         out.copy_from_slice(&best[..n]);
     }
 
-    /// The longest match among the leaves of `upper[0..d]` (nodes of levels `0..d` on
-    /// `key`'s path), read bottom-up.
-    ///
-    /// # Safety
-    /// `upper[0..d]` are initialized, and `d <= DIRECT_MAX`.
-    #[inline(always)]
-    unsafe fn upper_leaf<'g>(
-        upper: &[MaybeUninit<CNode<'g>>; DIRECT_MAX],
-        key: &[u8; 16],
-        d: usize,
-    ) -> Option<Cell<'g>> {
-        (0..d).rev().find_map(|k| {
-            // SAFETY: initialized per the contract.
-            let c = unsafe { upper[k].assume_init() };
-            c.leaf_cell(key[k]).map(|word| Cell::new(word, c, k as u8))
-        })
-    }
-
     /// The cell of every prefix that covers the first `len` bits of `key` and is at most
     /// `len` long, longest first.
     pub(crate) fn matches<'g>(&'g self, key: &[u8; 16], len: u8, g: &'g Guard) -> Vec<Cell<'g>> {
         let mut out = Vec::new();
-        let mut c = self.root(g);
-        let mut d = 0usize;
-        loop {
+        // The node at depth `d` on the key's path: its prefixes of at most `len` bits.
+        let mut visit = |c: CNode<'g>, d: usize| {
             let first = if d == 0 { 0 } else { 1 };
             for rel in first..=8u8 {
                 if 8 * d + rel as usize > len as usize {
@@ -461,14 +460,30 @@ impl Trie {
                     out.push(Cell::new(word, c, d as u8));
                 }
             }
-            if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
-                break;
+        };
+        // The upper trie (its depth-1 nodes have no children), then the key's subtrie.
+        let root = self.root(g);
+        visit(root, 0);
+        if len > 8 {
+            if let Some(c) = Self::child(root, key[0], g) {
+                visit(c, 1);
             }
-            match Self::child(c, key[d], g) {
-                Some(ch) => c = ch,
-                None => break,
+        }
+        let raw = self.top_raw(key);
+        if len as usize > 8 * TOP && raw != 0 {
+            let mut c = Self::cnode_ref(raw, g);
+            let mut d = TOP;
+            loop {
+                visit(c, d);
+                if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
+                    break;
+                }
+                match Self::child(c, key[d], g) {
+                    Some(ch) => c = ch,
+                    None => break,
+                }
+                d += 1;
             }
-            d += 1;
         }
         out.reverse();
         out
@@ -485,8 +500,14 @@ impl Trie {
     /// the current child); `None` if a node on the way is missing.
     #[inline]
     fn node_of<'g>(&'g self, p: &NetAddress, depth: usize, g: &'g Guard) -> Option<CNode<'g>> {
-        let mut c = self.root(g);
-        for &slot in &p.bytes()[..depth] {
+        let bytes = p.bytes();
+        let (mut c, from) = if depth < TOP {
+            (self.root(g), 0)
+        } else {
+            let raw = self.top_raw(bytes);
+            (raw != 0).then(|| (Self::cnode_ref(raw, g), TOP))?
+        };
+        for &slot in &bytes[from..depth] {
             c = Self::child(c, slot, g)?;
         }
         Some(c)
@@ -554,6 +575,21 @@ impl Trie {
         }
     }
 
+    /// Empties the top slot `at` (a depth-`TOP` node emptied by a removal): a CAS from the
+    /// node to 0, which retires it, as [`replace`](Self::replace) does.
+    fn unlink(&self, at: At<'_>, g: &Guard) -> bool {
+        // AcqRel and Acquire: as in `replace` (a reader that loads 0 reads nothing).
+        match at.loc.compare_exchange(at.raw, 0, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                let old = at.raw;
+                // SAFETY: as in `replace`: our CAS unlinked `old`, only we retire it.
+                unsafe { retire_with(g, move || node::free(old)) };
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Where the child of `c` (found at `at`) at `slot` is: `Done(None)` if there is none.
     /// A frozen slot is helped (its node `c` replaced by an unfrozen copy) and reported as
     /// `Retry`: `c` is frozen and still linked, so its copier lost its CAS (or is about to
@@ -568,8 +604,10 @@ impl Trie {
         Step::Done(Some(At { loc, raw }))
     }
 
-    /// Walks from the root towards `bytes[..depth]`, filling `path[0..=k]` with where each
-    /// node was found, and returns `k` (`depth` if every child exists); see `child_at`.
+    /// Walks towards `bytes[..depth]` from where its nodes start (the root for the upper
+    /// trie, `depth < TOP`, else the top slot), filling `path[from..=k]` with where each
+    /// node was found, and returns `k` (`depth` if every node exists, less if one on the
+    /// way is missing); see `child_at`.
     fn walk_path<'g>(
         &'g self,
         bytes: &[u8],
@@ -577,8 +615,17 @@ impl Trie {
         path: &mut [Option<At<'g>>; 17],
         g: &'g Guard,
     ) -> Step<usize> {
-        path[0] = Some(At { loc: &self.root, raw: self.root.load(LOAD) });
-        for d in 0..depth {
+        let from = if depth < TOP {
+            path[0] = Some(At { loc: &self.root, raw: self.root.load(LOAD) });
+            0
+        } else {
+            match self.top_at(bytes) {
+                Some(at) if at.raw != 0 => path[TOP] = Some(at),
+                _ => return Step::Done(0),
+            }
+            TOP
+        };
+        for d in from..depth {
             let Some(at) = path[d] else { unreachable!("filled above") };
             match self.child_at(at, Self::cnode_ref(at.raw, g), bytes[d], g) {
                 Step::Done(Some(next)) => path[d + 1] = Some(next),
@@ -603,8 +650,25 @@ impl Trie {
 
     fn insert_once<'g>(&'g self, p: &NetAddress, value: usize, g: &'g Guard) -> Step<Result<(), Cell<'g>>> {
         let (depth, hk) = locate(p);
-        let mut at = At { loc: &self.root, raw: self.root.load(LOAD) };
-        for &slot in &p.bytes()[..depth] {
+        let bytes = p.bytes();
+        let (mut at, from) = if depth < TOP {
+            (At { loc: &self.root, raw: self.root.load(LOAD) }, 0)
+        } else {
+            let loc = self.top.slot_or_make(bytes[0], bytes[1]);
+            let mut raw = loc.load(LOAD);
+            if raw == 0 {
+                // The /16's first node: an empty one, filled below like any new child.
+                let child = NodeBox::empty();
+                // AcqRel: Release publishes the node (pairs with `LOAD`); Acquire as in
+                // `replace`.
+                if loc.compare_exchange(0, child.as_raw(), Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    return Step::Retry; // `child` was not published: dropped here
+                }
+                raw = child.into_raw();
+            }
+            (At { loc, raw }, TOP)
+        };
+        for &slot in &bytes[from..depth] {
             let c = Self::cnode_ref(at.raw, g);
             match self.child_at(at, c, slot, g) {
                 Step::Done(Some(next)) => {
@@ -690,9 +754,11 @@ impl Trie {
             _ => return Step::Done(false),
         }
         let mut new = c.without_prefix(hk);
-        // An emptied non-root node goes: its parent is copied without it, and so on up.
+        // An emptied non-root node goes: its parent is copied without it, and so on up, to
+        // the root or the depth-`TOP` node, whose top slot then gets 0.
+        let from = if depth < TOP { 0 } else { TOP };
         let mut level = depth;
-        while level > 0 && new.is_empty() {
+        while level > from && new.is_empty() {
             let (Some(parent), Some(node)) = (path[level - 1], path[level]) else { unreachable!("filled") };
             match Self::cnode_ref(parent.raw, g).without_child(p.bytes()[level - 1], node.raw) {
                 Some(n) => new = n,
@@ -701,10 +767,12 @@ impl Trie {
             level -= 1;
         }
         let Some(top) = path[level] else { unreachable!("filled") };
-        if !self.replace(top, new, g) {
+        let won =
+            if level == TOP && new.is_empty() { self.unlink(top, g) } else { self.replace(top, new, g) };
+        if !won {
             return Step::Retry;
         }
-        // `replace` retired `top.raw`; the emptied nodes below it were unlinked by the same
+        // `replace` (or `unlink`) retired `top.raw`; the emptied nodes below it were unlinked by the same
         // CAS (each one's slot was frozen holding it), and only by it.
         for at in path[level + 1..=depth].iter().flatten() {
             let old = at.raw;
@@ -719,35 +787,55 @@ impl Trie {
     /// ascending, then length ascending). Prefixes stored or taken out concurrently may or
     /// may not be seen.
     pub(crate) fn for_each<'g>(&'g self, g: &'g Guard, f: &mut dyn FnMut(NetAddress, Cell<'g>)) {
-        self.walk(self.root(g), 0, &mut [0; 16], g, f);
+        self.walk(Some(self.root(g)), 0, &mut [0; 16], g, f);
     }
 
+    /// Visits the prefixes under the node at `depth` on `key[..depth]` (`None` for a
+    /// depth-1 position of the upper trie with no node, above a top chunk) and its
+    /// children: in the upper trie, the root's are its own and every byte with a top chunk;
+    /// a depth-1 position's are the top slots under it.
     fn walk<'g>(
         &'g self,
-        c: CNode<'g>,
+        c: Option<CNode<'g>>,
         depth: usize,
         key: &mut [u8; 16],
         g: &'g Guard,
         f: &mut dyn FnMut(NetAddress, Cell<'g>),
     ) {
         // Internal prefixes by start slot then length, each slot's child after them.
-        let mut pre: Vec<(u8, u8, &'g AtomicUsize)> =
-            c.cells().map(|(hk, word)| (node::hk_start(hk), node::hk_len(hk), word)).collect();
-        pre.sort_unstable_by_key(|&(s, l, _)| (s, l));
-        let emit = |key: &mut [u8; 16], f: &mut dyn FnMut(NetAddress, Cell<'g>), (s, l, word)| {
+        let mut pre: Vec<(u8, u8, &'g AtomicUsize, CNode<'g>)> = c
+            .into_iter()
+            .flat_map(|c| c.cells().map(move |(hk, word)| (node::hk_start(hk), node::hk_len(hk), word, c)))
+            .collect();
+        pre.sort_unstable_by_key(|&(s, l, _, _)| (s, l));
+        let emit = |key: &mut [u8; 16], f: &mut dyn FnMut(NetAddress, Cell<'g>), (s, l, word, c)| {
             key[depth] = s;
             f(self.prefix_at(key, depth, l), Cell::new(word, c, depth as u8));
+        };
+        let children: Vec<(u8, Option<CNode<'g>>)> = match depth {
+            0 => (0..=255u8)
+                .filter_map(|s| {
+                    let ch = c.and_then(|c| Self::child(c, s, g));
+                    (ch.is_some() || self.top.has_chunk(s)).then_some((s, ch))
+                })
+                .collect(),
+            1 => self.top.nodes_of(key[0]).map(|(s, raw)| (s, Some(Self::cnode_ref(raw, g)))).collect(),
+            _ => c
+                .into_iter()
+                .flat_map(|c| c.children())
+                .map(|(s, ch)| (s, Some(Self::cnode_ref(ch, g))))
+                .collect(),
         };
         // A merge of the two slot-ordered sequences: a prefix starting at a slot comes
         // before that slot's child.
         let mut pre = pre.into_iter().peekable();
-        for (s, ch) in c.children() {
+        for (s, ch) in children {
             while let Some(&e) = pre.peek().filter(|p| p.0 <= s) {
                 emit(key, f, e);
                 pre.next();
             }
             key[depth] = s;
-            self.walk(Self::cnode_ref(ch, g), depth + 1, key, g, f);
+            self.walk(ch, depth + 1, key, g, f);
         }
         for e in pre {
             emit(key, f, e);
@@ -767,7 +855,8 @@ impl Trie {
     /// Number of nodes and bytes of node memory currently linked (for memory figures).
     pub(crate) fn node_stats(&self, g: &Guard) -> (usize, usize) {
         let mut stack = vec![self.root(g)];
-        let (mut nodes, mut bytes) = (0, 0);
+        stack.extend(self.top.nodes().map(|(_, _, raw)| Self::cnode_ref(raw, g)));
+        let (mut nodes, mut bytes) = (0, self.top.heap_bytes());
         while let Some(c) = stack.pop() {
             nodes += 1;
             bytes += c.heap_bytes();
@@ -780,11 +869,12 @@ impl Trie {
 impl Drop for Trie {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer can be inside the trie, and every node
-        // reachable from the root is linked exactly once (unlinked nodes were retired to
+        // reachable from the root or the top table is linked exactly once (unlinked nodes were retired to
         // the epoch collector and are not reachable from here). Children are collected
         // before their parent is freed.
         unsafe {
             let mut stack = vec![self.root.load(Ordering::Relaxed)];
+            stack.extend(self.top.nodes().map(|(_, _, raw)| raw));
             while let Some(p) = stack.pop() {
                 let c = CNode::from_raw(p);
                 crate::sync::LIVE_LEAVES.add(-(c.cells().len() as isize));
