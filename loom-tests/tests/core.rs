@@ -104,8 +104,10 @@ fn add_vs_lookup() {
 
 /// Publication to the batched fast path: `lookup_batch` (lock-step walks reading the
 /// addresses each head names, then the destinations in a later stage) sees a route being
-/// added whole or not at all, for each of two addresses under it, and in order. Catches
-/// `relaxed_load` as `add_vs_lookup` does, through the batched walk's own loads.
+/// added whole or not at all, for each of two addresses under it, and in order. The route's
+/// /17 goes below the top table, whose chunk, slot and node it creates (`add_vs_lookup`'s
+/// /16 stays in the upper trie). Catches `relaxed_load` as `add_vs_lookup` does, through
+/// the batched walk's own loads.
 #[test]
 fn add_vs_batch_lookup() {
     model(1, || {
@@ -113,17 +115,17 @@ fn add_vs_batch_lookup() {
         let e = rtm.register(V4, EntityId::new(1, 1)).unwrap();
         let t = rtm.table(V4).clone();
         let w = thread::spawn(move || {
-            let _ = e.add_route(&p("10.1.0.0/16"), RouteParams::new(7, 9)).unwrap();
+            let _ = e.add_route(&p("10.1.0.0/17"), RouteParams::new(7, 9)).unwrap();
             drop(e);
         });
         {
             let g = t.pin();
             let mut seen = 0;
-            t.lookup_batch(&[p("10.1.2.3"), p("10.1.200.1")], ViewId::UNICAST, &g, |i, b| {
+            t.lookup_batch(&[p("10.1.2.3"), p("10.1.100.1")], ViewId::UNICAST, &g, |i, b| {
                 assert_eq!(i, seen);
                 seen += 1;
                 if let Some(b) = b {
-                    assert_eq!(b.prefix(), p("10.1.0.0/16"));
+                    assert_eq!(b.prefix(), p("10.1.0.0/17"));
                     assert_eq!((b.route().preference(), b.route().metric()), (7, 9));
                 }
             });
@@ -132,7 +134,7 @@ fn add_vs_batch_lookup() {
         w.join().unwrap();
         let g = t.pin();
         let mut found = 0;
-        t.lookup_batch(&[p("10.1.2.3"), p("10.1.200.1")], ViewId::UNICAST, &g, |_, b| {
+        t.lookup_batch(&[p("10.1.2.3"), p("10.1.100.1")], ViewId::UNICAST, &g, |_, b| {
             found += usize::from(b.is_some());
         });
         assert_eq!(found, 2);
@@ -489,9 +491,11 @@ fn batch_add_vs_parent_copy() {
     });
 }
 
-/// A batched delete (`delete_routes`) empties a depth-2 node and the depth-1 node above it
-/// (one root copy drops the whole chain, checking each frozen slot) while another writer
-/// adds a sibling /16 into the depth-1 node: the sibling survives, the deleted prefix goes.
+/// A batched delete (`delete_routes`) empties a depth-3 node and the depth-2 node above it
+/// (the depth-2 node's copy drops its emptied child, checking the frozen slot still holds
+/// it, then its top slot gets 0) while another writer adds a sibling /25 into that depth-3
+/// node (a CAS on the depth-2 node's slot): the sibling survives, the deleted prefix goes.
+/// Catches `batch_no_check` (the emptied child dropped without the check).
 #[test]
 fn batch_delete_vs_insert_below() {
     model(1, || {
@@ -499,20 +503,76 @@ fn batch_delete_vs_insert_below() {
         let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
         let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
         let t = rtm.table(V4).clone();
-        let (r, _) = a.add_route(&p("10.3.4.0/24"), RouteParams::new(5, 5)).unwrap();
+        let (r, _) = a.add_route(&p("10.3.4.0/25"), RouteParams::new(5, 5)).unwrap();
         let w = thread::spawn(move || {
-            let _ = b.add_route(&p("10.2.0.0/16"), RouteParams::new(1, 1)).unwrap();
+            let _ = b.add_route(&p("10.3.4.128/25"), RouteParams::new(1, 1)).unwrap();
             drop(b);
         });
         for r in a.delete_routes(&[r]).unwrap() {
             assert!(r.is_ok());
         }
         w.join().unwrap();
-        assert!(t.get(&p("10.3.4.0/24"), ViewSet::ANY).is_err());
-        assert!(t.get(&p("10.2.0.0/16"), ViewSet::ANY).is_ok(), "the sibling was lost");
+        assert!(t.get(&p("10.3.4.0/25"), ViewSet::ANY).is_err());
+        assert!(t.get(&p("10.3.4.128/25"), ViewSet::ANY).is_ok(), "the sibling was lost");
         let g = t.pin();
-        assert_eq!(t.lookup(&p("10.2.3.7"), &g).map(|b| b.prefix()), Some(p("10.2.0.0/16")));
+        assert_eq!(t.lookup(&p("10.3.4.200"), &g).map(|b| b.prefix()), Some(p("10.3.4.128/25")));
         assert_eq!(t.lookup(&p("10.3.4.5"), &g).map(|b| b.prefix()), None);
+    });
+}
+
+/// The top table's unlink: deleting the last route under a /16 empties its depth-3 node,
+/// then the depth-2 node (copied without the child), whose top slot the deleter sets to 0
+/// with a CAS from the node, while another writer adds a sibling /24 into that depth-2 node
+/// (a copy CAS on the same top slot): the sibling must survive, whichever CAS comes first.
+/// Catches `top_unlink_store` (the slot emptied by a plain store).
+#[test]
+fn top_prune_vs_insert_below() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p("10.1.2.0/25"), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        a.delete_route(&r).unwrap();
+        w.join().unwrap();
+        assert!(t.get(&p("10.1.2.0/25"), ViewSet::ANY).is_err());
+        assert!(t.get(&p("10.1.3.0/24"), ViewSet::ANY).is_ok(), "the sibling was lost");
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()), Some(p("10.1.3.0/24")));
+        assert_eq!(t.lookup(&p("10.1.2.7"), &g).map(|b| b.prefix()), None);
+    });
+}
+
+/// Two writers add the first prefixes under one /8 of an empty top table: both install its
+/// chunk (one CAS from 0 wins, the loser frees its own and uses the winner's) and then the
+/// same /16's first node (again one CAS from 0 wins; the loser retries into the winner's
+/// node). A reader meanwhile finds each /24 whole or not at all. Catches `top_chunk_store`
+/// (a chunk installed by a plain store, which drops the other writer's node).
+#[test]
+fn top_first_nodes() {
+    model(1, || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        // Lone routes (`insert_route`): the trie's own writes, without destinations.
+        let w = thread::spawn(move || {
+            assert!(b.insert_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap().new);
+            drop(b);
+        });
+        assert!(a.insert_route(&p("10.1.2.0/24"), RouteParams::new(5, 5)).unwrap().new);
+        w.join().unwrap();
+        let g = t.pin();
+        assert_eq!(t.lookup(&p("10.1.2.7"), &g).map(|b| b.prefix()), Some(p("10.1.2.0/24")));
+        assert_eq!(
+            t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()),
+            Some(p("10.1.3.0/24")),
+            "a node was lost"
+        );
     });
 }
 

@@ -579,7 +579,15 @@ impl Trie {
     /// node to 0, which retires it, as [`replace`](Self::replace) does.
     fn unlink(&self, at: At<'_>, g: &Guard) -> bool {
         // AcqRel and Acquire: as in `replace` (a reader that loads 0 reads nothing).
-        match at.loc.compare_exchange(at.raw, 0, Ordering::AcqRel, Ordering::Acquire) {
+        let won = at.loc.compare_exchange(at.raw, 0, Ordering::AcqRel, Ordering::Acquire);
+        // Mutant `top_unlink_store`: the slot emptied by a plain store, whatever it holds.
+        #[cfg(rtm_mutant = "top_unlink_store")]
+        let won = {
+            let _ = won;
+            at.loc.store(0, Ordering::Release);
+            Ok::<usize, usize>(at.raw)
+        };
+        match won {
             Ok(_) => {
                 let old = at.raw;
                 // SAFETY: as in `replace`: our CAS unlinked `old`, only we retire it.

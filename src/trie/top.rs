@@ -69,12 +69,16 @@ impl Top {
         let fresh = Box::into_raw(Box::new(Chunk { slots: core::array::from_fn(|_| AtomicUsize::new(0)) }));
         // AcqRel: Release publishes the chunk's initialized slots (pairs with `chunk`'s
         // Acquire); Acquire, on failure, makes the winner's chunk visible to us likewise.
-        match self.chunks[b0 as usize].compare_exchange(
-            0,
-            fresh as usize,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        let won =
+            self.chunks[b0 as usize].compare_exchange(0, fresh as usize, Ordering::AcqRel, Ordering::Acquire);
+        // Mutant `top_chunk_store`: the chunk installed by a plain store, over any other.
+        #[cfg(rtm_mutant = "top_chunk_store")]
+        let won = {
+            let _ = won;
+            self.chunks[b0 as usize].store(fresh as usize, Ordering::Release);
+            Ok::<usize, usize>(0)
+        };
+        match won {
             Ok(_) => {}
             Err(_) => {
                 // SAFETY: `fresh` came from `Box::into_raw` above and was never published.
