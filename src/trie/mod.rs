@@ -2,11 +2,17 @@
 //!
 //! # Shape
 //! Stride 8: a node at depth `d` consumes key byte `d` and stores the prefixes whose length
-//! lies in `(8d, 8d + 8]` (the root also length 0), so an IPv4 /24 sits in a depth-2 node and
-//! a full-table lookup visits three nodes. A node ([`CNode`](node::CNode), see `node.rs`) is
-//! one allocation: bitmaps, a leaf vector, and one atomic *slot* per child holding the
-//! child's address. The trie's root is an atomic word of the same kind. There is no
-//! indirection cell between a slot and its child: a lookup loads the slot and goes on.
+//! lies in `(8d, 8d + 8]` (the root also length 0), so an IPv4 /24 sits in a depth-2 node. A
+//! node ([`CNode`](node::CNode), see `node.rs`) is one allocation: bitmaps, a leaf vector,
+//! and one atomic *slot* per child holding the child's address. There is no indirection
+//! cell between a slot and its child: a lookup loads the slot and goes on.
+//!
+//! The first two levels are split (`top.rs`): the root (an atomic word like a slot) and its
+//! children hold the prefixes of at most 16 bits only (the *upper* trie), and the depth-2
+//! nodes hang from a *top table* indexed by the key's first two bytes. A lookup starts at
+//! its /16's depth-2 node, so a full-table IPv4 lookup visits one node where it visited
+//! three (session 27: 129 -> 90 instructions per single lookup, IPv6 182 -> 149), and
+//! reads the upper trie only when the subtrie below has no match.
 //!
 //! # Cells
 //! A stored prefix's value is a *cell*: an atomic word inside its node (the caller's
@@ -29,28 +35,32 @@
 //!   prefix array.
 //! * `matches`: all matches longest-first, from the sorted prefix arrays (slow paths).
 //! * A change to a node (a prefix added or removed, a child added or removed) builds a copy
-//!   and compare-and-swaps it into the slot (or root) that holds the node: the node's
-//!   *location*. Building the copy first freezes the node's own slots (`node.rs`), so a
+//!   and compare-and-swaps it into the slot (root, or top slot) that holds the node: the
+//!   node's *location*. Building the copy first freezes the node's own slots (`node.rs`), so a
 //!   concurrent CAS on one of them — a writer replacing a grandchild-level node — either
 //!   landed before the freeze and is in the copy, or fails and retries: no update is lost.
 //! * `insert`: walk down, creating missing children (a copy of the parent with an empty
-//!   child), then replace the target node by a copy with the prefix and its word added. If
-//!   the prefix is present its cell is returned instead.
+//!   child; a missing depth-2 node is an empty one linked by a CAS from 0 on its top slot),
+//!   then replace the target node by a copy with the prefix and its word added. If the
+//!   prefix is present its cell is returned instead.
 //! * `remove(prefix, expected)`: replace the target node by a copy without the prefix, only
 //!   if its cell holds `expected`, a final word (dead). If that empties a non-root node, its
 //!   parent is copied without it instead (checking, under the parent's freeze, that the
-//!   slot still holds the node), cascading upwards while parents become empty; one CAS at
-//!   the top unlinks the whole emptied chain.
+//!   slot still holds the node), cascading upwards while parents become empty, up to the
+//!   root (never emptied) or a depth-2 node, whose top slot then gets 0 (a CAS from the
+//!   node); one CAS at the top unlinks the whole emptied chain.
 //! * A writer that finds a frozen slot on its path (a copier lost its CAS and left the node
 //!   frozen and linked) replaces that node by an unfrozen copy, then retries (helping).
 //!
 //! # Memory reclamation and invariants
-//! * Exactly one CAS unlinks a node: the one that replaced it (or an ancestor copy that
-//!   dropped it, whose freeze checked the slot). That thread retires it (`retire_with` +
+//! * Exactly one CAS unlinks a node: the one that replaced it or emptied its top slot (or
+//!   an ancestor copy that dropped it, whose freeze checked the slot). That thread retires it (`retire_with` +
 //!   `node::free`); readers pinned before keep it alive. A node's children are not freed
 //!   with it: its copy links them.
 //! * Because every address compared in a CAS was loaded under the caller's pin, it cannot
-//!   be freed and reused meanwhile (no ABA).
+//!   be freed and reused meanwhile (no ABA). A CAS from 0 (a top slot's first node) links
+//!   a fresh node where there was none: a slot that went 0 -> node -> 0 meanwhile holds
+//!   nothing that could be lost.
 //! * The trie never reads what a word names: the caller owns it through the cell (a node
 //!   copy moves the word, a frozen original keeps a stale copy of it), and releases it
 //!   epoch-deferred after the CAS that replaced it (`leaf.rs`), or when the table drops.
@@ -64,6 +74,12 @@ mod top;
 
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;
+
+/// Levels below the top table that a batched IPv6 lookup reads directly, without prefetch
+/// rounds (`Trie::lookup_batch`). Before the top table, reading IPv6's first three levels
+/// directly measured best (`profile_lookup 30 batch`: with 1, 2, 3, 4 direct levels 69-77,
+/// 65-67, 60, 61-63 ns); the top table covers the first two.
+const DIRECT_V6: usize = 1;
 
 /// How many times [`Trie::cell_for_write`] looks again at a frozen cell before it copies
 /// the node itself.
@@ -259,6 +275,7 @@ impl Trie {
     /// reader can observe: everything in a node but its slots is immutable. Measured with
     /// `ratio_lookup` (one build, only this differing, five runs): IPv4 single lookups
     /// 0.63-0.71x -> 0.78-0.89x prefix-trie; IPv6 (two runs) 0.87-0.90x -> 0.89-0.94x.
+    /// The walk starts at the top table's node, and the upper trie is read last, likewise.
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
         let raw = self.top_raw(key);
@@ -339,30 +356,10 @@ impl Trie {
         // rounds below (the table's chunk words are cached under a lookup stream; its slots
         // are independent loads, which the core overlaps across keys). A walk with no node
         // there, or whose subtrie has no match, takes the upper trie's (`upper_match`).
+        // IPv6 walks also read their depth-`TOP` node directly: a real table's prefixes
+        // sit under a few /16 blocks, so those nodes stay cached (`DIRECT_V6`).
         let levels = self.levels;
-        // The walks still going, in key order: the rounds below visit these only (a chunk
-        // whose walks end at different depths would otherwise test every finished key in
-        // both rounds of every level; a chunk of the 2023 table's IPv6 walks goes 6 to 16
-        // levels deep: 10 of 418 instructions per lookup, session 25).
-        let mut active = [0u8; BATCH];
-        let mut n_active = 0;
-        for i in 0..n {
-            node[i] = self.top_raw(keys[i].bytes());
-            if node[i] == 0 {
-                best[i] = self.upper_match(keys[i].bytes(), g);
-            } else {
-                active[n_active] = i as u8;
-                n_active += 1;
-            }
-        }
-        // The depth-`TOP` nodes are prefetched for the rounds below.
-        for &i in &active[..n_active] {
-            prefetch(node[i as usize] as *const u8);
-        }
-        // Per key, this round: the addresses of the run and the slot its node's head points
-        // it to (null where there is none).
-        let mut runs = [core::ptr::null::<AtomicUsize>(); BATCH];
-        let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
+        let direct = if self.max_len > 32 { TOP + DIRECT_V6 } else { TOP };
         // Per key and level: the node a walk went on from (its run there unread). A deeper
         // node's prefixes are longer, so those runs are read only if the deepest node has
         // no match, from the bottom up (as in `lookup`).
@@ -370,8 +367,52 @@ impl Trie {
         // instructions): a walk writes its entry of a level when it goes on to a child
         // there, and reads only the levels it went on from.
         let mut skipped = [[MaybeUninit::<CNode<'g>>::uninit(); 16]; BATCH];
+        // The walks still going, in key order: the rounds below visit these only (a chunk
+        // whose walks end at different depths would otherwise test every finished key in
+        // both rounds of every level; a chunk of the 2023 table's IPv6 walks goes 6 to 16
+        // levels deep: 10 of 418 instructions per lookup, session 25).
+        let mut active = [0u8; BATCH];
+        let mut n_active = 0;
+        for i in 0..n {
+            let key = keys[i].bytes();
+            let mut raw = self.top_raw(key);
+            let mut d = TOP;
+            while raw != 0 && d < direct {
+                let c = Self::cnode_ref(raw, g);
+                raw = c.child(key[d]);
+                if raw == 0 {
+                    // The walk ends here: this node's run, else the levels above.
+                    best[i] = c.leaf_cell(key[d]).map(|word| Cell::new(word, c, d as u8)).or_else(|| {
+                        (TOP..d).rev().find_map(|k| {
+                            // SAFETY: this loop wrote `skipped[i][TOP..d]` (it went on from
+                            // each of those levels).
+                            let up = unsafe { skipped[i][k].assume_init() };
+                            up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
+                        })
+                    });
+                    break;
+                }
+                skipped[i][d].write(c);
+                d += 1;
+            }
+            if raw == 0 {
+                best[i] = best[i].or_else(|| self.upper_match(key, g));
+            } else {
+                node[i] = raw;
+                active[n_active] = i as u8;
+                n_active += 1;
+            }
+        }
+        // The first round's nodes are prefetched for it.
+        for &i in &active[..n_active] {
+            prefetch(node[i as usize] as *const u8);
+        }
+        // Per key, this round: the addresses of the run and the slot its node's head points
+        // it to (null where there is none).
+        let mut runs = [core::ptr::null::<AtomicUsize>(); BATCH];
+        let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
-        for d in TOP..levels {
+        for d in direct..levels {
             if n_active == 0 {
                 break;
             }
@@ -428,7 +469,8 @@ impl Trie {
                         (TOP..d).rev().find_map(|k| {
                             // SAFETY: walk `i` went on to a child at every level from
                             // `TOP` to `d - 1` (it is at level `d`), writing
-                            // `skipped[i][k]` each time, in this call.
+                            // `skipped[i][k]` each time, in this call (the direct levels
+                            // before the rounds, the others in round 2).
                             let up = unsafe { skipped[i][k].assume_init() };
                             up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
                         })
