@@ -242,10 +242,10 @@ impl Trie {
     #[inline]
     fn upper_match<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
         let root = self.root(g);
-        let one = Self::child(root, key[0], g);
-        if let Some(word) = one.and_then(|c| c.leaf_cell(key[1])) {
-            let Some(c) = one else { unreachable!("the cell came from it") };
-            return Some(Cell::new(word, c, 1));
+        if let Some(c) = Self::child(root, key[0], g) {
+            if let Some(word) = c.leaf_cell(key[1]) {
+                return Some(Cell::new(word, c, 1));
+            }
         }
         root.leaf_cell(key[0]).map(|word| Cell::new(word, root, 0))
     }

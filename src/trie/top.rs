@@ -127,6 +127,8 @@ impl Top {
 impl Drop for Top {
     fn drop(&mut self) {
         for w in self.chunks.iter() {
+            // Relaxed: `&mut self`, no other thread can reach the table (the writes that
+            // installed the chunks happened before whatever handed us `&mut`).
             let raw = w.load(Ordering::Relaxed);
             if raw != 0 {
                 // SAFETY: `&mut self`: no other thread can reach the table; the chunk was
