@@ -359,7 +359,7 @@ pub(crate) fn detach(route: &RoutePtr, g: &epoch::Guard) -> Result<(ChangeFlags,
         };
         // The mutant's late burial needs the contents after the CAS.
         #[cfg(rtm_mutant = "late_tombstone")]
-        let tomb = (gen, Arc::clone(e.info()));
+        let tomb = (gen, e.info().clone());
         let (list, delta) = cur.without(i);
         Ok((list, delta, (e.views(), tomb)))
     })?;
