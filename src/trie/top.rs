@@ -16,7 +16,7 @@
 //!
 //! # Invariants
 //! * A chunk is allocated on the first write below its byte, installed by one CAS from 0,
-//!   and freed only when the table drops: a reader may read a chunk it loaded with no
+//!   and freed only when the trie drops: a reader may read a chunk it loaded with no
 //!   epoch guard beyond the trie's own lifetime.
 //! * A top slot is a node's *location* like any child slot (`trie/mod.rs`), except that it
 //!   is never frozen (the table is never copied) and may hold 0: a writer adds the first
@@ -51,7 +51,7 @@ impl Top {
         let raw = self.chunks[b0 as usize].load(Ordering::Acquire);
         // SAFETY: a non-zero chunk word holds a `Box<Chunk>` leaked by `slot_or_make` and
         // freed only by `Drop`, which `&self` excludes.
-        (raw != 0).then(|| unsafe { &*(raw as *const Chunk) })
+        (raw != 0).then(|| unsafe { &*core::ptr::with_exposed_provenance::<Chunk>(raw) })
     }
 
     /// The top slot of the /16 `b0.b1`, if its chunk exists (a reader's or a remover's:
@@ -69,13 +69,17 @@ impl Top {
         let fresh = Box::into_raw(Box::new(Chunk { slots: core::array::from_fn(|_| AtomicUsize::new(0)) }));
         // AcqRel: Release publishes the chunk's initialized slots (pairs with `chunk`'s
         // Acquire); Acquire, on failure, makes the winner's chunk visible to us likewise.
-        let won =
-            self.chunks[b0 as usize].compare_exchange(0, fresh as usize, Ordering::AcqRel, Ordering::Acquire);
+        let won = self.chunks[b0 as usize].compare_exchange(
+            0,
+            fresh.expose_provenance(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         // Mutant `top_chunk_store`: the chunk installed by a plain store, over any other.
         #[cfg(rtm_mutant = "top_chunk_store")]
         let won = {
             let _ = won;
-            self.chunks[b0 as usize].store(fresh as usize, Ordering::Release);
+            self.chunks[b0 as usize].store(fresh.expose_provenance(), Ordering::Release);
             Ok::<usize, usize>(0)
         };
         match won {
@@ -134,7 +138,7 @@ impl Drop for Top {
                 // SAFETY: `&mut self`: no other thread can reach the table; the chunk was
                 // leaked by `slot_or_make` and is freed once, here. The trie frees the nodes
                 // it links before (its own `Drop`).
-                drop(unsafe { Box::from_raw(raw as *mut Chunk) });
+                drop(unsafe { Box::from_raw(core::ptr::with_exposed_provenance_mut::<Chunk>(raw)) });
             }
         }
     }
