@@ -462,10 +462,11 @@ fn enumerate_vs_delete() {
     });
 }
 
-/// A batched add (`add_routes`: one copy of the depth-1 node with a new /16 and a new
-/// subtree built off-line for a /24) races a single add that copies the root (freezing
-/// the slot the batch's CAS targets). Every route of both survives, and the batch's
-/// results are all `Ok`.
+/// A batched add (`add_routes`: one copy of the depth-1 node with a new /16, and a new
+/// subtree built off-line for a /24, linked by a CAS on its empty top slot since the top
+/// table) races a single add that copies the root (freezing the slot the batch's CAS on
+/// the depth-1 node targets). Every route of both survives, and the batch's results are
+/// all `Ok`.
 #[test]
 fn batch_add_vs_parent_copy() {
     model(1, || {
