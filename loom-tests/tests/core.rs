@@ -240,29 +240,50 @@ fn child_update_vs_parent_copy() {
     });
 }
 
+/// The shape of the pruning models: `a` deletes the only route of `victim` (with
+/// `delete_routes` if `batched`), which empties its node and maybe nodes above it, while
+/// `b` adds `sibling` into the node the pruning removes or copies. Afterwards the victim is
+/// gone, the sibling is there, and each `(address, match)` of `probes` looks up as given.
+fn delete_vs_sibling_add(
+    victim: &'static str,
+    sibling: &'static str,
+    batched: bool,
+    probes: &'static [(&'static str, Option<&'static str>)],
+) {
+    model(1, move || {
+        let rtm = Rtm::new();
+        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(V4).clone();
+        let (r, _) = a.add_route(&p(victim), RouteParams::new(5, 5)).unwrap();
+        let w = thread::spawn(move || {
+            let _ = b.add_route(&p(sibling), RouteParams::new(1, 1)).unwrap();
+            drop(b);
+        });
+        if batched {
+            for r in a.delete_routes(&[r]).unwrap() {
+                assert!(r.is_ok());
+            }
+        } else {
+            a.delete_route(&r).unwrap();
+        }
+        w.join().unwrap();
+        assert!(t.get(&p(victim), ViewSet::ANY).is_err());
+        assert!(t.get(&p(sibling), ViewSet::ANY).is_ok(), "the sibling was lost");
+        let g = t.pin();
+        for &(addr, want) in probes {
+            assert_eq!(t.lookup(&p(addr), &g).map(|b| b.prefix()), want.map(p), "{addr}");
+        }
+    });
+}
+
 /// Deleting the last route under a depth-1 node empties it, so the deleter copies the root
 /// without it (freezing the root's slot and checking it still holds the node) while another
 /// writer adds a sibling /16 into that same node (a CAS on the root's slot): the sibling
 /// must survive the unlink, whichever CAS comes first.
 #[test]
 fn prune_vs_insert_below() {
-    model(1, || {
-        let rtm = Rtm::new();
-        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
-        let t = rtm.table(V4).clone();
-        let (r, _) = a.add_route(&p("10.1.0.0/16"), RouteParams::new(5, 5)).unwrap();
-        let w = thread::spawn(move || {
-            let _ = b.add_route(&p("10.2.0.0/16"), RouteParams::new(1, 1)).unwrap();
-            drop(b);
-        });
-        a.delete_route(&r).unwrap();
-        w.join().unwrap();
-        assert!(t.get(&p("10.1.0.0/16"), ViewSet::ANY).is_err());
-        assert!(t.get(&p("10.2.0.0/16"), ViewSet::ANY).is_ok(), "the sibling was lost");
-        let g = t.pin();
-        assert_eq!(t.lookup(&p("10.2.3.7"), &g).map(|b| b.prefix()), Some(p("10.2.0.0/16")));
-    });
+    delete_vs_sibling_add("10.1.0.0/16", "10.2.0.0/16", false, &[("10.2.3.7", Some("10.2.0.0/16"))]);
 }
 
 /// The handle path: a longest-prefix lookup that takes a counted reference
@@ -499,26 +520,12 @@ fn batch_add_vs_parent_copy() {
 /// Catches `batch_no_check` (the emptied child dropped without the check).
 #[test]
 fn batch_delete_vs_insert_below() {
-    model(1, || {
-        let rtm = Rtm::new();
-        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
-        let t = rtm.table(V4).clone();
-        let (r, _) = a.add_route(&p("10.3.4.0/25"), RouteParams::new(5, 5)).unwrap();
-        let w = thread::spawn(move || {
-            let _ = b.add_route(&p("10.3.4.128/25"), RouteParams::new(1, 1)).unwrap();
-            drop(b);
-        });
-        for r in a.delete_routes(&[r]).unwrap() {
-            assert!(r.is_ok());
-        }
-        w.join().unwrap();
-        assert!(t.get(&p("10.3.4.0/25"), ViewSet::ANY).is_err());
-        assert!(t.get(&p("10.3.4.128/25"), ViewSet::ANY).is_ok(), "the sibling was lost");
-        let g = t.pin();
-        assert_eq!(t.lookup(&p("10.3.4.200"), &g).map(|b| b.prefix()), Some(p("10.3.4.128/25")));
-        assert_eq!(t.lookup(&p("10.3.4.5"), &g).map(|b| b.prefix()), None);
-    });
+    delete_vs_sibling_add(
+        "10.3.4.0/25",
+        "10.3.4.128/25",
+        true,
+        &[("10.3.4.200", Some("10.3.4.128/25")), ("10.3.4.5", None)],
+    );
 }
 
 /// The top table's unlink: deleting the last route under a /16 empties its depth-3 node,
@@ -528,24 +535,12 @@ fn batch_delete_vs_insert_below() {
 /// Catches `top_unlink_store` (the slot emptied by a plain store).
 #[test]
 fn top_prune_vs_insert_below() {
-    model(1, || {
-        let rtm = Rtm::new();
-        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
-        let t = rtm.table(V4).clone();
-        let (r, _) = a.add_route(&p("10.1.2.0/25"), RouteParams::new(5, 5)).unwrap();
-        let w = thread::spawn(move || {
-            let _ = b.add_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap();
-            drop(b);
-        });
-        a.delete_route(&r).unwrap();
-        w.join().unwrap();
-        assert!(t.get(&p("10.1.2.0/25"), ViewSet::ANY).is_err());
-        assert!(t.get(&p("10.1.3.0/24"), ViewSet::ANY).is_ok(), "the sibling was lost");
-        let g = t.pin();
-        assert_eq!(t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()), Some(p("10.1.3.0/24")));
-        assert_eq!(t.lookup(&p("10.1.2.7"), &g).map(|b| b.prefix()), None);
-    });
+    delete_vs_sibling_add(
+        "10.1.2.0/25",
+        "10.1.3.0/24",
+        false,
+        &[("10.1.3.7", Some("10.1.3.0/24")), ("10.1.2.7", None)],
+    );
 }
 
 /// Two writers add the first prefixes under one /8 of an empty top table: both install its
