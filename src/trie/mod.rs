@@ -54,8 +54,8 @@
 //!
 //! # Memory reclamation and invariants
 //! * Exactly one CAS unlinks a node: the one that replaced it or emptied its top slot (or
-//!   an ancestor copy that dropped it, whose freeze checked the slot). That thread retires it (`retire_with` +
-//!   `node::free`); readers pinned before keep it alive. A node's children are not freed
+//!   an ancestor copy that dropped it, whose freeze checked the slot). That thread retires
+//!   it (`retire_with` + `node::free`); readers pinned before keep it alive. A node's children are not freed
 //!   with it: its copy links them.
 //! * Because every address compared in a CAS was loaded under the caller's pin, it cannot
 //!   be freed and reused meanwhile (no ABA). A CAS from 0 (a top slot's first node) links
@@ -822,8 +822,8 @@ impl Trie {
         if !won {
             return Step::Retry;
         }
-        // `replace` (or `unlink`) retired `top.raw`; the emptied nodes below it were unlinked by the same
-        // CAS (each one's slot was frozen holding it), and only by it.
+        // `replace` (or `unlink`) retired `top.raw`; the emptied nodes below it were unlinked
+        // by the same CAS (each one's slot was frozen holding it), and only by it.
         for at in path[level + 1..=depth].iter().flatten() {
             let old = at.raw;
             // SAFETY: as for `replace`: our CAS unlinked `old`, we alone retire it.
@@ -919,9 +919,9 @@ impl Trie {
 impl Drop for Trie {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer can be inside the trie, and every node
-        // reachable from the root or the top table is linked exactly once (unlinked nodes were retired to
-        // the epoch collector and are not reachable from here). Children are collected
-        // before their parent is freed.
+        // reachable from the root or the top table is linked exactly once (unlinked nodes
+        // were retired to the epoch collector and are not reachable from here). Children
+        // are collected before their parent is freed.
         unsafe {
             let mut stack = vec![self.root.load(Ordering::Relaxed)];
             stack.extend(self.top.nodes().map(|(_, _, raw)| raw));
