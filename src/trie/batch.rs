@@ -53,7 +53,7 @@ impl Trie {
                 let root = At { loc: &self.root, raw: self.root.load(LOAD) };
                 let _ = self.batch_at(root, 0, items, &upper, g, out);
             }
-            for group in lower.chunk_by(|&a, &b| top_key(items, a) == top_key(items, b)) {
+            for group in top_groups(items, &lower) {
                 let bytes = items[group[0]].0.bytes();
                 let loc = self.top.slot_or_make(bytes[0], bytes[1]);
                 let raw = loc.load(LOAD);
@@ -148,10 +148,17 @@ impl Trie {
     }
 }
 
-/// The top slot of an item of more than `8 * TOP` bits: its first two address bytes.
-fn top_key(items: &[(NetAddress, usize)], i: usize) -> [u8; 2] {
-    let b = items[i].0.bytes();
-    [b[0], b[1]]
+/// The items of more than `8 * TOP` bits (the second half of [`split_top`]) grouped by top
+/// slot (their first two address bytes), groups in key order.
+fn top_groups<'a>(
+    items: &'a [(NetAddress, usize)],
+    lower: &'a [usize],
+) -> impl Iterator<Item = &'a [usize]> + 'a {
+    let key = move |i: usize| {
+        let b = items[i].0.bytes();
+        [b[0], b[1]]
+    };
+    lower.chunk_by(move |&a, &b| key(a) == key(b))
 }
 
 /// Splits `idx` (in item order) into the upper trie's items (at most `8 * TOP` bits) and
@@ -339,7 +346,7 @@ impl Trie {
                 // The root is never emptied (`unbatch_at` keeps it): `Kept` or `Retry`.
                 let _ = self.unbatch_at(root, 0, items, &upper, g, out, &mut acc);
             }
-            for group in lower.chunk_by(|&a, &b| top_key(items, a) == top_key(items, b)) {
+            for group in top_groups(items, &lower) {
                 let at = match self.top_at(items[group[0]].0.bytes()) {
                     Some(at) if at.raw != 0 => at,
                     _ => {

@@ -383,12 +383,9 @@ impl Trie {
                 if raw == 0 {
                     // The walk ends here: this node's run, else the levels above.
                     best[i] = c.leaf_cell(key[d]).map(|word| Cell::new(word, c, d as u8)).or_else(|| {
-                        (TOP..d).rev().find_map(|k| {
-                            // SAFETY: this loop wrote `skipped[i][TOP..d]` (it went on from
-                            // each of those levels).
-                            let up = unsafe { skipped[i][k].assume_init() };
-                            up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
-                        })
+                        // SAFETY: this loop wrote `skipped[i][TOP..d]` (it went on from each
+                        // of those levels).
+                        unsafe { Self::skipped_match(&skipped[i], key, d) }
                     });
                     break;
                 }
@@ -466,14 +463,11 @@ impl Trie {
                     .flatten();
                 best[i] = here
                     .or_else(|| {
-                        (TOP..d).rev().find_map(|k| {
-                            // SAFETY: walk `i` went on to a child at every level from
-                            // `TOP` to `d - 1` (it is at level `d`), writing
-                            // `skipped[i][k]` each time, in this call (the direct levels
-                            // before the rounds, the others in round 2).
-                            let up = unsafe { skipped[i][k].assume_init() };
-                            up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
-                        })
+                        // SAFETY: walk `i` went on to a child at every level from `TOP` to
+                        // `d - 1` (it is at level `d`), writing `skipped[i][k]` each time, in
+                        // this call (the direct levels before the rounds, the others in
+                        // round 2).
+                        unsafe { Self::skipped_match(&skipped[i], key, d) }
                     })
                     .or_else(|| self.upper_match(key, g));
                 node[i] = 0;
@@ -484,6 +478,24 @@ impl Trie {
         // no key byte for them), so no match is left unread among `skipped`.
         debug_assert!(node[..n].iter().all(|&c| c == 0), "a walk went past the last level");
         out.copy_from_slice(&best[..n]);
+    }
+
+    /// The longest match among the leaves of `skipped[TOP..d]` (the nodes a batched walk
+    /// went on from, levels `TOP..d` of `key`'s path), read bottom-up.
+    ///
+    /// # Safety
+    /// `skipped[TOP..d]` are initialized, with nodes that live for `'g`.
+    #[inline(always)]
+    unsafe fn skipped_match<'g>(
+        skipped: &[MaybeUninit<CNode<'g>>; 16],
+        key: &[u8; 16],
+        d: usize,
+    ) -> Option<Cell<'g>> {
+        (TOP..d).rev().find_map(|k| {
+            // SAFETY: initialized per the contract.
+            let up = unsafe { skipped[k].assume_init() };
+            up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
+        })
     }
 
     /// The cell of every prefix that covers the first `len` bits of `key` and is at most
