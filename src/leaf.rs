@@ -32,7 +32,7 @@
 //!   from the versions it read (the best route becomes the destination's own route, the
 //!   others route blocks) and installs it with the CAS; a failed CAS (the routes changed
 //!   meanwhile) discards the private destination and retries;
-//! * destination -> dead: the destination died (its last route deleted, `dest.rs`,
+//! * destination -> dead: the destination died (its last route deleted, `dest/mod.rs`,
 //!   "Death"), by whoever unlinks it.
 //!
 //! The word never returns to a value it held before except through a state equal to what

@@ -6,7 +6,7 @@
 //! its first route already in its snapshot and links it with one trie CAS; if another
 //! writer linked a destination first, the new one is discarded (it was never visible) and
 //! the add retries against the winner. Deleting the last route swaps in a dead snapshot
-//! and unlinks the destination (see `dest.rs`, "Death").
+//! and unlinks the destination (see `dest/mod.rs`, "Death").
 
 use crate::dest::{Dest, DestPtr, Entry, RouteList};
 use crate::entity::{Entity, EntityRef};

@@ -69,7 +69,7 @@ pub(crate) trait Touch {
 
     /// A value was just published in the owner's `slot` (by `compare_and_swap_in` or
     /// `swap_placed`). A type whose deferred move-out needs its owner alive takes a
-    /// reference to the owner here (a destination's route list, `dest.rs`) and releases it
+    /// reference to the owner here (a destination's route list, `dest/list.rs`) and releases it
     /// in [`unplaced`](Self::unplaced). Default: nothing.
     ///
     /// # Safety
