@@ -14,7 +14,7 @@
 //! ordinary `add_route` path, in batch order. Readers see each destination appear whole,
 //! as with single adds; they may see some of the batch's destinations before others.
 //!
-//! Consecutive items with equal parameters share one [`RouteInfo`] (routes hold no
+//! Consecutive items with equal parameters share one [`RouteInfo`](crate::route::RouteInfo) (routes hold no
 //! per-route data in it): a feed's runs of prefixes with the same attributes, like a BGP
 //! UPDATE's NLRI, cost one version object per run, not one per route.
 

@@ -2,7 +2,7 @@
 //!
 //! An entity is registered per (instance, address family) under an [`EntityId`] =
 //! (protocol id, instance id); a second registration of the same id in the same table is
-//! [`Error::AlreadyExists`](crate::Error::AlreadyExists). The [`EntityRef`] returned is
+//! [`Error::AlreadyExists`]. The [`EntityRef`] returned is
 //! the registration handle: it adds, updates and deletes the entity's routes.
 //!
 //! # Deregistration

@@ -59,7 +59,7 @@ pub(crate) use std::sync::{
     Arc,
 };
 
-/// Allocates a trie node: from the node [arena](arena) (TLB-friendly, see its docs), or
+/// Allocates a trie node: from the node [arena] (TLB-friendly, see its docs), or
 /// from the global allocator in loom and miri builds and with `--cfg rtm_system_alloc`
 /// (ASan), where node-level use-after-free must stay visible to the checker.
 #[inline]
@@ -323,7 +323,7 @@ pub(crate) fn pace_reclamation(work: usize) {
 /// Runs epoch collection until the garbage retired so far (by this thread, and by others
 /// before they flushed it to the global queue) has been destroyed, as far as the global
 /// collector allows: a thread pinned for the whole time stops it, so it gives up after
-/// [`DRAIN_MAX_FLUSHES`]. Tests call this before counting drops; benchmarks call it to
+/// `DRAIN_MAX_FLUSHES`. Tests call this before counting drops; benchmarks call it to
 /// include reclamation in a delete's time.
 ///
 /// How: each flush collects a bounded number of garbage bags (crossbeam-epoch: 8 of up to

@@ -4,7 +4,7 @@
 //! An `Rtm` is one RTMv2 instance: an instance id, the profile limits every registration
 //! gets, and one table per address family (IPv4, IPv6). A table owns the destination trie
 //! and the entity registry. Handles outlive what they need: an [`EntityRef`] keeps its
-//! table alive; [`DestRef`]/[`RouteRef`] keep only their objects alive (readable after the
+//! table alive; [`DestRef`]/[`RouteRef`](crate::RouteRef) keep only their objects alive (readable after the
 //! table is gone, with no routes / state `Deleted`).
 
 use crate::dest::{Dest, DestPtr, DestRef, RouteList};

@@ -111,7 +111,7 @@ impl Entry {
         &self.info
     }
 
-    /// The version's next hops (through the version; [`RouteList::next_hops`] reads the
+    /// The version's next hops (through the version; [`RouteList::best_hops`] reads the
     /// first entry's from the snapshot's own copy).
     #[inline(always)]
     pub(crate) fn next_hops(&self) -> &[NextHop] {
@@ -514,6 +514,7 @@ impl RouteList {
     /// Prefetches the block of a several-route snapshot's entries (what a copy reads
     /// beyond the snapshot's own line). Reads the snapshot: call once it is cached.
     #[inline]
+    #[cfg(not(loom))]
     pub(crate) fn prefetch_entry_block(&self) {
         if let Entries::Many(m) = &self.entries {
             prefetch(m.ptr.as_ptr().cast::<u8>());

@@ -144,7 +144,7 @@ pub(crate) struct EpochCell<T: Touch> {
 }
 
 /// The value an [`EpochCell`] held when it was loaded: what
-/// [`compare_and_swap`](EpochCell::compare_and_swap) expects to replace.
+/// [`compare_and_swap_in`](EpochCell::compare_and_swap_in) expects to replace.
 pub(crate) struct Current<'g, T> {
     word: usize,
     value: &'g T,
