@@ -53,7 +53,7 @@ use core::ptr::NonNull;
 pub(crate) struct Identity {
     pub(crate) owner: Arc<Entity>,
     /// The tombstone: empty until a delete attempt; then the route's last contents, keyed
-    /// by the generation of the snapshot that removed it (see `route.rs`, "Deletion").
+    /// by the generation of the snapshot that removed it (see `route/mod.rs`, "Deletion").
     gone: MaxSlot<RouteInfo>,
 }
 

@@ -1,6 +1,6 @@
 //! [`MaxSlot`]: an epoch-reclaimed *max register* of `(key, Counted<V>)` pairs that starts
 //! empty (a deleted route's tombstone, keyed by the generation of the snapshot that
-//! removed the route; see `route.rs`, "Deletion").
+//! removed the route; see `route/mod.rs`, "Deletion").
 //!
 //! # Design
 //! [`raise`](MaxSlot::raise) replaces the pair unless the slot already holds a key at

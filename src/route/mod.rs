@@ -26,57 +26,17 @@
 use crate::entity::{Entity, EntityId};
 use crate::identity::RoutePtr;
 use crate::prefix::NetAddress;
-use crate::sync::{Arc, Counted, SharedSlice};
+use crate::sync::{Arc, Counted};
 use crate::view::ViewSet;
 use core::cmp::Ordering as CmpOrdering;
 use core::fmt;
 
-/// A next hop: a neighbour address and the outgoing interface (`RTM_NEXTHOP_INFO`'s key,
-/// `(NextHopAddress, InterfaceIndex)`). Interface 0 means a remote next hop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NextHop {
-    /// The next hop's address (normally a host address).
-    pub address: NetAddress,
-    /// Outgoing interface index.
-    pub interface: u32,
-}
+mod next_hop;
+#[cfg(test)]
+mod tests;
 
-impl NextHop {
-    /// A next hop through `interface`.
-    pub fn new(address: NetAddress, interface: u32) -> Self {
-        Self { address, interface }
-    }
-}
-
-/// A route's next hops: up to one inline (the common case; no allocation, no extra cache
-/// miss on the forwarding path), else a shared slice (so copying the set into every route
-/// list snapshot costs one reference count, not an allocation).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum NextHops {
-    Inline(Option<NextHop>),
-    Heap(SharedSlice<NextHop>),
-}
-
-impl From<&[NextHop]> for NextHops {
-    fn from(v: &[NextHop]) -> Self {
-        match v {
-            [] => NextHops::Inline(None),
-            [one] => NextHops::Inline(Some(*one)),
-            _ => NextHops::Heap(v.into()),
-        }
-    }
-}
-
-impl core::ops::Deref for NextHops {
-    type Target = [NextHop];
-    #[inline(always)]
-    fn deref(&self) -> &[NextHop] {
-        match self {
-            NextHops::Inline(o) => o.as_slice(),
-            NextHops::Heap(b) => b,
-        }
-    }
-}
+pub(crate) use next_hop::NextHops;
+pub use next_hop::{NextHop, NextHopList};
 
 /// Lifecycle of a route (`RTM_ROUTE_STATE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,122 +152,6 @@ impl RouteParams {
     pub fn flags(mut self, f: u16) -> Self {
         self.flags = f;
         self
-    }
-}
-
-/// The next hops of a [`RouteParams`]: a list that keeps up to one next hop inline (the
-/// common case: building a one-hop route's parameters allocates nothing; session 19: a
-/// `Vec` here was an allocation and a free per route, about 8 % of a replay's
-/// instructions) and more on the heap. Derefs to a slice; equality and hashing are the
-/// slice's.
-#[derive(Clone, Default)]
-pub struct NextHopList(HopRepr);
-
-#[derive(Clone)]
-enum HopRepr {
-    Inline(Option<NextHop>),
-    Heap(Vec<NextHop>),
-}
-
-impl Default for HopRepr {
-    fn default() -> Self {
-        HopRepr::Inline(None)
-    }
-}
-
-impl NextHopList {
-    /// An empty list.
-    pub const fn new() -> Self {
-        Self(HopRepr::Inline(None))
-    }
-
-    /// Appends `nh`.
-    pub fn push(&mut self, nh: NextHop) {
-        match &mut self.0 {
-            HopRepr::Inline(slot @ None) => *slot = Some(nh),
-            HopRepr::Inline(Some(first)) => self.0 = HopRepr::Heap(vec![*first, nh]),
-            HopRepr::Heap(v) => v.push(nh),
-        }
-    }
-
-    /// Removes every next hop.
-    pub fn clear(&mut self) {
-        self.0 = HopRepr::Inline(None);
-    }
-}
-
-impl core::ops::Deref for NextHopList {
-    type Target = [NextHop];
-    #[inline]
-    fn deref(&self) -> &[NextHop] {
-        match &self.0 {
-            HopRepr::Inline(o) => o.as_slice(),
-            HopRepr::Heap(v) => v,
-        }
-    }
-}
-
-impl From<&[NextHop]> for NextHopList {
-    fn from(v: &[NextHop]) -> Self {
-        match v {
-            [] => Self::new(),
-            [one] => Self(HopRepr::Inline(Some(*one))),
-            _ => Self(HopRepr::Heap(v.to_vec())),
-        }
-    }
-}
-
-impl From<Vec<NextHop>> for NextHopList {
-    fn from(v: Vec<NextHop>) -> Self {
-        if v.len() <= 1 {
-            Self::from(&v[..])
-        } else {
-            Self(HopRepr::Heap(v))
-        }
-    }
-}
-
-impl FromIterator<NextHop> for NextHopList {
-    fn from_iter<I: IntoIterator<Item = NextHop>>(iter: I) -> Self {
-        let mut l = Self::new();
-        l.extend(iter);
-        l
-    }
-}
-
-impl Extend<NextHop> for NextHopList {
-    fn extend<I: IntoIterator<Item = NextHop>>(&mut self, iter: I) {
-        for nh in iter {
-            self.push(nh);
-        }
-    }
-}
-
-impl<'a> IntoIterator for &'a NextHopList {
-    type Item = &'a NextHop;
-    type IntoIter = core::slice::Iter<'a, NextHop>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-impl PartialEq for NextHopList {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for NextHopList {}
-
-impl core::hash::Hash for NextHopList {
-    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        (**self).hash(state);
-    }
-}
-
-impl fmt::Debug for NextHopList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -694,92 +538,5 @@ impl fmt::Debug for RouteRef {
             .field("preference", &i.preference)
             .field("metric", &i.metric)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::hash::{BuildHasher, RandomState};
-
-    fn hop(i: u8) -> NextHop {
-        NextHop::new(NetAddress::v4([192, 0, 2, i].into(), 32).expect("a host"), u32::from(i))
-    }
-
-    /// The packed hash of a version (`impl Hash for RouteInfo`): equal versions hash
-    /// alike, and a change of any one field `Eq` compares changes the hash (a field left
-    /// out would pile its versions into one interner probe).
-    #[test]
-    fn versions_hash_every_field_they_compare() {
-        let s = RandomState::new();
-        let owner = EntityId::new(14, 1);
-        let base = RouteParams::new(20, 3).next_hop(hop(1)).neighbour(hop(9));
-        let v = RouteInfo::from_params(&base, owner, 0);
-        assert_eq!(s.hash_one(&v), s.hash_one(RouteInfo::from_params(&base.clone(), owner, 0)));
-        let mut two = base.clone();
-        two.next_hops.push(hop(2));
-        let mut no_neighbour = base.clone();
-        no_neighbour.neighbour = None;
-        let v6_hop = NextHop::new(NetAddress::v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1].into(), 128).unwrap(), 1);
-        let changed: Vec<RouteInfo> = vec![
-            RouteInfo::from_params(&RouteParams { preference: 21, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&RouteParams { metric: 4, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&base, EntityId::new(14, 2), 0),
-            RouteInfo::from_params(&base, EntityId::new(13, 1), 0),
-            RouteInfo::from_params(&RouteParams { views: ViewSet::MULTICAST, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&RouteParams { flags: 1, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&RouteParams { flags1: 1, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&RouteParams { entity_info: 7, ..base.clone() }, owner, 0),
-            RouteInfo::from_params(&no_neighbour, owner, 0),
-            RouteInfo::from_params(&base.clone().neighbour(hop(8)), owner, 0),
-            RouteInfo::from_params(
-                &RouteParams { next_hops: NextHopList::from(&[hop(3)][..]), ..base.clone() },
-                owner,
-                0,
-            ),
-            RouteInfo::from_params(
-                &RouteParams { next_hops: NextHopList::from(&[v6_hop][..]), ..base.clone() },
-                owner,
-                0,
-            ),
-            RouteInfo::from_params(&two, owner, 0),
-            RouteInfo::from_params(&base, owner, 0).deleted(),
-            RouteInfo::from_params(&base, owner, 1),
-        ];
-        for (i, c) in changed.iter().enumerate() {
-            assert_ne!(*c, v, "change {i} is a change");
-            assert_ne!(s.hash_one(c), s.hash_one(&v), "change {i} changes the hash");
-        }
-    }
-
-    /// A `NextHopList` reads as the slice of what was pushed, whichever way it was built,
-    /// and lists with equal contents are equal and hash alike.
-    #[test]
-    fn next_hop_lists_are_their_slices() {
-        let s = RandomState::new();
-        let mut pushed = NextHopList::new();
-        assert!(pushed.is_empty());
-        for n in 1..=4u8 {
-            pushed.push(hop(n));
-            let want: Vec<NextHop> = (1..=n).map(hop).collect();
-            assert_eq!(&pushed[..], &want[..]);
-            let others = [
-                NextHopList::from(want.clone()),
-                NextHopList::from(&want[..]),
-                want.iter().copied().collect(),
-            ];
-            for other in others {
-                assert_eq!(other, pushed);
-                assert_eq!(s.hash_one(&other), s.hash_one(&pushed));
-            }
-        }
-        assert_ne!(pushed, NextHopList::from(vec![hop(1)]));
-        let mut extended = NextHopList::from(vec![hop(1)]);
-        extended.extend((2..=4).map(hop));
-        assert_eq!(extended, pushed);
-        assert_eq!((&pushed).into_iter().count(), 4);
-        pushed.clear();
-        assert_eq!(pushed, NextHopList::default());
-        assert_eq!(format!("{:?}", NextHopList::from(vec![hop(1)])), format!("{:?}", vec![hop(1)]));
     }
 }
