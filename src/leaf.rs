@@ -198,6 +198,21 @@ impl<'g> Leaf<'g> {
         trie.cell_for_write(prefix, g).map(|c| Self::new(trie, c, *prefix))
     }
 
+    /// [`get`](Self::get), with the destination's two lines prefetched if the prefix has
+    /// a destination. A single-route add with a handle walks first and interns its version
+    /// after (`update.rs`, `add_route_with`), so the destination's misses overlap the
+    /// interning. (Lone routes gain nothing from it: their versions are shared, so mostly
+    /// cached, and the walk's own misses cannot overlap the interner's locked
+    /// instructions, which wait for the loads before them; measured, BENCHMARKS.md
+    /// session 28.)
+    pub(crate) fn get_prefetched(trie: &'g Trie, prefix: &NetAddress, g: &'g Guard) -> Option<Self> {
+        let leaf = Self::get(trie, prefix, g)?;
+        if let State::Dest(d) = leaf.state(g) {
+            d.prefetch_all();
+        }
+        Some(leaf)
+    }
+
     /// The cell as last found.
     #[inline(always)]
     pub(crate) fn cell(&self) -> Cell<'g> {

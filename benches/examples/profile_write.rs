@@ -3,6 +3,8 @@
 //! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
 //! and including the named one (default: all); `REPEAT=n` runs them n times.
 //! `NO_TEARDOWN=1` (with `OTHER=1`) exits after the steps without dropping the table.
+//! `LONE=1` (with `OTHER=1`): the load and the steps without handles (`insert_route`,
+//! `withdraw_route`: lone routes), as a BGP speaker writes.
 use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
 use std::time::Instant;
 
@@ -36,8 +38,14 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
     let batch: usize = std::env::var("BATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     // The input is prepared before the clock starts (as in the criterion `load` bench).
     let items: Vec<_> = all.iter().enumerate().map(|(i, p)| (*p, params(i, p, 20))).collect();
+    let lone = std::env::var("LONE").is_ok_and(|v| v == "1");
     let t0 = Instant::now();
-    let mut routes: Vec<_> = if batch == 0 {
+    let mut routes: Vec<_> = if lone {
+        for (p, r) in &items {
+            e[fam(p)].insert_route(p, r.clone()).expect("valid");
+        }
+        Vec::new()
+    } else if batch == 0 {
         items.iter().map(|(p, r)| e[fam(p)].add_route(p, r.clone()).expect("valid").0).collect()
     } else {
         let mut out = Vec::with_capacity(all.len());
@@ -63,7 +71,12 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
     // every 16th step withdraws one instead. PEERS=k: first (untimed) k more entities each
     // add a route to every IPv4 destination, so the writer meets destinations of 1 + k
     // routes (the churn bench's writer meets 3-5).
-    if std::env::var("OTHER").is_ok_and(|v| v == "1") {
+    let other = std::env::var("OTHER").is_ok_and(|v| v == "1");
+    if lone && !other {
+        eprintln!("LONE=1 runs the OTHER=1 steps only (the table holds no handles to update)");
+        return;
+    }
+    if other {
         let peers: u8 = std::env::var("PEERS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
         let t0 = Instant::now();
         for k in 0..peers {
@@ -86,7 +99,23 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
         ];
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; all.len()];
         let t0 = Instant::now();
-        if ubatch == 0 {
+        if lone {
+            // The same steps without handles: a withdrawal names the route by its prefix
+            // and neighbour (none here).
+            let mut present = vec![false; all.len()];
+            for j in 0..n {
+                let k = key(j);
+                let p = &all[k];
+                if j % 16 == 15 {
+                    if std::mem::take(&mut present[k]) {
+                        w[fam(p)].withdraw_route(p, None).expect("present");
+                    }
+                } else {
+                    w[fam(p)].insert_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid");
+                    present[k] = true;
+                }
+            }
+        } else if ubatch == 0 {
             for j in 0..n {
                 let k = key(j);
                 let p = &all[k];
