@@ -321,6 +321,9 @@ impl EntityRef {
             return Err(Error::AccessDenied);
         }
         let r = &route.route;
+        // As in `add_route_with`: the destination's lines load while the version is
+        // interned.
+        r.dest().prefetch_all();
         let info = self.entity.version(&params);
         let g = epoch::pin();
         let (old, new, views) = r.dest().modify(&g, |cur| {

@@ -3,6 +3,8 @@
 //! the epoch garbage drained. `profile_write [load|update|delete]` runs the phases up to
 //! and including the named one (default: all); `REPEAT=n` runs them n times.
 //! `NO_TEARDOWN=1` (with `OTHER=1`) exits after the steps without dropping the table.
+//! `VIA_HANDLE=1` (with `OTHER=1`): re-announcements through the route's handle
+//! (`update_route`) where the writer holds one.
 //! `LONE=1` (with `OTHER=1`): the load and the steps without handles (`insert_route`,
 //! `withdraw_route`: lone routes), as a BGP speaker writes.
 use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, Rtm};
@@ -98,6 +100,9 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
             rtm.register(AddressFamily::Ipv6, EntityId::new(15, 1)).expect("fresh"),
         ];
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; all.len()];
+        // VIA_HANDLE=1: a re-announcement of a route the writer holds a handle on goes
+        // through the handle (`update_route`, RTMv2's add with a route handle).
+        let via_handle = std::env::var("VIA_HANDLE").is_ok_and(|v| v == "1");
         let t0 = Instant::now();
         if lone {
             // The same steps without handles: a withdrawal names the route by its prefix
@@ -123,6 +128,8 @@ fn phases(last: &str, v4: &[NetAddress], all: &[NetAddress]) {
                     if let Some(r) = refs[k].take() {
                         w[fam(p)].delete_route(&r).expect("live");
                     }
+                } else if let (true, Some(r)) = (via_handle, &refs[k]) {
+                    w[fam(p)].update_route(r, params(k, p, 10 + (j % 20) as u32)).expect("live");
                 } else {
                     let r = w[fam(p)].add_route(p, params(k, p, 10 + (j % 20) as u32)).expect("valid").0;
                     refs[k] = Some(r);
