@@ -13,7 +13,8 @@
 //! `withdraw_route`: every prefix a lone route, `src/leaf.rs`); `rtm_batch` 4,096 per
 //! call (`insert_routes`, `withdraw_routes`); `rtm_batch_handles` 4,096 per call with
 //! handles (`add_routes`, `delete_routes`: a destination object per prefix);
-//! `rtm_batch64` (the churn writer) 64 per call with handles.
+//! `rtm_batch64` (the churn writer) 64 per call with handles; `rtm_via_handle` (the churn
+//! writer) route by route, re-announcing through the handles it holds (`update_route`).
 //!
 //! Run with `cargo bench -p rtm-benches --bench table` (about 10 minutes; a group name
 //! filters, e.g. `-- churn`).
@@ -297,20 +298,27 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     // The writer's step: re-announce a route with a changed preference (a new snapshot
     // and possibly a best-route change); every 16th step withdraws it instead. Each
     // writer is its own entity (`instance`).
-    let rtm_writer = move |instance: u32| {
+    // With `via_handle`, a re-announcement of a route the writer holds a handle on goes
+    // through the handle (`update_route`, RTMv2's add with a route handle), without the
+    // walk to the prefix.
+    let rtm_writer_with = move |instance: u32, via_handle: bool| {
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         move |i: u64| {
             let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            let p = params(k, &v4[k], 10 + (i % 20) as u32);
             if i % 16 == 15 {
                 if let Some(r) = refs[k].take() {
                     let _ = writer.delete_route(&r);
                 }
-            } else if let Ok((r, _)) = writer.add_route(&v4[k], params(k, &v4[k], 10 + (i % 20) as u32)) {
+            } else if let (true, Some(r)) = (via_handle, &refs[k]) {
+                let _ = writer.update_route(r, p);
+            } else if let Ok((r, _)) = writer.add_route(&v4[k], p) {
                 refs[k] = Some(r);
             }
         }
     };
+    let rtm_writer = move |instance: u32| rtm_writer_with(instance, false);
     // The same steps, re-announcements 64 per `add_routes` call and withdrawals 64 per
     // `delete_routes` call (`rtm_benches::BatchedChurn`).
     let rtm_batch_writer = move |instance: u32| {
@@ -440,26 +448,16 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     }
     let inside2: &'static [NetAddress] = Box::leak(inside.clone().into_boxed_slice());
     let ips2: &'static [Ipv4Net] = Box::leak(ips.clone().into_boxed_slice());
-    writer_with_reader!(
-        "rtm",
-        move || {
-            let guard = table.pin();
-            table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
-                black_box(b.map(|b| b.next_hops()[0].interface));
-            });
-        },
-        rtm_writer(2)
-    );
-    writer_with_reader!(
-        "rtm_batch64",
-        move || {
-            let guard = table.pin();
-            table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
-                black_box(b.map(|b| b.next_hops()[0].interface));
-            });
-        },
-        rtm_batch_writer(4)
-    );
+    // The rtm writers' reader: batched lookups, as the churn pairs' `read_rtm`.
+    let read_rtm_batch = move || {
+        let guard = table.pin();
+        table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
+            black_box(b.map(|b| b.next_hops()[0].interface));
+        });
+    };
+    writer_with_reader!("rtm", read_rtm_batch, rtm_writer(2));
+    writer_with_reader!("rtm_via_handle", read_rtm_batch, rtm_writer_with(5, true));
+    writer_with_reader!("rtm_batch64", read_rtm_batch, rtm_batch_writer(4));
     writer_with_reader!(
         "rwlock_prefix_trie",
         move || {
