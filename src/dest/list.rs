@@ -28,7 +28,7 @@
 //! entry into a handle increments under its pin: the count the entry shares is released
 //! only after that pin, so it is still at least one.
 //!
-//! A *placed* snapshot (below) also holds a reference to its destination from placement
+//! A *placed* snapshot (`mod.rs`, "Layout") also holds a reference to its destination from placement
 //! until its deferred move-out (`Touch::placed`/`unplaced` of [`RouteList`]): the move-out
 //! writes the destination's slot and flag, and the snapshot's own routes no longer keep
 //! the destination alive (their counts may be released, in another deferred function
@@ -82,6 +82,8 @@ impl Entry {
         Self::with_owner(route.owner().serial, route, info)
     }
 
+    /// [`new`](Self::new) with the owner tag given (a changed version keeps its entry's;
+    /// the tests forge one).
     pub(super) fn with_owner(owner: u32, route: &RoutePtr, info: &Version) -> Self {
         Self { views: info.views, owner, route: share(route), info: share(info) }
     }

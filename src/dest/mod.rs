@@ -1,6 +1,7 @@
 //! Destinations: a prefix, its epoch-reclaimed route-list snapshot, and a reference count.
 //!
-//! The snapshots a destination holds, and what they own, are in `list.rs`.
+//! The snapshots a destination holds ("Route lists") and what they own ("Ownership") are
+//! described in `list.rs`.
 //!
 //! # Layout
 //! A destination is two cache lines. Line 1 is the header (prefix, reference count,
@@ -12,7 +13,7 @@
 //! cache miss per destination. A snapshot that finds the slot busy lives in an arena
 //! block of its own; a placed one, once replaced, is moved out and dropped epoch-deferred
 //! like any snapshot (`sync/epoch_cell.rs`, "Placed values"). It holds a reference to the
-//! destination (see "Ownership"), so the destination is still allocated when that
+//! destination (`list.rs`, "Ownership"), so the destination is still allocated when that
 //! deferred drop reads the slot.
 //!
 //! # Death
