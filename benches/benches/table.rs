@@ -306,14 +306,15 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         move |i: u64| {
             let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
-            let p = params(k, &v4[k], 10 + (i % 20) as u32);
+            // Only the re-announcements read the prefix (a withdrawal goes by its handle).
+            let p = || params(k, &v4[k], 10 + (i % 20) as u32);
             if i % 16 == 15 {
                 if let Some(r) = refs[k].take() {
                     let _ = writer.delete_route(&r);
                 }
             } else if let (true, Some(r)) = (via_handle, &refs[k]) {
-                let _ = writer.update_route(r, p);
-            } else if let Ok((r, _)) = writer.add_route(&v4[k], p) {
+                let _ = writer.update_route(r, p());
+            } else if let Ok((r, _)) = writer.add_route(&v4[k], p()) {
                 refs[k] = Some(r);
             }
         }
