@@ -100,13 +100,18 @@ fn read(file: &Path) -> Result<Input, input::InputError> {
         Input::Prefixes(p) => {
             println!("read {} prefixes from {} in {:.2?}", p.len(), file.display(), t0.elapsed())
         }
-        Input::Mrt { updates, peers, span } => println!(
-            "read {} BGP elements from {} peers ({span:.1} s of MRT records) in {} in {:.2?}",
-            updates.len(),
-            peers.len(),
-            file.display(),
-            t0.elapsed()
-        ),
+        Input::Mrt { updates, peers, span, skipped } => {
+            println!(
+                "read {} BGP elements from {} peers ({span:.1} s of MRT records) in {} in {:.2?}",
+                updates.len(),
+                peers.len(),
+                file.display(),
+                t0.elapsed()
+            );
+            if let Some(first) = &skipped.first {
+                eprintln!("warning: {}: {} left out; the first: {first}", file.display(), skipped.describe());
+            }
+        }
     }
     Ok(input)
 }
@@ -337,7 +342,7 @@ fn readd(e: &EntityRef, (p, params): &(NetAddress, RouteParams)) -> rtm::Result<
 fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn std::error::Error>> {
     let base = read(table)?;
     let stream = read(updates)?;
-    let Input::Mrt { updates: ups, peers, span } = stream else {
+    let Input::Mrt { updates: ups, peers, span, .. } = stream else {
         return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
     };
     let prefixes = base.into_prefixes();
