@@ -2,8 +2,9 @@
 //! dumps, BGP4MP update streams), plain or gzip-compressed.
 //!
 //! The format is detected from the content, not the name: after an optional gzip layer, a
-//! file whose first bytes are printable text is a prefix list, anything else is parsed as
-//! MRT with `bgpkit-parser`. Every failure is an [`InputError`] naming the file and the
+//! file that starts with an MRT record header (a type RFC 6396 defines) is parsed as MRT
+//! with `bgpkit-parser`, one whose first bytes are text (UTF-8, a byte-order mark
+//! allowed) is a prefix list, and anything else is an error. Every failure is an [`InputError`] naming the file and the
 //! problem (with the line for prefix lists, the record and its byte offset for MRT).
 //! MRT records are framed here and handed to the parser one by one (see `read_mrt`): a
 //! file cut short is an error, a record the parser rejects or panics on is left out and
@@ -116,20 +117,41 @@ pub fn read(path: &Path) -> Result<Input, InputError> {
     if head.is_empty() {
         return Err(err(path, "the file is empty"));
     }
-    let text = head.iter().all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace());
     let r = BufReader::with_capacity(1 << 16, r);
-    if text {
+    if is_mrt(&head) {
+        read_mrt(path, r)
+    } else if is_text(&head) {
         read_prefixes(path, r).map(Input::Prefixes)
     } else {
-        read_mrt(path, r)
+        Err(err(path, "neither a prefix list (not text) nor an MRT file (no MRT record header)"))
     }
+}
+
+/// Whether a stream starting with `head` starts with an MRT record header: its type
+/// (bytes 4 and 5) is one RFC 6396 defines, all below 256, so byte 4 is 0, which no text
+/// has.
+fn is_mrt(head: &[u8]) -> bool {
+    head.len() >= 12 && EntryType::try_from(u16::from_be_bytes([head[4], head[5]])).is_ok()
+}
+
+/// Whether `head` is the start of UTF-8 text without control characters other than
+/// whitespace (a character cut at the end of `head` is fine).
+fn is_text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        // Valid up to a last character the sniff cut short.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        Err(_) => return false,
+    };
+    valid.chars().all(|c| !c.is_control() || c.is_ascii_whitespace())
 }
 
 fn read_prefixes(path: &Path, r: impl BufRead) -> Result<Vec<NetAddress>, InputError> {
     let mut out = Vec::new();
     for (i, line) in r.lines().enumerate() {
         let line = line.map_err(|e| err(path, format!("line {}: cannot read: {e}", i + 1)))?;
-        let s = line.trim();
+        // A byte-order mark (editors on Windows write one) is not part of the first line.
+        let s = if i == 0 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
         if s.is_empty() || s.starts_with('#') {
             continue;
         }
@@ -302,6 +324,9 @@ mod tests {
         let text = b"# comment\n10.0.0.0/8\n\n2001:db8::/32\n192.0.2.0/24\n";
         let p = tmp("plain", text);
         assert_eq!(read(&p).unwrap().into_prefixes().len(), 3);
+        // A byte-order mark, CRLF line ends and a comment in UTF-8 beyond ASCII.
+        let p = tmp("bom", "\u{feff}# Präfixe, über ‘alles’\r\n10.0.0.0/8\r\n".as_bytes());
+        assert_eq!(read(&p).unwrap().into_prefixes(), vec!["10.0.0.0/8".parse().unwrap()]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, text).unwrap();
         let p = tmp("gz", &gz.finish().unwrap());
@@ -318,7 +343,8 @@ mod tests {
         let p = tmp("empty", b"");
         assert!(read(&p).err().unwrap().to_string().contains("empty"));
         let p = tmp("binary", &[0u8, 1, 2, 3, 0xff, 0xfe, 7, 9, 200, 100, 0, 0, 0, 0, 5]);
-        assert!(read(&p).is_err());
+        let e = read(&p).err().unwrap().to_string();
+        assert!(e.contains("neither a prefix list (not text) nor an MRT file"), "{e}");
         let p = tmp("badgz", &[0x1f, 0x8b, 1, 2, 3]);
         assert!(read(&p).is_err());
     }
