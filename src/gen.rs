@@ -9,6 +9,7 @@
 //! same order, without duplicates. [`peer_next_hop`] gives generated feeds the next hops a
 //! router would see: its peers' addresses, not one per prefix.
 
+use crate::error::{Error, Result};
 use crate::prefix::{AddressFamily, NetAddress};
 use crate::route::NextHop;
 use std::collections::HashSet;
@@ -74,9 +75,20 @@ fn v6_len(r: &mut SplitMix64) -> u8 {
     }
 }
 
+/// The most prefixes [`ipv4_table`] and [`ipv6_table`] generate: four times a real full
+/// table. The generators draw from a fixed set of allocation blocks, so their supply of
+/// distinct prefixes of each length is finite: near it, new prefixes would take ever more
+/// draws (an IPv4 table of 16 M would take minutes, then never end); up to this count
+/// duplicates stay rare and 4 M prefixes take a few seconds.
+pub const MAX_GENERATED: usize = 1 << 22;
+
 /// `count` distinct IPv4 prefixes with a real table's length mix (see the module docs), in
-/// address order, as a table dump lists them.
-pub fn ipv4_table(count: usize, seed: u64) -> Vec<NetAddress> {
+/// address order, as a table dump lists them. `InvalidParameter` beyond
+/// [`MAX_GENERATED`].
+pub fn ipv4_table(count: usize, seed: u64) -> Result<Vec<NetAddress>> {
+    if count > MAX_GENERATED {
+        return Err(Error::InvalidParameter);
+    }
     let mut r = SplitMix64::new(seed);
     // Real tables cluster: draw from 24k /16 allocation blocks in 1.0.0.0-223.255.255.255
     // (room for 6 M distinct /24s, so duplicates stay rare).
@@ -93,12 +105,15 @@ pub fn ipv4_table(count: usize, seed: u64) -> Vec<NetAddress> {
         }
     }
     out.sort_unstable();
-    out
+    Ok(out)
 }
 
 /// `count` distinct IPv6 prefixes under 2000::/3 with a real table's length mix, in address
-/// order.
-pub fn ipv6_table(count: usize, seed: u64) -> Vec<NetAddress> {
+/// order. `InvalidParameter` beyond [`MAX_GENERATED`].
+pub fn ipv6_table(count: usize, seed: u64) -> Result<Vec<NetAddress>> {
+    if count > MAX_GENERATED {
+        return Err(Error::InvalidParameter);
+    }
     let mut r = SplitMix64::new(seed);
     let blocks: Vec<u128> = (0..4_000)
         .map(|_| (0x2000u128 | r.below(0x2000) as u128) << 112 | (r.below(1 << 16) as u128) << 96)
@@ -114,7 +129,7 @@ pub fn ipv6_table(count: usize, seed: u64) -> Vec<NetAddress> {
         }
     }
     out.sort_unstable();
-    out
+    Ok(out)
 }
 
 /// A host address inside `p`, chosen by `r` (for in-table lookups).
@@ -138,23 +153,30 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "generates 25k prefixes; too slow under miri")]
     fn deterministic_distinct_and_mixed() {
-        let a = ipv4_table(20_000, 1);
-        assert_eq!(a, ipv4_table(20_000, 1));
-        assert_ne!(a, ipv4_table(20_000, 2));
+        let a = ipv4_table(20_000, 1).unwrap();
+        assert_eq!(a, ipv4_table(20_000, 1).unwrap());
+        assert_ne!(a, ipv4_table(20_000, 2).unwrap());
         let set: HashSet<_> = a.iter().collect();
         assert_eq!(set.len(), a.len());
         let share = |l: u8| a.iter().filter(|p| p.len() == l).count() as f64 / a.len() as f64;
         assert!((0.55..0.65).contains(&share(24)), "{}", share(24));
-        let v6 = ipv6_table(5_000, 1);
+        let v6 = ipv6_table(5_000, 1).unwrap();
         let s48 = v6.iter().filter(|p| p.len() == 48).count() as f64 / 5_000.0;
         assert!((0.40..0.55).contains(&s48), "{s48}");
+    }
+
+    #[test]
+    fn counts_over_the_limit_are_refused() {
+        assert_eq!(ipv4_table(MAX_GENERATED + 1, 1), Err(Error::InvalidParameter));
+        assert_eq!(ipv6_table(usize::MAX, 1), Err(Error::InvalidParameter));
+        assert_eq!(ipv6_table(0, 1), Ok(Vec::new()));
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "safe arithmetic only; its 48k allocation blocks take a minute under miri")]
     fn host_in_is_inside() {
         let mut r = SplitMix64::new(3);
-        for p in ipv4_table(1000, 5).iter().chain(ipv6_table(1000, 5).iter()) {
+        for p in ipv4_table(1000, 5).unwrap().iter().chain(ipv6_table(1000, 5).unwrap().iter()) {
             let h = host_in(p, &mut r);
             assert!(p.contains(&h), "{h} not in {p}");
             assert_eq!(h.len(), p.family().max_len());

@@ -24,7 +24,7 @@ fn table(n: usize, seed: u64) -> Vec<NetAddress> {
         v.dedup();
         v
     } else {
-        gen::ipv4_table(n, seed)
+        gen::ipv4_table(n, seed).expect("a count within the limit")
     }
 }
 
@@ -270,7 +270,7 @@ fn batched_lookups_equal_single_ones_in_both_families() {
             AddressFamily::Ipv6 if cfg!(miri) => {
                 ["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::1/128"].iter().map(|s| p(s)).collect()
             }
-            AddressFamily::Ipv6 => gen::ipv6_table(n, 5),
+            AddressFamily::Ipv6 => gen::ipv6_table(n, 5).expect("a count within the limit"),
         };
         // Longer prefixes inside some of them: deeper walks, and matches that a longer
         // walk passes by.

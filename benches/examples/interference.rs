@@ -28,12 +28,13 @@ fn main() {
     let secs: f64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let only = std::env::var("ONLY").ok();
     let wanted = |n: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == n));
-    let mut prefixes = gen::ipv4_table(901_899, 1);
-    prefixes.extend(gen::ipv6_table(160_147, 1));
+    let mut prefixes = gen::ipv4_table(901_899, 1).expect("within the limit");
+    prefixes.extend(gen::ipv6_table(160_147, 1).expect("within the limit"));
     let l = run::load(&prefixes);
     let v4: Vec<NetAddress> =
         prefixes.iter().filter(|p| p.family() == AddressFamily::Ipv4).copied().collect();
-    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, 2);
+    let queries =
+        run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, 2).expect("a table with IPv4 prefixes");
     let dur = Duration::from_secs_f64(secs);
     let reader = |w: Option<Writer<'_>>| {
         let s = run::readers_with(&l.rtm, AddressFamily::Ipv4, &queries, 1, dur, w, "reader");

@@ -54,7 +54,11 @@ pub fn full_table() -> (&'static str, Vec<NetAddress>, Vec<NetAddress>) {
         }
         Err(e) => {
             eprintln!("data: {} unavailable ({e}); using the generated table", path.display());
-            ("generated", gen::ipv4_table(901_899, 1), gen::ipv6_table(160_147, 1))
+            (
+                "generated",
+                gen::ipv4_table(901_899, 1).expect("within the limit"),
+                gen::ipv6_table(160_147, 1).expect("within the limit"),
+            )
         }
     }
 }

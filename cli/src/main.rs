@@ -1,6 +1,7 @@
 //! `rtm`: load routing tables into the rtm engine, query them, and measure lookups while a
 //! writer churns. With no arguments it runs `rtm bench` on a generated full table.
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use rtm::{gen, AddressFamily, EntityRef, NetAddress, RouteParams};
 use rtm_cli::input::{self, Input};
@@ -35,7 +36,7 @@ enum Cmd {
         #[arg(long)]
         updates: PathBuf,
         /// Reader threads (default: one per core but one, for the writer).
-        #[arg(long)]
+        #[arg(long, value_parser = readers_range())]
         readers: Option<usize>,
     },
     /// The default demonstration, with options.
@@ -44,25 +45,51 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct BenchArgs {
-    /// IPv4 prefixes to generate.
-    #[arg(long, default_value_t = 901_899)]
+    /// IPv4 prefixes to generate (the readers look them up: at least one).
+    #[arg(long, default_value_t = 901_899, value_parser = count_range(1))]
     v4: usize,
     /// IPv6 prefixes to generate.
-    #[arg(long, default_value_t = 160_147)]
+    #[arg(long, default_value_t = 160_147, value_parser = count_range(0))]
     v6: usize,
     /// Reader threads (default: one per core but one, for the writer).
-    #[arg(long)]
+    #[arg(long, value_parser = readers_range())]
     readers: Option<usize>,
-    /// Seconds per measured phase.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds per measured phase (0.1 to 3600).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     seconds: f64,
     /// Seed of the generated table and queries.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Re-announcements per `insert_routes` call in the churn (as the NLRI of one BGP
     /// UPDATE); 1 applies them route by route with `insert_route`.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = batch_range())]
     writer_batch: usize,
+}
+
+/// The most reader threads a run starts.
+const MAX_READERS: u64 = 256;
+
+fn readers_range() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..=MAX_READERS)
+}
+
+/// Prefix counts the generator takes (`rtm::gen::MAX_GENERATED`).
+fn count_range(min: u64) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..=gen::MAX_GENERATED as u64)
+}
+
+fn batch_range() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..=rtm::MAX_ROUTES_IN_BATCH as u64)
+}
+
+/// A phase's length: a finite number of seconds from 0.1 to 3600.
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if (0.1..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not between 0.1 and 3600 seconds"))
+    }
 }
 
 impl Default for BenchArgs {
@@ -79,10 +106,7 @@ fn main() -> ExitCode {
         Cmd::Replay { table, updates, readers } => {
             replay(&table, &updates, readers.unwrap_or_else(default_readers))
         }
-        Cmd::Bench(a) => {
-            bench(&a);
-            Ok(())
-        }
+        Cmd::Bench(a) => bench(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,16 +233,18 @@ fn default_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).max(1)
 }
 
-fn bench(a: &BenchArgs) {
+fn bench(a: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let readers = a.readers.unwrap_or_else(default_readers);
     let t0 = Instant::now();
-    let mut prefixes = gen::ipv4_table(a.v4, a.seed);
-    prefixes.extend(gen::ipv6_table(a.v6, a.seed));
+    let over =
+        |what: &'static str, n: usize| move |e| format!("--{what} {n}: {e} (at most {})", gen::MAX_GENERATED);
+    let mut prefixes = gen::ipv4_table(a.v4, a.seed).map_err(over("v4", a.v4))?;
+    prefixes.extend(gen::ipv6_table(a.v6, a.seed).map_err(over("v6", a.v6))?);
     println!("generated {} IPv4 + {} IPv6 prefixes (seed {}) in {:.2?}", a.v4, a.v6, a.seed, t0.elapsed());
     let l = run::load(&prefixes);
     summary_load(&l);
-    let dur = Duration::from_secs_f64(a.seconds.max(0.1));
-    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, a.seed + 1);
+    let dur = Duration::from_secs_f64(a.seconds);
+    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, a.seed + 1)?;
     println!("IPv4 in-table lookups ({} s per phase):", dur.as_secs_f64());
     let solo = run::readers_with::<fn(&AtomicBool) -> u64>(
         &l.rtm,
@@ -251,7 +277,7 @@ fn bench(a: &BenchArgs) {
         &queries,
         readers,
         dur,
-        Some(|stop: &AtomicBool| churn(&l, &v4, a.seed, a.writer_batch.max(1), stop)),
+        Some(|stop: &AtomicBool| churn(&l, &v4, a.seed, a.writer_batch, stop)),
         "readers + writer",
     );
     print_readers("with 1 writer", readers, &busy);
@@ -268,6 +294,7 @@ fn bench(a: &BenchArgs) {
     );
     let (t4, t6) = (l.rtm.table(AddressFamily::Ipv4), l.rtm.table(AddressFamily::Ipv6));
     println!("end: {} + {} destinations, {} routes", t4.len(), t6.len(), t4.route_count() + t6.route_count());
+    Ok(())
 }
 
 /// The bench writer: re-announcements with changed metric or preference (95 %; applied
@@ -346,12 +373,18 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
         return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
     };
     let prefixes = base.into_prefixes();
+    // The readers look up the table's IPv4 addresses, or its IPv6 ones if it has no IPv4.
+    let fam = match prefixes.iter().any(|p| p.family() == AddressFamily::Ipv4) {
+        true => AddressFamily::Ipv4,
+        false => AddressFamily::Ipv6,
+    };
+    let queries =
+        run::queries(&prefixes, fam, 1 << 20, 7).map_err(|e| format!("{}: {e}", table.display()))?;
     let l = run::load(&prefixes);
     summary_load(&l);
-    let queries = run::queries(&prefixes, AddressFamily::Ipv4, 1 << 20, 7);
     let solo = run::readers_with::<fn(&AtomicBool) -> u64>(
         &l.rtm,
-        AddressFamily::Ipv4,
+        fam,
         &queries,
         readers,
         Duration::from_secs(2),
@@ -362,7 +395,7 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
     let writer = |stop: &AtomicBool| rtm_cli::replay::Replayer::new(&l.rtm).apply(&ups, Some(stop));
     let busy = run::readers_with(
         &l.rtm,
-        AddressFamily::Ipv4,
+        fam,
         &queries,
         readers,
         Duration::from_secs(3600),
@@ -381,4 +414,55 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
         span / secs
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench_args(args: &[&str]) -> Result<BenchArgs, String> {
+        let argv = ["rtm", "bench"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.cmd {
+            Some(Cmd::Bench(a)) => Ok(a),
+            _ => Err("not the bench command".into()),
+        }
+    }
+
+    #[test]
+    fn out_of_range_arguments_are_refused_when_parsed() {
+        let a = bench_args(&["--v4", "1", "--v6", "0", "--readers", "256", "--seconds", "0.1"]).unwrap();
+        assert_eq!((a.v4, a.v6, a.readers, a.seconds), (1, 0, Some(256), 0.1));
+        let max = gen::MAX_GENERATED.to_string();
+        assert_eq!(bench_args(&["--v6", &max, "--writer-batch", "1"]).unwrap().v6, gen::MAX_GENERATED);
+        let over = (gen::MAX_GENERATED + 1).to_string();
+        let batch_over = (rtm::MAX_ROUTES_IN_BATCH + 1).to_string();
+        for bad in [
+            ["--v4", "0"],
+            ["--v4", &over],
+            ["--v6", &over],
+            ["--v6", "x"],
+            ["--readers", "0"],
+            ["--readers", "257"],
+            ["--seconds", "0"],
+            ["--seconds", "inf"],
+            ["--seconds", "NaN"],
+            ["--seconds", "1e30"],
+            ["--writer-batch", "0"],
+            ["--writer-batch", &batch_over],
+        ] {
+            let e = bench_args(&bad).err().unwrap_or_else(|| panic!("{bad:?} was taken"));
+            assert!(e.contains(&format!("invalid value '{}' for '{}", bad[1], bad[0])), "{e}");
+        }
+        let replay = ["rtm", "replay", "--table", "t", "--updates", "u", "--readers", "0"];
+        assert!(Cli::try_parse_from(replay).is_err());
+    }
+
+    #[test]
+    fn queries_need_a_prefix_of_the_family() {
+        let v6: Vec<NetAddress> = vec!["2001:db8::/32".parse().unwrap()];
+        let e = run::queries(&v6, AddressFamily::Ipv4, 8, 1).err().unwrap();
+        assert!(e.contains("no Ipv4 prefixes"), "{e}");
+        let q = run::queries(&v6, AddressFamily::Ipv6, 8, 1).unwrap();
+        assert!(q.len() == 8 && q.iter().all(|a| v6[0].contains(a)));
+    }
 }

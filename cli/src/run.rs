@@ -219,16 +219,20 @@ pub fn spin(stop: &AtomicBool) -> u64 {
     n
 }
 
-/// `count` in-table host addresses of `prefixes` (of `family`), deterministic in `seed`.
+/// `count` in-table host addresses of `prefixes` (of `family`), deterministic in `seed`; an
+/// error if `prefixes` has none of `family`.
 pub fn queries(
     prefixes: &[NetAddress],
     family: AddressFamily,
     count: usize,
     seed: u64,
-) -> Arc<Vec<NetAddress>> {
+) -> Result<Arc<Vec<NetAddress>>, String> {
     let fam: Vec<&NetAddress> = prefixes.iter().filter(|p| p.family() == family).collect();
+    if fam.is_empty() {
+        return Err(format!("no {family:?} prefixes to look up"));
+    }
     let mut r = gen::SplitMix64::new(seed);
-    Arc::new((0..count).map(|_| gen::host_in(fam[r.below(fam.len() as u64) as usize], &mut r)).collect())
+    Ok(Arc::new((0..count).map(|_| gen::host_in(fam[r.below(fam.len() as u64) as usize], &mut r)).collect()))
 }
 
 /// Prints one reader run.
