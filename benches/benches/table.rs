@@ -293,15 +293,33 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         })
         .collect();
 
-    let rtm: &'static Rtm = Box::leak(Box::new(rtm_benches::load_rtm(v4)));
-    let table = rtm.table(AddressFamily::Ipv4);
+    // Every rtm variant runs on an instance of its own, loaded alike: a writer leaves its
+    // routes behind (a second route on most destinations), and a variant run on the
+    // instance an earlier one churned measured the earlier writers' routes too (until
+    // session 29 the three `writer_with_reader` variants ran with 3, 4 and 5 routes per
+    // destination, in bench order; BENCHMARKS.md).
+    let fresh = move || -> &'static Rtm { Box::leak(Box::new(rtm_benches::load_rtm(v4))) };
+    // The same with two more feeds of every prefix (entities `(9, 0)` and `(9, 1)`,
+    // preferences 15 and 16, kept): a router with three full-table peers, whose writer's
+    // own routes make four per destination.
+    let fresh_3_feeds = move || -> &'static Rtm {
+        let rtm = fresh();
+        for x in 0..2 {
+            let e = rtm.register(AddressFamily::Ipv4, EntityId::new(9, x)).expect("fresh entity");
+            let items: Vec<_> = v4.iter().enumerate().map(|(i, p)| (*p, params(i, p, 15 + x))).collect();
+            for c in items.chunks(4096) {
+                e.add_routes(c).expect("registered");
+            }
+        }
+        rtm
+    };
     // The writer's step: re-announce a route with a changed preference (a new snapshot
     // and possibly a best-route change); every 16th step withdraws it instead. Each
     // writer is its own entity (`instance`).
     // With `via_handle`, a re-announcement of a route the writer holds a handle on goes
     // through the handle (`update_route`, RTMv2's add with a route handle), without the
     // walk to the prefix.
-    let rtm_writer_with = move |instance: u32, via_handle: bool| {
+    let rtm_writer_with = move |rtm: &'static Rtm, instance: u32, via_handle: bool| {
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         move |i: u64| {
@@ -319,10 +337,10 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
             }
         }
     };
-    let rtm_writer = move |instance: u32| rtm_writer_with(instance, false);
+    let rtm_writer = move |rtm: &'static Rtm, instance: u32| rtm_writer_with(rtm, instance, false);
     // The same steps, re-announcements 64 per `add_routes` call and withdrawals 64 per
     // `delete_routes` call (`rtm_benches::BatchedChurn`).
-    let rtm_batch_writer = move |instance: u32| {
+    let rtm_batch_writer = move |rtm: &'static Rtm, instance: u32| {
         let mut w = rtm_benches::BatchedChurn::new(rtm, v4, instance);
         move |i: u64| w.step(i)
     };
@@ -348,17 +366,21 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
 
     let mut g = c.benchmark_group("churn");
     g.throughput(Throughput::Elements(LOOKUPS as u64));
-    let read_rtm = || {
-        let mut sum = 0u64;
-        for chunk in inside.chunks(BATCH) {
-            let guard = table.pin();
-            table.lookup_batch(chunk, ViewId::UNICAST, &guard, |_, best| {
-                if let Some(best) = best {
-                    sum += best.next_hops()[0].interface as u64;
-                }
-            });
+    let inside_ref = &inside;
+    let read_rtm = |table: &'static rtm::Table| {
+        let inside = inside_ref;
+        move || {
+            let mut sum = 0u64;
+            for chunk in inside.chunks(BATCH) {
+                let guard = table.pin();
+                table.lookup_batch(chunk, ViewId::UNICAST, &guard, |_, best| {
+                    if let Some(best) = best {
+                        sum += best.next_hops()[0].interface as u64;
+                    }
+                });
+            }
+            black_box(sum)
         }
-        black_box(sum)
     };
     let read_locked = || {
         let mut sum = 0u64;
@@ -421,21 +443,39 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         }};
     }
     const PRE_CHURN: u64 = 3 << 20;
-    reader_pair!("rtm", read_rtm, rtm_writer(1), PRE_CHURN);
-    reader_pair!("rtm_batch64", read_rtm, rtm_batch_writer(3), PRE_CHURN);
+    let (a, b) = (fresh(), fresh());
+    let (read_a, read_b) = (read_rtm(a.table(AddressFamily::Ipv4)), read_rtm(b.table(AddressFamily::Ipv4)));
+    reader_pair!("rtm", read_a, rtm_writer(a, 1), PRE_CHURN);
+    reader_pair!("rtm_batch64", read_b, rtm_batch_writer(b, 3), PRE_CHURN);
     reader_pair!("rwlock_prefix_trie", read_locked, locked_write(1));
     reader_pair!("rotonda_store", read_rotonda, rotonda_write(1));
 
     // The writer's rate while one reader runs flat out.
     g.throughput(Throughput::Elements(WRITES as u64));
+    // The rtm writers first make `PRE_CHURN` steps, untimed, so that they are measured in
+    // their steady state (their own route on most destinations), as the pairs above are.
     macro_rules! writer_with_reader {
-        ($name:literal, $read:expr, $write:expr) => {{
+        ($name:literal, $read:expr, $write:expr) => {
+            writer_with_reader!($name, $read, $write, 0)
+        };
+        ($name:literal, $read:expr, $write:expr, $pre:expr) => {{
+            #[allow(unused_mut)] // only the rtm writer keeps state
+            let mut write = $write;
+            let (pre, t0): (u64, _) = ($pre, Instant::now());
+            for i in 0..pre {
+                write(i);
+            }
+            if pre > 0 {
+                eprintln!(
+                    "churn/{}: {pre} writer steps before the timed ones, in {:.1?}",
+                    $name,
+                    t0.elapsed()
+                );
+            }
             let r = Background::spawn("reader", move |_| {
                 $read();
             });
-            let mut i = 0u64;
-            #[allow(unused_mut)] // only the rtm writer keeps state
-            let mut write = $write;
+            let mut i = pre;
             g.bench_function(BenchmarkId::new($name, "writer_with_reader"), |b| {
                 b.iter(|| {
                     for _ in 0..WRITES {
@@ -450,15 +490,22 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     let inside2: &'static [NetAddress] = Box::leak(inside.clone().into_boxed_slice());
     let ips2: &'static [Ipv4Net] = Box::leak(ips.clone().into_boxed_slice());
     // The rtm writers' reader: batched lookups, as the churn pairs' `read_rtm`.
-    let read_rtm_batch = move || {
-        let guard = table.pin();
-        table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
-            black_box(b.map(|b| b.next_hops()[0].interface));
-        });
+    let read_rtm_batch = move |table: &'static rtm::Table| {
+        move || {
+            let guard = table.pin();
+            table.lookup_batch(&inside2[..BATCH], ViewId::UNICAST, &guard, |_, b| {
+                black_box(b.map(|b| b.next_hops()[0].interface));
+            });
+        }
     };
-    writer_with_reader!("rtm", read_rtm_batch, rtm_writer(2));
-    writer_with_reader!("rtm_via_handle", read_rtm_batch, rtm_writer_with(5, true));
-    writer_with_reader!("rtm_batch64", read_rtm_batch, rtm_batch_writer(4));
+    let (a, b, c) = (fresh(), fresh(), fresh());
+    let t = |rtm: &'static Rtm| rtm.table(AddressFamily::Ipv4);
+    let (read_a, read_b, read_c) = (read_rtm_batch(t(a)), read_rtm_batch(t(b)), read_rtm_batch(t(c)));
+    writer_with_reader!("rtm", read_a, rtm_writer(a, 2), PRE_CHURN);
+    writer_with_reader!("rtm_via_handle", read_b, rtm_writer_with(b, 5, true), PRE_CHURN);
+    writer_with_reader!("rtm_batch64", read_c, rtm_batch_writer(c, 4), PRE_CHURN);
+    let d = fresh_3_feeds();
+    writer_with_reader!("rtm_3_feeds", read_rtm_batch(t(d)), rtm_writer(d, 6), PRE_CHURN);
     writer_with_reader!(
         "rwlock_prefix_trie",
         move || {

@@ -1,0 +1,133 @@
+//! The route-by-route writer's rate beside readers of different kinds, and on tables of
+//! different shapes: does a reader slow the writer, or does the table?
+//!
+//! Loads the full table (one route per IPv4 prefix, `rtm_benches::load_rtm`), optionally
+//! `EXTRA=n` more feeds of every prefix (entities `(9, x)`, kept), then for each mode named
+//! on the command line registers a fresh writer entity that makes `PRE` untimed and
+//! `STEPS` timed steps of the criterion churn bench's writer (`add_route` by prefix with a
+//! changed preference, every 16th step a `delete_route` through the handle), while the
+//! other core runs:
+//! * `none`: nothing;
+//! * `spin`: an arithmetic loop (no memory);
+//! * `hot32`: the churn bench's reader (batched lookups of the same 32 addresses, a pin
+//!   per batch);
+//! * `all`: batched lookups of all 65,536 query addresses, a pin per batch;
+//! * `pins`: pins and nothing else (the epoch traffic alone).
+//!
+//! After each mode the writer deregisters (its routes go) and the deferred garbage is
+//! drained; `NODEREG=1` exits after the first mode instead (for callgrind). The first mode
+//! of a run measures a table no writer has touched; later ones inherit destinations the
+//! earlier writers promoted from lone routes, and measured up to 10 % slower whatever
+//! they ran beside, so compare modes across runs in first position (BENCHMARKS.md,
+//! session 29).
+use rtm::{AddressFamily, EntityId, NetAddress, RouteParams, ViewId};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+fn params(i: usize, p: &NetAddress, pref: u32) -> RouteParams {
+    RouteParams::new(pref, (i % 7) as u32).next_hop(rtm::gen::peer_next_hop(p.family(), (i % 32) as u8))
+}
+
+fn main() {
+    let (_, v4, _) = rtm_benches::full_table();
+    let rtm = rtm_benches::load_rtm(&v4);
+    let table = rtm.table(AddressFamily::Ipv4);
+    let (inside, _) = rtm_benches::queries(&v4, 1 << 16, 42);
+    let steps: u64 = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let modes: Vec<String> = std::env::args().skip(1).collect();
+    let mut inst = 100;
+    let extra: u32 = std::env::var("EXTRA").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    for x in 0..extra {
+        let e = rtm.register(AddressFamily::Ipv4, EntityId::new(9, x)).expect("fresh");
+        let items: Vec<_> = v4.iter().enumerate().map(|(i, p)| (*p, params(i, p, 15 + x))).collect();
+        for c in items.chunks(4096) {
+            e.add_routes(c).expect("registered");
+        }
+        std::mem::forget(e);
+    }
+    for mode in modes {
+        inst += 1;
+        let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, inst)).expect("fresh");
+        let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
+        let stop = AtomicBool::new(false);
+        let rate = std::thread::scope(|s| {
+            let stop = &stop;
+            let inside = &inside;
+            let m = mode.clone();
+            let h = s.spawn(move || {
+                let mut n = 0u64;
+                match m.as_str() {
+                    "none" => {}
+                    "spin" => {
+                        let mut x = 1u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for _ in 0..1000 {
+                                x = x.wrapping_mul(3).wrapping_add(1);
+                            }
+                        }
+                        black_box(x);
+                    }
+                    // Criterion's reader: the first 32 addresses, a pin per batch.
+                    "hot32" => {
+                        while !stop.load(Ordering::Relaxed) {
+                            let g = table.pin();
+                            table.lookup_batch(&inside[..32], ViewId::UNICAST, &g, |_, b| {
+                                black_box(b.map(|b| b.next_hops()[0].interface));
+                            });
+                            n += 1;
+                        }
+                    }
+                    // All 65,536 addresses, a pin per batch of 32.
+                    "all" => {
+                        while !stop.load(Ordering::Relaxed) {
+                            for c in inside.chunks(32) {
+                                let g = table.pin();
+                                table.lookup_batch(c, ViewId::UNICAST, &g, |_, b| {
+                                    black_box(b.map(|b| b.next_hops()[0].interface));
+                                });
+                            }
+                            n += 1;
+                        }
+                    }
+                    // Pins only.
+                    "pins" => {
+                        while !stop.load(Ordering::Relaxed) {
+                            let g = table.pin();
+                            black_box(&g);
+                            n += 1;
+                        }
+                    }
+                    other => panic!("mode {other}"),
+                }
+                n
+            });
+            let pre: u64 = std::env::var("PRE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let mut t0 = Instant::now();
+            for i in 0..pre + steps {
+                if i == pre {
+                    t0 = Instant::now();
+                }
+                let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+                if i % 16 == 15 {
+                    if let Some(r) = refs[k].take() {
+                        let _ = writer.delete_route(&r);
+                    }
+                } else if let Ok((r, _)) = writer.add_route(&v4[k], params(k, &v4[k], 10 + (i % 20) as u32)) {
+                    refs[k] = Some(r);
+                }
+            }
+            let dt = t0.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            let n = h.join().unwrap();
+            (steps as f64 / dt.as_secs_f64() / 1e6, n)
+        });
+        println!("{mode:>10}: writer {:.3} M steps/s (reader loops {})", rate.0, rate.1);
+        if std::env::var_os("NODEREG").is_some() {
+            std::process::exit(0);
+        }
+        drop(refs);
+        writer.deregister().expect("registered");
+        rtm::drain_deferred_garbage();
+    }
+}
