@@ -296,8 +296,8 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     // Every rtm variant runs on an instance of its own, loaded alike: a writer leaves its
     // routes behind (a second route on most destinations), and a variant run on the
     // instance an earlier one churned measured the earlier writers' routes too (until
-    // session 29 the three `writer_with_reader` variants ran with 3, 4 and 5 routes per
-    // destination, in bench order; BENCHMARKS.md).
+    // session 29 the three `writer_with_reader` variants found 3, 4 and 5 routes on most
+    // destinations, in bench order; BENCHMARKS.md).
     let fresh = move || -> &'static Rtm { Box::leak(Box::new(rtm_benches::load_rtm(v4))) };
     // The same with two more feeds of every prefix (entities `(9, 0)` and `(9, 1)`,
     // preferences 15 and 16, kept): a router with three full-table peers, whose writer's
