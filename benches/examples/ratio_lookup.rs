@@ -1,8 +1,9 @@
 //! Lookup ratios against prefix-trie measured *interleaved*: every round runs each variant
 //! once over the same 65,536 in-table host addresses (IPv4; IPv6 with `V6=1`), so a drift
 //! of the machine's speed between rounds (this VM's same binary varies 2-5x over minutes)
-//! hits every variant alike. Each pass starts with cold caches (64 MiB written over first)
-//! and the variants take turns going first, so no variant runs on lines another left. Criterion runs its benchmarks one after another, so its ratios
+//! hits every variant alike. Each pass starts with cold caches (twice the reported L3,
+//! at least 64 MiB, written over first; `EVICT_MIB=n` to set it) and the variants take
+//! turns going first, so no variant runs on lines another left. Criterion runs its benchmarks one after another, so its ratios
 //! carry that drift; these do not. `ratio_lookup [ROUNDS]` prints, per variant, the mean
 //! and the best round in ns per lookup, and each mean's ratio to prefix-trie's (above 1:
 //! faster than prefix-trie).
@@ -312,9 +313,32 @@ fn churn<N: Prefix + Copy>(
     }
 }
 
-/// Bytes written between two passes to push the previous pass's lines out of the caches
-/// (twice this VM's 32 MiB of L3).
-const EVICT: usize = 64 << 20;
+/// Bytes written between two passes to push the previous pass's lines out of the caches:
+/// twice the last-level cache the host reports, at least 64 MiB; `EVICT_MIB=n` sets it.
+///
+/// Until session 29 it was a constant 64 MiB (twice the 32 MiB L3 of session 15's host).
+/// Session 28's host reports 480 MiB of L3: the passes were not cold there, and since
+/// rtm's variants share a table, each found lines the previous rtm pass had left, except
+/// the one after prefix-trie's pass (whose ~100 MB pushed rtm's table out), `rtm_fast`.
+/// Identical code measured 18 % slower in that position than in the next
+/// (BENCHMARKS.md, session 29).
+fn evict_bytes() -> usize {
+    if let Some(m) = std::env::var("EVICT_MIB").ok().and_then(|s| s.parse::<usize>().ok()) {
+        return m << 20;
+    }
+    // "491520K" and the like (Linux sysfs); a host without it gets the floor.
+    let l3 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index3/size").ok().and_then(|s| {
+        let s = s.trim();
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: usize = num.parse().ok()?;
+        Some(match unit {
+            "K" => n << 10,
+            "M" => n << 20,
+            _ => n,
+        })
+    });
+    l3.map_or(0, |b| 2 * b).max(64 << 20)
+}
 
 /// Runs the interleaved rounds and prints the table. With a writer, every variant runs
 /// twice per round, with the writer paused and running (in alternating order); returns
@@ -334,10 +358,10 @@ fn measure(
     let mut best = vec![vec![Duration::MAX; variants.len()]; 2];
     let mut busy = [Duration::ZERO; 3];
     // A pass over the same addresses right after another one finds some of its lines in
-    // the last-level cache (rtm's variants share a table; 32 MiB of L3 holds part of a
-    // full table): every pass starts after `EVICT` bytes have been written over, the
+    // the last-level cache (rtm's variants share a table, and an L3 holds part or all of
+    // a full table): every pass starts after `evict_bytes()` have been written over, the
     // variants take turns going first, and so do the two phases.
-    let mut evict = vec![0u8; EVICT];
+    let mut evict = vec![0u8; evict_bytes()];
     for r in 0..rounds {
         for kk in 0..variants.len() {
             let k = (kk + r) % variants.len();
