@@ -4,8 +4,9 @@
 //! The format is detected from the content, not the name: after an optional gzip layer, a
 //! file that starts with an MRT record header (a type RFC 6396 defines) is parsed as MRT
 //! with `bgpkit-parser`, one whose first bytes are text (UTF-8, a byte-order mark
-//! allowed) is a prefix list, and anything else is an error. Every failure is an [`InputError`] naming the file and the
-//! problem (with the line for prefix lists, the record and its byte offset for MRT).
+//! allowed) is a prefix list, and anything else is an error. Every failure is an
+//! [`InputError`] naming the file and the problem (with the line for prefix lists, the
+//! record and its byte offset for MRT).
 //! MRT records are framed here and handed to the parser one by one (see `read_mrt`): a
 //! file cut short is an error, a record the parser rejects or panics on is left out and
 //! counted ([`Skipped`], which the command prints as a warning), and no header, however
@@ -106,7 +107,8 @@ fn sniff<R: Read>(mut r: R, n: usize) -> std::io::Result<(Vec<u8>, Replayed<R>)>
 /// A stream whose first bytes were read ahead: those bytes, then the rest.
 type Replayed<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
 
-/// How many bytes decide the format: a prefix list's are all printable text.
+/// How many bytes decide the format (an MRT record header takes 12; a prefix list's are
+/// all text).
 const SNIFF: usize = 64;
 
 /// Reads a prefix list or an MRT file (see the module docs).
@@ -193,9 +195,9 @@ fn is_state_change(entry_type: u16, subtype: u16) -> bool {
 /// * a file that ends inside a record is an error naming the record and its offset.
 ///
 /// Records of types RFC 6396 does not define or the parser does not support are skipped
-/// silently (the RFC lets a reader ignore them), and so are state changes it cannot decode (no routes in them);
-/// records it rejects, or panics on, are counted in [`Skipped`] with the first problem,
-/// so the caller can report them.
+/// silently (the RFC lets a reader ignore them), and so are state changes it cannot
+/// decode (no routes in them); records it rejects, or panics on, are counted in
+/// [`Skipped`] with the first problem, so the caller can report them.
 fn read_mrt(path: &Path, mut r: impl Read) -> Result<Input, InputError> {
     let mut peers: Vec<IpAddr> = Vec::new();
     let mut updates = Vec::new();
@@ -286,10 +288,11 @@ fn read_mrt(path: &Path, mut r: impl Read) -> Result<Input, InputError> {
     }
     if updates.is_empty() {
         let why = match &skipped.first {
-            Some(first) => format!(" ({}; the first: {first})", skipped.describe()),
+            Some(first) => format!("; {}, the first: {first}", skipped.describe()),
             None => String::new(),
         };
-        return Err(err(path, format!("neither a prefix list nor an MRT file with BGP routes{why}")));
+        let s = if index == 1 { "" } else { "s" };
+        return Err(err(path, format!("an MRT file without BGP routes ({index} record{s}{why})")));
     }
     Ok(Input::Mrt { updates, peers, span: first.map_or(0.0, |f| last - f), skipped })
 }
@@ -496,7 +499,7 @@ mod tests {
         assert!(e.contains("claims 4294967295 bytes, the file ends after 20"), "{e}");
         let e = read(&tmp("only-bad.mrt", &record(16, 4, &[0; 30]))).err().unwrap().to_string();
         assert!(
-            e.contains("neither a prefix list nor an MRT file") && e.contains("1 malformed record;"),
+            e.contains("an MRT file without BGP routes (1 record; 1 malformed record, the first: record 1"),
             "{e}"
         );
     }

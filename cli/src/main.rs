@@ -373,10 +373,14 @@ fn replay(table: &Path, updates: &Path, readers: usize) -> Result<(), Box<dyn st
         return Err(format!("{}: an update stream must be an MRT file (BGP4MP)", updates.display()).into());
     };
     let prefixes = base.into_prefixes();
+    if prefixes.is_empty() {
+        return Err(format!("{}: no announced prefixes to load", table.display()).into());
+    }
     // The readers look up the table's IPv4 addresses, or its IPv6 ones if it has no IPv4.
-    let fam = match prefixes.iter().any(|p| p.family() == AddressFamily::Ipv4) {
-        true => AddressFamily::Ipv4,
-        false => AddressFamily::Ipv6,
+    let fam = if prefixes.iter().any(|p| p.family() == AddressFamily::Ipv4) {
+        AddressFamily::Ipv4
+    } else {
+        AddressFamily::Ipv6
     };
     let queries =
         run::queries(&prefixes, fam, 1 << 20, 7).map_err(|e| format!("{}: {e}", table.display()))?;
