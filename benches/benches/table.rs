@@ -304,13 +304,7 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     // own routes make four per destination.
     let fresh_3_feeds = move || -> &'static Rtm {
         let rtm = fresh();
-        for x in 0..2 {
-            let e = rtm.register(AddressFamily::Ipv4, EntityId::new(9, x)).expect("fresh entity");
-            let items: Vec<_> = v4.iter().enumerate().map(|(i, p)| (*p, params(i, p, 15 + x))).collect();
-            for c in items.chunks(4096) {
-                e.add_routes(c).expect("registered");
-            }
-        }
+        rtm_benches::add_feeds(rtm, v4, 2);
         rtm
     };
     // The writer's step: re-announce a route with a changed preference (a new snapshot

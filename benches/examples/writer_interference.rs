@@ -38,14 +38,7 @@ fn main() {
     let modes: Vec<String> = std::env::args().skip(1).collect();
     let mut inst = 100;
     let extra: u32 = std::env::var("EXTRA").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    for x in 0..extra {
-        let e = rtm.register(AddressFamily::Ipv4, EntityId::new(9, x)).expect("fresh");
-        let items: Vec<_> = v4.iter().enumerate().map(|(i, p)| (*p, params(i, p, 15 + x))).collect();
-        for c in items.chunks(4096) {
-            e.add_routes(c).expect("registered");
-        }
-        std::mem::forget(e);
-    }
+    rtm_benches::add_feeds(&rtm, &v4, extra);
     for mode in modes {
         inst += 1;
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, inst)).expect("fresh");

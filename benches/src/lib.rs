@@ -91,6 +91,28 @@ pub fn load_rtm_with(prefixes: &[NetAddress], hops: usize) -> Rtm {
     rtm
 }
 
+/// Adds `n` more feeds of every prefix to `rtm`, as a router with more full-table peers
+/// sees them: entities `(9, x)` for `x` in `0..n`, each announcing every prefix with
+/// preference `15 + x`, metric `i % 7` and peer next hop `i % 32` (the churn writers'
+/// parameters), 4,096 per `add_routes` call; the routes are kept.
+pub fn add_feeds(rtm: &Rtm, prefixes: &[NetAddress], n: u32) {
+    let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
+    for x in 0..n {
+        let e = rtm.register(fam, EntityId::new(9, x)).expect("a fresh entity");
+        let items: Vec<_> = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let nh = gen::peer_next_hop(fam, (i % 32) as u8);
+                (*p, RouteParams::new(15 + x, (i % 7) as u32).next_hop(nh))
+            })
+            .collect();
+        for c in items.chunks(4096) {
+            e.add_routes(c).expect("a registered entity");
+        }
+    }
+}
+
 /// `n` in-table host addresses (inside randomly chosen table prefixes) and `n` uniformly
 /// random addresses of the family.
 pub fn queries(prefixes: &[NetAddress], n: usize, seed: u64) -> (Vec<NetAddress>, Vec<NetAddress>) {
