@@ -48,23 +48,23 @@ impl Trie {
         while !pending.is_empty() {
             // The upper trie's items from the root; the others per top slot, each group
             // decided on its own (a group that has to retry does not undo the others).
-            let (upper, lower) = split_top(items, &pending);
+            let top = self.top_depth();
+            let (upper, lower) = split_top(items, &pending, top);
             if !upper.is_empty() {
                 let root = At { loc: &self.root, raw: self.root.load(LOAD) };
                 let _ = self.batch_at(root, 0, items, &upper, g, out);
             }
-            for group in top_groups(items, &lower) {
-                let bytes = items[group[0]].0.bytes();
-                let loc = self.top.slot_or_make(bytes[0], bytes[1]);
+            for group in top_groups(items, &lower, top) {
+                let loc = self.top.slot_or_make(items[group[0]].0.bytes());
                 let raw = loc.load(LOAD);
                 if raw != 0 {
-                    let _ = self.batch_at(At { loc, raw }, TOP, items, group, g, out);
+                    let _ = self.batch_at(At { loc, raw }, top, items, group, g, out);
                     continue;
                 }
-                // The /16's first node: its whole subtree built off-line, published by one
-                // CAS from 0. AcqRel: Release publishes the subtree and the values it links
-                // (pairs with `LOAD`); Acquire as in `replace`.
-                let tree = build_tree(TOP, items, group);
+                // The /`8D`'s first node: its whole subtree built off-line, published by
+                // one CAS from 0. AcqRel: Release publishes the subtree and the values it
+                // links (pairs with `LOAD`); Acquire as in `replace`.
+                let tree = build_tree(top, items, group);
                 if loc.compare_exchange(0, tree, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                     group.iter().for_each(|&i| out[i] = Some(Ok(())));
                     crate::sync::LIVE_LEAVES.add(group.len() as isize);
@@ -148,24 +148,22 @@ impl Trie {
     }
 }
 
-/// The items of more than `8 * TOP` bits (the second half of [`split_top`]) grouped by top
-/// slot (their first two address bytes), groups in key order.
+/// The items of more than `8 * top` bits (the second half of [`split_top`]) grouped by top
+/// slot (their first `top` address bytes), groups in key order.
 fn top_groups<'a>(
     items: &'a [(NetAddress, usize)],
     lower: &'a [usize],
+    top: usize,
 ) -> impl Iterator<Item = &'a [usize]> + 'a {
-    let key = move |i: usize| {
-        let b = items[i].0.bytes();
-        [b[0], b[1]]
-    };
+    let key = move |i: usize| &items[i].0.bytes()[..top];
     lower.chunk_by(move |&a, &b| key(a) == key(b))
 }
 
-/// Splits `idx` (in item order) into the upper trie's items (at most `8 * TOP` bits) and
-/// the others, both in item order: sorted by address bytes, each top slot's items are
-/// contiguous among the others.
-fn split_top(items: &[(NetAddress, usize)], idx: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    idx.iter().partition(|&&i| items[i].0.len() as usize <= 8 * TOP)
+/// Splits `idx` (in item order) into the upper trie's items (at most `8 * top` bits, `top`
+/// the top table's depth) and the others, both in item order: sorted by address bytes,
+/// each top slot's items are contiguous among the others.
+fn split_top(items: &[(NetAddress, usize)], idx: &[usize], top: usize) -> (Vec<usize>, Vec<usize>) {
+    idx.iter().partition(|&&i| items[i].0.len() as usize <= 8 * top)
 }
 
 /// Splits `idx` (items under one node at depth `d`, in item order) into the node's own
@@ -242,19 +240,20 @@ impl Trie {
         let mut at = [(0usize, 0 as HeapKey); BATCH];
         // Per key, the depth its walk starts at: the root's, or the top table's.
         let mut from = [0usize; BATCH];
+        let top = self.top_depth();
         for i in 0..n {
             at[i] = locate(&keys[i]);
-            if at[i].0 >= TOP {
+            if at[i].0 >= top {
                 let raw = self.top_raw(keys[i].bytes());
                 cs[i] = (raw != 0).then(|| Self::cnode_ref(raw, g));
-                from[i] = TOP;
+                from[i] = top;
             }
         }
         for d in 0..self.levels {
             let mut more = false;
             for i in 0..n {
                 if let Some(c) = cs[i].filter(|_| d < at[i].0) {
-                    // A walk from the top table has not started yet above `TOP`.
+                    // A walk from the top table has not started yet above its depth.
                     if from[i] <= d {
                         // Only the child: an exact match reads a leaf in its final node alone.
                         c.prefetch_child(keys[i].bytes()[d]);
@@ -339,14 +338,15 @@ impl Trie {
         while !pending.is_empty() {
             // As `insert_batch`: the upper trie's items from the root, the others per top
             // slot. A retry starts over with the undecided items.
-            let (upper, lower) = split_top(items, &pending);
+            let top = self.top_depth();
+            let (upper, lower) = split_top(items, &pending, top);
             if !upper.is_empty() {
                 let root = At { loc: &self.root, raw: self.root.load(LOAD) };
                 acc.clear();
                 // The root is never emptied (`unbatch_at` keeps it): `Kept` or `Retry`.
                 let _ = self.unbatch_at(root, 0, items, &upper, g, out, &mut acc);
             }
-            for group in top_groups(items, &lower) {
+            for group in top_groups(items, &lower, top) {
                 let at = match self.top_at(items[group[0]].0.bytes()) {
                     Some(at) if at.raw != 0 => at,
                     _ => {
@@ -356,10 +356,10 @@ impl Trie {
                 };
                 acc.clear();
                 if let Step::Done(Below::Emptied { raw }) =
-                    self.unbatch_at(at, TOP, items, group, g, out, &mut acc)
+                    self.unbatch_at(at, top, items, group, g, out, &mut acc)
                 {
                     debug_assert_eq!(raw, at.raw);
-                    // The depth-`TOP` node would be left empty: its top slot gets 0, which
+                    // The depth-`D` node would be left empty: its top slot gets 0, which
                     // unlinks it and the emptied nodes below it (`unlink` retires it).
                     if self.unlink(at, g) {
                         let mut n = 0;
@@ -373,7 +373,7 @@ impl Trie {
                         for &old in acc.nodes.iter().filter(|&&old| old != at.raw) {
                             // SAFETY: as in `unbatch_at`: each emptied node's slot was frozen
                             // holding it when its parent was copied without it, so our CAS
-                            // unlinked it with the depth-`TOP` node, and only we retire it.
+                            // unlinked it with the depth-`D` node, and only we retire it.
                             unsafe { retire_with(g, move || node::free(old)) };
                         }
                     }

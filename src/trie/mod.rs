@@ -7,12 +7,13 @@
 //! and one atomic *slot* per child holding the child's address. There is no indirection
 //! cell between a slot and its child: a lookup loads the slot and goes on.
 //!
-//! The first two levels are split (`top.rs`): the root (an atomic word like a slot) and its
-//! children hold the prefixes of at most 16 bits only (the *upper* trie), and the depth-2
-//! nodes hang from a *top table* indexed by the key's first two bytes. A lookup starts at
-//! its /16's depth-2 node, so a full-table IPv4 lookup visits one node where it visited
-//! three (session 27: 129 -> 90 instructions per single lookup, IPv6 182 -> 149), and
-//! reads the upper trie only when the subtrie below has no match.
+//! The first `D` levels are split (`top.rs`; `D` is 2 for IPv4, 3 for IPv6): the root (an
+//! atomic word like a slot) and its descendants above depth `D` hold the prefixes of at
+//! most `8D` bits only (the *upper* trie), and the depth-`D` nodes hang from a *top table*
+//! indexed by the key's first `D` bytes. A lookup starts at its /`8D`'s depth-`D` node, so
+//! a full-table IPv4 lookup visits one node where it visited three (session 27: 129 -> 90
+//! instructions per single lookup, IPv6 182 -> 149, then session 30's third IPv6 level),
+//! and reads the upper trie only when the subtrie below has no match.
 //!
 //! # Cells
 //! A stored prefix's value is a *cell*: an atomic word inside its node (the caller's
@@ -77,19 +78,28 @@ mod write;
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;
 
-/// Levels below the top table that a batched IPv6 lookup reads directly, without prefetch
-/// rounds (`Trie::lookup_batch`). Before the top table, reading IPv6's first three levels
-/// directly measured best (`profile_lookup 30 batch`: with 1, 2, 3, 4 direct levels 69-77,
-/// 65-67, 60, 61-63 ns); the top table covers the first two.
-const DIRECT_V6: usize = 1;
+/// The depth above which a batched IPv6 lookup reads its nodes directly, without prefetch
+/// rounds (`Trie::lookup_batch`), where the top table does not already skip them. Before
+/// the top table, reading IPv6's first three levels directly measured best
+/// (`profile_lookup 30 batch`: with 1, 2, 3, 4 direct levels 69-77, 65-67, 60, 61-63 ns).
+const DIRECT_V6: usize = 3;
 
 /// How many times [`Trie::cell_for_write`] looks again at a frozen cell before it copies
 /// the node itself.
 const PATIENCE: u32 = 2;
 
-/// The depth of the nodes the top table links (`top.rs`): key bytes 0 and 1 index it, and
-/// prefixes of at most `8 * TOP` bits live in the upper trie (the root and its children).
-const TOP: usize = 2;
+/// The depth of the nodes the top table links (`top.rs`) in a trie of `max_len`-bit keys:
+/// key bytes `0..D` index it, and prefixes of at most `8D` bits live in the upper trie.
+/// 3 for IPv6, whose real prefixes (/29 to /48) put its walks below depth 2 anyway, so a
+/// third chunk level replaces the depth-2 node's head/slot pair on every walk (session 30).
+/// 2 for IPv4, whose lookups mostly end in the depth-2 node (a /24's).
+fn top_depth(max_len: u8) -> usize {
+    if max_len > 32 {
+        top::MAX_DEPTH
+    } else {
+        top::MIN_DEPTH
+    }
+}
 
 use crate::prefix::NetAddress;
 use crate::sync::epoch::Guard;
@@ -171,9 +181,10 @@ struct At<'g> {
 /// See the module docs.
 pub(crate) struct Trie {
     /// Address of the root node (never 0, never frozen): the upper trie, the prefixes of
-    /// at most `8 * TOP` bits (its depth-1 nodes have no children).
+    /// at most `8D` bits (its depth-`D - 1` nodes have no children), `D` the top table's
+    /// depth.
     root: AtomicUsize,
-    /// The subtries of the longer prefixes, by their first `TOP` key bytes.
+    /// The subtries of the longer prefixes, by their first `D` key bytes.
     top: Top,
     /// Address width in bits (32 or 128): lookups walk at most `max_len / 8` levels.
     max_len: u8,
@@ -198,13 +209,14 @@ enum Step<T> {
 impl Trie {
     /// An empty trie for addresses of `max_len` bits.
     pub(crate) fn new(max_len: u8) -> Self {
+        let depth = top_depth(max_len);
         assert!(
-            max_len <= 128 && max_len % 8 == 0 && max_len as usize >= 8 * TOP,
-            "a whole number of levels, at least the top table's, at most 16"
+            max_len <= 128 && max_len % 8 == 0 && max_len as usize > 8 * depth,
+            "a whole number of levels, more than the top table's, at most 16"
         );
         Self {
             root: AtomicUsize::new(NodeBox::empty().into_raw()),
-            top: Top::new(),
+            top: Top::new(depth),
             max_len,
             levels: (max_len / 8) as usize,
         }
@@ -225,31 +237,47 @@ impl Trie {
         Self::cnode_ref(self.root.load(LOAD), g)
     }
 
-    /// The address of the depth-`TOP` node of the /16 that `key` starts with, 0 if none
-    /// (a top slot is never frozen).
+    /// The depth `D` of the nodes the top table links.
     #[inline(always)]
-    fn top_raw(&self, key: &[u8]) -> usize {
-        self.top.slot(key[0], key[1]).map_or(0, |s| s.load(LOAD))
+    fn top_depth(&self) -> usize {
+        self.top.depth()
     }
 
-    /// Where the depth-`TOP` node on `key`'s path is linked, for a writer (`None` if the
+    /// The address of the depth-`D` node of the /`8D` that `key` starts with, 0 if none
+    /// (a top slot is never frozen); `D` must be the top table's depth.
+    #[inline(always)]
+    fn top_raw_at<const D: usize>(&self, key: &[u8; 16]) -> usize {
+        self.top.slot_at::<D>(key).map_or(0, |s| s.load(LOAD))
+    }
+
+    /// [`top_raw_at`](Self::top_raw_at) at the top table's depth.
+    #[inline]
+    fn top_raw(&self, key: &[u8; 16]) -> usize {
+        self.top.slot(key).map_or(0, |s| s.load(LOAD))
+    }
+
+    /// Where the depth-`D` node on `key`'s path is linked, for a writer (`None` if the
     /// top table has no chunk there, so no node either).
     #[inline]
-    fn top_at<'g>(&'g self, key: &[u8]) -> Option<At<'g>> {
-        self.top.slot(key[0], key[1]).map(|loc| At { loc, raw: loc.load(LOAD) })
+    fn top_at<'g>(&'g self, key: &[u8; 16]) -> Option<At<'g>> {
+        self.top.slot(key).map(|loc| At { loc, raw: loc.load(LOAD) })
     }
 
-    /// The longest match of `key` in the upper trie (prefixes of at most `8 * TOP` bits):
-    /// the depth-1 node's leaf, else the root's.
+    /// The longest match of `key` in the upper trie (prefixes of at most `8D` bits, `D`
+    /// the top table's depth): walk down to depth `D - 1`, then the leaves bottom-up.
     #[inline]
-    fn upper_match<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
+    fn upper_match_at<'g, const D: usize>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
         let root = self.root(g);
-        if let Some(c) = Self::child(root, key[0], g) {
-            if let Some(word) = c.leaf_cell(key[1]) {
-                return Some(Cell::new(word, c, 1));
+        let mut path = [root; top::MAX_DEPTH];
+        let mut n = 1;
+        while n < D {
+            match Self::child(path[n - 1], key[n - 1], g) {
+                Some(c) => path[n] = c,
+                None => break,
             }
+            n += 1;
         }
-        root.leaf_cell(key[0]).map(|word| Cell::new(word, root, 0))
+        (0..n).rev().find_map(|d| path[d].leaf_cell(key[d]).map(|word| Cell::new(word, path[d], d as u8)))
     }
 
     /// The child of `c` at `slot` (0 if none), for readers: the tag of a frozen slot is
@@ -274,9 +302,9 @@ impl Trie {
     }
 
     /// Visits the prefixes under the node at `depth` on `key[..depth]` (`None` for a
-    /// depth-1 position of the upper trie with no node, above a top chunk) and its
-    /// children: in the upper trie, the root's are its own and every byte with a top chunk;
-    /// a depth-1 position's are the top slots under it.
+    /// position of the upper trie with no node, above a top chunk) and its children: in the
+    /// upper trie above depth `D - 1`, its own and every byte with a top chunk; at depth
+    /// `D - 1`, the top slots under it.
     fn walk<'g>(
         &'g self,
         c: Option<CNode<'g>>,
@@ -295,14 +323,18 @@ impl Trie {
             key[depth] = s;
             f(self.prefix_at(key, depth, l), Cell::new(word, c, depth as u8));
         };
+        let top = self.top_depth();
         let children: Vec<(u8, Option<CNode<'g>>)> = match depth {
-            0 => (0..=255u8)
+            d if d + 1 < top => (0..=255u8)
                 .filter_map(|s| {
                     let ch = c.and_then(|c| Self::child(c, s, g));
-                    (ch.is_some() || self.top.has_chunk(s)).then_some((s, ch))
+                    key[d] = s;
+                    (ch.is_some() || self.top.has_chunk(&key[..=d])).then_some((s, ch))
                 })
                 .collect(),
-            1 => self.top.nodes_of(key[0]).map(|(s, raw)| (s, Some(Self::cnode_ref(raw, g)))).collect(),
+            d if d + 1 == top => {
+                self.top.nodes_of(&key[..d]).map(|(s, raw)| (s, Some(Self::cnode_ref(raw, g)))).collect()
+            }
             _ => c
                 .into_iter()
                 .flat_map(|c| c.children())
@@ -338,7 +370,7 @@ impl Trie {
     /// Number of nodes and bytes of node memory currently linked (for memory figures).
     pub(crate) fn node_stats(&self, g: &Guard) -> (usize, usize) {
         let mut stack = vec![self.root(g)];
-        stack.extend(self.top.nodes().map(|(_, _, raw)| Self::cnode_ref(raw, g)));
+        stack.extend(self.top.nodes().into_iter().map(|raw| Self::cnode_ref(raw, g)));
         let (mut nodes, mut bytes) = (0, self.top.heap_bytes());
         while let Some(c) = stack.pop() {
             nodes += 1;
@@ -357,7 +389,7 @@ impl Drop for Trie {
         // are collected before their parent is freed.
         unsafe {
             let mut stack = vec![self.root.load(Ordering::Relaxed)];
-            stack.extend(self.top.nodes().map(|(_, _, raw)| raw));
+            stack.extend(self.top.nodes());
             while let Some(p) = stack.pop() {
                 let c = CNode::from_raw(p);
                 crate::sync::LIVE_LEAVES.add(-(c.cells().len() as isize));

@@ -21,37 +21,55 @@ impl Trie {
     /// `ratio_lookup` (one build, only this differing, five runs): IPv4 single lookups
     /// 0.63-0.71x -> 0.78-0.89x prefix-trie; IPv6 (two runs) 0.87-0.90x -> 0.89-0.94x.
     /// The walk starts at the top table's node, and the upper trie is read last, likewise.
+    ///
+    /// The top table's depth is a constant in the walk (one predictable branch here picks
+    /// the walk of the trie's depth).
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
-        let raw = self.top_raw(key);
+        if self.top_depth() == 3 {
+            self.lookup_at::<3>(key, g)
+        } else {
+            self.lookup_at::<2>(key, g)
+        }
+    }
+
+    /// [`lookup`](Self::lookup) with the top table's depth `D` as a constant.
+    #[inline(always)]
+    fn lookup_at<'g, const D: usize>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
+        let raw = self.top_raw_at::<D>(key);
         if raw != 0 {
-            if let Some(cell) = self.lookup_below(raw, key, g) {
+            if let Some(cell) = self.lookup_below::<D>(raw, key, g) {
                 return Some(cell);
             }
         }
-        self.upper_match(key, g)
+        self.upper_match_at::<D>(key, g)
     }
 
-    /// The longest match of `key` in the subtrie whose depth-`TOP` node is at `raw`
-    /// (loaded from its top slot under `g`).
+    /// The longest match of `key` in the subtrie whose depth-`D` node is at `raw` (loaded
+    /// from its top slot under `g`).
     #[inline(always)]
-    fn lookup_below<'g>(&'g self, raw: usize, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
-        // The nodes on the key's path, the depth-`TOP` one first: node `n` consumes key
+    fn lookup_below<'g, const D: usize>(
+        &'g self,
+        raw: usize,
+        key: &[u8; 16],
+        g: &'g Guard,
+    ) -> Option<Cell<'g>> {
+        // The nodes on the key's path, the depth-`D` one first: node `n` consumes key
         // byte `n`, at most up to 16 (a 128-bit key). Left uninitialized beyond the walk,
         // with no length in memory and no bounds-check branch: a lookup's time follows its
         // instructions, with cold caches too, where the core overlaps as many lookups as
         // its reorder window holds (BENCHMARKS.md, session 19: 171 -> 137 instructions,
         // 18 % less time where cached; session 26: 158 -> 129, 13-17 % less time cold).
-        let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16 - TOP];
+        let mut path = [MaybeUninit::<CNode<'g>>::uninit(); 16 - top::MIN_DEPTH];
         // At least one level below the top table, at most 16.
-        let levels = self.levels.clamp(TOP + 1, 16);
+        let levels = self.levels.clamp(D + 1, 16);
         let mut c = Self::cnode_ref(raw, g);
         c.prefetch_body();
-        let mut n = TOP;
+        let mut n = D;
         loop {
-            // SAFETY: `TOP <= n < levels <= 16`, so `n - TOP` is below `path`'s length and
-            // `n` below `key`'s (the loop ends once `n` reaches `levels`).
-            let (at, slot) = unsafe { (path.get_unchecked_mut(n - TOP), *key.get_unchecked(n)) };
+            // SAFETY: `MIN_DEPTH <= D <= n < levels <= 16`, so `n - D` is below `path`'s
+            // length and `n` below `key`'s (the loop ends once `n` reaches `levels`).
+            let (at, slot) = unsafe { (path.get_unchecked_mut(n - D), *key.get_unchecked(n)) };
             at.write(c);
             let link = c.child_link(slot);
             n += 1;
@@ -60,11 +78,11 @@ impl Trie {
             c = Self::cnode_ref(link, g);
             c.prefetch_body();
         }
-        while n > TOP {
+        while n > D {
             n -= 1;
-            // SAFETY: the walk wrote `path[0..n - TOP]` before `n` reached its value
+            // SAFETY: the walk wrote `path[0..n - D]` before `n` reached its value
             // (every index below the final `n` once), and `n` only decreases here.
-            let c = unsafe { path[n - TOP].assume_init() };
+            let c = unsafe { path[n - D].assume_init() };
             if let Some(word) = c.leaf_cell(key[n]) {
                 return Some(Cell::new(word, c, n as u8));
             }
@@ -91,20 +109,35 @@ impl Trie {
         g: &'g Guard,
         out: &mut [Option<Cell<'g>>],
     ) {
+        if self.top_depth() == 3 {
+            self.lookup_batch_at::<3>(keys, g, out)
+        } else {
+            self.lookup_batch_at::<2>(keys, g, out)
+        }
+    }
+
+    /// [`lookup_batch`](Self::lookup_batch) with the top table's depth `D` as a constant.
+    #[inline(always)]
+    fn lookup_batch_at<'g, const D: usize>(
+        &'g self,
+        keys: &[NetAddress],
+        g: &'g Guard,
+        out: &mut [Option<Cell<'g>>],
+    ) {
         let n = keys.len().min(BATCH).min(out.len());
         let (keys, out) = (&keys[..n], &mut out[..n]);
         // Per key: the node it is at (0 once it has no child to go to) and its match, final
         // once the walk ended.
         let mut node = [0usize; BATCH];
         let mut best: [Option<Cell<'g>>; BATCH] = [None; BATCH];
-        // The top table gives each walk its depth-`TOP` node at once, without the two
-        // rounds below (the table's chunk words are cached under a lookup stream; its slots
-        // are independent loads, which the core overlaps across keys). A walk with no node
-        // there, or whose subtrie has no match, takes the upper trie's (`upper_match`).
-        // IPv6 walks also read their depth-`TOP` node directly: a real table's prefixes
-        // sit under a few /16 blocks, so those nodes stay cached (`DIRECT_V6`).
+        // The top table gives each walk its depth-`D` node at once, without the rounds
+        // above (the table's chunk words are cached under a lookup stream; its slots are
+        // independent loads, which the core overlaps across keys). A walk with no node
+        // there, or whose subtrie has no match, takes the upper trie's (`upper_match_at`).
+        // IPv6 walks read their nodes above `DIRECT_V6` directly: a real table's prefixes
+        // sit under a few blocks, so those nodes stay cached.
         let levels = self.levels;
-        let direct = if self.max_len > 32 { TOP + DIRECT_V6 } else { TOP };
+        let direct = if self.max_len > 32 { D.max(DIRECT_V6) } else { D };
         // Per key and level: the node a walk went on from (its run there unread). A deeper
         // node's prefixes are longer, so those runs are read only if the deepest node has
         // no match, from the bottom up (as in `lookup`).
@@ -120,17 +153,17 @@ impl Trie {
         let mut n_active = 0;
         for i in 0..n {
             let key = keys[i].bytes();
-            let mut raw = self.top_raw(key);
-            let mut d = TOP;
+            let mut raw = self.top_raw_at::<D>(key);
+            let mut d = D;
             while raw != 0 && d < direct {
                 let c = Self::cnode_ref(raw, g);
                 raw = c.child(key[d]);
                 if raw == 0 {
                     // The walk ends here: this node's run, else the levels above.
                     best[i] = c.leaf_cell(key[d]).map(|word| Cell::new(word, c, d as u8)).or_else(|| {
-                        // SAFETY: this loop wrote `skipped[i][TOP..d]` (it went on from each
+                        // SAFETY: this loop wrote `skipped[i][D..d]` (it went on from each
                         // of those levels).
-                        unsafe { Self::skipped_match(&skipped[i], key, d) }
+                        unsafe { Self::skipped_match(&skipped[i], key, D, d) }
                     });
                     break;
                 }
@@ -138,7 +171,7 @@ impl Trie {
                 d += 1;
             }
             if raw == 0 {
-                best[i] = best[i].or_else(|| self.upper_match(key, g));
+                best[i] = best[i].or_else(|| self.upper_match_at::<D>(key, g));
             } else {
                 node[i] = raw;
                 active[n_active] = i as u8;
@@ -208,13 +241,13 @@ impl Trie {
                     .flatten();
                 best[i] = here
                     .or_else(|| {
-                        // SAFETY: walk `i` went on to a child at every level from `TOP` to
+                        // SAFETY: walk `i` went on to a child at every level from `D` to
                         // `d - 1` (it is at level `d`), writing `skipped[i][k]` each time, in
                         // this call (the direct levels before the rounds, the others in
                         // round 2).
-                        unsafe { Self::skipped_match(&skipped[i], key, d) }
+                        unsafe { Self::skipped_match(&skipped[i], key, D, d) }
                     })
-                    .or_else(|| self.upper_match(key, g));
+                    .or_else(|| self.upper_match_at::<D>(key, g));
                 node[i] = 0;
             }
             n_active = kept;
@@ -225,18 +258,19 @@ impl Trie {
         out.copy_from_slice(&best[..n]);
     }
 
-    /// The longest match among the leaves of `skipped[TOP..d]` (the nodes a batched walk
-    /// went on from, levels `TOP..d` of `key`'s path), read bottom-up.
+    /// The longest match among the leaves of `skipped[from..d]` (the nodes a batched walk
+    /// went on from, levels `from..d` of `key`'s path), read bottom-up.
     ///
     /// # Safety
-    /// `skipped[TOP..d]` are initialized, with nodes that live for `'g`.
+    /// `skipped[from..d]` are initialized, with nodes that live for `'g`.
     #[inline(always)]
     unsafe fn skipped_match<'g>(
         skipped: &[MaybeUninit<CNode<'g>>; 16],
         key: &[u8; 16],
+        from: usize,
         d: usize,
     ) -> Option<Cell<'g>> {
-        (TOP..d).rev().find_map(|k| {
+        (from..d).rev().find_map(|k| {
             // SAFETY: initialized per the contract.
             let up = unsafe { skipped[k].assume_init() };
             up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
@@ -260,18 +294,18 @@ impl Trie {
                 }
             }
         };
-        // The upper trie (its depth-1 nodes have no children), then the key's subtrie.
-        let root = self.root(g);
-        visit(root, 0);
-        if len > 8 {
-            if let Some(c) = Self::child(root, key[0], g) {
-                visit(c, 1);
-            }
+        // The upper trie (its depth-`D - 1` nodes have no children), then the key's subtrie.
+        let top = self.top_depth();
+        let mut c = Some(self.root(g));
+        for (d, &b) in key.iter().enumerate().take(top) {
+            let Some(up) = c.filter(|_| d == 0 || 8 * d < len as usize) else { break };
+            visit(up, d);
+            c = Self::child(up, b, g);
         }
         let raw = self.top_raw(key);
-        if len as usize > 8 * TOP && raw != 0 {
+        if len as usize > 8 * top && raw != 0 {
             let mut c = Self::cnode_ref(raw, g);
-            let mut d = TOP;
+            let mut d = top;
             loop {
                 visit(c, d);
                 if 8 * (d + 1) >= len as usize || d + 1 >= 16 {
@@ -300,11 +334,12 @@ impl Trie {
     #[inline]
     pub(super) fn node_of<'g>(&'g self, p: &NetAddress, depth: usize, g: &'g Guard) -> Option<CNode<'g>> {
         let bytes = p.bytes();
-        let (mut c, from) = if depth < TOP {
+        let top = self.top_depth();
+        let (mut c, from) = if depth < top {
             (self.root(g), 0)
         } else {
             let raw = self.top_raw(bytes);
-            (raw != 0).then(|| (Self::cnode_ref(raw, g), TOP))?
+            (raw != 0).then(|| (Self::cnode_ref(raw, g), top))?
         };
         for &slot in &bytes[from..depth] {
             c = Self::child(c, slot, g)?;

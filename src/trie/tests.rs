@@ -513,3 +513,89 @@ fn batch_remove_against_model() {
         assert_eq!(f.trie.node_stats(&g).0, 1);
     }
 }
+
+/// Every reader against the model on prefixes of every length around the top table's
+/// depth (IPv4's 2, IPv6's 3): the upper trie's deepest nodes (/9-/16 or /17-/24), the
+/// top slots' nodes and below, nested and pruned, in both families. Checks single and
+/// batched lookups, `matches` (all covering prefixes, longest first), exact and batched
+/// exact match, enumeration, and that emptying the trie leaves the root and the top
+/// table's chunks (never freed) only.
+#[test]
+fn every_reader_around_the_top_depth_against_model() {
+    for (fam, max) in [(crate::AddressFamily::Ipv4, 32u8), (crate::AddressFamily::Ipv6, 128u8)] {
+        let top = top_depth(max);
+        let mut f = Fixture::new(max);
+        let mut m = BTreeMap::new();
+        let mut r = Rng(0xd1ce_0000 + max as u64);
+        // Bytes from a small set, so prefixes nest and share nodes; lengths mostly within
+        // two levels of the top depth.
+        let byte = |r: &mut Rng| [0x20u8, 0x21, 0xa0][(r.next() % 3) as usize];
+        let addr = |r: &mut Rng| {
+            let mut b = [0u8; 16];
+            b[..max as usize / 8].iter_mut().for_each(|x| *x = byte(r));
+            b
+        };
+        let rounds = if cfg!(miri) { 40 } else { 3000 };
+        for i in 0..rounds {
+            let b = addr(&mut r);
+            let len = match r.next() % 4 {
+                0 => (r.next() % (max as u64 + 1)) as u8,
+                _ => (8 * (top - 1) as u64 + r.next() % 24).min(max as u64) as u8,
+            };
+            let a = NetAddress::new(fam, &b, len).unwrap();
+            if r.next() % 3 == 0 {
+                assert_eq!(f.remove(a), m.remove(&a).is_some(), "remove {a} at {i}");
+            } else {
+                assert_eq!(f.insert(a), m.insert(a, ()).is_none(), "insert {a} at {i}");
+            }
+            if i % 50 != 49 {
+                continue;
+            }
+            let g = epoch::pin();
+            let hosts: Vec<NetAddress> =
+                (0..BATCH).map(|_| NetAddress::new(fam, &addr(&mut r), max).unwrap()).collect();
+            let mut got = [None; BATCH];
+            f.trie.lookup_batch(&hosts, &g, &mut got);
+            for (h, c) in hosts.iter().zip(got) {
+                let want = model_lpm(&m, h);
+                assert_eq!(f.lookup(h), want, "lookup {h} at {i}");
+                assert_eq!(c.map(|c| f.name(c)), want, "batched lookup {h} at {i}");
+                let qlen = (r.next() % (max as u64 + 1)) as u8;
+                let q = h.truncate(qlen);
+                let all: Vec<NetAddress> =
+                    f.trie.matches(q.bytes(), qlen, &g).iter().map(|&c| f.name(c)).collect();
+                let want: Vec<NetAddress> =
+                    (0..=qlen).rev().map(|l| q.truncate(l)).filter(|p| m.contains_key(p)).collect();
+                assert_eq!(all, want, "matches {q} at {i}");
+            }
+            let probes: Vec<NetAddress> = m
+                .keys()
+                .copied()
+                .take(BATCH / 2)
+                .chain(hosts.iter().map(|h| h.truncate((r.next() % (max as u64 + 1)) as u8)))
+                .take(BATCH)
+                .collect();
+            let mut got = [None; BATCH];
+            f.trie.get_batch(&probes, &g, &mut got);
+            for (q, c) in probes.iter().zip(got) {
+                let want = m.get_key_value(q).map(|(k, _)| *k);
+                assert_eq!(f.trie.get(q, &g).map(|c| f.name(c)), want, "get {q} at {i}");
+                assert_eq!(c.map(|c| f.name(c)), want, "get_batch {q} at {i}");
+            }
+            drop(g);
+            assert_eq!(f.all(), m.keys().copied().collect::<Vec<_>>(), "enumeration at {i}");
+        }
+        let keys: Vec<NetAddress> = m.keys().copied().collect();
+        assert!(keys.iter().any(|p| p.len() as usize <= 8 * top && p.len() as usize > 8 * (top - 1)));
+        assert!(keys.iter().any(|p| p.len() as usize > 8 * top));
+        assert_eq!(f.remove_batch(&keys, &[]), vec![true; keys.len()]);
+        assert_eq!(f.all(), vec![]);
+        let g = epoch::pin();
+        let (nodes, bytes) = f.trie.node_stats(&g);
+        assert_eq!(nodes, 1, "only the root is left");
+        // The root node and the chunks: at most one per distinct byte sequence above the
+        // top depth (3 values per byte).
+        let chunks: usize = (0..top).map(|k| 3usize.pow(k as u32)).sum();
+        assert!(bytes <= f.trie.root(&g).heap_bytes() + chunks * 2048, "{bytes} bytes left");
+    }
+}

@@ -71,7 +71,7 @@ impl Trie {
         }
     }
 
-    /// Empties the top slot `at` (a depth-`TOP` node emptied by a removal): a CAS from the
+    /// Empties the top slot `at` (a depth-`D` node emptied by a removal): a CAS from the
     /// node to 0, which retires it, as [`replace`](Self::replace) does.
     pub(super) fn unlink(&self, at: At<'_>, g: &Guard) -> bool {
         // AcqRel and Acquire: as in `replace` (a reader that loads 0 reads nothing).
@@ -115,25 +115,26 @@ impl Trie {
     }
 
     /// Walks towards `bytes[..depth]` from where its nodes start (the root for the upper
-    /// trie, `depth < TOP`, else the top slot), filling `path[from..=k]` with where each
+    /// trie, `depth < D`, else the top slot), filling `path[from..=k]` with where each
     /// node was found, and returns `k` (`depth` if every node exists, less if one on the
     /// way is missing); see `child_at`.
     fn walk_path<'g>(
         &'g self,
-        bytes: &[u8],
+        bytes: &[u8; 16],
         depth: usize,
         path: &mut [Option<At<'g>>; 17],
         g: &'g Guard,
     ) -> Step<usize> {
-        let from = if depth < TOP {
+        let top = self.top_depth();
+        let from = if depth < top {
             path[0] = Some(At { loc: &self.root, raw: self.root.load(LOAD) });
             0
         } else {
             match self.top_at(bytes) {
-                Some(at) if at.raw != 0 => path[TOP] = Some(at),
+                Some(at) if at.raw != 0 => path[top] = Some(at),
                 _ => return Step::Done(0),
             }
-            TOP
+            top
         };
         for d in from..depth {
             let Some(at) = path[d] else { unreachable!("filled above") };
@@ -161,13 +162,14 @@ impl Trie {
     fn insert_once<'g>(&'g self, p: &NetAddress, value: usize, g: &'g Guard) -> Step<Result<(), Cell<'g>>> {
         let (depth, hk) = locate(p);
         let bytes = p.bytes();
-        let (mut at, from) = if depth < TOP {
+        let top = self.top_depth();
+        let (mut at, from) = if depth < top {
             (At { loc: &self.root, raw: self.root.load(LOAD) }, 0)
         } else {
-            let loc = self.top.slot_or_make(bytes[0], bytes[1]);
+            let loc = self.top.slot_or_make(bytes);
             let mut raw = loc.load(LOAD);
             if raw == 0 {
-                // The /16's first node: an empty one, filled below like any new child.
+                // The /`8D`'s first node: an empty one, filled below like any new child.
                 let child = NodeBox::empty();
                 // AcqRel: Release publishes the node (pairs with `LOAD`); Acquire as in
                 // `replace`.
@@ -176,7 +178,7 @@ impl Trie {
                 }
                 raw = child.into_raw();
             }
-            (At { loc, raw }, TOP)
+            (At { loc, raw }, top)
         };
         for &slot in &bytes[from..depth] {
             let c = Self::cnode_ref(at.raw, g);
@@ -265,8 +267,9 @@ impl Trie {
         }
         let mut new = c.without_prefix(hk);
         // An emptied non-root node goes: its parent is copied without it, and so on up, to
-        // the root or the depth-`TOP` node, whose top slot then gets 0.
-        let from = if depth < TOP { 0 } else { TOP };
+        // the root or the depth-`D` node, whose top slot then gets 0.
+        let top = self.top_depth();
+        let from = if depth < top { 0 } else { top };
         let mut level = depth;
         while level > from && new.is_empty() {
             let (Some(parent), Some(node)) = (path[level - 1], path[level]) else { unreachable!("filled") };
@@ -276,13 +279,13 @@ impl Trie {
             }
             level -= 1;
         }
-        let Some(top) = path[level] else { unreachable!("filled") };
+        let Some(head) = path[level] else { unreachable!("filled") };
         let won =
-            if level == TOP && new.is_empty() { self.unlink(top, g) } else { self.replace(top, new, g) };
+            if level == top && new.is_empty() { self.unlink(head, g) } else { self.replace(head, new, g) };
         if !won {
             return Step::Retry;
         }
-        // `replace` (or `unlink`) retired `top.raw`; the emptied nodes below it were unlinked
+        // `replace` (or `unlink`) retired `head.raw`; the emptied nodes below it were unlinked
         // by the same CAS (each one's slot was frozen holding it), and only by it.
         for at in path[level + 1..=depth].iter().flatten() {
             let old = at.raw;
