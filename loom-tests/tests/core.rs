@@ -251,10 +251,11 @@ fn delete_vs_sibling_add(
     probes: &'static [(&'static str, Option<&'static str>)],
 ) {
     model(1, move || {
+        let fam = p(victim).family();
         let rtm = Rtm::new();
-        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
-        let t = rtm.table(V4).clone();
+        let a = rtm.register(fam, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(fam, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(fam).clone();
         let (r, _) = a.add_route(&p(victim), RouteParams::new(5, 5)).unwrap();
         let w = thread::spawn(move || {
             let _ = b.add_route(&p(sibling), RouteParams::new(1, 1)).unwrap();
@@ -543,32 +544,57 @@ fn top_prune_vs_insert_below() {
     );
 }
 
+/// `top_prune_vs_insert_below` in an IPv6 table, whose top slots link depth-3 nodes (a
+/// /24's; `src/trie/top.rs`): deleting a /40 empties its depth-4 node, then the depth-3
+/// node, whose top slot the deleter sets to 0, while another writer adds a sibling /32
+/// into that depth-3 node. Catches `top_unlink_store` likewise.
+#[test]
+fn top_prune_vs_insert_below_v6() {
+    delete_vs_sibling_add(
+        "2001:db8:100::/40",
+        "2001:db9::/32",
+        false,
+        &[("2001:db9::7", Some("2001:db9::/32")), ("2001:db8:100::7", None)],
+    );
+}
+
 /// Two writers add the first prefixes under one /8 of an empty top table: both install its
 /// chunk (one CAS from 0 wins, the loser frees its own and uses the winner's) and then the
 /// same /16's first node (again one CAS from 0 wins; the loser retries into the winner's
-/// node). A reader meanwhile finds each /24 whole or not at all. Catches `top_chunk_store`
+/// node). Both /24s are found after the join. Catches `top_chunk_store`
 /// (a chunk installed by a plain store, which drops the other writer's node).
 #[test]
 fn top_first_nodes() {
-    model(1, || {
+    first_nodes(["10.1.2.0/24", "10.1.3.0/24"], ["10.1.2.7", "10.1.3.7"]);
+}
+
+/// `top_first_nodes` in an IPv6 table: two /32s under one /24 of an empty top table, so
+/// both writers install the same chunks at both of its chunk levels (byte 0's, then byte
+/// 1's) and then race for the same top slot. Catches `top_chunk_store` likewise.
+#[test]
+fn top_first_nodes_v6() {
+    first_nodes(["2001:db8::/32", "2001:db9::/32"], ["2001:db8::7", "2001:db9::7"]);
+}
+
+/// Two writers add `prefixes` (lone routes, the first nodes of an empty top table); after
+/// the join, each is found at its probe.
+fn first_nodes(prefixes: [&'static str; 2], probes: [&'static str; 2]) {
+    model(1, move || {
+        let fam = p(prefixes[0]).family();
         let rtm = Rtm::new();
-        let a = rtm.register(V4, EntityId::new(1, 1)).unwrap();
-        let b = rtm.register(V4, EntityId::new(2, 1)).unwrap();
-        let t = rtm.table(V4).clone();
+        let a = rtm.register(fam, EntityId::new(1, 1)).unwrap();
+        let b = rtm.register(fam, EntityId::new(2, 1)).unwrap();
+        let t = rtm.table(fam).clone();
         // Lone routes (`insert_route`): the trie's own writes, without destinations.
         let w = thread::spawn(move || {
-            assert!(b.insert_route(&p("10.1.3.0/24"), RouteParams::new(1, 1)).unwrap().new);
+            assert!(b.insert_route(&p(prefixes[1]), RouteParams::new(1, 1)).unwrap().new);
             drop(b);
         });
-        assert!(a.insert_route(&p("10.1.2.0/24"), RouteParams::new(5, 5)).unwrap().new);
+        assert!(a.insert_route(&p(prefixes[0]), RouteParams::new(5, 5)).unwrap().new);
         w.join().unwrap();
         let g = t.pin();
-        assert_eq!(t.lookup(&p("10.1.2.7"), &g).map(|b| b.prefix()), Some(p("10.1.2.0/24")));
-        assert_eq!(
-            t.lookup(&p("10.1.3.7"), &g).map(|b| b.prefix()),
-            Some(p("10.1.3.0/24")),
-            "a node was lost"
-        );
+        assert_eq!(t.lookup(&p(probes[0]), &g).map(|b| b.prefix()), Some(p(prefixes[0])));
+        assert_eq!(t.lookup(&p(probes[1]), &g).map(|b| b.prefix()), Some(p(prefixes[1])), "a node was lost");
     });
 }
 
