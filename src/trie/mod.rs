@@ -78,12 +78,6 @@ mod write;
 /// Most keys [`Trie::lookup_batch`] walks at once.
 pub(crate) const BATCH: usize = 32;
 
-/// The depth above which a batched IPv6 lookup reads its nodes directly, without prefetch
-/// rounds (`Trie::lookup_batch`), where the top table does not already skip them. Before
-/// the top table, reading IPv6's first three levels directly measured best
-/// (`profile_lookup 30 batch`: with 1, 2, 3, 4 direct levels 69-77, 65-67, 60, 61-63 ns).
-const DIRECT_V6: usize = 3;
-
 /// How many times [`Trie::cell_for_write`] looks again at a frozen cell before it copies
 /// the node itself.
 const PATIENCE: u32 = 2;

@@ -134,10 +134,11 @@ impl Trie {
         // above (the table's chunk words are cached under a lookup stream; its slots are
         // independent loads, which the core overlaps across keys). A walk with no node
         // there, or whose subtrie has no match, takes the upper trie's (`upper_match_at`).
-        // IPv6 walks read their nodes above `DIRECT_V6` directly: a real table's prefixes
-        // sit under a few blocks, so those nodes stay cached.
+        // Every walk then goes through the rounds from depth `D`. (With IPv6's two-byte
+        // table its walks read the depth-2 node directly, outside the rounds, which
+        // measured best then; with the three-byte one, reading the depth-3 node so made
+        // IPv6 batches slower: 53.5-54.8 ns per lookup against 51.5-52.8, session 30.)
         let levels = self.levels;
-        let direct = if self.max_len > 32 { D.max(DIRECT_V6) } else { D };
         // Per key and level: the node a walk went on from (its run there unread). A deeper
         // node's prefixes are longer, so those runs are read only if the deepest node has
         // no match, from the bottom up (as in `lookup`).
@@ -153,25 +154,9 @@ impl Trie {
         let mut n_active = 0;
         for i in 0..n {
             let key = keys[i].bytes();
-            let mut raw = self.top_raw_at::<D>(key);
-            let mut d = D;
-            while raw != 0 && d < direct {
-                let c = Self::cnode_ref(raw, g);
-                raw = c.child(key[d]);
-                if raw == 0 {
-                    // The walk ends here: this node's run, else the levels above.
-                    best[i] = c.leaf_cell(key[d]).map(|word| Cell::new(word, c, d as u8)).or_else(|| {
-                        // SAFETY: this loop wrote `skipped[i][D..d]` (it went on from each
-                        // of those levels).
-                        unsafe { Self::skipped_match(&skipped[i], key, D, d) }
-                    });
-                    break;
-                }
-                skipped[i][d].write(c);
-                d += 1;
-            }
+            let raw = self.top_raw_at::<D>(key);
             if raw == 0 {
-                best[i] = best[i].or_else(|| self.upper_match_at::<D>(key, g));
+                best[i] = self.upper_match_at::<D>(key, g);
             } else {
                 node[i] = raw;
                 active[n_active] = i as u8;
@@ -187,7 +172,7 @@ impl Trie {
         let mut runs = [core::ptr::null::<AtomicUsize>(); BATCH];
         let mut slots = [core::ptr::null::<AtomicUsize>(); BATCH];
         // At most 16 levels (`max_len` <= 128): `d` indexes a key byte.
-        for d in direct..levels {
+        for d in D..levels {
             if n_active == 0 {
                 break;
             }
@@ -243,9 +228,8 @@ impl Trie {
                     .or_else(|| {
                         // SAFETY: walk `i` went on to a child at every level from `D` to
                         // `d - 1` (it is at level `d`), writing `skipped[i][k]` each time, in
-                        // this call (the direct levels before the rounds, the others in
-                        // round 2).
-                        unsafe { Self::skipped_match(&skipped[i], key, D, d) }
+                        // round 2 of this call.
+                        unsafe { Self::skipped_match::<D>(&skipped[i], key, d) }
                     })
                     .or_else(|| self.upper_match_at::<D>(key, g));
                 node[i] = 0;
@@ -258,19 +242,19 @@ impl Trie {
         out.copy_from_slice(&best[..n]);
     }
 
-    /// The longest match among the leaves of `skipped[from..d]` (the nodes a batched walk
-    /// went on from, levels `from..d` of `key`'s path), read bottom-up.
+    /// The longest match among the leaves of `skipped[D..d]` (the nodes a batched walk
+    /// went on from, levels `D..d` of `key`'s path, `D` the top table's depth), read
+    /// bottom-up.
     ///
     /// # Safety
-    /// `skipped[from..d]` are initialized, with nodes that live for `'g`.
+    /// `skipped[D..d]` are initialized, with nodes that live for `'g`.
     #[inline(always)]
-    unsafe fn skipped_match<'g>(
+    unsafe fn skipped_match<'g, const D: usize>(
         skipped: &[MaybeUninit<CNode<'g>>; 16],
         key: &[u8; 16],
-        from: usize,
         d: usize,
     ) -> Option<Cell<'g>> {
-        (from..d).rev().find_map(|k| {
+        (D..d).rev().find_map(|k| {
             // SAFETY: initialized per the contract.
             let up = unsafe { skipped[k].assume_init() };
             up.leaf_cell(key[k]).map(|word| Cell::new(word, up, k as u8))
