@@ -5,6 +5,7 @@
 mod common;
 
 use proptest::prelude::*;
+use rtm::AddressFamily;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(if cfg!(miri) {
@@ -31,9 +32,16 @@ proptest! {
     fn random_programs_match_the_model(data in proptest::collection::vec(any::<u8>(), 0..12 * max_ops())) {
         common::run(&data);
     }
+
+    /// The same programs on the IPv6 table (`common::prefix_in`: the IPv4 space's shape
+    /// around IPv6's three-byte top table).
+    #[test]
+    fn random_programs_match_the_model_v6(data in proptest::collection::vec(any::<u8>(), 0..12 * max_ops())) {
+        common::run_in(&data, AddressFamily::Ipv6);
+    }
 }
 
-/// Every checked-in input still runs without divergence.
+/// Every checked-in input still runs without divergence, in both families.
 #[test]
 fn replay_checked_in_inputs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -51,6 +59,7 @@ fn replay_checked_in_inputs() {
             }
             let data = std::fs::read(f.path()).unwrap();
             common::run(&data);
+            common::run_in(&data, AddressFamily::Ipv6);
             n += 1;
         }
     }
@@ -68,20 +77,24 @@ fn every_op_kind_runs() {
             data.extend_from_slice(&[kind, e, e, 1, 2, 0, 5, 1, 1, 2, 1, 0]);
         }
     }
-    let mut r = common::Runner::new();
-    let ops = common::decode(&data);
-    assert_eq!(ops.len(), 48);
-    // Register, four kinds of add, update: 18 operations.
-    for op in &ops[..18] {
-        r.apply(op);
+    for fam in [AddressFamily::Ipv4, AddressFamily::Ipv6] {
+        let mut r = common::Runner::new_in(fam);
+        let ops = common::decode_in(&data, fam);
+        assert_eq!(ops.len(), 48);
+        // Register, four kinds of add, update: 18 operations.
+        for op in &ops[..18] {
+            r.apply(op);
+        }
+        r.check_all();
+        assert!(!r.model.dests.is_empty(), "the program added routes");
+        assert!(r.model.dests.keys().all(|p| p.family() == fam));
+        assert_eq!(r.rtm.table(fam).len(), r.model.dests.len());
+        for op in &ops[18..] {
+            r.apply(op);
+        }
+        r.check_all();
+        assert!(r.model.dests.is_empty(), "deregistering every entity empties the table");
     }
-    r.check_all();
-    assert!(!r.model.dests.is_empty(), "the program added routes");
-    for op in &ops[18..] {
-        r.apply(op);
-    }
-    r.check_all();
-    assert!(r.model.dests.is_empty(), "deregistering every entity empties the table");
 }
 
 /// The handle-less operations (entity byte >= 3): decoded, applied and checked, so a

@@ -16,14 +16,36 @@ pub fn rtm() -> Rtm {
 
 /// Decodes a small IPv4 prefix space in which prefixes nest and collide often.
 pub fn prefix(b: &[u8; 5]) -> NetAddress {
-    const LENS: [u8; 8] = [0, 8, 12, 16, 20, 24, 30, 32];
-    let a = [10 + b[0] % 2, b[1] % 3, b[2] % 3 * 64, b[3] % 4];
-    NetAddress::v4(a.into(), LENS[(b[4] % 8) as usize]).unwrap()
+    prefix_in(b, AddressFamily::Ipv4)
+}
+
+/// [`prefix`] in either family. The IPv6 space has the IPv4 one's shape one byte deeper,
+/// around its top table's depth (3 bytes, IPv4's 2): the varying bytes are 2 to 5, and
+/// the lengths straddle the upper trie (/24 and shorter) and the nodes below.
+pub fn prefix_in(b: &[u8; 5], fam: AddressFamily) -> NetAddress {
+    match fam {
+        AddressFamily::Ipv4 => {
+            const LENS: [u8; 8] = [0, 8, 12, 16, 20, 24, 30, 32];
+            let a = [10 + b[0] % 2, b[1] % 3, b[2] % 3 * 64, b[3] % 4];
+            NetAddress::v4(a.into(), LENS[(b[4] % 8) as usize]).unwrap()
+        }
+        AddressFamily::Ipv6 => {
+            const LENS: [u8; 8] = [0, 16, 20, 24, 28, 32, 40, 48];
+            let mut a = [0u8; 16];
+            a[..6].copy_from_slice(&[0x20, 0x01, 0x0d + b[0] % 2, b[1] % 3, b[2] % 3 * 64, b[3] % 4]);
+            NetAddress::new(fam, &a, LENS[(b[4] % 8) as usize]).unwrap()
+        }
+    }
 }
 
 pub fn host(b: &[u8; 5]) -> NetAddress {
-    let p = prefix(b);
-    NetAddress::new(AddressFamily::Ipv4, p.bytes(), 32).unwrap()
+    host_in(b, AddressFamily::Ipv4)
+}
+
+/// A host address inside [`prefix_in`]'s prefix.
+pub fn host_in(b: &[u8; 5], fam: AddressFamily) -> NetAddress {
+    let p = prefix_in(b, fam);
+    NetAddress::new(fam, p.bytes(), fam.max_len()).unwrap()
 }
 
 fn views(b: u8) -> ViewSet {
@@ -123,6 +145,13 @@ pub fn entity_id(i: usize) -> EntityId {
 
 /// Decodes operations from bytes; every byte string is a valid program.
 pub fn decode(data: &[u8]) -> Vec<Op> {
+    decode_in(data, AddressFamily::Ipv4)
+}
+
+/// [`decode`] with the prefixes of family `fam` ([`prefix_in`]).
+pub fn decode_in(data: &[u8], fam: AddressFamily) -> Vec<Op> {
+    let prefix = |b: &[u8; 5]| prefix_in(b, fam);
+    let host = |b: &[u8; 5]| host_in(b, fam);
     let mut ops = Vec::new();
     for c in data.chunks_exact(12) {
         let pb: [u8; 5] = [c[2], c[3], c[4], c[5], c[6]];
@@ -409,6 +438,8 @@ pub struct Slot {
 
 pub struct Runner {
     pub rtm: Rtm,
+    /// The family of the table the program runs on.
+    pub fam: AddressFamily,
     pub entities: [Option<EntityRef>; ENTITIES],
     pub model: Model,
     pub slots: Vec<Slot>,
@@ -420,11 +451,16 @@ fn fmt_err<T>(r: &Result<T>) -> Option<Error> {
 
 impl Runner {
     pub fn new() -> Self {
-        Self { rtm: rtm(), entities: [None, None, None], model: Model::default(), slots: Vec::new() }
+        Self::new_in(AddressFamily::Ipv4)
+    }
+
+    /// A runner whose programs run on the table of family `fam`.
+    pub fn new_in(fam: AddressFamily) -> Self {
+        Self { rtm: rtm(), fam, entities: [None, None, None], model: Model::default(), slots: Vec::new() }
     }
 
     fn table(&self) -> &Table {
-        self.rtm.table(AddressFamily::Ipv4)
+        self.rtm.table(self.fam)
     }
 
     /// The handle of entity slot `e`, or a stale clone (kept after deregistration).
@@ -658,8 +694,10 @@ impl Runner {
                     assert_eq!(b.next_hops(), b.route().next_hops(), "{op:?}");
                 }
                 let got = best.map(|b| (b.prefix(), b.route().to_params()));
-                let want =
-                    self.model.covering(a, 32).find_map(|(p, d)| d.best(*v).map(|r| (*p, r.p.clone())));
+                let want = self
+                    .model
+                    .covering(a, a.family().max_len())
+                    .find_map(|(p, d)| d.best(*v).map(|r| (*p, r.p.clone())));
                 assert_eq!(got, want, "{op:?}");
             }
             Op::GetRoute(a, m) => {
@@ -737,12 +775,12 @@ pub fn check_batch(t: &Table, m: &Model) {
     let mut addrs = Vec::new();
     for a in m.dests.keys() {
         let mut hi = *a.bytes();
-        for (i, b) in hi.iter_mut().enumerate().take(4) {
+        for (i, b) in hi.iter_mut().enumerate().take(a.family().max_len() as usize / 8) {
             let fixed = a.len().saturating_sub(8 * i as u8).min(8);
             *b |= 0xffu8.checked_shr(fixed as u32).unwrap_or(0);
         }
-        addrs.push(NetAddress::new(AddressFamily::Ipv4, a.bytes(), 32).unwrap());
-        addrs.push(NetAddress::new(AddressFamily::Ipv4, &hi, 32).unwrap());
+        addrs.push(NetAddress::new(a.family(), a.bytes(), a.family().max_len()).unwrap());
+        addrs.push(NetAddress::new(a.family(), &hi, a.family().max_len()).unwrap());
         addrs.push(*a);
     }
     addrs.push("2001:db8::1/128".parse().unwrap());
@@ -767,8 +805,13 @@ pub fn check_batch(t: &Table, m: &Model) {
 
 /// Runs a whole program: decode, apply, compare at the end.
 pub fn run(data: &[u8]) {
-    let mut r = Runner::new();
-    for op in decode(data) {
+    run_in(data, AddressFamily::Ipv4);
+}
+
+/// [`run`] on the table of family `fam`, with that family's prefixes ([`decode_in`]).
+pub fn run_in(data: &[u8], fam: AddressFamily) {
+    let mut r = Runner::new_in(fam);
+    for op in decode_in(data, fam) {
         r.apply(&op);
     }
     r.check_all();
