@@ -12,8 +12,8 @@
 //! most `8D` bits only (the *upper* trie), and the depth-`D` nodes hang from a *top table*
 //! indexed by the key's first `D` bytes. A lookup starts at its /`8D`'s depth-`D` node, so
 //! a full-table IPv4 lookup visits one node where it visited three (session 27: 129 -> 90
-//! instructions per single lookup, IPv6 182 -> 149, then session 30's third IPv6 level),
-//! and reads the upper trie only when the subtrie below has no match.
+//! instructions per single lookup, IPv6 182 -> 149, and 133 with session 30's third
+//! level for IPv6), and reads the upper trie only when the subtrie below has no match.
 //!
 //! # Cells
 //! A stored prefix's value is a *cell*: an atomic word inside its node (the caller's
@@ -41,14 +41,14 @@
 //!   concurrent CAS on one of them — a writer replacing a grandchild-level node — either
 //!   landed before the freeze and is in the copy, or fails and retries: no update is lost.
 //! * `insert`: walk down, creating missing children (a copy of the parent with an empty
-//!   child; a missing depth-2 node is an empty one linked by a CAS from 0 on its top slot),
+//!   child; a missing depth-`D` node is an empty one linked by a CAS from 0 on its top slot),
 //!   then replace the target node by a copy with the prefix and its word added. If the
 //!   prefix is present its cell is returned instead.
 //! * `remove(prefix, expected)`: replace the target node by a copy without the prefix, only
 //!   if its cell holds `expected`, a final word (dead). If that empties a non-root node, its
 //!   parent is copied without it instead (checking, under the parent's freeze, that the
 //!   slot still holds the node), cascading upwards while parents become empty, up to the
-//!   root (never emptied) or a depth-2 node, whose top slot then gets 0 (a CAS from the
+//!   root (never emptied) or a depth-`D` node, whose top slot then gets 0 (a CAS from the
 //!   node); one CAS at the top unlinks the whole emptied chain.
 //! * A writer that finds a frozen slot on its path (a copier lost its CAS and left the node
 //!   frozen and linked) replaces that node by an unfrozen copy, then retries (helping).

@@ -26,10 +26,10 @@ impl Trie {
     /// the walk of the trie's depth).
     #[inline]
     pub(crate) fn lookup<'g>(&'g self, key: &[u8; 16], g: &'g Guard) -> Option<Cell<'g>> {
-        if self.top_depth() == 3 {
-            self.lookup_at::<3>(key, g)
+        if self.top_depth() == top::MAX_DEPTH {
+            self.lookup_at::<{ top::MAX_DEPTH }>(key, g)
         } else {
-            self.lookup_at::<2>(key, g)
+            self.lookup_at::<{ top::MIN_DEPTH }>(key, g)
         }
     }
 
@@ -109,10 +109,10 @@ impl Trie {
         g: &'g Guard,
         out: &mut [Option<Cell<'g>>],
     ) {
-        if self.top_depth() == 3 {
-            self.lookup_batch_at::<3>(keys, g, out)
+        if self.top_depth() == top::MAX_DEPTH {
+            self.lookup_batch_at::<{ top::MAX_DEPTH }>(keys, g, out)
         } else {
-            self.lookup_batch_at::<2>(keys, g, out)
+            self.lookup_batch_at::<{ top::MIN_DEPTH }>(keys, g, out)
         }
     }
 

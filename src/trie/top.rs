@@ -139,10 +139,10 @@ impl Top {
     /// [`slot_at`](Self::slot_at) at the table's own depth.
     #[inline]
     pub(super) fn slot(&self, key: &[u8; 16]) -> Option<&AtomicUsize> {
-        if self.depth == 3 {
-            self.slot_at::<3>(key)
+        if self.depth == MAX_DEPTH {
+            self.slot_at::<MAX_DEPTH>(key)
         } else {
-            self.slot_at::<2>(key)
+            self.slot_at::<MIN_DEPTH>(key)
         }
     }
 
