@@ -50,15 +50,18 @@ impl Chunk {
         Self { words: core::array::from_fn(|_| AtomicUsize::new(0)) }
     }
 
-    /// The chunk whose address word `b` holds, if one was installed.
+    /// The chunk whose address word `b` holds, if one was installed. Only for a chunk
+    /// above the last level (whose words are chunk addresses, not top slots): every caller
+    /// walks at most `D - 1` levels from the root (`slot_at`, `slot_or_make`, `chunk_of`,
+    /// `visit`).
     #[inline(always)]
     fn below(&self, b: u8) -> Option<&Chunk> {
         // Acquire: pairs with the installing CAS's Release in `below_or_make`, so the
         // chunk's zeroed words are visible.
         let raw = self.words[b as usize].load(Ordering::Acquire);
-        // SAFETY: a non-zero word of a chunk above the last level holds a `Box<Chunk>`
-        // leaked by `below_or_make` and freed only by `Top`'s `Drop`, which the borrow of
-        // the table (through `self`) excludes.
+        // SAFETY: `self` is above the last level (the callers' contract, above), so a
+        // non-zero word holds a `Box<Chunk>` leaked by `below_or_make` and freed only by
+        // `Top`'s `Drop`, which the borrow of the table (through `self`) excludes.
         (raw != 0).then(|| unsafe { &*core::ptr::with_exposed_provenance::<Chunk>(raw) })
     }
 
@@ -191,10 +194,8 @@ impl Top {
             c.entries().for_each(|(_, raw)| node(raw));
             return;
         }
-        for (b, _) in c.entries() {
-            if let Some(below) = c.below(b) {
-                self.visit(below, level + 1, chunk, node);
-            }
+        for below in (0..=255u8).filter_map(|b| c.below(b)) {
+            self.visit(below, level + 1, chunk, node);
         }
     }
 
