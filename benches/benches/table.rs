@@ -24,7 +24,7 @@ use ipnet::{IpNet, Ipv4Net};
 use prefix_trie::joint::JointPrefixMap;
 use prefix_trie::PrefixMap;
 use rtm::{AddressFamily, EntityId, EntityRef, NetAddress, RouteParams, Rtm, ViewId};
-use rtm_benches::Rotonda;
+use rtm_benches::{ChurnInput, Rotonda};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -313,20 +313,23 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     // With `via_handle`, a re-announcement of a route the writer holds a handle on goes
     // through the handle (`update_route`, RTMv2's add with a route handle), without the
     // walk to the prefix.
+    // Every writer reads its steps' prefixes from a stream made before the clock starts
+    // (`rtm_benches::ChurnInput`: each step's prefix at hand, as in an UPDATE stream).
+    let input: &'static ChurnInput<NetAddress> = Box::leak(Box::new(ChurnInput::new(v4)));
+    let net_input: &'static ChurnInput<Ipv4Net> = Box::leak(Box::new(ChurnInput::new(nets)));
     let rtm_writer_with = move |rtm: &'static Rtm, instance: u32, via_handle: bool| {
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         move |i: u64| {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
-            // Only the re-announcements read the prefix (a withdrawal goes by its handle).
-            let p = || params(k, &v4[k], 10 + (i % 20) as u32);
+            let (k, prefix) = input.get(i);
+            let p = || params(k, prefix, 10 + (i % 20) as u32);
             if i % 16 == 15 {
                 if let Some(r) = refs[k].take() {
                     let _ = writer.delete_route(&r);
                 }
             } else if let (true, Some(r)) = (via_handle, &refs[k]) {
                 let _ = writer.update_route(r, p());
-            } else if let Ok((r, _)) = writer.add_route(&v4[k], p()) {
+            } else if let Ok((r, _)) = writer.add_route(prefix, p()) {
                 refs[k] = Some(r);
             }
         }
@@ -335,7 +338,7 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
     // The same steps, re-announcements 64 per `add_routes` call and withdrawals 64 per
     // `delete_routes` call (`rtm_benches::BatchedChurn`).
     let rtm_batch_writer = move |rtm: &'static Rtm, instance: u32| {
-        let mut w = rtm_benches::BatchedChurn::new(rtm, v4, instance);
+        let mut w = rtm_benches::BatchedChurn::new(rtm, v4, input, instance);
         move |i: u64| w.step(i)
     };
     let locked: &'static RwLock<PrefixMap<Ipv4Net, u32>> = Box::leak(Box::new(RwLock::new({
@@ -345,15 +348,15 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         }
         m
     })));
-    let locked_write = |_: u32| move |i: u64| rtm_benches::locked_step(locked, nets, i);
+    let locked_write = |_: u32| move |i: u64| rtm_benches::locked_step(locked, net_input, i);
     let rotonda: &'static Rotonda = Box::leak(Box::new(Rotonda::new(v4)));
     let rotonda_write = |_: u32| {
         move |i: u64| {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            let (_, p) = input.get(i);
             if i % 16 == 15 {
-                rotonda.withdraw(&v4[k], 1);
+                rotonda.withdraw(p, 1);
             } else {
-                rotonda.insert(&v4[k], 1);
+                rotonda.insert(p, 1);
             }
         }
     };

@@ -290,7 +290,9 @@ fn churn<N: Prefix + Copy>(
     ctl: &Control,
     steps: &[AtomicU64; 3],
 ) {
-    let mut ws = rtms.map(|r| rtm_benches::BatchedChurn::new(r, prefixes, 3));
+    let input = rtm_benches::ChurnInput::new(prefixes);
+    let key_input = rtm_benches::ChurnInput::new(keys);
+    let mut ws = rtms.map(|r| rtm_benches::BatchedChurn::new(r, prefixes, &input, 3));
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
         if !ctl.run.load(Ordering::SeqCst) {
@@ -304,7 +306,7 @@ fn churn<N: Prefix + Copy>(
         ctl.idle.store(false, Ordering::SeqCst);
         let target = ctl.target.load(Ordering::SeqCst);
         if target == LOCKED {
-            rtm_benches::locked_step(locked, keys, i);
+            rtm_benches::locked_step(locked, &key_input, i);
         } else {
             ws[target].step(i);
         }

@@ -6,7 +6,8 @@
 //! on the command line registers a fresh writer entity that makes `PRE` untimed and
 //! `STEPS` timed steps of the criterion churn bench's writer (`add_route` by prefix with a
 //! changed preference, every 16th step a `delete_route` through the handle), while the
-//! other core runs:
+//! other core runs (each step's prefix from `rtm_benches::ChurnInput`, as the churn bench
+//! reads it; `RANDOM_INPUT=1` reads it at random from the prefix list instead):
 //! * `none`: nothing;
 //! * `spin`: an arithmetic loop (no memory);
 //! * `hot32`: the churn bench's reader (batched lookups of the same 32 addresses, a pin
@@ -39,6 +40,8 @@ fn main() {
     let mut inst = 100;
     let extra: u32 = std::env::var("EXTRA").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     rtm_benches::add_feeds(&rtm, &v4, extra);
+    let input = rtm_benches::ChurnInput::new(&v4);
+    let random = std::env::var("RANDOM_INPUT").is_ok_and(|v| v == "1");
     for mode in modes {
         inst += 1;
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, inst)).expect("fresh");
@@ -101,12 +104,19 @@ fn main() {
                 if i == pre {
                     t0 = Instant::now();
                 }
-                let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+                // `RANDOM_INPUT=1`: each step reads its prefix at random from the list, as
+                // the churn bench did until session 31.
+                let (k, p) = if random {
+                    let k = rtm_benches::churn_key(i, v4.len());
+                    (k, &v4[k])
+                } else {
+                    input.get(i)
+                };
                 if i % 16 == 15 {
                     if let Some(r) = refs[k].take() {
                         let _ = writer.delete_route(&r);
                     }
-                } else if let Ok((r, _)) = writer.add_route(&v4[k], params(k, &v4[k], 10 + (i % 20) as u32)) {
+                } else if let Ok((r, _)) = writer.add_route(p, params(k, p, 10 + (i % 20) as u32)) {
                     refs[k] = Some(r);
                 }
             }

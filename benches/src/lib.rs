@@ -125,6 +125,49 @@ pub fn queries(prefixes: &[NetAddress], n: usize, seed: u64) -> (Vec<NetAddress>
     (inside, random)
 }
 
+/// The churn writers' step `i` draws this index into a list of `len` prefixes.
+#[inline]
+pub fn churn_key(i: u64, len: usize) -> usize {
+    (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % len
+}
+
+/// Steps in a [`ChurnInput`]: more than the `PRE_CHURN` untimed steps and a timed run's, so
+/// that a bench's steps follow [`churn_key`]'s sequence without repeating.
+pub const CHURN_RING: usize = 1 << 22;
+
+/// The churn writers' input, made before the clock starts: for each step, in order, the
+/// index [`churn_key`] draws and a copy of that prefix. A writer consumes its updates as a
+/// stream (an MRT file in `rtm replay`, a BGP session's UPDATE messages), with each
+/// update's prefix at hand; reading it at random from the prefix list (18 MB for the IPv4
+/// table) instead made a cache miss of the harness's own the first link of every step's
+/// chain of misses, 6-8 % of a route-by-route step (BENCHMARKS.md, session 31). Read in
+/// order, the ring's lines are streamed by the hardware prefetcher. Step `i` reads entry
+/// `i % CHURN_RING`.
+pub struct ChurnInput<T> {
+    ring: Box<[(u32, T)]>,
+}
+
+impl<T: Copy> ChurnInput<T> {
+    /// The input of steps `0..CHURN_RING` over `items` (not empty).
+    pub fn new(items: &[T]) -> Self {
+        assert!(!items.is_empty() && items.len() <= u32::MAX as usize, "a prefix list");
+        let ring = (0..CHURN_RING as u64)
+            .map(|i| {
+                let k = churn_key(i, items.len());
+                (k as u32, items[k])
+            })
+            .collect();
+        Self { ring }
+    }
+
+    /// Step `i`'s index into the list and its prefix.
+    #[inline]
+    pub fn get(&self, i: u64) -> (usize, &T) {
+        let (k, p) = &self.ring[i as usize % CHURN_RING];
+        (*k as usize, p)
+    }
+}
+
 /// The churn benches' batched writer, one step at a time: an entity of its own re-announces
 /// random prefixes of `prefixes` with changing preferences and every 16th step withdraws
 /// the route it has there instead; re-announcements go 64 per `add_routes` call and
@@ -132,7 +175,7 @@ pub fn queries(prefixes: &[NetAddress], n: usize, seed: u64) -> (Vec<NetAddress>
 /// together). It keeps the handle of each route it has, for the withdrawals.
 pub struct BatchedChurn<'a> {
     entity: EntityRef,
-    prefixes: &'a [NetAddress],
+    input: &'a ChurnInput<NetAddress>,
     refs: Vec<Option<RouteRef>>,
     adds: Vec<(NetAddress, RouteParams)>,
     keys: Vec<usize>,
@@ -140,18 +183,18 @@ pub struct BatchedChurn<'a> {
 }
 
 impl<'a> BatchedChurn<'a> {
-    /// A writer registered in `rtm` as entity `(8, instance)` of the prefixes' family.
-    pub fn new(rtm: &Rtm, prefixes: &'a [NetAddress], instance: u32) -> Self {
+    /// A writer registered in `rtm` as entity `(8, instance)` of the family of `prefixes`
+    /// (the list `input` was made from).
+    pub fn new(rtm: &Rtm, prefixes: &[NetAddress], input: &'a ChurnInput<NetAddress>, instance: u32) -> Self {
         let fam = prefixes.first().map_or(AddressFamily::Ipv4, |p| p.family());
         let entity = rtm.register(fam, EntityId::new(8, instance)).expect("a fresh entity");
         let refs = vec![None; prefixes.len()];
-        Self { entity, prefixes, refs, adds: Vec::new(), keys: Vec::new(), dels: Vec::new() }
+        Self { entity, input, refs, adds: Vec::new(), keys: Vec::new(), dels: Vec::new() }
     }
 
     /// Step `i` (steps are numbered from 0; every 64th sends the calls).
     pub fn step(&mut self, i: u64) {
-        let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % self.prefixes.len();
-        let p = &self.prefixes[k];
+        let (k, p) = self.input.get(i);
         if i % 16 == 15 {
             self.dels.extend(self.refs[k].take());
         } else {
@@ -174,18 +217,18 @@ impl<'a> BatchedChurn<'a> {
 }
 
 /// The churn benches' step on the `RwLock`ed prefix-trie peer, step `i`: a write lock per
-/// step, then re-insert a random prefix of `keys` (its value the step number), or every
-/// 16th step remove it, as rtm's churn writers withdraw every 16th.
+/// step, then re-insert the step's prefix (its value the step number), or every 16th step
+/// remove it, as rtm's churn writers withdraw every 16th.
 pub fn locked_step<N: prefix_trie::Prefix + Copy>(
     map: &std::sync::RwLock<prefix_trie::PrefixMap<N, u32>>,
-    keys: &[N],
+    input: &ChurnInput<N>,
     i: u64,
 ) {
-    let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % keys.len();
+    let (_, key) = input.get(i);
     let mut m = map.write().expect("not poisoned");
     if i % 16 == 15 {
-        m.remove(&keys[k]);
+        m.remove(key);
     } else {
-        m.insert(keys[k], i as u32);
+        m.insert(*key, i as u32);
     }
 }
