@@ -114,6 +114,7 @@ pub(crate) fn global() -> &'static Arena {
 }
 
 /// The size class serving `layout` and its block size, if the arena serves it.
+#[inline(always)]
 fn class_of(layout: Layout) -> Option<(usize, usize)> {
     let (size, align) = (layout.size(), layout.align());
     if size == 0 || size > MAX || align > LINE {
@@ -138,7 +139,33 @@ impl Arena {
 
     /// Allocates a block for `layout` (the global allocator beyond [`MAX`]). Null on
     /// out-of-memory, like `std::alloc::alloc`.
+    ///
+    /// Inlined: with a constant layout (`arena_new`, a route block, a snapshot) the class
+    /// is a constant, and a block on this thread's list of the process-wide arena is a pop
+    /// of a few instructions. Everything else is [`alloc_slow`](Self::alloc_slow).
+    #[inline]
     pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
+        if let Some((c, _)) = class_of(layout) {
+            if core::ptr::eq(self, &GLOBAL) {
+                let cached = CACHE.try_with(|cache| {
+                    let head = &cache.heads[c];
+                    let mut list = head.get();
+                    let p = Self::pop(&mut list);
+                    head.set(list);
+                    p
+                });
+                if let Ok(Some(p)) = cached {
+                    return p;
+                }
+            }
+        }
+        self.alloc_slow(layout)
+    }
+
+    /// [`alloc`](Self::alloc) where this thread's list of the class is empty (or the block
+    /// is not the arena's, or the arena not the process-wide one).
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> *mut u8 {
         let Some((c, size)) = class_of(layout) else {
             // SAFETY: `layout` has a non-zero size: callers are node layouts (they hold a head)
             // and `arena_new`, which is never used for zero-sized types.
@@ -162,6 +189,24 @@ impl Arena {
         self.take(c, size, &mut local)
     }
 
+    /// The head of the private list `list` (owned by the caller: its thread's cache, or the
+    /// class mutex held), unlinked; `None` if the list is empty.
+    #[inline(always)]
+    fn pop(list: &mut usize) -> Option<*mut u8> {
+        let b = *list;
+        if b == 0 {
+            return None;
+        }
+        // SAFETY: `b` heads a list the caller owns; every block on it is a free block of its
+        // class whose first word holds the next link (written by `dealloc`, or by the run
+        // carve in `take`).
+        *list = unsafe { (b as *const usize).read() };
+        // The next allocation of this class reads the new head's link: start its miss now
+        // (freed blocks are cold; a writer allocates one or two per update).
+        super::prefetch(*list as *const u8);
+        Some(b as *mut u8)
+    }
+
     /// A block of class `c` (`size` bytes): the head of the private list `list` (refilled
     /// from the class's shared stack when empty), else freshly carved. `list` is owned by
     /// the caller alone (its thread's cache, or the class mutex held).
@@ -176,16 +221,8 @@ impl Arena {
                 *list = class.free.swap(0, Ordering::Acquire);
             }
         }
-        if *list != 0 {
-            let b = *list;
-            // SAFETY: `b` heads a list the caller owns; every block on it is a free block of
-            // this class whose first word holds the next link (written by `dealloc`, or by
-            // the run carve below).
-            *list = unsafe { (b as *const usize).read() };
-            // The next allocation of this class reads the new head's link: start its miss
-            // now (freed blocks are cold; a writer allocates one or two per update).
-            super::prefetch(*list as *const u8);
-            return b as *mut u8;
+        if let Some(b) = Self::pop(list) {
+            return b;
         }
         if c < CLASSES {
             return self.carve(size);
