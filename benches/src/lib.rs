@@ -131,16 +131,17 @@ pub fn churn_key(i: u64, len: usize) -> usize {
     (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % len
 }
 
-/// Steps in a [`ChurnInput`]: more than the `PRE_CHURN` untimed steps and a timed run's, so
-/// that a bench's steps follow [`churn_key`]'s sequence without repeating.
+/// Steps in a [`ChurnInput`]: more than the churn bench's untimed steps (`PRE_CHURN`, 3 Mi),
+/// which follow [`churn_key`]'s sequence; later steps repeat the ring, at destinations last
+/// written 4 Mi steps before (as cold as fresh draws).
 pub const CHURN_RING: usize = 1 << 22;
 
 /// The churn writers' input, made before the clock starts: for each step, in order, the
 /// index [`churn_key`] draws and a copy of that prefix. A writer consumes its updates as a
 /// stream (an MRT file in `rtm replay`, a BGP session's UPDATE messages), with each
-/// update's prefix at hand; reading it at random from the prefix list (18 MB for the IPv4
+/// update's prefix at hand; reading it at random from the prefix list (16 MB for the IPv4
 /// table) instead made a cache miss of the harness's own the first link of every step's
-/// chain of misses, 6-8 % of a route-by-route step (BENCHMARKS.md, session 31). Read in
+/// chain of misses: 13-14 % of a route-by-route step's time (BENCHMARKS.md, session 31). Read in
 /// order, the ring's lines are streamed by the hardware prefetcher. Step `i` reads entry
 /// `i % CHURN_RING`.
 pub struct ChurnInput<T> {
