@@ -307,16 +307,16 @@ fn churn(c: &mut Criterion, v4: &[NetAddress]) {
         rtm_benches::add_feeds(rtm, v4, 2);
         rtm
     };
+    // Every writer reads its steps' prefixes from a stream made before the clock starts
+    // (`rtm_benches::ChurnInput`: each step's prefix at hand, as in an UPDATE stream).
+    let input: &'static ChurnInput<NetAddress> = Box::leak(Box::new(ChurnInput::new(v4)));
+    let net_input: &'static ChurnInput<Ipv4Net> = Box::leak(Box::new(ChurnInput::new(nets)));
     // The writer's step: re-announce a route with a changed preference (a new snapshot
     // and possibly a best-route change); every 16th step withdraws it instead. Each
     // writer is its own entity (`instance`).
     // With `via_handle`, a re-announcement of a route the writer holds a handle on goes
     // through the handle (`update_route`, RTMv2's add with a route handle), without the
     // walk to the prefix.
-    // Every writer reads its steps' prefixes from a stream made before the clock starts
-    // (`rtm_benches::ChurnInput`: each step's prefix at hand, as in an UPDATE stream).
-    let input: &'static ChurnInput<NetAddress> = Box::leak(Box::new(ChurnInput::new(v4)));
-    let net_input: &'static ChurnInput<Ipv4Net> = Box::leak(Box::new(ChurnInput::new(nets)));
     let rtm_writer_with = move |rtm: &'static Rtm, instance: u32, via_handle: bool| {
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, instance)).expect("fresh entity");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];

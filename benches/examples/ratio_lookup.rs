@@ -213,9 +213,12 @@ fn run<N: Prefix + Copy + Send + Sync>(
     };
     let steps = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let writer = std::env::var_os("WRITER").is_some_and(|v| v == "1");
+    // The writer's input, made before it starts (as the churn bench's).
+    let inputs =
+        writer.then(|| (rtm_benches::ChurnInput::new(prefixes), rtm_benches::ChurnInput::new(&keys)));
     std::thread::scope(|s| {
-        if writer {
-            s.spawn(|| churn([&rtm, &rtm_h], prefixes, (&locked, &keys), &ctl, &steps));
+        if let Some((input, key_input)) = &inputs {
+            s.spawn(|| churn([&rtm, &rtm_h], prefixes, input, (&locked, key_input), &ctl, &steps));
         }
         let busy = measure(fam, &variants, rounds, inside.len(), writer.then_some(&ctl));
         ctl.stop.store(true, Ordering::Relaxed);
@@ -276,8 +279,8 @@ impl Control {
     }
 }
 
-/// The locked map and its keys (the table's prefixes).
-type Locked<'a, N> = (&'a RwLock<PrefixMap<N, u32>>, &'a [N]);
+/// The locked map and its writer's input (the table's prefixes as its keys).
+type Locked<'a, N> = (&'a RwLock<PrefixMap<N, u32>>, &'a rtm_benches::ChurnInput<N>);
 
 /// While `ctl` lets it run: the churn bench's batched writer (`rtm_benches::BatchedChurn`)
 /// on one of the rtm tables, or the churn bench's locked writer on the map (a write lock
@@ -286,13 +289,12 @@ type Locked<'a, N> = (&'a RwLock<PrefixMap<N, u32>>, &'a [N]);
 fn churn<N: Prefix + Copy>(
     rtms: [&rtm::Rtm; 2],
     prefixes: &[rtm::NetAddress],
-    (locked, keys): Locked<'_, N>,
+    input: &rtm_benches::ChurnInput<rtm::NetAddress>,
+    (locked, key_input): Locked<'_, N>,
     ctl: &Control,
     steps: &[AtomicU64; 3],
 ) {
-    let input = rtm_benches::ChurnInput::new(prefixes);
-    let key_input = rtm_benches::ChurnInput::new(keys);
-    let mut ws = rtms.map(|r| rtm_benches::BatchedChurn::new(r, prefixes, &input, 3));
+    let mut ws = rtms.map(|r| rtm_benches::BatchedChurn::new(r, prefixes, input, 3));
     let mut i = 0u64;
     while !ctl.stop.load(Ordering::Relaxed) {
         if !ctl.run.load(Ordering::SeqCst) {
@@ -306,7 +308,7 @@ fn churn<N: Prefix + Copy>(
         ctl.idle.store(false, Ordering::SeqCst);
         let target = ctl.target.load(Ordering::SeqCst);
         if target == LOCKED {
-            rtm_benches::locked_step(locked, &key_input, i);
+            rtm_benches::locked_step(locked, key_input, i);
         } else {
             ws[target].step(i);
         }

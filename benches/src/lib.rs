@@ -139,11 +139,11 @@ pub const CHURN_RING: usize = 1 << 22;
 /// The churn writers' input, made before the clock starts: for each step, in order, the
 /// index [`churn_key`] draws and a copy of that prefix. A writer consumes its updates as a
 /// stream (an MRT file in `rtm replay`, a BGP session's UPDATE messages), with each
-/// update's prefix at hand; reading it at random from the prefix list (16 MB for the IPv4
-/// table) instead made a cache miss of the harness's own the first link of every step's
-/// chain of misses: 13-14 % of a route-by-route step's time (BENCHMARKS.md, session 31). Read in
-/// order, the ring's lines are streamed by the hardware prefetcher. Step `i` reads entry
-/// `i % CHURN_RING`.
+/// update's prefix at hand. Read at random from the prefix list (16 MB for the IPv4
+/// table), the prefix was a cache miss of the harness's own, the first link of every
+/// step's chain of misses: 13-14 % of a route-by-route step's time (BENCHMARKS.md, session
+/// 31). Read in order, the ring's lines are streamed by the hardware prefetcher. Step `i`
+/// reads entry `i % CHURN_RING`.
 pub struct ChurnInput<T> {
     ring: Box<[(u32, T)]>,
 }

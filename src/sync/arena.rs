@@ -150,7 +150,9 @@ impl Arena {
                 let cached = CACHE.try_with(|cache| {
                     let head = &cache.heads[c];
                     let mut list = head.get();
-                    let p = Self::pop(&mut list);
+                    // SAFETY: this thread's list of class `c`: only this thread reads or
+                    // writes it, and it holds free blocks of the class (`Cache`).
+                    let p = unsafe { Self::pop(&mut list) };
                     head.set(list);
                     p
                 });
@@ -162,8 +164,9 @@ impl Arena {
         self.alloc_slow(layout)
     }
 
-    /// [`alloc`](Self::alloc) where this thread's list of the class is empty (or the block
-    /// is not the arena's, or the arena not the process-wide one).
+    /// [`alloc`](Self::alloc) where the fast path does not serve: this thread's list of the
+    /// class is empty, the layout is too large for the arena, or the arena is not the
+    /// process-wide one.
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> *mut u8 {
         let Some((c, size)) = class_of(layout) else {
@@ -189,17 +192,21 @@ impl Arena {
         self.take(c, size, &mut local)
     }
 
-    /// The head of the private list `list` (owned by the caller: its thread's cache, or the
-    /// class mutex held), unlinked; `None` if the list is empty.
+    /// The head of the private list `list`, unlinked; `None` if the list is empty.
+    ///
+    /// # Safety
+    /// `list` is owned by the caller (its thread's cache, or the class mutex held) and
+    /// heads a list of free blocks of one class, each holding the next link in its first
+    /// word (0 ends it).
     #[inline(always)]
-    fn pop(list: &mut usize) -> Option<*mut u8> {
+    unsafe fn pop(list: &mut usize) -> Option<*mut u8> {
         let b = *list;
         if b == 0 {
             return None;
         }
-        // SAFETY: `b` heads a list the caller owns; every block on it is a free block of its
-        // class whose first word holds the next link (written by `dealloc`, or by the run
-        // carve in `take`).
+        // SAFETY: `b` heads a list the caller owns (the contract); every block on it is a
+        // free block whose first word holds the next link (written by `dealloc`, or by the
+        // run carve in `take`).
         *list = unsafe { (b as *const usize).read() };
         // The next allocation of this class reads the new head's link: start its miss now
         // (freed blocks are cold; a writer allocates one or two per update).
@@ -221,7 +228,8 @@ impl Arena {
                 *list = class.free.swap(0, Ordering::Acquire);
             }
         }
-        if let Some(b) = Self::pop(list) {
+        // SAFETY: `list` is the caller's, a list of class `c` (this function's contract).
+        if let Some(b) = unsafe { Self::pop(list) } {
             return b;
         }
         if c < CLASSES {
