@@ -28,7 +28,7 @@ fn main() {
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         let t0 = std::time::Instant::now();
         for i in 0..churn {
-            let k = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % v4.len();
+            let k = rtm_benches::churn_key(i, v4.len());
             if i % 16 == 15 {
                 if let Some(r) = refs[k].take() {
                     let _ = w.delete_route(&r);
