@@ -97,7 +97,7 @@ impl RtmBuilder {
                 entities: Registry::new(),
                 dest_count: Counter::new(),
                 route_count: Counter::new(),
-                unplaced: WorkList::new(),
+                unplaced: crate::sync::CachePadded::new(WorkList::new()),
             }),
         };
         Ok(Rtm {
@@ -183,7 +183,15 @@ pub(crate) struct TableInner {
     /// with a reference each: later batched writes move the snapshots into the slots once
     /// those are free ([`Dest::place`]).
     /// (With the generation of the snapshot left in a block: see `Dest::place`.)
-    pub(crate) unplaced: WorkList<(DestPtr, u64)>,
+    ///
+    /// Padded to a 128-byte block of its own: a route-by-route writer locks it whenever
+    /// its snapshot goes to a block (most re-announcements under churn), and unpadded its mutex sat in the line after the trie's root and levels,
+    /// which every lookup reads. The two lines form one 128-byte pair, which the L2's
+    /// spatial prefetcher fetches together, so a reader held the mutex's line too and
+    /// every lock took it back from the reader's core: a reader of one address slowed the
+    /// writer by 13 %, one of 32 addresses (criterion's churn reader) by 6-9 %
+    /// (`writer_interference`, BENCHMARKS.md session 32).
+    pub(crate) unplaced: crate::sync::CachePadded<WorkList<(DestPtr, u64)>>,
 }
 
 impl TableInner {

@@ -10,8 +10,8 @@
 //! reads it; `RANDOM_INPUT=1` reads it at random from the prefix list instead):
 //! * `none`: nothing;
 //! * `spin`: an arithmetic loop (no memory);
-//! * `hot32`: the churn bench's reader (batched lookups of the same 32 addresses, a pin
-//!   per batch);
+//! * `hotN` (`hot1`, `hot32`, `hot1024`, ...): batched lookups of the same N addresses,
+//!   a pin per batch (`hot1024` is criterion's `writer_with_reader` reader);
 //! * `all`: batched lookups of all 65,536 query addresses, a pin per batch;
 //! * `pins`: pins and nothing else (the epoch traffic alone).
 //!
@@ -64,11 +64,13 @@ fn main() {
                         }
                         black_box(x);
                     }
-                    // Criterion's reader: the first 32 addresses, a pin per batch.
-                    "hot32" => {
+                    // The first N addresses, a pin per batch (criterion's churn reader:
+                    // `hot1024`).
+                    hot if hot.strip_prefix("hot").is_some_and(|n| n.parse::<usize>().is_ok()) => {
+                        let n_addr: usize = hot[3..].parse().unwrap_or(32).clamp(1, inside.len());
                         while !stop.load(Ordering::Relaxed) {
                             let g = table.pin();
-                            table.lookup_batch(&inside[..32], ViewId::UNICAST, &g, |_, b| {
+                            table.lookup_batch(&inside[..n_addr], ViewId::UNICAST, &g, |_, b| {
                                 black_box(b.map(|b| b.next_hops()[0].interface));
                             });
                             n += 1;
