@@ -15,7 +15,7 @@ use crate::identity::RoutePtr;
 use crate::leaf::{dest_word, free_word, owned_by, Leaf, State};
 use crate::prefix::NetAddress;
 use crate::route::{AddMode, ChangeFlags, RouteInfo, RouteParams, RouteRef, Version};
-use crate::sync::{epoch, fence, Arc, Ordering};
+use crate::sync::{epoch, fence, prefetch, Arc, Ordering};
 use crate::table::TableInner;
 use crate::view::ViewSet;
 
@@ -260,24 +260,42 @@ impl EntityRef {
                 if cur.is_dead() {
                     return Err(());
                 }
-                let mine = |e: &&Entry| me.owns(e);
+                let matches = |e: &Entry| match mode {
+                    AddMode::Normal => me.owns(e) && e.info().neighbour == info.neighbour,
+                    AddMode::First => me.owns(e),
+                    AddMode::New => false,
+                };
                 // Among several matches (possible after `New` or `First`), the oldest.
                 let oldest = |it: &mut dyn Iterator<Item = &Entry>| {
                     it.min_by_key(|e| e.route.seq()).and_then(|f| cur.position(&f.route))
                 };
-                let existing = match mode {
-                    AddMode::Normal => oldest(
-                        &mut cur.entries.iter().filter(|e| mine(e) && e.info().neighbour == info.neighbour),
-                    ),
-                    AddMode::First => oldest(&mut cur.entries.iter().filter(mine)),
-                    AddMode::New => None,
+                // The entries whose owner tag is this entity's: only they can match (`owns`
+                // checks the tag first). With one (the usual case: a re-announcement), it is
+                // taken as the match while the replacement is built, and checked after: the
+                // check reads the route's identity and the version's neighbour, two objects
+                // outside the snapshot, whose lines then load during the build instead of
+                // before it. A failed check means no entry matches (it was the only
+                // candidate), and the built snapshot, which owns nothing, is dropped.
+                let mut tagged = cur.entries.iter().enumerate().filter(|(_, e)| e.owner == me.serial);
+                let (first, second) = (tagged.next(), tagged.next());
+                let guess = match (mode, first, second) {
+                    (AddMode::New, ..) | (_, None, _) => None,
+                    (_, Some((i, e)), None) => {
+                        // The identity, and the version's second line (the neighbour's
+                        // tail: `RouteInfo`'s layout).
+                        prefetch(e.route.addr());
+                        prefetch(Version::as_ptr(e.info()).cast::<u8>().wrapping_add(64));
+                        let built = cur.with_info(i, info);
+                        matches(e).then_some((i, built))
+                    }
+                    _ => oldest(&mut cur.entries.iter().filter(|e| matches(e)))
+                        .map(|i| (i, cur.with_info(i, info))),
                 };
                 // The route's views before (if it exists) or after the change.
                 let mut views = info.views;
-                let (list, delta, route, created) = match existing {
-                    Some(i) => {
+                let (list, delta, route, created) = match guess {
+                    Some((i, (list, delta))) => {
                         views = views | cur.entries[i].views();
-                        let (list, delta) = cur.with_info(i, info);
                         (list, delta, RoutePtr::clone(&cur.entries[i].route), false)
                     }
                     None => {

@@ -56,6 +56,41 @@ fn entries_tell_owners_apart() {
     assert!(!a.entity.owns(&forged));
 }
 
+/// An add takes the one entry tagged with its registration's number for its own route
+/// before checking the route's identity (`EntityRef::upsert`): when the identity says
+/// otherwise (another registration with the same number, after 2^32 registrations), the
+/// add must insert a route of its own and leave the other's alone, in every matching mode.
+#[test]
+fn a_tag_match_of_another_registration_is_not_replaced() {
+    use crate::entity::{Entity, EntityRef};
+    use crate::{AddMode, AddressFamily, EntityId, RouteParams, Rtm};
+    for mode in [AddMode::Normal, AddMode::First] {
+        let rtm = Rtm::new();
+        let a = rtm.register(AddressFamily::Ipv4, EntityId::new(1, 1)).unwrap();
+        // A registration whose number collides with `a`'s (not in the registry: it only
+        // needs to own a route).
+        let mut twin = Entity::new(EntityId::new(2, 1));
+        twin.serial = a.entity.serial;
+        let twin = EntityRef { entity: Arc::new(twin), table: a.table.clone() };
+        let p = "10.0.0.0/8".parse().unwrap();
+        let (rt, _) = twin.add_route(&p, RouteParams::new(7, 3)).unwrap();
+        let (ra, flags) = a.add_route_with(&p, RouteParams::new(5, 1), mode).unwrap();
+        assert!(flags.new, "{mode:?}: a's add creates a route");
+        assert!(!RoutePtr::ptr_eq(&ra.route, &rt.route), "{mode:?}");
+        let infos = rt.dest().route_infos();
+        assert_eq!(infos.len(), 2, "{mode:?}: both routes are on the destination");
+        let of = |r: &RouteRef| {
+            infos.iter().find(|(x, _)| RoutePtr::ptr_eq(&x.route, &r.route)).map(|(_, v)| v.preference())
+        };
+        assert_eq!(of(&rt), Some(7), "{mode:?}: the twin's route keeps its contents");
+        assert_eq!(of(&ra), Some(5), "{mode:?}");
+        // And a re-announcement by `a` now finds its own route among two tagged entries.
+        let (again, flags) = a.add_route_with(&p, RouteParams::new(4, 1), mode).unwrap();
+        assert!(!flags.new && RoutePtr::ptr_eq(&again.route, &ra.route), "{mode:?}");
+        assert_eq!(rt.dest().route_infos().len(), 2, "{mode:?}");
+    }
+}
+
 /// The current snapshot owns exactly one count per entry on its routes and versions,
 /// and replaced snapshots none ("Ownership"): after each kind of transition (a route
 /// added, a version replaced, a route removed, the last route removed) and once the
