@@ -122,8 +122,9 @@ pub(crate) use crossbeam_epoch as epoch;
 /// contents never change after construction, so there is nothing for loom to interleave.
 pub(crate) type SharedSlice<T> = std::sync::Arc<[T]>;
 
-/// Cache-line padding for counters written by many threads.
-#[cfg(not(loom))]
+/// Cache-line padding (128 bytes on x86_64: a line pair, which the L2's spatial
+/// prefetcher fetches together) for state written by some threads beside state others
+/// read. Plain layout, no atomics of its own: also in loom builds.
 pub(crate) use crossbeam_utils::CachePadded;
 
 /// A pause inside a retry loop. Loom needs an explicit yield, or a spinning model thread
