@@ -121,6 +121,7 @@ pub struct RouteParams {
 
 impl RouteParams {
     /// A unicast route with this preference and metric, no next hops, no neighbour.
+    #[inline]
     pub fn new(preference: u32, metric: u32) -> Self {
         Self {
             neighbour: None,
@@ -134,21 +135,25 @@ impl RouteParams {
         }
     }
     /// Adds a next hop.
+    #[inline]
     pub fn next_hop(mut self, nh: NextHop) -> Self {
         self.next_hops.push(nh);
         self
     }
     /// Sets the neighbour.
+    #[inline]
     pub fn neighbour(mut self, nh: NextHop) -> Self {
         self.neighbour = Some(nh);
         self
     }
     /// Sets the views.
+    #[inline]
     pub fn views(mut self, v: ViewSet) -> Self {
         self.views = v;
         self
     }
     /// Sets the flags.
+    #[inline]
     pub fn flags(mut self, f: u16) -> Self {
         self.flags = f;
         self

@@ -18,6 +18,7 @@ pub struct NextHop {
 
 impl NextHop {
     /// A next hop through `interface`.
+    #[inline]
     pub fn new(address: NetAddress, interface: u32) -> Self {
         Self { address, interface }
     }
@@ -80,6 +81,7 @@ impl NextHopList {
     }
 
     /// Appends `nh`.
+    #[inline]
     pub fn push(&mut self, nh: NextHop) {
         match &mut self.0 {
             HopRepr::Inline(slot @ None) => *slot = Some(nh),
