@@ -185,12 +185,13 @@ pub(crate) struct TableInner {
     /// (With the generation of the snapshot left in a block: see `Dest::place`.)
     ///
     /// Padded to a 128-byte block of its own: a route-by-route writer locks it whenever
-    /// its snapshot goes to a block (most re-announcements under churn), and unpadded its mutex sat in the line after the trie's root and levels,
-    /// which every lookup reads. The two lines form one 128-byte pair, which the L2's
-    /// spatial prefetcher fetches together, so a reader held the mutex's line too and
-    /// every lock took it back from the reader's core: a reader of one address slowed the
-    /// writer by 13 %, one of 32 addresses (criterion's churn reader) by 6-9 %
-    /// (`writer_interference`, BENCHMARKS.md session 32).
+    /// its snapshot goes to a block (most re-announcements under churn), and unpadded
+    /// its mutex sat in the line after the trie's root and level count, which every
+    /// lookup reads. The two lines form one 128-byte pair, which the L2's spatial
+    /// prefetcher fetches together, so a reader held the mutex's line too and every lock
+    /// took it back from the reader's core: a reader of one address slowed the writer by
+    /// up to 13 %, one of 32 addresses by 6-9 % (`writer_interference`, BENCHMARKS.md
+    /// session 32).
     pub(crate) unplaced: crate::sync::CachePadded<WorkList<(DestPtr, u64)>>,
 }
 

@@ -281,8 +281,8 @@ impl EntityRef {
                 let guess = match (mode, first, second) {
                     (AddMode::New, ..) | (_, None, _) => None,
                     (_, Some((i, e)), None) => {
-                        // The identity, and the version's second line (the neighbour's
-                        // tail: `RouteInfo`'s layout).
+                        // The identity, and the version's second line (its neighbour:
+                        // `RouteInfo`'s layout).
                         prefetch(e.route.addr());
                         prefetch(Version::as_ptr(e.info()).cast::<u8>().wrapping_add(64));
                         let built = cur.with_info(i, info);
