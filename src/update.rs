@@ -281,10 +281,11 @@ impl EntityRef {
                 let guess = match (mode, first, second) {
                     (AddMode::New, ..) | (_, None, _) => None,
                     (_, Some((i, e)), None) => {
-                        // The identity, and the version's second line (its neighbour:
-                        // `RouteInfo`'s layout).
+                        // The identity, and the version's line that ends its neighbour
+                        // (the second: `RouteInfo`'s layout); addresses only, nothing read.
                         prefetch(e.route.addr());
-                        prefetch(Version::as_ptr(e.info()).cast::<u8>().wrapping_add(64));
+                        let nb = core::ptr::from_ref(&e.info().neighbour).cast::<u8>();
+                        prefetch(nb.wrapping_add(core::mem::size_of_val(&e.info().neighbour) - 1));
                         let built = cur.with_info(i, info);
                         matches(e).then_some((i, built))
                     }
