@@ -189,6 +189,7 @@ impl EntityRef {
                 dests().for_each(|d| d.prefetch());
                 lists.extend(dests().map(|d| d.list(&g)));
                 lists.iter().for_each(|l| l.prefetch());
+                lists.iter().for_each(|l| l.prefetch_entry_block());
                 lists.iter().for_each(|l| l.prefetch_entries(self.entity.serial));
                 for &i in w {
                     let Some(leaf) = found[i].as_ref() else { continue };
@@ -293,7 +294,7 @@ pub(crate) fn remove_routes(t: &TableInner, routes: &[RoutePtr]) {
 /// allocation costs a consolidation of the allocator's bins.
 ///
 /// A window of items at a time: prefetch the route identities, then (reading them) their
-/// destinations' two lines, then (reading those) each current snapshot, then detach on
+/// destinations' lines, then (reading those) each current snapshot, then detach on
 /// warm lines. Each item is a chain of dependent misses (route -> destination ->
 /// snapshot); the window overlaps the chains of its items, which matters most when the
 /// destinations are scattered in memory (a long-running table, or routes deleted in an
@@ -331,7 +332,7 @@ pub(crate) fn remove_some_pinned<'r, T>(
         #[cfg(not(loom))]
         {
             w.iter().filter_map(&route).for_each(|r| prefetch(r.addr()));
-            w.iter().filter_map(&route).for_each(|r| r.dest().prefetch_all());
+            w.iter().filter_map(&route).for_each(|r| r.dest().prefetch_for_write());
             w.iter().filter_map(&route).for_each(|r| r.dest().list(g).prefetch());
         }
         res.extend(w.iter().map(|item| {

@@ -2,7 +2,7 @@
 //!
 //! # Why
 //! Most prefixes of a routing table have one route and nobody holds a handle on them.
-//! A [`Dest`] (two cache lines, 128 bytes) costs such a prefix more than the rest of the
+//! A [`Dest`] (three cache lines, 192 bytes) costs such a prefix more than the rest of the
 //! table together. A prefix's leaf is one atomic word, the prefix's *cell* in its trie
 //! node (`trie/mod.rs`, "Cells"), which says what the prefix has:
 //! * **lone routes** (`group.rs`): one route as `ONE | Version::into_raw(version)`, the
@@ -208,7 +208,7 @@ impl<'g> Leaf<'g> {
     pub(crate) fn get_prefetched(trie: &'g Trie, prefix: &NetAddress, g: &'g Guard) -> Option<Self> {
         let leaf = Self::get(trie, prefix, g)?;
         if let State::Dest(d) = leaf.state(g) {
-            d.prefetch_all();
+            d.prefetch_for_write();
         }
         Some(leaf)
     }

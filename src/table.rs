@@ -492,8 +492,8 @@ pub struct TableMemory {
     pub destinations: usize,
     /// Their bytes beyond their cells in the trie nodes (a word each, enough for a lone
     /// route, counted in `trie_bytes`): a group block for several lone routes (8 bytes per route and a header), and
-    /// a destination object (128 bytes, its first snapshot placed inside it) for each with
-    /// handles on it (route blocks and several-route snapshots not counted).
+    /// a destination object (192 bytes, its first snapshot placed inside it) for each with
+    /// handles on it (route blocks and snapshots in blocks not counted).
     pub destination_bytes: usize,
     /// Destinations with a destination object (the others are lone routes in a cell).
     pub destination_objects: usize,

@@ -342,7 +342,7 @@ impl EntityRef {
         let r = &route.route;
         // As in `add_route_with`: the destination's lines load while the version is
         // interned.
-        r.dest().prefetch_all();
+        r.dest().prefetch_for_write();
         let info = self.entity.version(&params);
         let g = epoch::pin();
         let (old, new, views) = r.dest().modify(&g, |cur| {

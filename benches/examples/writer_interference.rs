@@ -10,6 +10,7 @@
 //! reads it; `RANDOM_INPUT=1` reads it at random from the prefix list instead):
 //! * `none`: nothing;
 //! * `spin`: an arithmetic loop (no memory);
+//! * `locked`: locked read-modify-writes of a private line in a loop (no epoch, no table);
 //! * `hotN` (`hot1`, `hot32`, `hot1024`, ...): batched lookups of the same N addresses,
 //!   a pin per batch (`hot1024` is criterion's `writer_with_reader` reader);
 //! * `all`: batched lookups of all 65,536 query addresses, a pin per batch;
@@ -89,6 +90,17 @@ fn main() {
                         }
                     }
                     // Pins only.
+                    // A locked read-modify-write on a private line, in a loop: no epoch,
+                    // no table.
+                    "locked" => {
+                        let a = Padded(std::sync::atomic::AtomicU64::new(0));
+                        while !stop.load(Ordering::Relaxed) {
+                            for _ in 0..1000 {
+                                a.0.fetch_add(1, Ordering::SeqCst);
+                            }
+                            n += 1;
+                        }
+                    }
                     "pins" => {
                         while !stop.load(Ordering::Relaxed) {
                             let g = table.pin();
@@ -136,3 +148,7 @@ fn main() {
         rtm::drain_deferred_garbage();
     }
 }
+
+/// An atomic on a 128-byte block of its own.
+#[repr(align(128))]
+struct Padded(std::sync::atomic::AtomicU64);

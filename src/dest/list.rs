@@ -9,9 +9,10 @@
 //! one. The best route of a view is the first entry that belongs to it. Snapshots are read
 //! under a pinned epoch guard and retired with `defer_destroy` when replaced (see
 //! `sync/epoch_cell.rs` and `docs/design.md` for why not arc-swap). A snapshot with one
-//! route keeps it inline: the common case costs no extra allocation and no extra miss.
-//! A route's creation sequence (the last tie-break of the order) comes from a counter of
-//! the destination, not from the snapshot, which keeps a one-route snapshot at 56 bytes.
+//! or two routes keeps them inline ([`Entries`]): the common cases cost no extra
+//! allocation and no extra dependent miss. A route's creation sequence (the last
+//! tie-break of the order) comes from a counter of the destination, not from the
+//! snapshot, which keeps a snapshot at 88 bytes.
 //!
 //! # Ownership
 //! A snapshot's entries own nothing: each is a bitwise share of a route identity and a
@@ -42,13 +43,13 @@ use crate::sync::{
     node_alloc, node_dealloc, prefetch, retire_with, AfterRetire, InlineSlot, Ordering, Touch, TrackedCell,
 };
 use crate::view::{ViewId, ViewSet};
-use core::mem::ManuallyDrop;
+use core::mem::{ManuallyDrop, MaybeUninit};
 use core::ptr::NonNull;
 
 /// One route in a snapshot: its identity, the version this snapshot holds, and a copy of
 /// that version's views, so a lookup finds the best route of a view from the snapshot
 /// alone. 24 bytes. The best route's next hops are copied once per snapshot, beside the
-/// first entry ([`One`], [`Many`]): the fast path reads them without dereferencing `info`;
+/// first entry ([`Entries`]): the fast path reads them without dereferencing `info`;
 /// the other entries' next hops are read through their version.
 ///
 /// An entry owns nothing (see "Ownership" in the module docs): its pointers are bitwise
@@ -224,81 +225,121 @@ fn settle(es: &mut [Entry], mut i: usize) {
     }
 }
 
-/// A snapshot's routes: none (dead), one inline (the common case), or a boxed slice.
-pub(crate) enum Entries {
-    None,
-    One(One),
-    Many(Many),
-}
+/// How many entries a snapshot keeps inline: destinations with one or two routes (a
+/// router with two upstreams, a feed and its writer's own route) read and write their
+/// routes in the snapshot's own lines.
+const INLINE: usize = 2;
 
-/// One route inline, with a copy of its version's next hops: a lookup reads the route's
-/// forwarding data from the snapshot's own line. 48 bytes, so that a one-route snapshot
-/// fits its destination's line (asserted below).
-pub(crate) struct One {
-    entry: Entry,
-    /// Shares the version's own next hops (which the version keeps alive).
-    next_hops: ManuallyDrop<NextHops>,
-}
-
-impl One {
-    fn new(entry: Entry) -> Self {
-        let next_hops = share(&entry.info.next_hops);
-        Self { entry, next_hops }
-    }
-}
-
-/// Several routes: the boxed entries and a copy of the first one's forwarding data (its
-/// views and next hops). The first entry is the best route of every view it belongs to,
-/// so a lookup whose best route is first (nearly all: routes of most destinations share
-/// their views) reads it from the snapshot's own line, without the box's lines. Routing
-/// tables where every destination has routes from two or more peers are the usual case.
+/// A snapshot's routes, best first: up to [`INLINE`] inline, more in a block of their own,
+/// with a copy of the first one's forwarding data (its views and next hops). The first
+/// entry is the best route of every view it belongs to, so a lookup whose best route is
+/// first (nearly all: routes of most destinations share their views) reads it from the
+/// copy, in the snapshot's first bytes: `len`, `views`, `next_hops` and the first entry
+/// are 64 bytes, one cache line where the snapshot is placed in its destination (`Dest`'s
+/// layout assertion) or starts a block.
 ///
-/// 40 bytes, so that [`Entries`] stays as large as a [`One`] and a one-route snapshot fits
-/// its destination's line (asserted below): the box is a thin pointer with its length
-/// beside the views.
-pub(crate) struct Many {
-    views: ViewSet,
+/// Until session 33 only one route was inline and two or more went to a block: a write
+/// to a destination of two routes read the block after the snapshot, a dependent cache
+/// miss of every route-by-route re-announcement (43 % of `Dest::modify`'s samples,
+/// BENCHMARKS.md session 32).
+#[repr(C)]
+pub(crate) struct Entries {
+    /// The number of entries: 0 in a dead snapshot.
     len: u32,
+    /// The first entry's views (none in a dead snapshot).
+    views: ViewSet,
+    /// The first entry's next hops, shared with its version (which keeps them alive).
     next_hops: ManuallyDrop<NextHops>,
-    /// `len` entries: a `Box<[Entry]>` taken apart (see [`Many::all`] and `Drop`).
-    ptr: NonNull<Entry>,
+    store: Store,
 }
 
-// SAFETY: `Many` owns its entries as a `Box<[Entry]>` would (only `Drop` frees them, and
-// they are only read through `&self`), so it is `Send`/`Sync` when `Entry` is.
-unsafe impl Send for Many where Entry: Send {}
-// SAFETY: as above.
-unsafe impl Sync for Many where Entry: Sync {}
+/// The bytes of a snapshot a lookup reads, from its start: the forwarding copy and the
+/// first entry (the handle path takes its route).
+pub(super) const LOOKUP_BYTES: usize = core::mem::offset_of!(Entries, store) + core::mem::size_of::<Entry>();
 
-impl Many {
-    /// The views of the forwarding copy (the first entry's), for the tests.
+/// Where the entries are: inline (`len <= INLINE`, the first `len` initialized), or a
+/// block of `len` (`len > INLINE`: a `Box<[Entry]>` taken apart, see `Drop`).
+#[repr(C)]
+union Store {
+    inline: ManuallyDrop<[MaybeUninit<Entry>; INLINE]>,
+    block: NonNull<Entry>,
+}
+
+// SAFETY: `Entries` owns its entries as a `Box<[Entry]>` or an array would (only `Drop`
+// frees a block, and entries are only read through `&self`), so it is `Send`/`Sync` when
+// `Entry` is.
+unsafe impl Send for Entries where Entry: Send {}
+// SAFETY: as above.
+unsafe impl Sync for Entries where Entry: Sync {}
+
+impl Entries {
+    /// No entries (a dead snapshot's).
+    const NONE: Self = Self {
+        len: 0,
+        views: ViewSet::ANY,
+        next_hops: ManuallyDrop::new(NextHops::Inline(None)),
+        store: Store { inline: ManuallyDrop::new([const { MaybeUninit::uninit() }; INLINE]) },
+    };
+
+    /// One entry.
+    fn one(entry: Entry) -> Self {
+        let (views, next_hops) = (entry.views, share(&entry.info.next_hops));
+        let mut inline = [const { MaybeUninit::uninit() }; INLINE];
+        inline[0].write(entry);
+        Self { len: 1, views, next_hops, store: Store { inline: ManuallyDrop::new(inline) } }
+    }
+
+    /// Whether the entries are in a block of their own.
+    #[inline(always)]
+    fn in_block(&self) -> bool {
+        self.len as usize > INLINE
+    }
+
+    /// The block of more than [`INLINE`] entries, if there is one.
+    #[inline(always)]
+    fn block(&self) -> Option<NonNull<Entry>> {
+        if self.in_block() {
+            // SAFETY: `store` holds a block exactly when `len > INLINE` (its invariant).
+            // (Read only then: inline entries may leave those bytes uninitialized.)
+            Some(unsafe { self.store.block })
+        } else {
+            None
+        }
+    }
+
+    /// The first entry's views, as copied for the forwarding path (the tests).
     #[cfg(test)]
     pub(super) fn copied_views(&self) -> ViewSet {
         self.views
     }
 
-    /// The entries of `old` with `change` applied (two or more: callers keep one route
-    /// inline), best first. They are written straight into the block and only the changed
-    /// entry is moved to its place: the others keep their order (the selection order is
-    /// total, so one entry's change does not reorder the rest), which saves a sort and an
-    /// intermediate vector per write.
+    /// The entries of `old` with `change` applied (at least one), best first. They are
+    /// written straight to their place (inline, or a fresh block) and only the changed
+    /// entry is moved to its rank: the others keep their order (the selection order is
+    /// total, so one entry's change does not reorder the rest), which saves a sort and
+    /// an intermediate vector per write.
     ///
-    /// The entries go to a block of the node arena (`node_alloc`; the global allocator
-    /// past its largest block, and in loom, miri and ASan builds): snapshots are made and
-    /// retired by the million, and as glibc chunks their frees filled the allocator's fast
-    /// bins, which every later large allocation then consolidated (BENCHMARKS.md, session 11).
+    /// A block comes from the node arena (`node_alloc`; the global allocator past its
+    /// largest block, and in loom, miri and ASan builds): snapshots are made and retired by
+    /// the million, and as glibc chunks their frees filled the allocator's fast bins,
+    /// which every later large allocation then consolidated (BENCHMARKS.md, session 11).
     fn changed(old: &[Entry], change: Change) -> Self {
         let len = change.len_after(old.len());
-        debug_assert!(len > 1);
+        debug_assert!(len > 0);
         // More than `u32::MAX` routes on one destination would take over 96 GiB of
         // entries: treat it as the allocation failure it is (an abort, not a panic).
         let len32 = u32::try_from(len)
             .unwrap_or_else(|_| std::alloc::handle_alloc_error(core::alloc::Layout::new::<Entry>()));
-        let layout = Self::layout(len32);
-        let Some(ptr) = NonNull::new(node_alloc(layout).cast::<Entry>()) else {
-            std::alloc::handle_alloc_error(layout)
+        let mut inline = [const { MaybeUninit::<Entry>::uninit() }; INLINE];
+        let block = if len <= INLINE {
+            inline.as_mut_ptr().cast::<Entry>()
+        } else {
+            let layout = Self::layout(len32);
+            let Some(p) = NonNull::new(node_alloc(layout).cast::<Entry>()) else {
+                std::alloc::handle_alloc_error(layout)
+            };
+            p.as_ptr()
         };
-        let block = ptr.as_ptr();
         // The entry of `old` not copied, and the slot of the changed entry (none for a
         // removal: the rest keep their order).
         let (skip, put) = match change {
@@ -310,7 +351,8 @@ impl Many {
         for (j, e) in old.iter().enumerate() {
             if Some(j) != skip {
                 // SAFETY: `k < len`: every `old` entry but a removed one gets a slot, and
-                // `len` counts them (`len_after`); writes to a fresh block of `len` entries.
+                // `len` counts them (`len_after`); `block` has room for `len` entries (the
+                // inline array when `len <= INLINE`, else a fresh block of `len`).
                 unsafe { block.add(k).write(e.share()) };
                 k += 1;
             }
@@ -322,37 +364,37 @@ impl Many {
             // have no drop glue).
             unsafe { block.add(put).write(e) };
         }
-        // SAFETY: all `len` entries are written (above); the block is ours alone until
-        // the snapshot is published.
+        // SAFETY: all `len` entries are written (above); `block` is ours alone until the
+        // snapshot is published.
         let entries = unsafe { core::slice::from_raw_parts_mut(block, len) };
         if let Some(put) = put {
             settle(entries, put);
         }
         let (views, next_hops) = (entries[0].views, share(&entries[0].info.next_hops));
-        Self { views, len: len32, next_hops, ptr }
+        let store = if len <= INLINE {
+            Store { inline: ManuallyDrop::new(inline) }
+        } else {
+            // SAFETY: `block` came from `node_alloc` above (not null).
+            Store { block: unsafe { NonNull::new_unchecked(block) } }
+        };
+        Self { len: len32, views, next_hops, store }
     }
 
     /// The block layout of `len` entries (valid: at most one more than a snapshot in memory).
     fn layout(len: u32) -> core::alloc::Layout {
         core::alloc::Layout::array::<Entry>(len as usize).expect("the entries fit in memory already")
     }
-
-    /// The entries.
-    #[inline(always)]
-    fn all(&self) -> &[Entry] {
-        // SAFETY: `ptr` holds `len` entries moved there by `new`, freed only by `Drop`, so
-        // they are a live slice for as long as `self` is borrowed.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
-    }
 }
 
-impl Drop for Many {
+impl Drop for Entries {
     fn drop(&mut self) {
-        // Entries own nothing (no drop glue): only the block goes.
+        // Entries own nothing (no drop glue): only a block goes.
         const { assert!(!core::mem::needs_drop::<Entry>()) };
-        // SAFETY: `ptr` is the block `new` allocated with this layout, freed once (here);
-        // nothing borrows `self`.
-        unsafe { node_dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
+        if let Some(block) = self.block() {
+            // SAFETY: the block `changed` allocated with this layout, freed once (here);
+            // nothing borrows `self`.
+            unsafe { node_dealloc(block.as_ptr().cast(), Self::layout(self.len)) }
+        }
     }
 }
 
@@ -360,22 +402,29 @@ impl core::ops::Deref for Entries {
     type Target = [Entry];
     #[inline(always)]
     fn deref(&self) -> &[Entry] {
-        match self {
-            Entries::None => &[],
-            Entries::One(o) => core::slice::from_ref(&o.entry),
-            Entries::Many(m) => m.all(),
-        }
+        let p = match self.block() {
+            Some(block) => block.as_ptr().cast_const(),
+            None => (&raw const self.store).cast::<Entry>(),
+        };
+        // SAFETY: `len` entries are initialized there (inline: the first `len` of the
+        // array, which starts the union; a block: all of it), live while `self` is
+        // borrowed.
+        unsafe { core::slice::from_raw_parts(p, self.len as usize) }
     }
 }
 
 /// An immutable route-list snapshot. See the module docs.
+///
+/// `repr(C)`: the entries first, so the forwarding copy and the first entry fill the
+/// snapshot's first line (see [`Entries`]).
+#[repr(C)]
 pub(crate) struct RouteList {
-    alive: TrackedCell<()>,
+    /// Never empty in a live snapshot: an empty one is dead (see [`RouteList::is_dead`]).
+    pub(crate) entries: Entries,
     /// Version: one more than the snapshot it replaced (a tombstone's key, see
     /// `Route::bury`).
     pub(crate) gen: u64,
-    /// Never empty in a live snapshot: an empty one is dead (see [`RouteList::is_dead`]).
-    pub(crate) entries: Entries,
+    alive: TrackedCell<()>,
 }
 
 impl Touch for RouteList {
@@ -383,6 +432,10 @@ impl Touch for RouteList {
     fn touch(&self) {
         self.alive.touch();
     }
+
+    /// A snapshot's block starts a cache line: its forwarding copy and first entry (its
+    /// first 64 bytes, [`Entries`]) are then one line, as when it is placed.
+    const BLOCK_ALIGN: usize = 64;
 
     /// A placed list holds a reference to its destination until its deferred move-out
     /// (module docs, "Ownership"): the move-out reads the destination's slot and flag.
@@ -401,10 +454,10 @@ impl Touch for RouteList {
         drop(DestPtr(owning_ptr(unsafe { Dest::of_slot(slot) })));
     }
 
-    /// The entries (a several-route list's entry block) belong to the other list of the
+    /// The entries (a list of more than two routes: its entry block) belong to the other list of the
     /// move ([`RouteList::moved`]): forgotten here, the rest dropped.
     unsafe fn drop_moved(mut self) {
-        core::mem::forget(core::mem::replace(&mut self.entries, Entries::None));
+        core::mem::forget(core::mem::replace(&mut self.entries, Entries::NONE));
     }
 }
 
@@ -417,18 +470,16 @@ impl Drop for RouteList {
 impl RouteList {
     /// The snapshot after `old` with `change` applied.
     fn changed(gen: u64, old: &[Entry], change: Change) -> Self {
-        let entries = match (change.len_after(old.len()), change) {
-            (0, _) => Entries::None,
-            (1, Change::Replace(_, e) | Change::Insert(e)) => Entries::One(One::new(e)),
-            (1, Change::Remove(i)) => Entries::One(One::new(old[1 - i].share())),
-            (_, change) => Entries::Many(Many::changed(old, change)),
+        let entries = match change.len_after(old.len()) {
+            0 => Entries::NONE,
+            _ => Entries::changed(old, change),
         };
         Self { alive: TrackedCell::new(()), gen, entries }
     }
 
     /// A snapshot of one route (no sorting, no intermediate vector).
     pub(crate) fn one(gen: u64, entry: Entry) -> Self {
-        Self { alive: TrackedCell::new(()), gen, entries: Entries::One(One::new(entry)) }
+        Self { alive: TrackedCell::new(()), gen, entries: Entries::one(entry) }
     }
 
     /// The next snapshot after this one with entry `i`'s version replaced by `info`, and
@@ -452,7 +503,7 @@ impl RouteList {
     }
 
     /// The next snapshot after this one with the same routes, taking over its entries
-    /// bitwise (a several-route list's entry block moves instead of being copied). For
+    /// bitwise (a block of more than two entries moves instead of being copied). For
     /// `EpochCell::move_into_slot` only: of the two lists, exactly one may be dropped
     /// normally, the other with `Touch::drop_moved`.
     pub(super) fn moved(&self) -> Self {
@@ -485,7 +536,7 @@ impl RouteList {
     }
 
     pub(crate) fn dead(gen: u64) -> Self {
-        Self { alive: TrackedCell::new(()), gen, entries: Entries::None }
+        Self { alive: TrackedCell::new(()), gen, entries: Entries::NONE }
     }
 
     /// The dead list every dead destination shares outside loom: a destination's death
@@ -498,28 +549,31 @@ impl RouteList {
         #[cfg(not(loom))]
         {
             static DEAD: RouteList =
-                RouteList { alive: TrackedCell::new(()), gen: 0, entries: Entries::None };
+                RouteList { alive: TrackedCell::new(()), gen: 0, entries: Entries::NONE };
             Some(&DEAD)
         }
         #[cfg(loom)]
         None
     }
 
-    /// Prefetches the line [`best_hops`](Self::best_hops) reads for a single-route
-    /// snapshot (56 bytes, header and inline entry: in one line when placed in its
-    /// destination or in a 64-aligned arena block).
+    /// Prefetches the line [`best_hops`](Self::best_hops) reads: the snapshot's first
+    /// 64 bytes, the forwarding copy and the first entry (one line when placed in its
+    /// destination or in its 64-aligned arena block).
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
         prefetch((self as *const Self).cast::<u8>());
     }
 
-    /// Prefetches the block of a several-route snapshot's entries (what a copy reads
-    /// beyond the snapshot's own line). Reads the snapshot: call once it is cached.
+    /// Prefetches the rest of the entries a copy reads beyond the snapshot's first line:
+    /// the second inline entry's, or a block of more. Reads the snapshot: call once it is
+    /// cached.
     #[inline]
-    #[cfg(not(loom))]
     pub(crate) fn prefetch_entry_block(&self) {
-        if let Entries::Many(m) = &self.entries {
-            prefetch(m.ptr.as_ptr().cast::<u8>());
+        match self.entries.block() {
+            Some(b) => prefetch(b.as_ptr().cast::<u8>()),
+            None => {
+                prefetch((self as *const Self).cast::<u8>().wrapping_add(core::mem::size_of::<Self>() - 1))
+            }
         }
     }
 
@@ -546,20 +600,18 @@ impl RouteList {
 
     /// The index of the best route of view `v` (the first entry belonging to it) and its
     /// next hops, in one match: the fast path's result carries both. Reads only the
-    /// snapshot's own line when the best route is the first one (see [`Many`]). The fast
+    /// snapshot's first line when the best route is the first one (see [`Entries`]). The fast
     /// path used to match the entries twice, for the index and then for the next hops;
     /// one match (with the trie's stored level count) took a single lookup from 155 to 137
     /// instructions (see `Trie::lookup`).
     #[inline(always)]
     pub(crate) fn best_hops(&self, v: ViewId) -> Option<(usize, &[NextHop])> {
-        match &self.entries {
-            Entries::One(o) => o.entry.views.contains(v).then(|| (0, &**o.next_hops)),
-            Entries::Many(m) if m.views.contains(v) => Some((0, &**m.next_hops)),
-            Entries::Many(m) => {
-                m.all().iter().position(|e| e.views.contains(v)).map(|i| (i, m.all()[i].next_hops()))
-            }
-            Entries::None => None,
+        let es = &self.entries;
+        if es.views.contains(v) {
+            // A dead snapshot's copy has no views: here there is a first entry.
+            return Some((0, &**es.next_hops));
         }
+        es.iter().position(|e| e.views.contains(v)).map(|i| (i, es[i].next_hops()))
     }
 
     /// The union of the routes' views.

@@ -4,9 +4,11 @@
 //! described in `list.rs`.
 //!
 //! # Layout
-//! A destination is two cache lines. Line 1 is the header (prefix, reference count,
+//! A destination is three cache lines. Line 1 is the header (prefix, reference count,
 //! sequence counter, the slot's free flag). Line 2 holds the snapshot cell's address word
-//! and then a slot where a snapshot can be *placed*: the first one with a route
+//! and then a slot where a snapshot can be *placed* (what a lookup reads of it, its
+//! forwarding copy and first entry, in line 2; its second entry and generation, which
+//! writers read, in line 3): the first one with a route
 //! ([`Dest::install_first`], while the destination is still private to its creator), and
 //! later ones whenever the slot is free again. Most destinations of a routing table keep
 //! their first snapshot (most routes never change), so a lookup reads line 2 only: one
@@ -56,23 +58,28 @@ mod tests;
 pub(crate) use list::*;
 
 // The layout a lookup relies on (see `Dest`): the cell's address word at 64 (the cell's
-// word is at offset 8 of the cell), the placed list right after it, both in line 2.
+// word is at offset 8 of the cell), the placed list right after it, and what a lookup
+// reads of the list (its forwarding copy and first entry) in line 2 with them; the rest
+// of the list (the second inline entry, the generation) in line 3.
 #[cfg(not(loom))]
 const _: () = assert!(
-    core::mem::size_of::<Dest>() == 128
-        && core::mem::size_of::<RouteList>() == 56
+    core::mem::size_of::<Dest>() == 192
+        && core::mem::size_of::<RouteList>() == 88
         && core::mem::size_of::<Entry>() == 24
         && core::mem::size_of::<Identity>() == 24
         && core::mem::offset_of!(Dest, own) == 32
         && core::mem::offset_of!(Dest, routes) == 56
         && core::mem::offset_of!(Dest, first) == 72
+        && core::mem::offset_of!(RouteList, entries) == 0
+        && core::mem::offset_of!(Dest, first) + list::LOOKUP_BYTES == 128
 );
 
 /// A destination. See the module docs.
 ///
-/// Two cache lines. Line 1: what writers and handle holders read (prefix, counts, the
+/// Three cache lines. Line 1: what writers and handle holders read (prefix, counts, the
 /// slot's flag, which is the first byte of the cell). Line 2: the cell's address word,
-/// then `first`, where the first route list with a route is placed (`install_first`).
+/// then `first`, where the first route list with a route is placed (`install_first`),
+/// which runs into line 3 (its second entry and generation: writers only).
 /// Most destinations of a table keep that list, so a lookup reads its best route from
 /// line 2 alone: one cache miss per destination (see [`Dest::prefetch`]).
 #[repr(C, align(64))]
@@ -201,8 +208,9 @@ impl Dest {
 
     /// Moves the current snapshot into the destination's slot if it is still the one of
     /// generation `gen`, lives in a block of its own and the slot is free (one transition
-    /// that changes no route: the snapshot's 56 bytes copied into the slot, its entry
-    /// block, if any, taken over rather than copied, and the block retired without it;
+    /// that changes no route: the snapshot's 88 bytes copied into the slot, its entry
+    /// block, if any (more than two routes), taken over rather than copied, and the
+    /// block retired without it;
     /// `EpochCell::move_into_slot`). A write that finds the slot busy puts its snapshot
     /// in a block; the slot frees after the grace period of the placed one it replaced,
     /// and a destination nobody writes again would keep the block (and its line apart
@@ -260,6 +268,14 @@ impl Dest {
     pub(crate) fn prefetch_all(&self) {
         prefetch((self as *const Self).cast::<u8>());
         self.prefetch();
+    }
+
+    /// Prefetches all three lines, for a writer: [`prefetch_all`](Self::prefetch_all)'s
+    /// and the third, where a placed snapshot keeps its second entry and generation.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_write(&self) {
+        self.prefetch_all();
+        prefetch((self as *const Self).cast::<u8>().wrapping_add(128));
     }
 
     /// A new reference to `self`, which the caller reaches through a reference it holds

@@ -202,9 +202,9 @@ fn first_list_is_placed_and_the_slot_is_reused() {
 /// A batched add that gives destinations another route while their first snapshot is
 /// still placed puts the new snapshots in blocks (the slots are busy); once the slots
 /// are reclaimed, the next batched add (of any entity, on any prefix) moves them in
-/// (`TableInner::place_unplaced`), the routes unchanged and their entry blocks taken
-/// over, not copied. Destinations that died are let go; one written route by route
-/// meanwhile was queued by that write too.
+/// (`TableInner::place_unplaced`), the routes unchanged, their two entries inline in the
+/// slot. Destinations that died are let go; one written route by route meanwhile was
+/// queued by that write too.
 #[test]
 fn batched_adds_place_the_snapshots_they_left_in_blocks() {
     let _serial = crate::sync::reclaim_lock();
@@ -233,23 +233,14 @@ fn batched_adds_place_the_snapshots_they_left_in_blocks() {
     b.delete_route(&theirs[0].as_ref().unwrap().0).unwrap();
     b.update_route(&theirs[1].as_ref().unwrap().0, RouteParams::new(10, 1)).unwrap();
     assert_eq!(placed(t, &names[1]), Some(false));
-    // Where the two-route snapshots' entries are, before they are placed.
-    let blocks: Vec<*const Entry> = names[2..]
-        .iter()
-        .map(|n| {
-            crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), &hold).unwrap(), &hold)
-                .list(&hold)
-                .entries
-                .as_ptr()
-        })
-        .collect();
     drop(hold);
     crate::drain_deferred_garbage();
     a.add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
     let g = epoch::pin();
-    for (n, &b) in names[2..].iter().zip(&blocks) {
-        let list = crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), &g).unwrap(), &g).list(&g);
-        assert_eq!(list.entries.as_ptr(), b, "placing moves the entry block along, not a copy");
+    for n in &names[2..] {
+        let d = crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), &g).unwrap(), &g);
+        let at = d.list(&g).entries.as_ptr() as usize - core::ptr::from_ref(d) as usize;
+        assert!(at < Dest::BYTES, "two routes' entries are inline: placed with the snapshot");
     }
     drop(g);
     assert_eq!(placed(t, &names[0]), None);
@@ -261,6 +252,50 @@ fn batched_adds_place_the_snapshots_they_left_in_blocks() {
         let prefs: Vec<u32> = d.route_infos().iter().map(|(_, i)| i.preference()).collect();
         assert_eq!(prefs, [10, 20], "both routes, best first");
         assert_eq!(d.best(ViewId::UNICAST).unwrap().owner(), EntityId::new(2, 1));
+    }
+}
+
+/// A snapshot of more than two routes keeps its entries in a block, which placing the
+/// snapshot takes over rather than copies.
+#[test]
+fn placing_a_snapshot_moves_its_entry_block_along() {
+    let _serial = crate::sync::reclaim_lock();
+    use crate::{AddressFamily, EntityId, RouteParams, Rtm, ViewSet};
+    let rtm = Rtm::new();
+    let e: Vec<_> =
+        (1..=3).map(|i| rtm.register(AddressFamily::Ipv4, EntityId::new(i, 1)).unwrap()).collect();
+    let t = rtm.table(AddressFamily::Ipv4);
+    let names: Vec<String> = (0..8).map(|i| format!("10.{i}.0.0/16")).collect();
+    let items = |pref: u32| -> Vec<(NetAddress, RouteParams)> {
+        names.iter().map(|n| (n.parse().unwrap(), RouteParams::new(pref, 1))).collect()
+    };
+    e[0].add_routes(&items(20)).unwrap();
+    e[1].add_routes(&items(30)).unwrap();
+    crate::drain_deferred_garbage();
+    e[0].add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(1, 1))]).unwrap();
+    assert!(names.iter().all(|n| placed(t, n) == Some(true)));
+    // Pinned, so the slots stay busy: the three-route snapshots go to blocks.
+    let hold = epoch::pin();
+    e[2].add_routes(&items(10)).unwrap();
+    assert!(names.iter().all(|n| placed(t, n) == Some(false)), "the slots were busy");
+    fn entries_at(t: &crate::Table, n: &str, g: &epoch::Guard) -> *const Entry {
+        let d = crate::leaf::dest_of(t.inner.trie.get(&n.parse().unwrap(), g).unwrap(), g);
+        d.list(g).entries.as_ptr()
+    }
+    let blocks: Vec<*const Entry> = names.iter().map(|n| entries_at(t, n, &hold)).collect();
+    drop(hold);
+    crate::drain_deferred_garbage();
+    e[0].add_routes(&[("192.0.2.0/24".parse().unwrap(), RouteParams::new(2, 1))]).unwrap();
+    assert!(names.iter().all(|n| placed(t, n) == Some(true)), "moved into the slots");
+    let g = epoch::pin();
+    for (n, &b) in names.iter().zip(&blocks) {
+        assert_eq!(entries_at(t, n, &g), b, "placing moves the entry block along, not a copy");
+    }
+    drop(g);
+    for n in &names {
+        let d = t.get(&n.parse().unwrap(), ViewSet::ANY).unwrap();
+        let prefs: Vec<u32> = d.route_infos().iter().map(|(_, i)| i.preference()).collect();
+        assert_eq!(prefs, [10, 20, 30], "all three routes, best first");
     }
 }
 
@@ -483,9 +518,7 @@ fn changes_keep_the_selection_order() {
         let first = &list.entries[0];
         let (idx, hops) = list.best_hops(ViewId::UNICAST).expect("every route is unicast");
         assert_eq!((idx, hops), (0, first.next_hops()), "the forwarding copy is the first entry's");
-        if let Entries::Many(m) = &list.entries {
-            assert_eq!(m.copied_views(), first.views());
-        }
+        assert_eq!(list.entries.copied_views(), first.views());
     };
     let (r0, _) = e[0].add_route(&p, params(10, 0)).unwrap();
     let (r1, _) = e[1].add_route(&p, params(20, 1)).unwrap();

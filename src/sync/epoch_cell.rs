@@ -35,10 +35,12 @@
 //! reader fails the model.
 
 use super::epoch::Guard;
-use super::{arena_drop, arena_new, node_dealloc, AtomicBool, AtomicUsize, Ordering};
+use super::{node_alloc, node_dealloc, AtomicBool, AtomicUsize, Ordering};
+use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use core::ptr::NonNull;
 
 /// Tag bit of an address word whose value is placed in an [`InlineSlot`], not an arena
 /// block (see the module docs).
@@ -66,6 +68,11 @@ const SLOT_CLAIM: Ordering = Ordering::Relaxed;
 pub(crate) trait Touch {
     /// A loom-tracked read of the value's `alive` cell (no-op in normal builds).
     fn touch(&self);
+
+    /// The alignment of the arena block a value of this type gets outside a slot (at least
+    /// its own): a route list takes 64, so that what a lookup reads of it, its first
+    /// bytes, is in one cache line wherever the block is. Default: the type's own.
+    const BLOCK_ALIGN: usize = 1;
 
     /// A value was just published in the owner's `slot` (by `compare_and_swap_in` or
     /// `swap_placed`). A type whose deferred move-out needs its owner alive takes a
@@ -137,7 +144,7 @@ pub(crate) struct EpochCell<T: Touch> {
     /// Whether the owner's [`InlineSlot`] may be claimed: set by the deferred drop of the
     /// last value placed there, cleared by the writer that claims it. Only writers read it.
     slot_free: AtomicBool,
-    /// Address of the current value (from [`arena_new`], or an [`InlineSlot`]'s with the
+    /// Address of the current value (from [`block_new`], or an [`InlineSlot`]'s with the
     /// [`PLACED`] bit; never 0).
     ptr: AtomicUsize,
     _value: PhantomData<T>,
@@ -236,7 +243,7 @@ const LOAD: Ordering = Ordering::Relaxed;
 impl<T: Touch> EpochCell<T> {
     pub(crate) fn new(value: T) -> Self {
         Self {
-            ptr: AtomicUsize::new(arena_new(value).as_ptr() as usize),
+            ptr: AtomicUsize::new(block_new(value).as_ptr() as usize),
             slot_free: AtomicBool::new(false),
             _value: PhantomData,
         }
@@ -259,7 +266,7 @@ impl<T: Touch> EpochCell<T> {
             unsafe { &*((p & !PLACED) as *const InlineSlot<T>) }.track.with(|_| ());
         }
         // SAFETY: the cell never holds 0 (set at construction, replaced only by values from
-        // `arena_new`, placed in a slot that outlives them, or `'static`), and a value
+        // `block_new`, placed in a slot that outlives them, or `'static`), and a value
         // replaced after `p` was loaded is retired with `retire_with`, which cannot free (or
         // move out) it while the guard `_g` is pinned.
         let v = unsafe { &*((p & !TAGS) as *const T) };
@@ -302,8 +309,8 @@ impl<T: Touch> EpochCell<T> {
         if old & PLACED == 0 {
             let free_block = move || {
                 // SAFETY: our atomic operation unlinked `old` (nobody else retires it), new
-                // readers can no longer load it, and it came from `arena_new::<T>`.
-                unsafe { arena_drop(old as *mut T) };
+                // readers can no longer load it, and it came from `block_new::<T>`.
+                unsafe { block_drop(old as *mut T) };
                 then.run();
             };
             // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
@@ -439,13 +446,13 @@ impl<T: Touch> EpochCell<T> {
                 let free_block = move || {
                     let p = old as *mut T;
                     // SAFETY: our CAS unlinked the block (nobody else retires it) and after
-                    // the grace period nobody reads it; it came from `arena_new::<T>` (an
+                    // the grace period nobody reads it; it came from `block_new::<T>` (an
                     // untagged word). Its value is read out once, dropped with
                     // `drop_moved` (the placed value owns the shared contents), and the
                     // block freed without dropping it again.
                     unsafe {
                         p.read().drop_moved();
-                        node_dealloc(p.cast(), core::alloc::Layout::new::<T>());
+                        node_dealloc(p.cast(), block_layout::<T>());
                     }
                 };
                 // SAFETY: see the closure; `retire_with` runs it once, after the grace period.
@@ -489,7 +496,7 @@ impl<T: Touch> EpochCell<T> {
 
     /// Unconditionally replaces the value; retires the old one.
     pub(crate) fn swap<'g>(&self, new: T, g: &'g Guard) -> &'g T {
-        let n = arena_new(new).as_ptr() as usize;
+        let n = block_new(new).as_ptr() as usize;
         self.swap_word(n, g)
     }
 
@@ -519,22 +526,52 @@ impl<T: Touch> EpochCell<T> {
     }
 }
 
+/// The layout of the arena block a `T` gets (see [`Touch::BLOCK_ALIGN`]).
+fn block_layout<T: Touch>() -> Layout {
+    let l = Layout::new::<T>();
+    debug_assert!(l.size() != 0);
+    l.align_to(T::BLOCK_ALIGN).expect("a power of two").pad_to_align()
+}
+
+/// `v` in a new arena block of [`block_layout`].
+fn block_new<T: Touch>(v: T) -> NonNull<T> {
+    let layout = block_layout::<T>();
+    let Some(p) = NonNull::new(node_alloc(layout).cast::<T>()) else {
+        std::alloc::handle_alloc_error(layout)
+    };
+    // SAFETY: a fresh block of `T`'s size, aligned at least as `T`.
+    unsafe { p.as_ptr().write(v) };
+    p
+}
+
+/// Drops and frees a value made by [`block_new`].
+///
+/// # Safety
+/// `p` came from `block_new::<T>`, is freed once, and is not used afterwards.
+unsafe fn block_drop<T: Touch>(p: *mut T) {
+    // SAFETY: forwarded from the caller: `p` holds a live `T` in a block of that layout.
+    unsafe {
+        core::ptr::drop_in_place(p);
+        node_dealloc(p.cast(), block_layout::<T>());
+    }
+}
+
 /// Retires the arena block at `old` (if any), which the caller's own CAS or swap just
 /// unlinked.
-pub(super) fn retire_block<T>(old: usize, g: &Guard) {
+pub(super) fn retire_block<T: Touch>(old: usize, g: &Guard) {
     if old == 0 {
         return;
     }
     // SAFETY: our atomic operation unlinked `old` (nobody else retires it) and new readers
-    // can no longer load it; it came from `arena_new::<T>`.
-    unsafe { retire_with(g, move || arena_drop(old as *mut T)) };
+    // can no longer load it; it came from `block_new::<T>`.
+    unsafe { retire_with(g, move || block_drop(old as *mut T)) };
 }
 
 /// The compare-and-swap of [`EpochCell`] and `MaxSlot` on their address word: `cur`
 /// (0 = empty) by `new` in a new arena block; on success returns the block's address (the
 /// caller retires `cur`), on failure hands `new` back.
 pub(super) fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usize, T> {
-    let n = arena_new(new);
+    let n = block_new(new);
     // AcqRel: Release publishes `new`'s contents (pairs with `LOAD`); Acquire orders our
     // later use of the cell after the value we replaced.
     match ptr.compare_exchange(cur, n.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
@@ -544,7 +581,7 @@ pub(super) fn cas<T: Touch>(ptr: &AtomicUsize, cur: usize, new: T) -> Result<usi
             // the block without dropping the value.
             unsafe {
                 let v = n.as_ptr().read();
-                node_dealloc(n.as_ptr().cast(), core::alloc::Layout::new::<T>());
+                node_dealloc(n.as_ptr().cast(), block_layout::<T>());
                 Err(v)
             }
         }
@@ -593,7 +630,7 @@ impl<T: Touch> Drop for EpochCell<T> {
         }
         // SAFETY: `&mut self`: no reader can reach this cell any more (its owner is being
         // destroyed, itself after an epoch grace period or with exclusive access), so
-        // the current value (from `arena_new`, never 0) can be freed now.
-        unsafe { arena_drop(p as *mut T) }
+        // the current value (from `block_new`, never 0) can be freed now.
+        unsafe { block_drop(p as *mut T) }
     }
 }
