@@ -224,7 +224,8 @@ impl TableInner {
                 for (k, w) in earlier.chunks(crate::trie::BATCH).enumerate() {
                     #[cfg(not(loom))]
                     {
-                        w.iter().for_each(|(d, _)| d.prefetch_all());
+                        // All three lines: the move writes the slot's, the third too.
+                        w.iter().for_each(|(d, _)| d.prefetch_for_write());
                         w.iter().for_each(|(d, _)| d.list(&g).prefetch());
                         w.iter().for_each(|(d, _)| d.list(&g).prefetch_entry_block());
                     }
