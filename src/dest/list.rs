@@ -235,8 +235,8 @@ const INLINE: usize = 2;
 /// entry is the best route of every view it belongs to, so a lookup whose best route is
 /// first (nearly all: routes of most destinations share their views) reads it from the
 /// copy, in the snapshot's first bytes: `len`, `views`, `next_hops` and the first entry
-/// are 64 bytes, one cache line where the snapshot is placed in its destination (`Dest`'s
-/// layout assertion) or starts a block.
+/// are 56 bytes ([`LOOKUP_BYTES`]), within one cache line where the snapshot is placed in
+/// its destination (after the cell's word: `Dest`'s layout assertion) or starts a block.
 ///
 /// Until session 33 only one route was inline and two or more went to a block: a write
 /// to a destination of two routes read the block after the snapshot, a dependent cache
@@ -434,7 +434,7 @@ impl Touch for RouteList {
     }
 
     /// A snapshot's block starts a cache line: its forwarding copy and first entry (its
-    /// first 64 bytes, [`Entries`]) are then one line, as when it is placed.
+    /// first 56 bytes, [`LOOKUP_BYTES`]) are then in one line, as when it is placed.
     const BLOCK_ALIGN: usize = 64;
 
     /// A placed list holds a reference to its destination until its deferred move-out
@@ -454,8 +454,8 @@ impl Touch for RouteList {
         drop(DestPtr(owning_ptr(unsafe { Dest::of_slot(slot) })));
     }
 
-    /// The entries (a list of more than two routes: its entry block) belong to the other list of the
-    /// move ([`RouteList::moved`]): forgotten here, the rest dropped.
+    /// The entries (for more than two routes, their block) belong to the other list of
+    /// the move ([`RouteList::moved`]): forgotten here, the rest dropped.
     unsafe fn drop_moved(mut self) {
         core::mem::forget(core::mem::replace(&mut self.entries, Entries::NONE));
     }
@@ -557,7 +557,7 @@ impl RouteList {
     }
 
     /// Prefetches the line [`best_hops`](Self::best_hops) reads: the snapshot's first
-    /// 64 bytes, the forwarding copy and the first entry (one line when placed in its
+    /// 56 bytes, the forwarding copy and the first entry (in one line when placed in its
     /// destination or in its 64-aligned arena block).
     #[inline(always)]
     pub(crate) fn prefetch(&self) {

@@ -271,11 +271,11 @@ impl Dest {
     }
 
     /// Prefetches all three lines, for a writer: [`prefetch_all`](Self::prefetch_all)'s
-    /// and the third, where a placed snapshot keeps its second entry and generation.
+    /// and the last, where a placed snapshot keeps its second entry and generation.
     #[inline(always)]
     pub(crate) fn prefetch_for_write(&self) {
         self.prefetch_all();
-        prefetch((self as *const Self).cast::<u8>().wrapping_add(128));
+        prefetch((self as *const Self).cast::<u8>().wrapping_add(core::mem::size_of::<Self>() - 1));
     }
 
     /// A new reference to `self`, which the caller reaches through a reference it holds

@@ -548,7 +548,7 @@ fn block_new<T: Touch>(v: T) -> NonNull<T> {
 ///
 /// # Safety
 /// `p` came from `block_new::<T>`, is freed once, and is not used afterwards.
-unsafe fn block_drop<T: Touch>(p: *mut T) {
+pub(super) unsafe fn block_drop<T: Touch>(p: *mut T) {
     // SAFETY: forwarded from the caller: `p` holds a live `T` in a block of that layout.
     unsafe {
         core::ptr::drop_in_place(p);

@@ -30,7 +30,7 @@
 //!   block by freeing it), so a reader pinned before the replacement keeps using it.
 
 use super::epoch::Guard;
-use super::epoch_cell::{cas, retire_block};
+use super::epoch_cell::{block_drop, cas, retire_block};
 use super::{retire_with, AtomicU64, AtomicUsize, Counted, Ordering, Touch, TrackedCell};
 use core::marker::PhantomData;
 
@@ -97,7 +97,7 @@ impl<V> MaxSlot<V> {
             // before the guard `_g` (pinned when `w` was loaded) is released.
             return unsafe { &*((w & !FIRST) as *const V) };
         }
-        // SAFETY: any other non-zero word is a `Keyed<V>` block from `arena_new`, freed only
+        // SAFETY: any other non-zero word is a `Keyed<V>` block from `cas`, freed only
         // through `retire_block` (after `_g` is released) or the slot's drop.
         let k = unsafe { &*(w as *const Keyed<V>) };
         k.touch();
@@ -180,8 +180,8 @@ impl<V> Drop for MaxSlot<V> {
             drop(unsafe { Counted::from_value((w & !FIRST) as *const V) });
         } else if w != 0 {
             // SAFETY: as for `EpochCell`'s drop: no reader can reach the slot any more, and
-            // the block came from `arena_new::<Keyed<V>>`.
-            unsafe { super::arena_drop(w as *mut Keyed<V>) }
+            // the block came from `cas` (`block_new::<Keyed<V>>`).
+            unsafe { block_drop(w as *mut Keyed<V>) }
         }
     }
 }
