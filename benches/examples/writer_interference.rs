@@ -89,7 +89,6 @@ fn main() {
                             n += 1;
                         }
                     }
-                    // Pins only.
                     // A locked read-modify-write on a private line, in a loop: no epoch,
                     // no table.
                     "locked" => {
@@ -101,6 +100,7 @@ fn main() {
                             n += 1;
                         }
                     }
+                    // Pins only.
                     "pins" => {
                         while !stop.load(Ordering::Relaxed) {
                             let g = table.pin();
