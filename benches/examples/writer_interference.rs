@@ -13,6 +13,7 @@
 //! * `locked`: locked read-modify-writes of a private line in a loop (no epoch, no table);
 //! * `hotN` (`hot1`, `hot32`, `hot1024`, ...): batched lookups of the same N addresses,
 //!   a pin per batch (`hot1024` is criterion's `writer_with_reader` reader);
+//! * `twinN`: as `hotN` on a second instance loaded alike, which the writer never touches;
 //! * `all`: batched lookups of all 65,536 query addresses, a pin per batch;
 //! * `pins`: pins and nothing else (the epoch traffic alone).
 //!
@@ -42,12 +43,16 @@ fn main() {
     let extra: u32 = std::env::var("EXTRA").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     rtm_benches::add_feeds(&rtm, &v4, extra);
     let input = rtm_benches::ChurnInput::new(&v4);
+    // `twinN`: the same table loaded again as an instance of its own, which the writer
+    // never touches.
+    let twin = std::env::args().skip(1).any(|m| m.starts_with("twin")).then(|| rtm_benches::load_rtm(&v4));
     let random = std::env::var("RANDOM_INPUT").is_ok_and(|v| v == "1");
     for mode in modes {
         inst += 1;
         let writer = rtm.register(AddressFamily::Ipv4, EntityId::new(8, inst)).expect("fresh");
         let mut refs: Vec<Option<rtm::RouteRef>> = vec![None; v4.len()];
         let stop = AtomicBool::new(false);
+        let twin_table = twin.as_ref().map(|t| t.table(AddressFamily::Ipv4));
         let rate = std::thread::scope(|s| {
             let stop = &stop;
             let inside = &inside;
@@ -74,6 +79,24 @@ fn main() {
                             table.lookup_batch(&inside[..n_addr], ViewId::UNICAST, &g, |_, b| {
                                 black_box(b.map(|b| b.next_hops()[0].interface));
                             });
+                            n += 1;
+                        }
+                    }
+                    // As `hotN`, on the twin instance: only what the two instances share
+                    // (the process's epoch collector, allocators, interconnect) is common.
+                    twin if twin.strip_prefix("twin").is_some_and(|n| n.parse::<usize>().is_ok()) => {
+                        let n_addr: usize = twin[4..].parse().unwrap_or(32).clamp(1, inside.len());
+                        let other = twin_table.expect("loaded for twin modes");
+                        // `PIN_EVERY=k`: a pin per k addresses instead (a multiple of 32).
+                        let every: usize =
+                            std::env::var("PIN_EVERY").ok().and_then(|s| s.parse().ok()).unwrap_or(n_addr);
+                        while !stop.load(Ordering::Relaxed) {
+                            for c in inside[..n_addr].chunks(every.max(1)) {
+                                let g = other.pin();
+                                other.lookup_batch(c, ViewId::UNICAST, &g, |_, b| {
+                                    black_box(b.map(|b| b.next_hops()[0].interface));
+                                });
+                            }
                             n += 1;
                         }
                     }
